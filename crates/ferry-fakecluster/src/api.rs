@@ -1,0 +1,723 @@
+//! The HTTP face of the fake cluster: authentication, discovery, list/get/watch, delete,
+//! patch, server-side tables for kubectl, the fault switches under `/fake/`, and the hand-off
+//! of `pods/{name}/portforward` upgrades to the tunnel module.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+use tracing::{debug, info};
+
+use crate::cluster::{Change, Cluster, EventType, StoreError};
+use crate::faults::Faults;
+use crate::kind::Kind;
+use crate::portforward;
+use crate::selector::{FieldSelector, LabelSelector};
+
+/// Everything a request handler needs.
+pub(crate) struct App {
+    pub cluster: Arc<Cluster>,
+    /// The bearer token every request must carry.
+    pub token: String,
+    /// Added before every API response and portforward upgrade.
+    pub latency: Duration,
+    pub faults: Arc<Faults>,
+    /// `host:port` the server is reachable at, for `/api`'s address list.
+    pub server_addr: String,
+}
+
+/// A Kubernetes `Status` failure response.
+pub(crate) fn status(code: StatusCode, reason: &str, message: impl Into<String>, details: Option<Value>) -> Response {
+    let mut body = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message.into(),
+        "reason": reason,
+        "code": code.as_u16(),
+    });
+    if let Some(d) = details {
+        body["details"] = d;
+    }
+    (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+fn json_response(value: &Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+fn store_error(err: StoreError, kind: Option<Kind>) -> Response {
+    match err {
+        StoreError::NotFound { plural, ref name } => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            err.to_string(),
+            Some(json!({"name": name, "kind": plural, "group": kind.map(Kind::group).unwrap_or("")})),
+        ),
+        StoreError::Invalid(msg) => status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", msg, None),
+        StoreError::BadRequest(msg) => status(StatusCode::BAD_REQUEST, "BadRequest", msg, None),
+        StoreError::MethodNotAllowed(msg) => {
+            status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", msg, None)
+        }
+        StoreError::Expired { .. } => status(StatusCode::GONE, "Expired", err.to_string(), None),
+    }
+}
+
+fn authorized(app: &App, headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), app.token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Serves every request.
+pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    debug!(http.method = %method, http.path = %path, "request");
+    if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
+        return (StatusCode::OK, "ok").into_response();
+    }
+    if !authorized(&app, req.headers()) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized", None);
+    }
+    if let Some(rest) = path.strip_prefix("/fake/") {
+        return fake_endpoint(&app, &method, rest, req.uri().query());
+    }
+    if !app.latency.is_zero() {
+        tokio::time::sleep(app.latency).await;
+    }
+    if let Some(left) = app.faults.api_failing() {
+        return status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            format!("Internal error occurred: injected API failure ({}s left)", left.as_secs()),
+            None,
+        );
+    }
+    let segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    match segs.as_slice() {
+        ["version"] => json_response(&json!({
+            "major": "1", "minor": "33", "gitVersion": "v1.33.0-ferry-fake",
+            "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24.0", "compiler": "gc",
+            "platform": "linux/amd64", "emulationMajor": "1", "emulationMinor": "33",
+        })),
+        ["api"] => json_response(&json!({
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": app.server_addr}],
+        })),
+        ["api", "v1"] => json_response(&resource_list("v1")),
+        ["apis"] => json_response(&json!({
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [api_group("apps"), api_group("discovery.k8s.io")],
+        })),
+        ["apis", g] if matches!(*g, "apps" | "discovery.k8s.io") => {
+            let mut group = api_group(g);
+            group["kind"] = json!("APIGroup");
+            group["apiVersion"] = json!("v1");
+            json_response(&group)
+        }
+        ["apis", g, "v1"] if matches!(*g, "apps" | "discovery.k8s.io") => {
+            json_response(&resource_list(&format!("{g}/v1")))
+        }
+        ["api", "v1", rest @ ..] => resource(&app, "", rest, req).await,
+        ["apis", g, "v1", rest @ ..] => {
+            let g = g.to_string();
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+            resource(&app, &g, &rest, req).await
+        }
+        _ => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource",
+            Some(json!({})),
+        ),
+    }
+}
+
+fn api_group(name: &str) -> Value {
+    let gv = format!("{name}/v1");
+    json!({
+        "name": name,
+        "versions": [{"groupVersion": gv, "version": "v1"}],
+        "preferredVersion": {"groupVersion": gv, "version": "v1"},
+    })
+}
+
+fn resource_list(group_version: &str) -> Value {
+    let mut resources = Vec::new();
+    for kind in Kind::ALL.into_iter().filter(|k| k.api_version() == group_version) {
+        let mut verbs = vec!["get", "list", "watch", "patch"];
+        if kind == Kind::Pod {
+            verbs.push("delete");
+        }
+        let mut r = json!({
+            "name": kind.plural(),
+            "singularName": kind.singular(),
+            "namespaced": kind.namespaced(),
+            "kind": kind.name(),
+            "verbs": verbs,
+        });
+        if !kind.short_names().is_empty() {
+            r["shortNames"] = json!(kind.short_names());
+        }
+        if kind.in_category_all() {
+            r["categories"] = json!(["all"]);
+        }
+        resources.push(r);
+        if kind == Kind::Pod {
+            resources.push(json!({
+                "name": "pods/portforward", "singularName": "", "namespaced": true,
+                "kind": "PodPortForwardOptions", "verbs": ["create", "get"],
+            }));
+        }
+    }
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    })
+}
+
+/// Query parameters the API layer understands.
+#[derive(Default)]
+struct ListParams {
+    watch: bool,
+    label: LabelSelector,
+    field: FieldSelector,
+    resource_version: Option<u64>,
+    timeout: Option<Duration>,
+    send_initial_events: bool,
+    include_object: String,
+}
+
+fn parse_params(uri: &http::Uri) -> Result<ListParams, Response> {
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map_err(|e| status(StatusCode::BAD_REQUEST, "BadRequest", e.body_text(), None))?;
+    let mut p = ListParams::default();
+    for (k, v) in pairs {
+        let bad = |m: String| status(StatusCode::BAD_REQUEST, "BadRequest", m, None);
+        match k.as_str() {
+            "watch" => p.watch = v == "1" || v == "true",
+            "labelSelector" => p.label = LabelSelector::parse(&v).map_err(bad)?,
+            "fieldSelector" => p.field = FieldSelector::parse(&v).map_err(bad)?,
+            "resourceVersion" if !v.is_empty() => {
+                let rv: u64 = v
+                    .parse()
+                    .map_err(|_| bad(format!("resourceVersion: Invalid value: \"{v}\": must be a number")))?;
+                // "0" means "any version": start from the current state.
+                p.resource_version = (rv != 0).then_some(rv);
+            }
+            "timeoutSeconds" => {
+                let s: u64 = v
+                    .parse()
+                    .map_err(|_| bad(format!("timeoutSeconds: Invalid value: \"{v}\"")))?;
+                p.timeout = Some(Duration::from_secs(s));
+            }
+            "sendInitialEvents" => p.send_initial_events = v == "true",
+            "includeObject" => p.include_object = v,
+            _ => {}
+        }
+    }
+    Ok(p)
+}
+
+async fn resource(app: &Arc<App>, group: &str, rest: &[&str], req: Request) -> Response {
+    // Shapes: [plural], [plural, name], [namespaces, ns, plural], [namespaces, ns, plural, name(, sub)].
+    let (namespace, plural, name, sub) = match rest {
+        [plural] => (None, *plural, None, None),
+        ["namespaces", ns, plural] => (Some(*ns), *plural, None, None),
+        ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name), None),
+        ["namespaces", ns, plural, name, sub] => (Some(*ns), *plural, Some(*name), Some(*sub)),
+        [plural, name] => (None, *plural, Some(*name), None),
+        _ => return status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource", Some(json!({}))),
+    };
+    let Some(kind) = Kind::from_path(group, plural) else {
+        return status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource", Some(json!({})));
+    };
+    if name.is_some() && kind.namespaced() != namespace.is_some() {
+        return status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource", Some(json!({})));
+    }
+    let method = req.method().clone();
+    match (sub, name) {
+        (Some("portforward"), Some(pod)) if kind == Kind::Pod => {
+            let namespace = namespace.unwrap_or_default().to_string();
+            let pod = pod.to_string();
+            portforward_upgrade(app, &namespace, &pod, req).await
+        }
+        (Some("status"), Some(name)) if method == Method::GET => {
+            match app.cluster.get(kind, namespace.unwrap_or(""), name) {
+                Ok(obj) => json_response(&obj),
+                Err(e) => store_error(e, Some(kind)),
+            }
+        }
+        (Some(_), _) => status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource", Some(json!({}))),
+        (None, None) => match method {
+            Method::GET => list_or_watch(app, kind, namespace, &req),
+            _ => status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                format!("the fake cluster does not support {method} on the {} collection", kind.plural()),
+                None,
+            ),
+        },
+        (None, Some(name)) => {
+            let ns = namespace.unwrap_or("");
+            match method {
+                Method::GET => match app.cluster.get(kind, ns, name) {
+                    Ok(obj) => {
+                        if wants_table(req.headers()) {
+                            let params = parse_params(req.uri()).unwrap_or_default();
+                            json_response(&table(kind, &[obj], app.cluster.resource_version(), &params.include_object))
+                        } else {
+                            json_response(&obj)
+                        }
+                    }
+                    Err(e) => store_error(e, Some(kind)),
+                },
+                Method::DELETE if kind == Kind::Pod => match app.cluster.delete_pod(ns, name) {
+                    Ok(obj) => json_response(&obj),
+                    Err(e) => store_error(e, Some(kind)),
+                },
+                Method::PATCH => {
+                    let content_type = req
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let body = match axum::body::to_bytes(req.into_body(), 1 << 20).await {
+                        Ok(b) => b,
+                        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", format!("reading the patch failed: {e}"), None),
+                    };
+                    match app.cluster.patch(kind, ns, name, &content_type, &body) {
+                        Ok(obj) => {
+                            info!(kind = kind.name(), namespace = ns, name, "patched");
+                            json_response(&obj)
+                        }
+                        Err(e) => store_error(e, Some(kind)),
+                    }
+                }
+                other => status(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "MethodNotAllowed",
+                    format!("the fake cluster does not support {other} on {}", kind.plural()),
+                    None,
+                ),
+            }
+        }
+    }
+}
+
+fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=Table"))
+}
+
+/// Removes `kind` and `apiVersion`, which a real server leaves out of list items.
+fn list_item(obj: &Value) -> Value {
+    let mut item = obj.clone();
+    if let Some(m) = item.as_object_mut() {
+        m.remove("kind");
+        m.remove("apiVersion");
+    }
+    item
+}
+
+fn list_or_watch(app: &Arc<App>, kind: Kind, namespace: Option<&str>, req: &Request) -> Response {
+    let params = match parse_params(req.uri()) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    if params.watch {
+        return watch(app, kind, namespace.map(str::to_string), params);
+    }
+    let (rv, items) = app.cluster.list(kind, namespace);
+    let items: Vec<Arc<Value>> = items
+        .into_iter()
+        .filter(|o| params.label.matches(o) && params.field.matches(o))
+        .collect();
+    if wants_table(req.headers()) {
+        return json_response(&table(kind, &items, rv, &params.include_object));
+    }
+    json_response(&json!({
+        "kind": format!("{}List", kind.name()),
+        "apiVersion": kind.api_version(),
+        "metadata": {"resourceVersion": rv.to_string()},
+        "items": items.iter().map(|o| list_item(o)).collect::<Vec<_>>(),
+    }))
+}
+
+fn watch(app: &Arc<App>, kind: Kind, namespace: Option<String>, params: ListParams) -> Response {
+    let initial = params.resource_version.is_none() || params.send_initial_events;
+    let (backlog, rx, rv_now) = match app.cluster.watch_from(kind, params.resource_version, initial) {
+        Ok(v) => v,
+        Err(e @ StoreError::Expired { .. }) => {
+            // A real server reports an expired version as an ERROR event on a 200 stream.
+            let line = json!({
+                "type": "ERROR",
+                "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                           "message": e.to_string(), "reason": "Expired", "code": 410},
+            });
+            return watch_body(futures::stream::once(async move { Ok::<_, std::convert::Infallible>(Bytes::from(format!("{line}\n"))) }));
+        }
+        Err(e) => return store_error(e, Some(kind)),
+    };
+    let (tx, mut out) = mpsc::channel::<Bytes>(64);
+    let send_bookmark = params.send_initial_events;
+    let timeout = params.timeout.unwrap_or(Duration::from_secs(1800));
+    tokio::spawn(async move {
+        let filter = WatchFilter { namespace, label: params.label, field: params.field };
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut rx = rx;
+        for change in backlog {
+            if let Some(line) = filter.event_line(&change) {
+                if tx.send(line).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if send_bookmark {
+            let line = json!({
+                "type": "BOOKMARK",
+                "object": {
+                    "kind": kind.name(), "apiVersion": kind.api_version(),
+                    "metadata": {"resourceVersion": rv_now.to_string(),
+                                 "annotations": {"k8s.io/initial-events-end": "true"}},
+                },
+            });
+            if tx.send(Bytes::from(format!("{line}\n"))).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            tokio::select! {
+                () = &mut deadline => return,
+                () = tx.closed() => return,
+                msg = rx.recv() => match msg {
+                    Ok(change) if change.kind == kind && change.rv > rv_now => {
+                        if let Some(line) = filter.event_line(&change) {
+                            if tx.send(line).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    // A watcher that falls behind is closed; the client resumes from the
+                    // last version it saw, which the history still holds.
+                    Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| out.poll_recv(cx).map(|o| o.map(Ok::<_, std::convert::Infallible>)));
+    watch_body(stream)
+}
+
+fn watch_body<S>(stream: S) -> Response
+where
+    S: futures::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
+{
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp
+}
+
+struct WatchFilter {
+    namespace: Option<String>,
+    label: LabelSelector,
+    field: FieldSelector,
+}
+
+impl WatchFilter {
+    fn matches(&self, obj: &Value) -> bool {
+        self.label.matches(obj) && self.field.matches(obj)
+    }
+
+    /// The event line for a change, translating selector transitions into ADDED/DELETED
+    /// as a real API server's watch cache does.
+    fn event_line(&self, change: &Change) -> Option<Bytes> {
+        if let Some(ns) = &self.namespace {
+            if &change.namespace != ns {
+                return None;
+            }
+        }
+        let now = self.matches(&change.object);
+        let before = change.old.as_deref().is_some_and(|o| self.matches(o));
+        let ty = match change.ty {
+            EventType::Added if now => EventType::Added,
+            EventType::Deleted if before || now => EventType::Deleted,
+            EventType::Modified => match (before, now) {
+                (true, true) => EventType::Modified,
+                (false, true) => EventType::Added,
+                (true, false) => EventType::Deleted,
+                (false, false) => return None,
+            },
+            _ => return None,
+        };
+        let line = json!({"type": ty.as_str(), "object": &*change.object});
+        Some(Bytes::from(format!("{line}\n")))
+    }
+}
+
+async fn portforward_upgrade(app: &Arc<App>, namespace: &str, pod: &str, req: Request) -> Response {
+    // Like a real API server, look the pod up before upgrading.
+    if let Err(e) = app.cluster.get(Kind::Pod, namespace, pod) {
+        return store_error(e, Some(Kind::Pod));
+    }
+    if let Some(left) = app.faults.portforward_refused() {
+        return status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            format!("error dialing backend: injected portforward refusal ({}s left)", left.as_secs()),
+            None,
+        );
+    }
+    let ports = match portforward::parse_ports(req.uri().query().unwrap_or("")) {
+        Ok(p) => p,
+        Err(msg) => return status(StatusCode::BAD_REQUEST, "BadRequest", msg, None),
+    };
+    let (mut parts, _body) = req.into_parts();
+    let offered: Vec<String> = parts
+        .headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_string()))
+        .collect();
+    let is_spdy = parts
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("spdy"));
+    if is_spdy {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "the fake cluster serves port-forwarding over WebSocket (v4.channel.k8s.io) only; SPDY is not supported",
+            None,
+        );
+    }
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(ws) => ws,
+        Err(_) => {
+            return status(StatusCode::BAD_REQUEST, "BadRequest", "Upgrade request required", None);
+        }
+    };
+    let ws = ws.protocols(portforward::PROTOCOLS);
+    if ws.selected_protocol().is_none() && !offered.is_empty() {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!(
+                "unable to upgrade connection: none of the requested subprotocols {offered:?} is supported; use v4.channel.k8s.io"
+            ),
+            None,
+        );
+    }
+    let session = portforward::Session {
+        cluster: app.cluster.clone(),
+        namespace: namespace.to_string(),
+        pod: pod.to_string(),
+        ports,
+        faults: app.faults.clone(),
+        drop_all: app.faults.tunnel_token(),
+    };
+    ws.write_buffer_size(0)
+        .max_message_size(16 << 20)
+        .on_upgrade(move |socket| session.run(socket))
+}
+
+fn fake_endpoint(app: &App, method: &Method, rest: &str, query: Option<&str>) -> Response {
+    let seconds = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("seconds="))
+        .map(str::parse::<u64>);
+    let secs = || match seconds {
+        Some(Ok(s)) => Ok(Duration::from_secs(s)),
+        Some(Err(_)) => Err(status(StatusCode::BAD_REQUEST, "BadRequest", "seconds: expected a whole number of seconds", None)),
+        None => Err(status(StatusCode::BAD_REQUEST, "BadRequest", "seconds: required, e.g. ?seconds=10", None)),
+    };
+    match (method, rest) {
+        (&Method::GET, "backends") => json_response(&json!(app.cluster.backends())),
+        (&Method::POST, "faults/drop-tunnels") => {
+            let n = app.faults.drop_tunnels();
+            json_response(&json!({"dropped": n}))
+        }
+        (&Method::POST, "faults/refuse-portforward") => match secs() {
+            Ok(d) => {
+                app.faults.refuse_portforward(d);
+                json_response(&json!({"refusing_for_seconds": d.as_secs()}))
+            }
+            Err(r) => r,
+        },
+        (&Method::POST, "faults/fail-api") => match secs() {
+            Ok(d) => {
+                app.faults.fail_api(d);
+                json_response(&json!({"failing_for_seconds": d.as_secs()}))
+            }
+            Err(r) => r,
+        },
+        (&Method::POST, "faults/clear") => {
+            app.faults.clear();
+            json_response(&json!({"cleared": true}))
+        }
+        _ => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "unknown fault endpoint; POST faults/drop-tunnels, faults/refuse-portforward?seconds=N, faults/fail-api?seconds=N, faults/clear or GET backends",
+            None,
+        ),
+    }
+}
+
+// === server-side tables, as kubectl asks for them ===
+
+fn age(obj: &Value) -> String {
+    let Some(created) = obj["metadata"]["creationTimestamp"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    else {
+        return "<unknown>".into();
+    };
+    let secs = (chrono::Utc::now() - created.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 => format!("{}m{}s", s / 60, s % 60),
+        s if s < 3 * 3600 => format!("{}m", s / 60),
+        s if s < 48 * 3600 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+fn col(name: &str, ty: &str, priority: u8) -> Value {
+    json!({"name": name, "type": ty, "format": if name == "Name" { "name" } else { "" }, "description": name, "priority": priority})
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn table(kind: Kind, items: &[Arc<Value>], rv: u64, include_object: &str) -> Value {
+    let columns: Vec<Value> = match kind {
+        Kind::Namespace => vec![col("Name", "string", 0), col("Status", "string", 0), col("Age", "string", 0)],
+        Kind::Pod => vec![
+            col("Name", "string", 0), col("Ready", "string", 0), col("Status", "string", 0),
+            col("Restarts", "string", 0), col("Age", "string", 0), col("IP", "string", 1), col("Node", "string", 1),
+        ],
+        Kind::Service => vec![
+            col("Name", "string", 0), col("Type", "string", 0), col("Cluster-IP", "string", 0),
+            col("External-IP", "string", 0), col("Port(s)", "string", 0), col("Age", "string", 0), col("Selector", "string", 1),
+        ],
+        Kind::Deployment => vec![
+            col("Name", "string", 0), col("Ready", "string", 0), col("Up-to-date", "integer", 0),
+            col("Available", "integer", 0), col("Age", "string", 0),
+        ],
+        Kind::StatefulSet => vec![col("Name", "string", 0), col("Ready", "string", 0), col("Age", "string", 0)],
+        Kind::ReplicaSet => vec![
+            col("Name", "string", 0), col("Desired", "integer", 0), col("Current", "integer", 0),
+            col("Ready", "integer", 0), col("Age", "string", 0),
+        ],
+        Kind::EndpointSlice => vec![
+            col("Name", "string", 0), col("AddressType", "string", 0), col("Ports", "string", 0),
+            col("Endpoints", "string", 0), col("Age", "string", 0),
+        ],
+    };
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| {
+            let name = o["metadata"]["name"].clone();
+            let cells = match kind {
+                Kind::Namespace => json!([name, o["status"]["phase"], age(o)]),
+                Kind::Pod => {
+                    let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
+                    let ready = o["status"]["containerStatuses"]
+                        .as_array()
+                        .map_or(0, |cs| cs.iter().filter(|c| c["ready"] == true).count());
+                    let reason = o["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                        .as_str()
+                        .or(o["status"]["phase"].as_str())
+                        .unwrap_or("Unknown")
+                        .to_string();
+                    let restarts = o["status"]["containerStatuses"][0]["restartCount"].as_u64().unwrap_or(0);
+                    json!([name, format!("{ready}/{total}"), reason, restarts, age(o),
+                           o["status"]["podIP"].as_str().unwrap_or("<none>"), o["spec"]["nodeName"]])
+                }
+                Kind::Service => {
+                    let ports = o["spec"]["ports"].as_array().map(|ps| {
+                        ps.iter().map(|p| format!("{}/{}", n(&p["port"]), p["protocol"].as_str().unwrap_or("TCP"))).collect::<Vec<_>>().join(",")
+                    }).unwrap_or_default();
+                    let selector = o["spec"]["selector"].as_object().map(|m| {
+                        m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")
+                    }).unwrap_or_else(|| "<none>".into());
+                    json!([name, o["spec"]["type"], o["spec"]["clusterIP"], "<none>", ports, age(o), selector])
+                }
+                Kind::Deployment => json!([
+                    name, format!("{}/{}", n(&o["status"]["readyReplicas"]), n(&o["spec"]["replicas"])),
+                    n(&o["status"]["updatedReplicas"]), n(&o["status"]["availableReplicas"]), age(o)
+                ]),
+                Kind::StatefulSet => json!([
+                    name, format!("{}/{}", n(&o["status"]["readyReplicas"]), n(&o["spec"]["replicas"])), age(o)
+                ]),
+                Kind::ReplicaSet => json!([
+                    name, n(&o["spec"]["replicas"]), n(&o["status"]["replicas"]), n(&o["status"]["readyReplicas"]), age(o)
+                ]),
+                Kind::EndpointSlice => {
+                    let ports = o["ports"].as_array().map(|ps| ps.iter().map(|p| n(&p["port"]).to_string()).collect::<Vec<_>>().join(",")).filter(|s| !s.is_empty()).unwrap_or_else(|| "<unset>".into());
+                    let eps = o["endpoints"].as_array().map(|es| es.iter().filter_map(|e| e["addresses"][0].as_str().map(str::to_string)).collect::<Vec<_>>().join(",")).filter(|s| !s.is_empty()).unwrap_or_else(|| "<none>".into());
+                    json!([name, o["addressType"], ports, eps, age(o)])
+                }
+            };
+            let object = match include_object {
+                "None" => Value::Null,
+                "Object" => (**o).clone(),
+                _ => json!({
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": o["metadata"],
+                }),
+            };
+            let mut row = json!({"cells": cells});
+            if !object.is_null() {
+                row["object"] = object;
+            }
+            row
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv.to_string()},
+        "columnDefinitions": columns,
+        "rows": rows,
+    })
+}

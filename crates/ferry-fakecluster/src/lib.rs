@@ -1,0 +1,349 @@
+//! A fake Kubernetes API server for Ferry's tests, benchmarks and demo mode.
+//!
+//! It speaks the real wire protocols, so that real clients (kubectl, the Python client,
+//! kube-rs) work against it unchanged for what Ferry uses: HTTPS with its own CA and
+//! bearer-token auth, discovery, list/get/watch of namespaces, pods, services,
+//! endpointslices, deployments, statefulsets and replicasets, pod deletion with
+//! controller-style replacement, metadata patches, and the `pods/portforward` subresource
+//! over WebSocket. Pods are backed by small in-process servers whose behaviour can be
+//! switched at run time with the `fake.ferry.dev/behavior` annotation.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ferry_fakecluster::StartError> {
+//! use ferry_fakecluster::{FakeCluster, Options};
+//! let fake = FakeCluster::start(Options::default()).await?;
+//! fake.write_kubeconfig(std::path::Path::new("/tmp/kubeconfig"))?;
+//! println!("serving at {}", fake.url());
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod api;
+mod backend;
+pub mod cluster;
+mod faults;
+pub mod kind;
+mod portforward;
+pub mod scenario;
+pub mod selector;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use base64::Engine;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, debug_span, info};
+
+pub use cluster::{BEHAVIOR_ANNOTATION, BackendInfo, Cluster, StoreError};
+pub use faults::Faults;
+pub use scenario::{Behavior, Scenario, ScenarioError};
+
+/// How to start a fake cluster.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Options {
+    /// The objects to start with. Default: the built-in `demo` scenario.
+    pub scenario: Scenario,
+    /// Where to listen. Default: `127.0.0.1:0` (a port chosen by the OS).
+    pub listen: SocketAddr,
+    /// The context, cluster and user name in the kubeconfig. Default: `ferry-fake`.
+    pub context_name: String,
+    /// Delay added to every API response and portforward upgrade. Default: none.
+    pub latency: Duration,
+    /// The bearer token clients must send. Default: a random one.
+    pub token: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            scenario: Scenario::demo(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            context_name: "ferry-fake".into(),
+            latency: Duration::ZERO,
+            token: None,
+        }
+    }
+}
+
+impl Options {
+    /// Uses `scenario` instead of the demo.
+    pub fn scenario(mut self, scenario: Scenario) -> Self {
+        self.scenario = scenario;
+        self
+    }
+
+    /// Adds `latency` to every API response and portforward upgrade.
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Names the kubeconfig context.
+    pub fn context_name(mut self, name: impl Into<String>) -> Self {
+        self.context_name = name.into();
+        self
+    }
+
+    /// Listens on `addr`.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+}
+
+/// Why the fake cluster could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("the context name `{0}` is not usable; use letters, digits, '-', '_' or '.'")]
+    ContextName(String),
+    #[error("the fake cluster listens on loopback only; {0} is not a loopback address")]
+    NotLoopback(SocketAddr),
+    #[error("could not listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("could not write the kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running fake cluster. Dropping it stops the server, its pods and their tunnels.
+pub struct FakeCluster {
+    url: String,
+    addr: SocketAddr,
+    token: String,
+    ca_pem: String,
+    context_name: String,
+    cluster: Arc<Cluster>,
+    faults: Arc<Faults>,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for FakeCluster {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl FakeCluster {
+    /// Starts serving. Returns once the server accepts connections.
+    pub async fn start(opts: Options) -> Result<Self, StartError> {
+        let context_ok = !opts.context_name.is_empty()
+            && opts
+                .context_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !context_ok {
+            return Err(StartError::ContextName(opts.context_name));
+        }
+        if !opts.listen.ip().is_loopback() {
+            return Err(StartError::NotLoopback(opts.listen));
+        }
+        opts.scenario.validate()?;
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .map_err(|source| StartError::Listen { addr: opts.listen, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Listen { addr: opts.listen, source })?;
+        let certs = tls::Certificates::generate(Some(addr.ip()))?;
+        let token = opts.token.clone().unwrap_or_else(random_token);
+        let shutdown = CancellationToken::new();
+        let cluster = Cluster::new(&opts.scenario, shutdown.child_token());
+        let faults = Arc::new(Faults::default());
+        let host = match addr {
+            SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        };
+        let app = Arc::new(api::App {
+            cluster: cluster.clone(),
+            token: token.clone(),
+            latency: opts.latency,
+            faults: faults.clone(),
+            server_addr: host.clone(),
+        });
+        let router = Router::new().fallback(api::dispatch).with_state(app);
+        let acceptor = TlsAcceptor::from(certs.server_config.clone());
+        let task = tokio::spawn(
+            serve(listener, acceptor, router, shutdown.clone())
+                .instrument(debug_span!("fakecluster", server.addr = %addr)),
+        );
+        info!(server.addr = %addr, "fake cluster serving");
+        Ok(Self {
+            url: format!("https://{host}"),
+            addr,
+            token,
+            ca_pem: certs.ca_pem,
+            context_name: opts.context_name,
+            cluster,
+            faults,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    /// The server URL, `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bearer token clients must send.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The CA certificate (PEM) that signed the server certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The kubeconfig context name.
+    pub fn context_name(&self) -> &str {
+        &self.context_name
+    }
+
+    /// The cluster's state, to inspect and change it (delete pods, switch behaviours…).
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// The fault switches.
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.faults
+    }
+
+    /// A kubeconfig for this cluster: server URL, CA data and bearer token.
+    pub fn kubeconfig_yaml(&self) -> String {
+        let ca = base64::engine::general_purpose::STANDARD.encode(self.ca_pem.as_bytes());
+        let name = &self.context_name;
+        format!(
+            "apiVersion: v1\n\
+             kind: Config\n\
+             clusters:\n\
+             - name: {name}\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\n\
+             users:\n\
+             - name: {name}\n  user:\n    token: {token}\n\
+             contexts:\n\
+             - name: {name}\n  context:\n    cluster: {name}\n    user: {name}\n\
+             current-context: {name}\n\
+             preferences: {{}}\n",
+            url = self.url,
+            token = self.token,
+        )
+    }
+
+    /// Writes the kubeconfig to `path` atomically, readable by the owner only.
+    pub fn write_kubeconfig(&self, path: &Path) -> Result<(), StartError> {
+        let err = |source| StartError::Kubeconfig {
+            path: path.display().to_string(),
+            source,
+        };
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("kubeconfig"),
+            std::process::id()
+        ));
+        std::fs::write(&tmp, self.kubeconfig_yaml()).map_err(err)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+        }
+        std::fs::rename(&tmp, path).map_err(err)
+    }
+
+    /// Stops serving and waits (up to five seconds) for connections to end.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+}
+
+fn random_token() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..32).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect()
+}
+
+async fn serve(listener: TcpListener, acceptor: TlsAcceptor, router: Router, shutdown: CancellationToken) {
+    let tracker = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(v) => v,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                debug!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(
+            async move {
+                let tls = match acceptor.accept(tcp).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                };
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let conn = builder.serve_connection_with_upgrades(
+                    TokioIo::new(tls),
+                    TowerToHyperService::new(router),
+                );
+                tokio::select! {
+                    res = conn => if let Err(e) = res {
+                        debug!(error = %e, "connection ended with an error");
+                    },
+                    () = shutdown.cancelled() => {}
+                }
+            }
+            .instrument(debug_span!("conn", client.addr = %peer)),
+        );
+    }
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+}
