@@ -44,9 +44,10 @@ impl Faults {
     /// Drops every open tunnel now, without a WebSocket close, like a broken connection.
     /// Returns how many were open.
     pub fn drop_tunnels(&self) -> usize {
+        let open = self.open_tunnels.load(Ordering::SeqCst);
         let old = std::mem::take(&mut self.state.lock().tunnels);
         old.cancel();
-        self.open_tunnels.load(Ordering::SeqCst)
+        open
     }
 
     /// Refuses portforward upgrades with a 500 for `d`.
