@@ -23,7 +23,11 @@ impl Fixture {
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("kubeconfig");
         fake.write_kubeconfig(&kubeconfig)?;
-        let fixture = Self { fake, dir, kubeconfig };
+        let fixture = Self {
+            fake,
+            dir,
+            kubeconfig,
+        };
         fixture.wait_all_ready().await?;
         Ok(fixture)
     }
@@ -38,7 +42,8 @@ impl Fixture {
         let cluster = self.fake.cluster().clone();
         eventually(Duration::from_secs(10), "all pods ready", move || {
             let (_, pods) = cluster.list(ferry_fakecluster::kind::Kind::Pod, None);
-            pods.iter().all(|p| ferry_fakecluster::cluster::pod_is_ready(p))
+            pods.iter()
+                .all(|p| ferry_fakecluster::cluster::pod_is_ready(p))
         })
         .await
     }
@@ -75,9 +80,11 @@ impl Fixture {
 /// Builds a kube-rs client from a kubeconfig file, without touching the environment.
 pub async fn client_from(path: &Path) -> anyhow::Result<kube::Client> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-            .await?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
     Ok(kube::Client::try_from(config)?)
 }
 

@@ -17,9 +17,16 @@ use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Sends `data` through a tunnel to an echo port and reads it all back.
-async fn echo_round_trip(pods: &Api<Pod>, pod: &str, port: u16, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+async fn echo_round_trip(
+    pods: &Api<Pod>,
+    pod: &str,
+    port: u16,
+    data: &[u8],
+) -> anyhow::Result<Vec<u8>> {
     let mut pf = pods.portforward(pod, &[port]).await?;
-    let stream = pf.take_stream(port).ok_or_else(|| anyhow::anyhow!("no stream for {port}"))?;
+    let stream = pf
+        .take_stream(port)
+        .ok_or_else(|| anyhow::anyhow!("no stream for {port}"))?;
     let (mut r, mut w) = tokio::io::split(stream);
     let len = data.len();
     let reader = tokio::spawn(async move {
@@ -65,14 +72,19 @@ async fn fifty_concurrent_tunnels_each_get_their_own_data() -> anyhow::Result<()
         let pods = pods.clone();
         let pod = echo_pods[i % echo_pods.len()].clone();
         async move {
-            let data: Vec<u8> = format!("tunnel {i} says hello;").repeat(2000 + i).into_bytes();
+            let data: Vec<u8> = format!("tunnel {i} says hello;")
+                .repeat(2000 + i)
+                .into_bytes();
             let got = echo_round_trip(&pods, &pod, 9000, &data).await?;
             anyhow::ensure!(got == data, "tunnel {i} to {pod} got someone else's bytes");
             Ok(())
         }
     });
     futures::future::try_join_all(tasks).await?;
-    eventually(Duration::from_secs(5), "every tunnel to close", || fx.fake.faults().open_tunnels() == 0).await?;
+    eventually(Duration::from_secs(5), "every tunnel to close", || {
+        fx.fake.faults().open_tunnels() == 0
+    })
+    .await?;
     Ok(())
 }
 
@@ -100,17 +112,27 @@ async fn portforward_to_a_missing_pod_is_404() -> anyhow::Result<()> {
 async fn refused_port_is_reported_on_the_error_channel_like_kubelet() -> anyhow::Result<()> {
     let fx = Fixture::demo().await?;
     let pods: Api<Pod> = Api::namespaced(fx.client().await?, "demo");
-    fx.fake.cluster().set_behavior("demo", "solo", &Behavior::Refuse)?;
+    fx.fake
+        .cluster()
+        .set_behavior("demo", "solo", &Behavior::Refuse)?;
     let mut pf = pods.portforward("solo", &[9000]).await?;
-    let err = pf.take_error(9000).ok_or_else(|| anyhow::anyhow!("no error channel"))?;
-    let message = tokio::time::timeout(Duration::from_secs(5), err).await?.ok_or_else(|| anyhow::anyhow!("no error message"))?;
+    let err = pf
+        .take_error(9000)
+        .ok_or_else(|| anyhow::anyhow!("no error channel"))?;
+    let message = tokio::time::timeout(Duration::from_secs(5), err)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no error message"))?;
     assert!(message.contains("error forwarding port 9000"), "{message}");
     assert!(message.contains("connection refused"), "{message}");
 
     // A port the pod does not serve is refused the same way.
     let mut pf = pods.portforward("db-0", &[1234]).await?;
-    let err = pf.take_error(1234).ok_or_else(|| anyhow::anyhow!("no error channel"))?;
-    let message = tokio::time::timeout(Duration::from_secs(5), err).await?.unwrap_or_default();
+    let err = pf
+        .take_error(1234)
+        .ok_or_else(|| anyhow::anyhow!("no error channel"))?;
+    let message = tokio::time::timeout(Duration::from_secs(5), err)
+        .await?
+        .unwrap_or_default();
     assert!(message.contains("connection refused"), "{message}");
     Ok(())
 }
@@ -128,7 +150,8 @@ async fn http_behaviour_answers_through_a_tunnel() -> anyhow::Result<()> {
         .next()
         .and_then(|p| p.metadata.name)
         .ok_or_else(|| anyhow::anyhow!("no web pod"))?;
-    let request = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n");
+    let request =
+        |path: &str| format!("GET {path} HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n");
     for (path, expect_status, expect_body) in [
         ("/", "200", Some(format!("hello from {web}"))),
         ("/healthz", "200", Some("ok".to_string())),
@@ -136,21 +159,32 @@ async fn http_behaviour_answers_through_a_tunnel() -> anyhow::Result<()> {
         ("/nope", "404", None),
     ] {
         let mut pf = pods.portforward(&web, &[8080]).await?;
-        let mut s = pf.take_stream(8080).ok_or_else(|| anyhow::anyhow!("no stream"))?;
+        let mut s = pf
+            .take_stream(8080)
+            .ok_or_else(|| anyhow::anyhow!("no stream"))?;
         s.write_all(request(path).as_bytes()).await?;
         let mut text = String::new();
         tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut text)).await??;
-        assert!(text.starts_with(&format!("HTTP/1.1 {expect_status}")), "{path}: {text}");
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {expect_status}")),
+            "{path}: {text}"
+        );
         if let Some(body) = expect_body {
             assert!(text.contains(&body), "{path}: {text}");
         }
     }
     let mut pf = pods.portforward(&web, &[8080]).await?;
-    let mut s = pf.take_stream(8080).ok_or_else(|| anyhow::anyhow!("no stream"))?;
+    let mut s = pf
+        .take_stream(8080)
+        .ok_or_else(|| anyhow::anyhow!("no stream"))?;
     s.write_all(request("/bytes?n=3000000").as_bytes()).await?;
     let mut all = Vec::new();
     tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut all)).await??;
-    let head_end = all.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| anyhow::anyhow!("no header end"))? + 4;
+    let head_end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("no header end"))?
+        + 4;
     assert_eq!(all.len() - head_end, 3_000_000);
     Ok(())
 }
@@ -170,10 +204,15 @@ async fn typed_objects_deserialize_and_endpoint_slices_follow_readiness() -> any
     let db = svcs.get("db").await?;
     let port = db.spec.and_then(|s| s.ports).unwrap_or_default();
     assert_eq!(port[0].port, 5432);
-    assert_eq!(port[0].target_port, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("pg".into())));
+    assert_eq!(
+        port[0].target_port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("pg".into()))
+    );
     let all_pods: Api<Pod> = Api::all(client.clone());
     assert_eq!(all_pods.list(&ListParams::default()).await?.items.len(), 5);
-    let by_name = all_pods.list(&ListParams::default().fields("metadata.name=solo")).await?;
+    let by_name = all_pods
+        .list(&ListParams::default().fields("metadata.name=solo"))
+        .await?;
     assert_eq!(by_name.items.len(), 1);
 
     let slices: Api<EndpointSlice> = Api::namespaced(client, "demo");
@@ -193,7 +232,9 @@ async fn typed_objects_deserialize_and_endpoint_slices_follow_readiness() -> any
         .and_then(|p| p["metadata"]["name"].as_str())
         .ok_or_else(|| anyhow::anyhow!("no echo pod"))?
         .to_string();
-    fx.fake.cluster().set_pod_ready("demo", &first_echo, false)?;
+    fx.fake
+        .cluster()
+        .set_pod_ready("demo", &first_echo, false)?;
     assert_eq!(ready_count(slices.list(&lp).await?.items), 1);
     fx.fake.cluster().set_pod_ready("demo", &first_echo, true)?;
     assert_eq!(ready_count(slices.list(&lp).await?.items), 2);
@@ -247,7 +288,9 @@ async fn deleting_a_pod_ends_its_tunnels() -> anyhow::Result<()> {
     let fx = Fixture::demo().await?;
     let pods: Api<Pod> = Api::namespaced(fx.client().await?, "demo");
     let mut pf = pods.portforward("solo", &[9000]).await?;
-    let mut s = pf.take_stream(9000).ok_or_else(|| anyhow::anyhow!("no stream"))?;
+    let mut s = pf
+        .take_stream(9000)
+        .ok_or_else(|| anyhow::anyhow!("no stream"))?;
     s.write_all(b"ping").await?;
     let mut buf = [0u8; 4];
     s.read_exact(&mut buf).await?;
@@ -255,7 +298,10 @@ async fn deleting_a_pod_ends_its_tunnels() -> anyhow::Result<()> {
     pods.delete("solo", &Default::default()).await?;
     let mut rest = Vec::new();
     let n = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await?;
-    assert!(n.is_ok_and(|n| n == 0) || rest.is_empty(), "the tunnel ends when the pod goes away");
+    assert!(
+        n.is_ok_and(|n| n == 0) || rest.is_empty(),
+        "the tunnel ends when the pod goes away"
+    );
     Ok(())
 }
 
@@ -267,16 +313,24 @@ async fn fault_switches_break_and_heal() -> anyhow::Result<()> {
 
     // Dropping tunnels ends an open stream.
     let mut pf = pods.portforward("solo", &[9000]).await?;
-    let mut s = pf.take_stream(9000).ok_or_else(|| anyhow::anyhow!("no stream"))?;
+    let mut s = pf
+        .take_stream(9000)
+        .ok_or_else(|| anyhow::anyhow!("no stream"))?;
     s.write_all(b"x").await?;
     let mut one = [0u8; 1];
     s.read_exact(&mut one).await?;
-    eventually(Duration::from_secs(5), "the tunnel to be counted", || fx.fake.faults().open_tunnels() == 1).await?;
+    eventually(Duration::from_secs(5), "the tunnel to be counted", || {
+        fx.fake.faults().open_tunnels() == 1
+    })
+    .await?;
     assert_eq!(fx.fake.faults().drop_tunnels(), 1);
     let mut rest = Vec::new();
     let ended = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
     assert!(ended.is_ok(), "the stream ends after the drop");
-    assert!(pf.join().await.is_err(), "a dropped tunnel is an error, not a clean close");
+    assert!(
+        pf.join().await.is_err(),
+        "a dropped tunnel is an error, not a clean close"
+    );
 
     // Refused upgrades for a while, then working again.
     fx.fake.faults().refuse_portforward(Duration::from_secs(60));
@@ -310,7 +364,10 @@ async fn wrong_token_is_401_and_latency_delays_responses() -> anyhow::Result<()>
     let good = kube::Client::try_from(config.clone())?;
     let start = std::time::Instant::now();
     Api::<Pod>::namespaced(good, "demo").get("solo").await?;
-    assert!(start.elapsed() >= Duration::from_millis(150), "latency applies to API responses");
+    assert!(
+        start.elapsed() >= Duration::from_millis(150),
+        "latency applies to API responses"
+    );
 
     config.auth_info.token = Some("wrong".to_string().into());
     let bad = kube::Client::try_from(config)?;

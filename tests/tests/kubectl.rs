@@ -32,30 +32,60 @@ async fn kubectl_lists_the_demo_objects() -> anyhow::Result<()> {
     assert!(echo.contains("2/2"), "echo deployment row: {echo}");
     let pods: Vec<&str> = out.lines().filter(|l| l.contains("pod/")).collect();
     assert_eq!(pods.len(), 5, "five demo pods: {pods:?}");
-    assert!(pods.iter().all(|l| l.contains("Running") && l.contains("1/1")), "{pods:?}");
+    assert!(
+        pods.iter()
+            .all(|l| l.contains("Running") && l.contains("1/1")),
+        "{pods:?}"
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_pod_json_parses_with_status_and_named_ports() -> anyhow::Result<()> {
     let fx = Fixture::demo().await?;
-    let pod: Value = serde_json::from_str(&fx.kubectl(&["get", "pod", "solo", "-n", "demo", "-o", "json"])?)?;
+    let pod: Value =
+        serde_json::from_str(&fx.kubectl(&["get", "pod", "solo", "-n", "demo", "-o", "json"])?)?;
     assert_eq!(pod["kind"], "Pod");
     assert_eq!(pod["metadata"]["labels"]["app"], "solo");
     assert_eq!(pod["status"]["phase"], "Running");
-    assert!(pod["status"]["podIP"].as_str().is_some_and(|ip| ip.starts_with("10.244.")));
-    assert_eq!(pod["spec"]["containers"][0]["ports"][0]["containerPort"], 9000);
+    assert!(
+        pod["status"]["podIP"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("10.244."))
+    );
+    assert_eq!(
+        pod["spec"]["containers"][0]["ports"][0]["containerPort"],
+        9000
+    );
 
-    let web: Value = serde_json::from_str(&fx.kubectl(&["get", "pods", "-n", "demo", "-l", "app=web", "-o", "json"])?)?;
+    let web: Value = serde_json::from_str(
+        &fx.kubectl(&["get", "pods", "-n", "demo", "-l", "app=web", "-o", "json"])?,
+    )?;
     assert_eq!(web["kind"], "List");
-    assert_eq!(web["items"][0]["spec"]["containers"][0]["ports"][0]["name"], "http");
+    assert_eq!(
+        web["items"][0]["spec"]["containers"][0]["ports"][0]["name"],
+        "http"
+    );
 
     let slices: Value = serde_json::from_str(&fx.kubectl(&[
-        "get", "endpointslices", "-n", "demo", "-l", "kubernetes.io/service-name=echo", "-o", "json",
+        "get",
+        "endpointslices",
+        "-n",
+        "demo",
+        "-l",
+        "kubernetes.io/service-name=echo",
+        "-o",
+        "json",
     ])?)?;
-    let endpoints = slices["items"][0]["endpoints"].as_array().cloned().unwrap_or_default();
+    let endpoints = slices["items"][0]["endpoints"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(endpoints.len(), 2, "two echo endpoints: {slices}");
-    assert_eq!(slices["items"][0]["ports"][0]["port"], 9000, "targetPort `echo` resolves to 9000");
+    assert_eq!(
+        slices["items"][0]["ports"][0]["port"], 9000,
+        "targetPort `echo` resolves to 9000"
+    );
 
     let missing = fx.kubectl_with("kubectl", &["get", "pod", "nope", "-n", "demo"])?;
     assert!(!missing.status.success());
@@ -76,7 +106,9 @@ fn ready_pods(list: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_delete_is_followed_by_a_ready_replacement() -> anyhow::Result<()> {
     let fx = Fixture::demo().await?;
-    let before: Value = serde_json::from_str(&fx.kubectl(&["get", "pods", "-n", "demo", "-l", "app=echo", "-o", "json"])?)?;
+    let before: Value = serde_json::from_str(
+        &fx.kubectl(&["get", "pods", "-n", "demo", "-l", "app=echo", "-o", "json"])?,
+    )?;
     let before = ready_pods(&before);
     assert_eq!(before.len(), 2);
     let victim = before[0].clone();
@@ -85,7 +117,9 @@ async fn kubectl_delete_is_followed_by_a_ready_replacement() -> anyhow::Result<(
 
     let mut replaced = Vec::new();
     for _ in 0..100 {
-        let now: Value = serde_json::from_str(&fx.kubectl(&["get", "pods", "-n", "demo", "-l", "app=echo", "-o", "json"])?)?;
+        let now: Value = serde_json::from_str(
+            &fx.kubectl(&["get", "pods", "-n", "demo", "-l", "app=echo", "-o", "json"])?,
+        )?;
         replaced = ready_pods(&now);
         if replaced.len() == 2 && !replaced.contains(&victim) {
             break;
@@ -93,17 +127,29 @@ async fn kubectl_delete_is_followed_by_a_ready_replacement() -> anyhow::Result<(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(replaced.len(), 2, "two ready echo pods again: {replaced:?}");
-    assert!(!replaced.contains(&victim), "the deleted pod is gone: {replaced:?}");
+    assert!(
+        !replaced.contains(&victim),
+        "the deleted pod is gone: {replaced:?}"
+    );
     assert!(replaced.iter().all(|n| n.starts_with("echo-")));
 
     // A StatefulSet pod comes back under the same name, as a new object.
-    let uid_before = fx.kubectl(&["get", "pod", "db-0", "-n", "demo", "-o", "jsonpath={.metadata.uid}"])?;
+    let uid_before = fx.kubectl(&[
+        "get",
+        "pod",
+        "db-0",
+        "-n",
+        "demo",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ])?;
     fx.kubectl(&["delete", "pod", "db-0", "-n", "demo"])?;
     let cluster = fx.fake.cluster().clone();
     eventually(Duration::from_secs(10), "db-0 to come back ready", || {
-        cluster
-            .get(Kind::Pod, "demo", "db-0")
-            .is_ok_and(|p| ferry_fakecluster::cluster::pod_is_ready(&p) && p["metadata"]["uid"] != uid_before.as_str())
+        cluster.get(Kind::Pod, "demo", "db-0").is_ok_and(|p| {
+            ferry_fakecluster::cluster::pod_is_ready(&p)
+                && p["metadata"]["uid"] != uid_before.as_str()
+        })
     })
     .await?;
     let deploy = fx.kubectl(&["get", "deploy", "echo", "-n", "demo"])?;
@@ -115,7 +161,15 @@ async fn kubectl_delete_is_followed_by_a_ready_replacement() -> anyhow::Result<(
 async fn kubectl_annotate_and_label_change_pods() -> anyhow::Result<()> {
     let fx = Fixture::demo().await?;
     let annotation = format!("{}=refuse", ferry_fakecluster::BEHAVIOR_ANNOTATION);
-    fx.kubectl(&["annotate", "pod", "solo", "-n", "demo", &annotation, "--overwrite"])?;
+    fx.kubectl(&[
+        "annotate",
+        "pod",
+        "solo",
+        "-n",
+        "demo",
+        &annotation,
+        "--overwrite",
+    ])?;
     let backend = |fx: &Fixture| {
         fx.fake
             .cluster()
@@ -135,22 +189,49 @@ async fn kubectl_annotate_and_label_change_pods() -> anyhow::Result<()> {
     // Bad input is refused with a clear error and changes nothing.
     let bad = fx.kubectl_with(
         "kubectl",
-        &["annotate", "pod", "solo", "-n", "demo", "fake.ferry.dev/behavior=teleport", "--overwrite"],
+        &[
+            "annotate",
+            "pod",
+            "solo",
+            "-n",
+            "demo",
+            "fake.ferry.dev/behavior=teleport",
+            "--overwrite",
+        ],
     )?;
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown behaviour `teleport`"));
     assert_eq!(backend(&fx).map(|b| b.0).as_deref(), Some("refuse"));
 
     // Removing the annotation restores the scenario's behaviour.
-    fx.kubectl(&["annotate", "pod", "solo", "-n", "demo", "fake.ferry.dev/behavior-"])?;
-    assert_eq!(backend(&fx).map(|b| b.0).as_deref(), Some(Behavior::Echo.to_string().as_str()));
+    fx.kubectl(&[
+        "annotate",
+        "pod",
+        "solo",
+        "-n",
+        "demo",
+        "fake.ferry.dev/behavior-",
+    ])?;
+    assert_eq!(
+        backend(&fx).map(|b| b.0).as_deref(),
+        Some(Behavior::Echo.to_string().as_str())
+    );
     eventually(Duration::from_secs(5), "the listener to return", || {
         std::net::TcpStream::connect(addr).is_ok()
     })
     .await?;
 
     fx.kubectl(&["label", "pod", "solo", "-n", "demo", "tier=backend"])?;
-    let selected = fx.kubectl(&["get", "pods", "-n", "demo", "-l", "tier=backend", "-o", "name"])?;
+    let selected = fx.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        "demo",
+        "-l",
+        "tier=backend",
+        "-o",
+        "name",
+    ])?;
     assert_eq!(selected.trim(), "pod/solo");
     Ok(())
 }
@@ -158,11 +239,17 @@ async fn kubectl_annotate_and_label_change_pods() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_with_a_wrong_token_is_unauthorized() -> anyhow::Result<()> {
     let fx = Fixture::demo().await?;
-    let out = fx.kubectl_with("kubectl", &["--token", "not-the-token", "get", "pods", "-n", "demo"])?;
+    let out = fx.kubectl_with(
+        "kubectl",
+        &["--token", "not-the-token", "get", "pods", "-n", "demo"],
+    )?;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     // kubectl's wording for a 401, the same as against a real cluster.
-    assert!(stderr.contains("You must be logged in to the server"), "{stderr}");
+    assert!(
+        stderr.contains("You must be logged in to the server"),
+        "{stderr}"
+    );
     Ok(())
 }
 
@@ -175,9 +262,16 @@ async fn every_installed_kubectl_version_lists_pods() -> anyhow::Result<()> {
         let Ok(out) = fx.kubectl_with(&bin, &["get", "pods", "-A", "-o", "name"]) else {
             continue;
         };
-        assert!(out.status.success(), "{bin}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{bin}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.contains("pod/solo") && stdout.contains("pod/db-0"), "{bin}: {stdout}");
+        assert!(
+            stdout.contains("pod/solo") && stdout.contains("pod/db-0"),
+            "{bin}: {stdout}"
+        );
         tried.push(bin);
     }
     // The plain `kubectl` must be there; versioned ones are checked when installed.

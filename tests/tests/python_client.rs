@@ -7,7 +7,10 @@ use ferry_e2e::Fixture;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_portforward_round_trips_bytes() -> anyhow::Result<()> {
     let fx = Fixture::demo().await?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/python_portforward.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/python_portforward.py"
+    );
     let kubeconfig = fx.kubeconfig.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")

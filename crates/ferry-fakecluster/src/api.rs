@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, info};
 
-use crate::cluster::{Change, Cluster, EventType, StoreError};
+use crate::cluster::{Change, Cluster, EventType, StoreError, WatchStart};
 use crate::faults::Faults;
 use crate::kind::Kind;
 use crate::portforward;
@@ -34,7 +34,12 @@ pub(crate) struct App {
 }
 
 /// A Kubernetes `Status` failure response.
-pub(crate) fn status(code: StatusCode, reason: &str, message: impl Into<String>, details: Option<Value>) -> Response {
+pub(crate) fn status(
+    code: StatusCode,
+    reason: &str,
+    message: impl Into<String>,
+    details: Option<Value>,
+) -> Response {
     let mut body = json!({
         "kind": "Status",
         "apiVersion": "v1",
@@ -47,7 +52,12 @@ pub(crate) fn status(code: StatusCode, reason: &str, message: impl Into<String>,
     if let Some(d) = details {
         body["details"] = d;
     }
-    (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn json_response(value: &Value) -> Response {
@@ -65,13 +75,18 @@ fn store_error(err: StoreError, kind: Option<Kind>) -> Response {
             StatusCode::NOT_FOUND,
             "NotFound",
             err.to_string(),
-            Some(json!({"name": name, "kind": plural, "group": kind.map(Kind::group).unwrap_or("")})),
+            Some(
+                json!({"name": name, "kind": plural, "group": kind.map(Kind::group).unwrap_or("")}),
+            ),
         ),
         StoreError::Invalid(msg) => status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", msg, None),
         StoreError::BadRequest(msg) => status(StatusCode::BAD_REQUEST, "BadRequest", msg, None),
-        StoreError::MethodNotAllowed(msg) => {
-            status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", msg, None)
-        }
+        StoreError::MethodNotAllowed(msg) => status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            msg,
+            None,
+        ),
         StoreError::Expired { .. } => status(StatusCode::GONE, "Expired", err.to_string(), None),
     }
 }
@@ -97,7 +112,12 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Respo
         return (StatusCode::OK, "ok").into_response();
     }
     if !authorized(&app, req.headers()) {
-        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized", None);
+        return status(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Unauthorized",
+            None,
+        );
     }
     if let Some(rest) = path.strip_prefix("/fake/") {
         return fake_endpoint(&app, &method, rest, req.uri().query());
@@ -109,11 +129,18 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Respo
         return status(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",
-            format!("Internal error occurred: injected API failure ({}s left)", left.as_secs()),
+            format!(
+                "Internal error occurred: injected API failure ({}s left)",
+                left.as_secs()
+            ),
             None,
         );
     }
-    let segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let segs: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     match segs.as_slice() {
         ["version"] => json_response(&json!({
@@ -169,7 +196,10 @@ fn api_group(name: &str) -> Value {
 
 fn resource_list(group_version: &str) -> Value {
     let mut resources = Vec::new();
-    for kind in Kind::ALL.into_iter().filter(|k| k.api_version() == group_version) {
+    for kind in Kind::ALL
+        .into_iter()
+        .filter(|k| k.api_version() == group_version)
+    {
         let mut verbs = vec!["get", "list", "watch", "patch"];
         if kind == Kind::Pod {
             verbs.push("delete");
@@ -215,27 +245,27 @@ struct ListParams {
     include_object: String,
 }
 
-fn parse_params(uri: &http::Uri) -> Result<ListParams, Response> {
-    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
-        .map_err(|e| status(StatusCode::BAD_REQUEST, "BadRequest", e.body_text(), None))?;
+/// Parses the query; the error is the message of a 400 `BadRequest`.
+fn parse_params(uri: &http::Uri) -> Result<ListParams, String> {
+    let Query(pairs) =
+        Query::<Vec<(String, String)>>::try_from_uri(uri).map_err(|e| e.body_text())?;
     let mut p = ListParams::default();
     for (k, v) in pairs {
-        let bad = |m: String| status(StatusCode::BAD_REQUEST, "BadRequest", m, None);
         match k.as_str() {
             "watch" => p.watch = v == "1" || v == "true",
-            "labelSelector" => p.label = LabelSelector::parse(&v).map_err(bad)?,
-            "fieldSelector" => p.field = FieldSelector::parse(&v).map_err(bad)?,
+            "labelSelector" => p.label = LabelSelector::parse(&v)?,
+            "fieldSelector" => p.field = FieldSelector::parse(&v)?,
             "resourceVersion" if !v.is_empty() => {
-                let rv: u64 = v
-                    .parse()
-                    .map_err(|_| bad(format!("resourceVersion: Invalid value: \"{v}\": must be a number")))?;
+                let rv: u64 = v.parse().map_err(|_| {
+                    format!("resourceVersion: Invalid value: \"{v}\": must be a number")
+                })?;
                 // "0" means "any version": start from the current state.
                 p.resource_version = (rv != 0).then_some(rv);
             }
             "timeoutSeconds" => {
                 let s: u64 = v
                     .parse()
-                    .map_err(|_| bad(format!("timeoutSeconds: Invalid value: \"{v}\"")))?;
+                    .map_err(|_| format!("timeoutSeconds: Invalid value: \"{v}\""))?;
                 p.timeout = Some(Duration::from_secs(s));
             }
             "sendInitialEvents" => p.send_initial_events = v == "true",
@@ -254,13 +284,30 @@ async fn resource(app: &Arc<App>, group: &str, rest: &[&str], req: Request) -> R
         ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name), None),
         ["namespaces", ns, plural, name, sub] => (Some(*ns), *plural, Some(*name), Some(*sub)),
         [plural, name] => (None, *plural, Some(*name), None),
-        _ => return status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource", Some(json!({}))),
+        _ => {
+            return status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "the server could not find the requested resource",
+                Some(json!({})),
+            );
+        }
     };
     let Some(kind) = Kind::from_path(group, plural) else {
-        return status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource", Some(json!({})));
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource",
+            Some(json!({})),
+        );
     };
     if name.is_some() && kind.namespaced() != namespace.is_some() {
-        return status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource", Some(json!({})));
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource",
+            Some(json!({})),
+        );
     }
     let method = req.method().clone();
     match (sub, name) {
@@ -275,13 +322,21 @@ async fn resource(app: &Arc<App>, group: &str, rest: &[&str], req: Request) -> R
                 Err(e) => store_error(e, Some(kind)),
             }
         }
-        (Some(_), _) => status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource", Some(json!({}))),
+        (Some(_), _) => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource",
+            Some(json!({})),
+        ),
         (None, None) => match method {
             Method::GET => list_or_watch(app, kind, namespace, &req),
             _ => status(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",
-                format!("the fake cluster does not support {method} on the {} collection", kind.plural()),
+                format!(
+                    "the fake cluster does not support {method} on the {} collection",
+                    kind.plural()
+                ),
                 None,
             ),
         },
@@ -292,7 +347,12 @@ async fn resource(app: &Arc<App>, group: &str, rest: &[&str], req: Request) -> R
                     Ok(obj) => {
                         if wants_table(req.headers()) {
                             let params = parse_params(req.uri()).unwrap_or_default();
-                            json_response(&table(kind, &[obj], app.cluster.resource_version(), &params.include_object))
+                            json_response(&table(
+                                kind,
+                                &[obj],
+                                app.cluster.resource_version(),
+                                &params.include_object,
+                            ))
                         } else {
                             json_response(&obj)
                         }
@@ -312,7 +372,14 @@ async fn resource(app: &Arc<App>, group: &str, rest: &[&str], req: Request) -> R
                         .to_string();
                     let body = match axum::body::to_bytes(req.into_body(), 1 << 20).await {
                         Ok(b) => b,
-                        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", format!("reading the patch failed: {e}"), None),
+                        Err(e) => {
+                            return status(
+                                StatusCode::BAD_REQUEST,
+                                "BadRequest",
+                                format!("reading the patch failed: {e}"),
+                                None,
+                            );
+                        }
                     };
                     match app.cluster.patch(kind, ns, name, &content_type, &body) {
                         Ok(obj) => {
@@ -325,7 +392,10 @@ async fn resource(app: &Arc<App>, group: &str, rest: &[&str], req: Request) -> R
                 other => status(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "MethodNotAllowed",
-                    format!("the fake cluster does not support {other} on {}", kind.plural()),
+                    format!(
+                        "the fake cluster does not support {other} on {}",
+                        kind.plural()
+                    ),
                     None,
                 ),
             }
@@ -353,7 +423,7 @@ fn list_item(obj: &Value) -> Value {
 fn list_or_watch(app: &Arc<App>, kind: Kind, namespace: Option<&str>, req: &Request) -> Response {
     let params = match parse_params(req.uri()) {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(msg) => return status(StatusCode::BAD_REQUEST, "BadRequest", msg, None),
     };
     if params.watch {
         return watch(app, kind, namespace.map(str::to_string), params);
@@ -376,7 +446,14 @@ fn list_or_watch(app: &Arc<App>, kind: Kind, namespace: Option<&str>, req: &Requ
 
 fn watch(app: &Arc<App>, kind: Kind, namespace: Option<String>, params: ListParams) -> Response {
     let initial = params.resource_version.is_none() || params.send_initial_events;
-    let (backlog, rx, rv_now) = match app.cluster.watch_from(kind, params.resource_version, initial) {
+    let WatchStart {
+        backlog,
+        rx,
+        rv: rv_now,
+    } = match app
+        .cluster
+        .watch_from(kind, params.resource_version, initial)
+    {
         Ok(v) => v,
         Err(e @ StoreError::Expired { .. }) => {
             // A real server reports an expired version as an ERROR event on a 200 stream.
@@ -385,7 +462,9 @@ fn watch(app: &Arc<App>, kind: Kind, namespace: Option<String>, params: ListPara
                 "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                            "message": e.to_string(), "reason": "Expired", "code": 410},
             });
-            return watch_body(futures::stream::once(async move { Ok::<_, std::convert::Infallible>(Bytes::from(format!("{line}\n"))) }));
+            return watch_body(futures::stream::once(async move {
+                Ok::<_, std::convert::Infallible>(Bytes::from(format!("{line}\n")))
+            }));
         }
         Err(e) => return store_error(e, Some(kind)),
     };
@@ -393,15 +472,19 @@ fn watch(app: &Arc<App>, kind: Kind, namespace: Option<String>, params: ListPara
     let send_bookmark = params.send_initial_events;
     let timeout = params.timeout.unwrap_or(Duration::from_secs(1800));
     tokio::spawn(async move {
-        let filter = WatchFilter { namespace, label: params.label, field: params.field };
+        let filter = WatchFilter {
+            namespace,
+            label: params.label,
+            field: params.field,
+        };
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         let mut rx = rx;
         for change in backlog {
-            if let Some(line) = filter.event_line(&change) {
-                if tx.send(line).await.is_err() {
-                    return;
-                }
+            if let Some(line) = filter.event_line(&change)
+                && tx.send(line).await.is_err()
+            {
+                return;
             }
         }
         if send_bookmark {
@@ -423,11 +506,10 @@ fn watch(app: &Arc<App>, kind: Kind, namespace: Option<String>, params: ListPara
                 () = tx.closed() => return,
                 msg = rx.recv() => match msg {
                     Ok(change) if change.kind == kind && change.rv > rv_now => {
-                        if let Some(line) = filter.event_line(&change) {
-                            if tx.send(line).await.is_err() {
+                        if let Some(line) = filter.event_line(&change)
+                            && tx.send(line).await.is_err() {
                                 return;
                             }
-                        }
                     }
                     Ok(_) => {}
                     // A watcher that falls behind is closed; the client resumes from the
@@ -437,7 +519,10 @@ fn watch(app: &Arc<App>, kind: Kind, namespace: Option<String>, params: ListPara
             }
         }
     });
-    let stream = futures::stream::poll_fn(move |cx| out.poll_recv(cx).map(|o| o.map(Ok::<_, std::convert::Infallible>)));
+    let stream = futures::stream::poll_fn(move |cx| {
+        out.poll_recv(cx)
+            .map(|o| o.map(Ok::<_, std::convert::Infallible>))
+    });
     watch_body(stream)
 }
 
@@ -446,8 +531,14 @@ where
     S: futures::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
 {
     let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     resp
 }
 
@@ -465,10 +556,10 @@ impl WatchFilter {
     /// The event line for a change, translating selector transitions into ADDED/DELETED
     /// as a real API server's watch cache does.
     fn event_line(&self, change: &Change) -> Option<Bytes> {
-        if let Some(ns) = &self.namespace {
-            if &change.namespace != ns {
-                return None;
-            }
+        if let Some(ns) = &self.namespace
+            && &change.namespace != ns
+        {
+            return None;
         }
         let now = self.matches(&change.object);
         let before = change.old.as_deref().is_some_and(|o| self.matches(o));
@@ -497,7 +588,10 @@ async fn portforward_upgrade(app: &Arc<App>, namespace: &str, pod: &str, req: Re
         return status(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",
-            format!("error dialing backend: injected portforward refusal ({}s left)", left.as_secs()),
+            format!(
+                "error dialing backend: injected portforward refusal ({}s left)",
+                left.as_secs()
+            ),
             None,
         );
     }
@@ -529,7 +623,12 @@ async fn portforward_upgrade(app: &Arc<App>, namespace: &str, pod: &str, req: Re
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(ws) => ws,
         Err(_) => {
-            return status(StatusCode::BAD_REQUEST, "BadRequest", "Upgrade request required", None);
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "Upgrade request required",
+                None,
+            );
         }
     };
     let ws = ws.protocols(portforward::PROTOCOLS);
@@ -564,9 +663,10 @@ fn fake_endpoint(app: &App, method: &Method, rest: &str, query: Option<&str>) ->
         .map(str::parse::<u64>);
     let secs = || match seconds {
         Some(Ok(s)) => Ok(Duration::from_secs(s)),
-        Some(Err(_)) => Err(status(StatusCode::BAD_REQUEST, "BadRequest", "seconds: expected a whole number of seconds", None)),
-        None => Err(status(StatusCode::BAD_REQUEST, "BadRequest", "seconds: required, e.g. ?seconds=10", None)),
+        Some(Err(_)) => Err("seconds: expected a whole number of seconds"),
+        None => Err("seconds: required, e.g. ?seconds=10"),
     };
+    let bad = |msg: &str| status(StatusCode::BAD_REQUEST, "BadRequest", msg, None);
     match (method, rest) {
         (&Method::GET, "backends") => json_response(&json!(app.cluster.backends())),
         (&Method::POST, "faults/drop-tunnels") => {
@@ -578,14 +678,14 @@ fn fake_endpoint(app: &App, method: &Method, rest: &str, query: Option<&str>) ->
                 app.faults.refuse_portforward(d);
                 json_response(&json!({"refusing_for_seconds": d.as_secs()}))
             }
-            Err(r) => r,
+            Err(msg) => bad(msg),
         },
         (&Method::POST, "faults/fail-api") => match secs() {
             Ok(d) => {
                 app.faults.fail_api(d);
                 json_response(&json!({"failing_for_seconds": d.as_secs()}))
             }
-            Err(r) => r,
+            Err(msg) => bad(msg),
         },
         (&Method::POST, "faults/clear") => {
             app.faults.clear();
@@ -609,7 +709,9 @@ fn age(obj: &Value) -> String {
     else {
         return "<unknown>".into();
     };
-    let secs = (chrono::Utc::now() - created.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    let secs = (chrono::Utc::now() - created.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .max(0);
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 600 => format!("{}m{}s", s / 60, s % 60),
@@ -629,27 +731,54 @@ fn n(v: &Value) -> u64 {
 
 fn table(kind: Kind, items: &[Arc<Value>], rv: u64, include_object: &str) -> Value {
     let columns: Vec<Value> = match kind {
-        Kind::Namespace => vec![col("Name", "string", 0), col("Status", "string", 0), col("Age", "string", 0)],
+        Kind::Namespace => vec![
+            col("Name", "string", 0),
+            col("Status", "string", 0),
+            col("Age", "string", 0),
+        ],
         Kind::Pod => vec![
-            col("Name", "string", 0), col("Ready", "string", 0), col("Status", "string", 0),
-            col("Restarts", "string", 0), col("Age", "string", 0), col("IP", "string", 1), col("Node", "string", 1),
+            col("Name", "string", 0),
+            col("Ready", "string", 0),
+            col("Status", "string", 0),
+            col("Restarts", "string", 0),
+            col("Age", "string", 0),
+            col("IP", "string", 1),
+            col("Node", "string", 1),
         ],
         Kind::Service => vec![
-            col("Name", "string", 0), col("Type", "string", 0), col("Cluster-IP", "string", 0),
-            col("External-IP", "string", 0), col("Port(s)", "string", 0), col("Age", "string", 0), col("Selector", "string", 1),
+            col("Name", "string", 0),
+            col("Type", "string", 0),
+            col("Cluster-IP", "string", 0),
+            col("External-IP", "string", 0),
+            col("Port(s)", "string", 0),
+            col("Age", "string", 0),
+            col("Selector", "string", 1),
         ],
         Kind::Deployment => vec![
-            col("Name", "string", 0), col("Ready", "string", 0), col("Up-to-date", "integer", 0),
-            col("Available", "integer", 0), col("Age", "string", 0),
+            col("Name", "string", 0),
+            col("Ready", "string", 0),
+            col("Up-to-date", "integer", 0),
+            col("Available", "integer", 0),
+            col("Age", "string", 0),
         ],
-        Kind::StatefulSet => vec![col("Name", "string", 0), col("Ready", "string", 0), col("Age", "string", 0)],
+        Kind::StatefulSet => vec![
+            col("Name", "string", 0),
+            col("Ready", "string", 0),
+            col("Age", "string", 0),
+        ],
         Kind::ReplicaSet => vec![
-            col("Name", "string", 0), col("Desired", "integer", 0), col("Current", "integer", 0),
-            col("Ready", "integer", 0), col("Age", "string", 0),
+            col("Name", "string", 0),
+            col("Desired", "integer", 0),
+            col("Current", "integer", 0),
+            col("Ready", "integer", 0),
+            col("Age", "string", 0),
         ],
         Kind::EndpointSlice => vec![
-            col("Name", "string", 0), col("AddressType", "string", 0), col("Ports", "string", 0),
-            col("Endpoints", "string", 0), col("Age", "string", 0),
+            col("Name", "string", 0),
+            col("AddressType", "string", 0),
+            col("Ports", "string", 0),
+            col("Endpoints", "string", 0),
+            col("Age", "string", 0),
         ],
     };
     let rows: Vec<Value> = items
@@ -668,32 +797,102 @@ fn table(kind: Kind, items: &[Arc<Value>], rv: u64, include_object: &str) -> Val
                         .or(o["status"]["phase"].as_str())
                         .unwrap_or("Unknown")
                         .to_string();
-                    let restarts = o["status"]["containerStatuses"][0]["restartCount"].as_u64().unwrap_or(0);
-                    json!([name, format!("{ready}/{total}"), reason, restarts, age(o),
-                           o["status"]["podIP"].as_str().unwrap_or("<none>"), o["spec"]["nodeName"]])
+                    let restarts = o["status"]["containerStatuses"][0]["restartCount"]
+                        .as_u64()
+                        .unwrap_or(0);
+                    json!([
+                        name,
+                        format!("{ready}/{total}"),
+                        reason,
+                        restarts,
+                        age(o),
+                        o["status"]["podIP"].as_str().unwrap_or("<none>"),
+                        o["spec"]["nodeName"]
+                    ])
                 }
                 Kind::Service => {
-                    let ports = o["spec"]["ports"].as_array().map(|ps| {
-                        ps.iter().map(|p| format!("{}/{}", n(&p["port"]), p["protocol"].as_str().unwrap_or("TCP"))).collect::<Vec<_>>().join(",")
-                    }).unwrap_or_default();
-                    let selector = o["spec"]["selector"].as_object().map(|m| {
-                        m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")
-                    }).unwrap_or_else(|| "<none>".into());
-                    json!([name, o["spec"]["type"], o["spec"]["clusterIP"], "<none>", ports, age(o), selector])
+                    let ports = o["spec"]["ports"]
+                        .as_array()
+                        .map(|ps| {
+                            ps.iter()
+                                .map(|p| {
+                                    format!(
+                                        "{}/{}",
+                                        n(&p["port"]),
+                                        p["protocol"].as_str().unwrap_or("TCP")
+                                    )
+                                })
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                        .unwrap_or_default();
+                    let selector = o["spec"]["selector"]
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                        .unwrap_or_else(|| "<none>".into());
+                    json!([
+                        name,
+                        o["spec"]["type"],
+                        o["spec"]["clusterIP"],
+                        "<none>",
+                        ports,
+                        age(o),
+                        selector
+                    ])
                 }
                 Kind::Deployment => json!([
-                    name, format!("{}/{}", n(&o["status"]["readyReplicas"]), n(&o["spec"]["replicas"])),
-                    n(&o["status"]["updatedReplicas"]), n(&o["status"]["availableReplicas"]), age(o)
+                    name,
+                    format!(
+                        "{}/{}",
+                        n(&o["status"]["readyReplicas"]),
+                        n(&o["spec"]["replicas"])
+                    ),
+                    n(&o["status"]["updatedReplicas"]),
+                    n(&o["status"]["availableReplicas"]),
+                    age(o)
                 ]),
                 Kind::StatefulSet => json!([
-                    name, format!("{}/{}", n(&o["status"]["readyReplicas"]), n(&o["spec"]["replicas"])), age(o)
+                    name,
+                    format!(
+                        "{}/{}",
+                        n(&o["status"]["readyReplicas"]),
+                        n(&o["spec"]["replicas"])
+                    ),
+                    age(o)
                 ]),
                 Kind::ReplicaSet => json!([
-                    name, n(&o["spec"]["replicas"]), n(&o["status"]["replicas"]), n(&o["status"]["readyReplicas"]), age(o)
+                    name,
+                    n(&o["spec"]["replicas"]),
+                    n(&o["status"]["replicas"]),
+                    n(&o["status"]["readyReplicas"]),
+                    age(o)
                 ]),
                 Kind::EndpointSlice => {
-                    let ports = o["ports"].as_array().map(|ps| ps.iter().map(|p| n(&p["port"]).to_string()).collect::<Vec<_>>().join(",")).filter(|s| !s.is_empty()).unwrap_or_else(|| "<unset>".into());
-                    let eps = o["endpoints"].as_array().map(|es| es.iter().filter_map(|e| e["addresses"][0].as_str().map(str::to_string)).collect::<Vec<_>>().join(",")).filter(|s| !s.is_empty()).unwrap_or_else(|| "<none>".into());
+                    let ports = o["ports"]
+                        .as_array()
+                        .map(|ps| {
+                            ps.iter()
+                                .map(|p| n(&p["port"]).to_string())
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or_else(|| "<unset>".into());
+                    let eps = o["endpoints"]
+                        .as_array()
+                        .map(|es| {
+                            es.iter()
+                                .filter_map(|e| e["addresses"][0].as_str().map(str::to_string))
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or_else(|| "<none>".into());
                     json!([name, o["addressType"], ports, eps, age(o)])
                 }
             };

@@ -102,19 +102,31 @@ async fn serve(
 ) {
     loop {
         let current = behavior.borrow_and_update().clone();
+        let mut retry_bind = false;
         if current == Behavior::Refuse {
             // Nothing listens while the port refuses, so connections get a real refusal.
             listener = None;
         } else if listener.is_none() {
             match bind(addr) {
                 Ok(l) => listener = Some(l),
-                Err(e) => warn!(error = %e, "could not listen on the backend address again"),
+                Err(e) => {
+                    // Another process may hold the port for a moment; try again shortly.
+                    warn!(error = %e, "could not listen on the backend address again; retrying");
+                    retry_bind = true;
+                }
             }
         }
         let accept = async {
             match &listener {
                 Some(l) => l.accept().await,
                 None => std::future::pending().await,
+            }
+        };
+        let retry = async {
+            if retry_bind {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            } else {
+                std::future::pending::<()>().await;
             }
         };
         tokio::select! {
@@ -125,6 +137,7 @@ async fn serve(
                     return;
                 }
             }
+            () = retry => {}
             accepted = accept => match accepted {
                 Ok((sock, peer)) => {
                     let _ = sock.set_nodelay(true);
@@ -229,19 +242,23 @@ fn http_response(pod: &str, req: Request<Incoming>) -> Response<HttpBody> {
                 .map(str::parse::<u64>);
             match n {
                 Some(Ok(n)) => bytes_response(n),
-                _ => text(
-                    StatusCode::BAD_REQUEST,
-                    "expected /bytes?n=NUMBER\n".into(),
-                ),
+                _ => text(StatusCode::BAD_REQUEST, "expected /bytes?n=NUMBER\n".into()),
             }
         }
         p if p.starts_with("/status/") => {
-            match p["/status/".len()..].parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
+            match p["/status/".len()..]
+                .parse::<u16>()
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok())
+            {
                 Some(code) => text(code, format!("{code} from {pod}\n")),
                 None => text(StatusCode::BAD_REQUEST, "expected /status/CODE\n".into()),
             }
         }
-        _ => text(StatusCode::NOT_FOUND, format!("{path} not found on {pod}\n")),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            format!("{path} not found on {pod}\n"),
+        ),
     }
 }
 
@@ -260,7 +277,9 @@ fn bytes_response(n: u64) -> Response<HttpBody> {
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/octet-stream"),
     );
-    res.headers_mut()
-        .insert(hyper::header::CONTENT_LENGTH, hyper::header::HeaderValue::from(n));
+    res.headers_mut().insert(
+        hyper::header::CONTENT_LENGTH,
+        hyper::header::HeaderValue::from(n),
+    );
     res
 }

@@ -101,6 +101,13 @@ impl Drop for PodRuntime {
     }
 }
 
+/// The start of a watch: events to send first, then what `rx` receives after `rv`.
+pub struct WatchStart {
+    pub backlog: Vec<Arc<Change>>,
+    pub rx: broadcast::Receiver<Arc<Change>>,
+    pub rv: u64,
+}
+
 /// What a tunnel needs to reach one pod port.
 #[derive(Debug, Clone)]
 pub struct PortTarget {
@@ -219,7 +226,7 @@ impl Cluster {
         kind: Kind,
         since: Option<u64>,
         initial: bool,
-    ) -> Result<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>, u64), StoreError> {
+    ) -> Result<WatchStart, StoreError> {
         let st = self.state.lock();
         let rx = self.events.subscribe();
         let backlog = if initial {
@@ -252,7 +259,11 @@ impl Cluster {
                 .cloned()
                 .collect()
         };
-        Ok((backlog, rx, st.rv))
+        Ok(WatchStart {
+            backlog,
+            rx,
+            rv: st.rv,
+        })
     }
 
     /// Deletes a pod as `kubectl delete pod` does. A pod owned by a workload is replaced
@@ -306,8 +317,9 @@ impl Cluster {
                 let ops: json_patch::Patch = serde_json::from_value(patch).map_err(|e| {
                     StoreError::BadRequest(format!("the JSON patch is malformed: {e}"))
                 })?;
-                json_patch::patch(&mut after, &ops)
-                    .map_err(|e| StoreError::Invalid(format!("the JSON patch does not apply: {e}")))?;
+                json_patch::patch(&mut after, &ops).map_err(|e| {
+                    StoreError::Invalid(format!("the JSON patch does not apply: {e}"))
+                })?;
             }
             other => {
                 return Err(StoreError::BadRequest(format!(
@@ -349,9 +361,7 @@ impl Cluster {
         let behavior = if kind == Kind::Pod {
             match after["metadata"]["annotations"][BEHAVIOR_ANNOTATION].as_str() {
                 Some(text) => Some(Some(text.parse::<Behavior>().map_err(|e| {
-                    StoreError::Invalid(format!(
-                        "metadata.annotations[{BEHAVIOR_ANNOTATION}]: {e}"
-                    ))
+                    StoreError::Invalid(format!("metadata.annotations[{BEHAVIOR_ANNOTATION}]: {e}"))
                 })?)),
                 None => Some(None),
             }
@@ -362,11 +372,11 @@ impl Cluster {
             m.remove("managedFields");
         }
         let updated = self.put(&mut st, kind, after, Some(before.clone()));
-        if let (Some(behavior), Some(uid)) = (behavior, updated["metadata"]["uid"].as_str()) {
-            if let Some(rt) = st.runtime.get(uid) {
-                for (backend, base) in rt.backends.iter().zip(&rt.base_behaviors) {
-                    backend.set_behavior(behavior.clone().unwrap_or_else(|| base.clone()));
-                }
+        if let (Some(behavior), Some(uid)) = (behavior, updated["metadata"]["uid"].as_str())
+            && let Some(rt) = st.runtime.get(uid)
+        {
+            for (backend, base) in rt.backends.iter().zip(&rt.base_behaviors) {
+                backend.set_behavior(behavior.clone().unwrap_or_else(|| base.clone()));
             }
         }
         if kind == Kind::Pod || kind == Kind::Service {
@@ -376,7 +386,12 @@ impl Cluster {
     }
 
     /// Marks a Running pod Ready or not Ready, as a failing readiness probe would.
-    pub fn set_pod_ready(&self, namespace: &str, name: &str, ready: bool) -> Result<(), StoreError> {
+    pub fn set_pod_ready(
+        &self,
+        namespace: &str,
+        name: &str,
+        ready: bool,
+    ) -> Result<(), StoreError> {
         let mut st = self.state.lock();
         let pod = st
             .objects
@@ -392,8 +407,14 @@ impl Cluster {
 
     /// Switches every port of a pod to `behavior` through the annotation, as
     /// `kubectl annotate` would.
-    pub fn set_behavior(&self, namespace: &str, name: &str, behavior: &Behavior) -> Result<(), StoreError> {
-        let patch = json!({"metadata": {"annotations": {BEHAVIOR_ANNOTATION: behavior.to_string()}}});
+    pub fn set_behavior(
+        &self,
+        namespace: &str,
+        name: &str,
+        behavior: &Behavior,
+    ) -> Result<(), StoreError> {
+        let patch =
+            json!({"metadata": {"annotations": {BEHAVIOR_ANNOTATION: behavior.to_string()}}});
         self.patch(
             Kind::Pod,
             namespace,
@@ -405,13 +426,21 @@ impl Cluster {
     }
 
     /// Where a tunnel to `pod:port` connects.
-    pub fn port_target(&self, namespace: &str, pod: &str, port: u16) -> Result<(PortTarget, CancellationToken), StoreError> {
+    pub fn port_target(
+        &self,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+    ) -> Result<(PortTarget, CancellationToken), StoreError> {
         let st = self.state.lock();
         let obj = st
             .objects
             .get(&(Kind::Pod, namespace.to_string(), pod.to_string()))
             .ok_or_else(|| not_found(Kind::Pod, pod))?;
-        let uid = obj["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        let uid = obj["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let running = obj["status"]["phase"] == "Running";
         let rt = st.runtime.get(&uid);
         let backend = rt.and_then(|rt| rt.backends.iter().find(|b| b.container_port == port));
@@ -454,11 +483,23 @@ impl Cluster {
     // --- store primitives (called with the lock held) ---
 
     /// Inserts or replaces an object, stamping its metadata, and records the change.
-    fn put(&self, st: &mut State, kind: Kind, mut obj: Value, old: Option<Arc<Value>>) -> Arc<Value> {
+    fn put(
+        &self,
+        st: &mut State,
+        kind: Kind,
+        mut obj: Value,
+        old: Option<Arc<Value>>,
+    ) -> Arc<Value> {
         st.rv += 1;
         let rv = st.rv;
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let namespace = obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let namespace = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let meta = &mut obj["metadata"];
         meta["resourceVersion"] = json!(rv.to_string());
         if meta.get("uid").is_none() {
@@ -470,14 +511,35 @@ impl Cluster {
         obj["apiVersion"] = json!(kind.api_version());
         obj["kind"] = json!(kind.name());
         let obj = Arc::new(obj);
-        let ty = if old.is_some() { EventType::Modified } else { EventType::Added };
+        let ty = if old.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
         st.objects
             .insert((kind, ns_key(kind, &namespace), name), obj.clone());
-        self.record(st, Change { rv, kind, namespace, ty, object: obj.clone(), old });
+        self.record(
+            st,
+            Change {
+                rv,
+                kind,
+                namespace,
+                ty,
+                object: obj.clone(),
+                old,
+            },
+        );
         obj
     }
 
-    fn remove(&self, st: &mut State, kind: Kind, namespace: &str, name: &str, last: Option<Value>) -> Arc<Value> {
+    fn remove(
+        &self,
+        st: &mut State,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        last: Option<Value>,
+    ) -> Arc<Value> {
         let key = (kind, ns_key(kind, namespace), name.to_string());
         let old = st.objects.remove(&key);
         st.rv += 1;
@@ -487,23 +549,26 @@ impl Cluster {
             .unwrap_or(Value::Null);
         last["metadata"]["resourceVersion"] = json!(rv.to_string());
         let last = Arc::new(last);
-        self.record(st, Change {
-            rv,
-            kind,
-            namespace: namespace.to_string(),
-            ty: EventType::Deleted,
-            object: last.clone(),
-            old,
-        });
+        self.record(
+            st,
+            Change {
+                rv,
+                kind,
+                namespace: namespace.to_string(),
+                ty: EventType::Deleted,
+                object: last.clone(),
+                old,
+            },
+        );
         last
     }
 
     fn record(&self, st: &mut State, change: Change) {
         let change = Arc::new(change);
-        if st.history.len() >= HISTORY {
-            if let Some(dropped) = st.history.pop_front() {
-                st.forgotten = dropped.rv;
-            }
+        if st.history.len() >= HISTORY
+            && let Some(dropped) = st.history.pop_front()
+        {
+            st.forgotten = dropped.rv;
         }
         st.history.push_back(change.clone());
         // No receivers is fine: nobody watches yet.
@@ -511,7 +576,9 @@ impl Cluster {
     }
 
     fn find(&self, st: &State, kind: Kind, namespace: &str, name: &str) -> Option<Arc<Value>> {
-        st.objects.get(&(kind, ns_key(kind, namespace), name.to_string())).cloned()
+        st.objects
+            .get(&(kind, ns_key(kind, namespace), name.to_string()))
+            .cloned()
     }
 
     fn list_ns(st: &State, kind: Kind, namespace: &str) -> Vec<Arc<Value>> {
@@ -575,7 +642,16 @@ impl Cluster {
             }), None);
             for _ in 0..d.replicas {
                 let pod_name = format!("{rs_name}-{}", short_hash_random(5));
-                self.create_pod(st, ns, &pod_name, &d.name, &rs_labels, &d.ports, Some(owner_ref("apps/v1", "ReplicaSet", &rs)), None);
+                self.create_pod(
+                    st,
+                    ns,
+                    &pod_name,
+                    &d.name,
+                    &rs_labels,
+                    &d.ports,
+                    Some(owner_ref("apps/v1", "ReplicaSet", &rs)),
+                    None,
+                );
             }
         }
         for s in &spec.statefulsets {
@@ -597,10 +673,22 @@ impl Cluster {
             for i in 0..s.replicas {
                 let pod_name = format!("{}-{i}", s.name);
                 let mut labels = s.labels.clone();
-                labels.insert("statefulset.kubernetes.io/pod-name".into(), pod_name.clone());
+                labels.insert(
+                    "statefulset.kubernetes.io/pod-name".into(),
+                    pod_name.clone(),
+                );
                 labels.insert("controller-revision-hash".into(), revision.clone());
                 labels.insert("apps.kubernetes.io/pod-index".into(), i.to_string());
-                self.create_pod(st, ns, &pod_name, &s.name, &labels, &s.ports, Some(owner_ref("apps/v1", "StatefulSet", &sts)), Some(&s.name));
+                self.create_pod(
+                    st,
+                    ns,
+                    &pod_name,
+                    &s.name,
+                    &labels,
+                    &s.ports,
+                    Some(owner_ref("apps/v1", "StatefulSet", &sts)),
+                    Some(&s.name),
+                );
             }
         }
         for p in &spec.pods {
@@ -628,21 +716,26 @@ impl Cluster {
                     v
                 })
                 .collect();
-            self.put(st, Kind::Service, json!({
-                "metadata": {"name": s.name, "namespace": ns, "labels": {"app": s.name}},
-                "spec": {
-                    "type": "ClusterIP",
-                    "clusterIP": ip,
-                    "clusterIPs": [ip],
-                    "ports": ports,
-                    "selector": s.selector,
-                    "sessionAffinity": "None",
-                    "ipFamilies": ["IPv4"],
-                    "ipFamilyPolicy": "SingleStack",
-                    "internalTrafficPolicy": "Cluster",
-                },
-                "status": {"loadBalancer": {}},
-            }), None);
+            self.put(
+                st,
+                Kind::Service,
+                json!({
+                    "metadata": {"name": s.name, "namespace": ns, "labels": {"app": s.name}},
+                    "spec": {
+                        "type": "ClusterIP",
+                        "clusterIP": ip,
+                        "clusterIPs": [ip],
+                        "ports": ports,
+                        "selector": s.selector,
+                        "sessionAffinity": "None",
+                        "ipFamilies": ["IPv4"],
+                        "ipFamilyPolicy": "SingleStack",
+                        "internalTrafficPolicy": "Cluster",
+                    },
+                    "status": {"loadBalancer": {}},
+                }),
+                None,
+            );
         }
         self.sync_namespace(st, ns);
     }
@@ -678,10 +771,10 @@ impl Cluster {
         let mut meta = json!({"name": name, "namespace": ns, "labels": labels});
         if let Some(owner) = owner {
             meta["ownerReferences"] = json!([owner]);
-            if subdomain.is_none() {
-                if let Some(prefix) = name.rsplit_once('-').map(|(p, _)| p) {
-                    meta["generateName"] = json!(format!("{prefix}-"));
-                }
+            if subdomain.is_none()
+                && let Some(prefix) = name.rsplit_once('-').map(|(p, _)| p)
+            {
+                meta["generateName"] = json!(format!("{prefix}-"));
             }
         }
         let pod = json!({
@@ -708,23 +801,31 @@ impl Cluster {
             },
         });
         let pod = self.put(st, Kind::Pod, pod, None);
-        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        let uid = pod["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let token = self.root.child_token();
         let pod_name: Arc<str> = Arc::from(name);
         let mut backends = Vec::new();
         for p in ports {
             match PortBackend::start(pod_name.clone(), p.port, p.behavior.clone(), &token) {
                 Ok(b) => backends.push(b),
-                Err(e) => warn!(pod.name = name, pod.port = p.port, error = %e, "could not start a pod port's server"),
+                Err(e) => {
+                    warn!(pod.name = name, pod.port = p.port, error = %e, "could not start a pod port's server")
+                }
             }
         }
-        st.runtime.insert(uid.clone(), PodRuntime {
-            namespace: ns.to_string(),
-            name: name.to_string(),
-            token,
-            backends,
-            base_behaviors: ports.iter().map(|p| p.behavior.clone()).collect(),
-        });
+        st.runtime.insert(
+            uid.clone(),
+            PodRuntime {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                token,
+                backends,
+                base_behaviors: ports.iter().map(|p| p.behavior.clone()).collect(),
+            },
+        );
         self.schedule(self.timing.ready_delay_ms, {
             let (ns, name) = (ns.to_string(), name.to_string());
             move |cluster| cluster.pod_started(&ns, &name, &uid)
@@ -749,12 +850,18 @@ impl Cluster {
 
     fn pod_started(&self, ns: &str, name: &str, uid: &str) {
         let mut st = self.state.lock();
-        let Some(pod) = self.find(&st, Kind::Pod, ns, name) else { return };
+        let Some(pod) = self.find(&st, Kind::Pod, ns, name) else {
+            return;
+        };
         if pod["metadata"]["uid"] != uid {
             return;
         }
         let mut next = (*pod).clone();
-        let ip = format!("10.244.{}.{}", st.next_pod_ip / 250, st.next_pod_ip % 250 + 2);
+        let ip = format!(
+            "10.244.{}.{}",
+            st.next_pod_ip / 250,
+            st.next_pod_ip % 250 + 2
+        );
         st.next_pod_ip += 1;
         next["status"]["podIP"] = json!(ip);
         next["status"]["podIPs"] = json!([{"ip": ip}]);
@@ -775,30 +882,59 @@ impl Cluster {
     fn recreate(&self, st: &mut State, ns: &str, (kind, owner): &(String, String), deleted: &str) {
         match kind.as_str() {
             "ReplicaSet" => {
-                let Some(rs) = self.find(st, Kind::ReplicaSet, ns, owner) else { return };
+                let Some(rs) = self.find(st, Kind::ReplicaSet, ns, owner) else {
+                    return;
+                };
                 let want = rs["spec"]["replicas"].as_u64().unwrap_or(0) as usize;
                 let have = owned_pods(st, ns, &rs).len();
-                let Some(template) = PodTemplate::read(&rs) else { return };
+                let Some(template) = PodTemplate::read(&rs) else {
+                    return;
+                };
                 for _ in have..want {
                     let pod_name = format!("{owner}-{}", short_hash_random(5));
-                    self.create_pod(st, ns, &pod_name, &template.container, &template.labels, &template.ports, Some(owner_ref("apps/v1", "ReplicaSet", &rs)), None);
+                    self.create_pod(
+                        st,
+                        ns,
+                        &pod_name,
+                        &template.container,
+                        &template.labels,
+                        &template.ports,
+                        Some(owner_ref("apps/v1", "ReplicaSet", &rs)),
+                        None,
+                    );
                 }
             }
             "StatefulSet" => {
-                let Some(sts) = self.find(st, Kind::StatefulSet, ns, owner) else { return };
+                let Some(sts) = self.find(st, Kind::StatefulSet, ns, owner) else {
+                    return;
+                };
                 if self.find(st, Kind::Pod, ns, deleted).is_some() {
                     return;
                 }
-                let Some(template) = PodTemplate::read(&sts) else { return };
+                let Some(template) = PodTemplate::read(&sts) else {
+                    return;
+                };
                 let mut labels = template.labels.clone();
-                labels.insert("statefulset.kubernetes.io/pod-name".into(), deleted.to_string());
+                labels.insert(
+                    "statefulset.kubernetes.io/pod-name".into(),
+                    deleted.to_string(),
+                );
                 if let Some(rev) = sts["status"]["currentRevision"].as_str() {
                     labels.insert("controller-revision-hash".into(), rev.to_string());
                 }
                 if let Some((_, idx)) = deleted.rsplit_once('-') {
                     labels.insert("apps.kubernetes.io/pod-index".into(), idx.to_string());
                 }
-                self.create_pod(st, ns, deleted, &template.container, &labels, &template.ports, Some(owner_ref("apps/v1", "StatefulSet", &sts)), Some(owner));
+                self.create_pod(
+                    st,
+                    ns,
+                    deleted,
+                    &template.container,
+                    &labels,
+                    &template.ports,
+                    Some(owner_ref("apps/v1", "StatefulSet", &sts)),
+                    Some(owner),
+                );
             }
             _ => {}
         }
@@ -814,8 +950,14 @@ impl Cluster {
     fn sync_endpoint_slices(&self, st: &mut State, ns: &str) {
         let pods = Self::list_ns(st, Kind::Pod, ns);
         for svc in Self::list_ns(st, Kind::Service, ns) {
-            let svc_name = svc["metadata"]["name"].as_str().unwrap_or_default().to_string();
-            let selector = svc["spec"]["selector"].as_object().cloned().unwrap_or_default();
+            let svc_name = svc["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let selector = svc["spec"]["selector"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
             let svc_ports = svc["spec"]["ports"].as_array().cloned().unwrap_or_default();
             // Group endpoints by how the service's ports resolve on each pod, as the real
             // EndpointSlice controller does.
@@ -826,7 +968,9 @@ impl Cluster {
                     if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
                         continue;
                     }
-                    let Some(ip) = pod["status"]["podIP"].as_str() else { continue };
+                    let Some(ip) = pod["status"]["podIP"].as_str() else {
+                        continue;
+                    };
                     let mut mapping = Vec::new();
                     for sp in &svc_ports {
                         let name = sp["name"].as_str().unwrap_or_default().to_string();
@@ -853,7 +997,11 @@ impl Cluster {
             }
             let mut desired: Vec<(String, Value, Value)> = Vec::new();
             if groups.is_empty() {
-                desired.push((format!("{svc_name}-{}", short_hash(&format!("{ns}/{svc_name}/"), 5)), json!([]), Value::Null));
+                desired.push((
+                    format!("{svc_name}-{}", short_hash(&format!("{ns}/{svc_name}/"), 5)),
+                    json!([]),
+                    Value::Null,
+                ));
             }
             for (mapping, endpoints) in groups {
                 let key = format!("{ns}/{svc_name}/{mapping:?}");
@@ -861,14 +1009,22 @@ impl Cluster {
                     .iter()
                     .map(|(name, port)| json!({"name": name, "port": port, "protocol": "TCP"}))
                     .collect();
-                desired.push((format!("{svc_name}-{}", short_hash(&key, 5)), json!(endpoints), json!(ports)));
+                desired.push((
+                    format!("{svc_name}-{}", short_hash(&key, 5)),
+                    json!(endpoints),
+                    json!(ports),
+                ));
             }
             let existing: Vec<Arc<Value>> = Self::list_ns(st, Kind::EndpointSlice, ns)
                 .into_iter()
-                .filter(|s| s["metadata"]["labels"]["kubernetes.io/service-name"] == svc_name.as_str())
+                .filter(|s| {
+                    s["metadata"]["labels"]["kubernetes.io/service-name"] == svc_name.as_str()
+                })
                 .collect();
             for (name, endpoints, ports) in &desired {
-                let current = existing.iter().find(|s| s["metadata"]["name"] == name.as_str());
+                let current = existing
+                    .iter()
+                    .find(|s| s["metadata"]["name"] == name.as_str());
                 if let Some(cur) = current {
                     if cur["endpoints"] == *endpoints && cur["ports"] == *ports {
                         continue;
@@ -1100,9 +1256,10 @@ fn set_pod_running(pod: &mut Value, ready: bool) {
 
 /// Whether a pod's Ready condition is True.
 pub fn pod_is_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"]
-        .as_array()
-        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    pod["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
 }
 
 fn resolve_target_port(pod: &Value, target: &Value) -> Option<u16> {
@@ -1113,7 +1270,11 @@ fn resolve_target_port(pod: &Value, target: &Value) -> Option<u16> {
     pod["spec"]["containers"].as_array()?.iter().find_map(|c| {
         c["ports"].as_array()?.iter().find_map(|p| {
             (p["name"] == name)
-                .then(|| p["containerPort"].as_u64().and_then(|n| u16::try_from(n).ok()))
+                .then(|| {
+                    p["containerPort"]
+                        .as_u64()
+                        .and_then(|n| u16::try_from(n).ok())
+                })
                 .flatten()
         })
     })
@@ -1131,11 +1292,17 @@ fn owner_ref(api_version: &str, kind: &str, owner: &Value) -> Value {
 }
 
 fn controller_owner(obj: &Value) -> Option<(String, String)> {
-    obj["metadata"]["ownerReferences"].as_array()?.iter().find_map(|o| {
-        (o["controller"] == true).then(|| {
-            Some((o["kind"].as_str()?.to_string(), o["name"].as_str()?.to_string()))
-        })?
-    })
+    obj["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find_map(|o| {
+            (o["controller"] == true).then(|| {
+                Some((
+                    o["kind"].as_str()?.to_string(),
+                    o["name"].as_str()?.to_string(),
+                ))
+            })?
+        })
 }
 
 fn is_owned_by(obj: &Value, owner: &Value) -> bool {

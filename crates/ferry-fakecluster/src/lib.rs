@@ -163,12 +163,17 @@ impl FakeCluster {
             return Err(StartError::NotLoopback(opts.listen));
         }
         opts.scenario.validate()?;
-        let listener = TcpListener::bind(opts.listen)
-            .await
-            .map_err(|source| StartError::Listen { addr: opts.listen, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Listen { addr: opts.listen, source })?;
+        let listener =
+            TcpListener::bind(opts.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: opts.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: opts.listen,
+            source,
+        })?;
         let certs = tls::Certificates::generate(Some(addr.ip()))?;
         let token = opts.token.clone().unwrap_or_else(random_token);
         let shutdown = CancellationToken::new();
@@ -273,7 +278,9 @@ impl FakeCluster {
         std::fs::create_dir_all(dir).map_err(err)?;
         let tmp = dir.join(format!(
             ".{}.tmp-{}",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("kubeconfig"),
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("kubeconfig"),
             std::process::id()
         ));
         std::fs::write(&tmp, self.kubeconfig_yaml()).map_err(err)?;
@@ -297,10 +304,17 @@ impl FakeCluster {
 fn random_token() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
-    (0..32).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect()
+    (0..32)
+        .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+        .collect()
 }
 
-async fn serve(listener: TcpListener, acceptor: TlsAcceptor, router: Router, shutdown: CancellationToken) {
+async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+    shutdown: CancellationToken,
+) {
     let tracker = TaskTracker::new();
     loop {
         let accepted = tokio::select! {

@@ -45,8 +45,9 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let scenario = match &args.scenario {
-        Some(path) => Scenario::from_file(path)
-            .with_context(|| format!("--scenario {}", path.display()))?,
+        Some(path) => {
+            Scenario::from_file(path).with_context(|| format!("--scenario {}", path.display()))?
+        }
         None => Scenario::demo(),
     };
     let opts = Options::default()
@@ -54,7 +55,9 @@ async fn main() -> anyhow::Result<()> {
         .listen(args.listen)
         .context_name(args.context_name)
         .latency(Duration::from_millis(args.latency_ms));
-    let fake = FakeCluster::start(opts).await.context("starting the fake cluster")?;
+    let fake = FakeCluster::start(opts)
+        .await
+        .context("starting the fake cluster")?;
     fake.write_kubeconfig(&args.kubeconfig)
         .context("--kubeconfig")?;
     {

@@ -44,7 +44,11 @@ pub(crate) fn parse_ports(query: &str) -> Result<Vec<u16>, String> {
         for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match p.parse::<u16>() {
                 Ok(n) if n > 0 => ports.push(n),
-                _ => return Err(format!("invalid port `{p}`: ports must be numbers from 1 to 65535")),
+                _ => {
+                    return Err(format!(
+                        "invalid port `{p}`: ports must be numbers from 1 to 65535"
+                    ));
+                }
             }
         }
     }
@@ -126,7 +130,9 @@ impl Session {
                 Err(message) => {
                     debug!(pod.port = port, %message, "pod port unreachable");
                     writers.push(None);
-                    let _ = out_tx.send(Out::Frame(frame(ch + 1, message.as_bytes()))).await;
+                    let _ = out_tx
+                        .send(Out::Frame(frame(ch + 1, message.as_bytes())))
+                        .await;
                     let _ = out_tx.send(Out::PortDone).await;
                 }
             }
@@ -178,14 +184,12 @@ impl Session {
                 msg = stream.next() => match msg {
                     Some(Ok(Message::Binary(data))) if data.len() > 1 => {
                         let ch = data[0] as usize;
-                        if ch % 2 == 0 {
-                            if let Some(Some(w)) = writers.get_mut(ch / 2) {
-                                if let Err(e) = w.write_all(&data[1..]).await {
+                        if ch.is_multiple_of(2)
+                            && let Some(Some(w)) = writers.get_mut(ch / 2)
+                                && let Err(e) = w.write_all(&data[1..]).await {
                                     debug!(error = %e, "writing to the pod failed");
                                     writers[ch / 2] = None;
                                 }
-                            }
-                        }
                     }
                     Some(Ok(Message::Close(_))) | None => {
                         let _ = out_tx.send(Out::Close).await;

@@ -222,10 +222,12 @@ impl FromStr for Behavior {
             "refuse" => Ok(Self::Refuse),
             other => match other.strip_prefix("proxy:") {
                 Some(rest) => {
-                    let addr: SocketAddr = rest
-                        .replace("localhost", "127.0.0.1")
-                        .parse()
-                        .map_err(|_| format!("`{other}`: expected proxy:HOST:PORT with a loopback HOST"))?;
+                    let addr: SocketAddr =
+                        rest.replace("localhost", "127.0.0.1")
+                            .parse()
+                            .map_err(|_| {
+                                format!("`{other}`: expected proxy:HOST:PORT with a loopback HOST")
+                            })?;
                     if !addr.ip().is_loopback() {
                         return Err(format!(
                             "`{other}`: proxy targets must be loopback addresses"
@@ -283,19 +285,31 @@ impl Scenario {
             let at = format!("namespaces[{i}]");
             check_name(&format!("{at}.name"), &ns.name)?;
             if !namespaces.insert(ns.name.as_str()) {
-                return Err(invalid(format!("{at}.name"), format!("namespace `{}` appears twice", ns.name)));
+                return Err(invalid(
+                    format!("{at}.name"),
+                    format!("namespace `{}` appears twice", ns.name),
+                ));
             }
             let mut pod_names = BTreeSet::new();
-            for (kind, list) in [("deployments", &ns.deployments), ("statefulsets", &ns.statefulsets)] {
+            for (kind, list) in [
+                ("deployments", &ns.deployments),
+                ("statefulsets", &ns.statefulsets),
+            ] {
                 let mut names = BTreeSet::new();
                 for (j, w) in list.iter().enumerate() {
                     let at = format!("{at}.{kind}[{j}]");
                     check_name(&format!("{at}.name"), &w.name)?;
                     if !names.insert(w.name.as_str()) {
-                        return Err(invalid(format!("{at}.name"), format!("`{}` appears twice", w.name)));
+                        return Err(invalid(
+                            format!("{at}.name"),
+                            format!("`{}` appears twice", w.name),
+                        ));
                     }
                     if w.labels.is_empty() {
-                        return Err(invalid(format!("{at}.labels"), "a workload needs at least one label to select its pods"));
+                        return Err(invalid(
+                            format!("{at}.labels"),
+                            "a workload needs at least one label to select its pods",
+                        ));
                     }
                     check_ports(&at, &w.ports)?;
                     if kind == "statefulsets" {
@@ -309,7 +323,10 @@ impl Scenario {
                 let at = format!("{at}.pods[{j}]");
                 check_name(&format!("{at}.name"), &p.name)?;
                 if !pod_names.insert(p.name.clone()) {
-                    return Err(invalid(format!("{at}.name"), format!("pod `{}` clashes with another pod", p.name)));
+                    return Err(invalid(
+                        format!("{at}.name"),
+                        format!("pod `{}` clashes with another pod", p.name),
+                    ));
                 }
                 check_ports(&at, &p.ports)?;
             }
@@ -318,10 +335,16 @@ impl Scenario {
                 let at = format!("{at}.services[{j}]");
                 check_name(&format!("{at}.name"), &s.name)?;
                 if !svc_names.insert(s.name.as_str()) {
-                    return Err(invalid(format!("{at}.name"), format!("service `{}` appears twice", s.name)));
+                    return Err(invalid(
+                        format!("{at}.name"),
+                        format!("service `{}` appears twice", s.name),
+                    ));
                 }
                 if s.ports.is_empty() {
-                    return Err(invalid(format!("{at}.ports"), "a service needs at least one port"));
+                    return Err(invalid(
+                        format!("{at}.ports"),
+                        "a service needs at least one port",
+                    ));
                 }
                 let mut seen = BTreeSet::new();
                 for (k, p) in s.ports.iter().enumerate() {
@@ -330,10 +353,16 @@ impl Scenario {
                         return Err(invalid(format!("{at}.port"), "0 is not a port"));
                     }
                     if !seen.insert(p.port) {
-                        return Err(invalid(format!("{at}.port"), format!("port {} appears twice", p.port)));
+                        return Err(invalid(
+                            format!("{at}.port"),
+                            format!("port {} appears twice", p.port),
+                        ));
                     }
                     if s.ports.len() > 1 && p.name.is_none() {
-                        return Err(invalid(format!("{at}.name"), "ports of a multi-port service need names"));
+                        return Err(invalid(
+                            format!("{at}.name"),
+                            "ports of a multi-port service need names",
+                        ));
                     }
                     match &p.target_port {
                         Some(TargetPort::Number(0)) => {
@@ -358,15 +387,24 @@ fn check_ports(at: &str, ports: &[PortSpec]) -> Result<(), ScenarioError> {
             return Err(invalid(format!("{at}.port"), "0 is not a port"));
         }
         if !numbers.insert(p.port) {
-            return Err(invalid(format!("{at}.port"), format!("port {} appears twice", p.port)));
+            return Err(invalid(
+                format!("{at}.port"),
+                format!("port {} appears twice", p.port),
+            ));
         }
         if let Some(name) = &p.name {
             if name.len() > 15 {
-                return Err(invalid(format!("{at}.name"), "a port name has at most 15 characters"));
+                return Err(invalid(
+                    format!("{at}.name"),
+                    "a port name has at most 15 characters",
+                ));
             }
             check_name(&format!("{at}.name"), name)?;
             if !names.insert(name.as_str()) {
-                return Err(invalid(format!("{at}.name"), format!("port name `{name}` appears twice")));
+                return Err(invalid(
+                    format!("{at}.name"),
+                    format!("port name `{name}` appears twice"),
+                ));
             }
         }
     }
@@ -388,7 +426,9 @@ pub(crate) fn check_name(path: &str, name: &str) -> Result<(), ScenarioError> {
     } else {
         Err(invalid(
             path,
-            format!("`{name}` is not a valid name (lower-case letters, digits and '-', at most 63)"),
+            format!(
+                "`{name}` is not a valid name (lower-case letters, digits and '-', at most 63)"
+            ),
         ))
     }
 }
@@ -410,8 +450,13 @@ mod tests {
     }
 
     fn check_err(yaml: &str, expect: &str) {
-        let err = Scenario::from_yaml(yaml).expect_err("scenario should be rejected").to_string();
-        assert!(err.contains(expect), "error `{err}` should contain `{expect}`");
+        let err = Scenario::from_yaml(yaml)
+            .expect_err("scenario should be rejected")
+            .to_string();
+        assert!(
+            err.contains(expect),
+            "error `{err}` should contain `{expect}`"
+        );
     }
 
     #[test]
@@ -438,7 +483,14 @@ mod tests {
 
     #[test]
     fn behaviours_round_trip_through_text() {
-        for b in ["echo", "http", "sink", "blackhole", "refuse", "proxy:127.0.0.1:5000"] {
+        for b in [
+            "echo",
+            "http",
+            "sink",
+            "blackhole",
+            "refuse",
+            "proxy:127.0.0.1:5000",
+        ] {
             let parsed: Behavior = b.parse().expect("parses");
             assert_eq!(parsed.to_string(), b);
         }

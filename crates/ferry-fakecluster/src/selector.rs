@@ -85,8 +85,14 @@ fn split_set<'a>(part: &'a str, op: &str) -> Option<(&'a str, Result<Vec<String>
     let (k, rest) = part.split_once(op)?;
     let rest = rest.trim();
     let set = match rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
-        Some(inner) => Ok(inner.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
-        None => Err(format!("unable to parse requirement: `{part}`: expected a set in parentheses")),
+        Some(inner) => Ok(inner
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()),
+        None => Err(format!(
+            "unable to parse requirement: `{part}`: expected a set in parentheses"
+        )),
     };
     Some((k.trim(), set))
 }
@@ -100,7 +106,9 @@ fn check_key(key: &str) -> Result<String, String> {
     if ok {
         Ok(key.to_string())
     } else {
-        Err(format!("unable to parse requirement: invalid label key `{key}`"))
+        Err(format!(
+            "unable to parse requirement: invalid label key `{key}`"
+        ))
     }
 }
 
@@ -120,7 +128,9 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(format!("invalid selector: '{part}'; can't understand '{part}'"));
+                return Err(format!(
+                    "invalid selector: '{part}'; can't understand '{part}'"
+                ));
             };
             let field = field.trim();
             if !matches!(
@@ -163,7 +173,11 @@ mod tests {
         check("app=echo", json!({"app": "echo"}), true);
         check("app==echo", json!({"app": "web"}), false);
         check("app!=echo", json!({}), true);
-        check("app in (echo, web),tier", json!({"app": "web", "tier": "x"}), true);
+        check(
+            "app in (echo, web),tier",
+            json!({"app": "web", "tier": "x"}),
+            true,
+        );
         check("app notin (echo)", json!({"app": "echo"}), false);
         check("!app", json!({"app": "echo"}), false);
         check("", json!({"app": "echo"}), true);
@@ -174,8 +188,16 @@ mod tests {
     #[test]
     fn field_selectors_cover_name_and_phase() {
         let pod = json!({"metadata": {"name": "solo", "namespace": "demo"}, "status": {"phase": "Running"}});
-        assert!(FieldSelector::parse("metadata.name=solo").expect("parses").matches(&pod));
-        assert!(!FieldSelector::parse("status.phase!=Running").expect("parses").matches(&pod));
+        assert!(
+            FieldSelector::parse("metadata.name=solo")
+                .expect("parses")
+                .matches(&pod)
+        );
+        assert!(
+            !FieldSelector::parse("status.phase!=Running")
+                .expect("parses")
+                .matches(&pod)
+        );
         assert!(FieldSelector::parse("spec.colour=red").is_err());
     }
 }

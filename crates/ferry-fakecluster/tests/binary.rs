@@ -68,7 +68,11 @@ fn prints_ready_writes_a_kubeconfig_and_exits_cleanly_on_sigterm() {
         assert_eq!(mode & 0o077, 0, "the kubeconfig holds a token: owner-only");
     }
     let out = kubectl(&kc, &["get", "pods", "-n", "demo", "-o", "name"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("pod/solo"));
 
     let pid = child.0.id().to_string();
@@ -144,8 +148,14 @@ fn bad_arguments_fail_with_the_field_named() {
         .expect("runs");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--scenario") && stderr.contains("port"), "{stderr}");
-    assert!(!kc.exists(), "nothing is written when the arguments are bad");
+    assert!(
+        stderr.contains("--scenario") && stderr.contains("port"),
+        "{stderr}"
+    );
+    assert!(
+        !kc.exists(),
+        "nothing is written when the arguments are bad"
+    );
 
     let out = Command::new(BIN)
         .args([
