@@ -253,30 +253,89 @@ async fn kubectl_with_a_wrong_token_is_unauthorized() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The versioned kubectl binaries (`kubectl.1.NN`) installed beside the `kubectl` on PATH.
+fn versioned_kubectls() -> Vec<std::path::PathBuf> {
+    let Some(path) = std::env::var_os("PATH") else {
+        return Vec::new();
+    };
+    let Some(kubectl) = std::env::split_paths(&path)
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+    else {
+        return Vec::new();
+    };
+    let Some(dir) = std::fs::canonicalize(&kubectl)
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+    else {
+        return Vec::new();
+    };
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("kubectl.1."))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_installed_kubectl_version_lists_pods() -> anyhow::Result<()> {
+async fn every_installed_kubectl_version_lists_and_reads_pods() -> anyhow::Result<()> {
     let fx = Fixture::demo().await?;
-    let mut tried = Vec::new();
-    for minor in 27..=40 {
-        let bin = format!("kubectl.1.{minor}");
-        let Ok(out) = fx.kubectl_with(&bin, &["get", "pods", "-A", "-o", "name"]) else {
-            continue;
-        };
+    let mut bins: Vec<String> = versioned_kubectls()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    bins.push("kubectl".into());
+    for bin in &bins {
+        let out = fx.kubectl_with(bin, &["get", "pods", "-A"])?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
             "{bin}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
-            stdout.contains("pod/solo") && stdout.contains("pod/db-0"),
+            stdout.contains("solo") && stdout.contains("db-0") && stdout.contains("Running"),
             "{bin}: {stdout}"
         );
-        tried.push(bin);
+        let out = fx.kubectl_with(bin, &["get", "pod", "solo", "-n", "demo", "-o", "json"])?;
+        assert!(
+            out.status.success(),
+            "{bin}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pod: Value = serde_json::from_slice(&out.stdout)?;
+        assert_eq!(pod["metadata"]["name"], "solo", "{bin}");
     }
-    // The plain `kubectl` must be there; versioned ones are checked when installed.
-    let out = fx.kubectl(&["get", "pods", "-A", "-o", "name"])?;
-    assert!(out.contains("pod/solo"));
-    println!("versioned kubectl binaries checked: {tried:?}");
+    println!("kubectl binaries checked: {bins:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_port_forward_gets_a_clear_refusal_until_spdy_is_served() -> anyhow::Result<()> {
+    // kubectl speaks SPDY (tunnelled through a WebSocket from 1.31 on); the fake cluster
+    // serves the WebSocket channel protocol only, and says so instead of failing obscurely.
+    let fx = Fixture::demo().await?;
+    let out = fx.kubectl_with(
+        "kubectl",
+        &[
+            "port-forward",
+            "-n",
+            "demo",
+            "pod/solo",
+            "0:9000",
+            "--pod-running-timeout=5s",
+        ],
+    )?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SPDY"), "{stderr}");
     Ok(())
 }

@@ -426,7 +426,8 @@ fn list_or_watch(app: &Arc<App>, kind: Kind, namespace: Option<&str>, req: &Requ
         Err(msg) => return status(StatusCode::BAD_REQUEST, "BadRequest", msg, None),
     };
     if params.watch {
-        return watch(app, kind, namespace.map(str::to_string), params);
+        let table = wants_table(req.headers()).then(|| params.include_object.clone());
+        return watch(app, kind, namespace.map(str::to_string), params, table);
     }
     let (rv, items) = app.cluster.list(kind, namespace);
     let items: Vec<Arc<Value>> = items
@@ -444,7 +445,13 @@ fn list_or_watch(app: &Arc<App>, kind: Kind, namespace: Option<&str>, req: &Requ
     }))
 }
 
-fn watch(app: &Arc<App>, kind: Kind, namespace: Option<String>, params: ListParams) -> Response {
+fn watch(
+    app: &Arc<App>,
+    kind: Kind,
+    namespace: Option<String>,
+    params: ListParams,
+    table: Option<String>,
+) -> Response {
     let initial = params.resource_version.is_none() || params.send_initial_events;
     let WatchStart {
         backlog,
@@ -474,6 +481,7 @@ fn watch(app: &Arc<App>, kind: Kind, namespace: Option<String>, params: ListPara
     tokio::spawn(async move {
         let filter = WatchFilter {
             namespace,
+            table,
             label: params.label,
             field: params.field,
         };
@@ -544,6 +552,8 @@ where
 
 struct WatchFilter {
     namespace: Option<String>,
+    /// `Some(includeObject)` when the client asked for server-side tables (`kubectl get -w`).
+    table: Option<String>,
     label: LabelSelector,
     field: FieldSelector,
 }
@@ -574,7 +584,13 @@ impl WatchFilter {
             },
             _ => return None,
         };
-        let line = json!({"type": ty.as_str(), "object": &*change.object});
+        let line = match &self.table {
+            Some(include) => json!({
+                "type": ty.as_str(),
+                "object": table(change.kind, std::slice::from_ref(&change.object), change.rv, include),
+            }),
+            None => json!({"type": ty.as_str(), "object": &*change.object}),
+        };
         Some(Bytes::from(format!("{line}\n")))
     }
 }
@@ -595,10 +611,7 @@ async fn portforward_upgrade(app: &Arc<App>, namespace: &str, pod: &str, req: Re
             None,
         );
     }
-    let ports = match portforward::parse_ports(req.uri().query().unwrap_or("")) {
-        Ok(p) => p,
-        Err(msg) => return status(StatusCode::BAD_REQUEST, "BadRequest", msg, None),
-    };
+    let query = req.uri().query().unwrap_or("").to_string();
     let (mut parts, _body) = req.into_parts();
     let offered: Vec<String> = parts
         .headers
@@ -607,19 +620,28 @@ async fn portforward_upgrade(app: &Arc<App>, namespace: &str, pod: &str, req: Re
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(',').map(|s| s.trim().to_string()))
         .collect();
+    // kubectl speaks SPDY, directly or tunnelled through a WebSocket; say so plainly.
     let is_spdy = parts
         .headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("spdy"));
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("spdy"))
+        || (!offered.is_empty()
+            && offered
+                .iter()
+                .all(|p| p.to_ascii_lowercase().starts_with("spdy")));
     if is_spdy {
         return status(
             StatusCode::BAD_REQUEST,
             "BadRequest",
-            "the fake cluster serves port-forwarding over WebSocket (v4.channel.k8s.io) only; SPDY is not supported",
+            "the fake cluster serves port-forwarding over the WebSocket channel protocol (v4.channel.k8s.io) only; SPDY, which kubectl port-forward uses, is not supported",
             None,
         );
     }
+    let ports = match portforward::parse_ports(&query) {
+        Ok(p) => p,
+        Err(msg) => return status(StatusCode::BAD_REQUEST, "BadRequest", msg, None),
+    };
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(ws) => ws,
         Err(_) => {
