@@ -1,2 +1,5 @@
-//! Ferry's engine. The forward manager, cluster client pool, tunnels and health checks
-//! arrive with the engine issue; this crate has no GUI dependency and never will.
+//! Ferry's engine. No GUI dependency: everything here is testable headless.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
