@@ -20,7 +20,10 @@ impl Target {
     /// The object's name.
     pub fn name(&self) -> &str {
         match self {
-            Target::Pod(n) | Target::Service(n) | Target::Deployment(n) | Target::StatefulSet(n) => n,
+            Target::Pod(n)
+            | Target::Service(n)
+            | Target::Deployment(n)
+            | Target::StatefulSet(n) => n,
         }
     }
 
@@ -136,7 +139,8 @@ impl<'de> Deserialize<'de> for PortRef {
                 Err(_) => {
                     let ok = !t.is_empty()
                         && t.len() <= 15
-                        && t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        && t.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                         && t.bytes().any(|b| b.is_ascii_lowercase());
                     if ok {
                         Ok(PortRef::Name(t))
@@ -158,8 +162,14 @@ mod tests {
     #[test]
     fn targets_parse_long_and_short_kinds() {
         assert_eq!("svc/echo".parse(), Ok(Target::Service("echo".into())));
-        assert_eq!("deployment/web".parse(), Ok(Target::Deployment("web".into())));
-        assert_eq!("sts/db".parse::<Target>().map(|t| t.to_string()), Ok("statefulset/db".into()));
+        assert_eq!(
+            "deployment/web".parse(),
+            Ok(Target::Deployment("web".into()))
+        );
+        assert_eq!(
+            "sts/db".parse::<Target>().map(|t| t.to_string()),
+            Ok("statefulset/db".into())
+        );
         assert!("echo".parse::<Target>().is_err());
         assert!("job/x".parse::<Target>().is_err());
         assert!("pod/Bad_Name".parse::<Target>().is_err());

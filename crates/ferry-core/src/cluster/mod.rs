@@ -1,0 +1,353 @@
+//! Cluster access: kubeconfig discovery the way kubectl does it, one client per context
+//! built outside any lock and cached until the kubeconfig files change, and target
+//! resolution (`resolve`).
+//!
+//! A context that fails to build keeps its error for display and never affects the other
+//! contexts.
+
+mod resolve;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use parking_lot::Mutex;
+use tokio::sync::OnceCell;
+use tracing::{debug, info};
+
+pub use resolve::{Endpoint, ResolveError, resolve};
+
+/// Why a context's client could not be had.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// No kubeconfig file exists where kubectl would look.
+    #[error("no kubeconfig found (looked at {looked}); set KUBECONFIG or create ~/.kube/config")]
+    NoKubeconfig { looked: String },
+    /// A kubeconfig file exists but cannot be read or parsed.
+    #[error("kubeconfig {path} is unusable: {message}")]
+    BadKubeconfig { path: String, message: String },
+    /// No context was named and the kubeconfig has no current-context.
+    #[error("no context given and the kubeconfig has no current-context; name one with `context:`")]
+    NoCurrentContext,
+    /// The named context does not exist.
+    #[error("context `{context}` is not in the kubeconfig (known: {known})")]
+    UnknownContext { context: String, known: String },
+    /// The context exists but a client could not be built from it (bad CA, missing
+    /// credentials, failing exec plugin…).
+    #[error("context `{context}`: {message}")]
+    Client { context: String, message: String },
+}
+
+/// Where kubeconfig files come from: a `KUBECONFIG`-style path list, merged in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeconfigSource {
+    paths: Vec<PathBuf>,
+}
+
+impl KubeconfigSource {
+    /// What kubectl would read: the paths in `KUBECONFIG`, else `~/.kube/config`.
+    pub fn from_env() -> Self {
+        let home = std::env::var_os("HOME")
+            .or_else(|| std::env::var_os("USERPROFILE"))
+            .map(PathBuf::from);
+        Self::from_env_value(std::env::var_os("KUBECONFIG"), home.as_deref())
+    }
+
+    /// Like [`KubeconfigSource::from_env`], from explicit values (for tests and callers
+    /// that must not read the process environment).
+    pub fn from_env_value(kubeconfig: Option<OsString>, home: Option<&Path>) -> Self {
+        let paths: Vec<PathBuf> = kubeconfig
+            .as_deref()
+            .map(|v| {
+                std::env::split_paths(v)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !paths.is_empty() {
+            return Self { paths };
+        }
+        Self {
+            paths: home
+                .map(|h| vec![h.join(".kube").join("config")])
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Exactly these files, merged in order.
+    pub fn from_paths(paths: Vec<PathBuf>) -> Self {
+        Self { paths }
+    }
+
+    /// The candidate files, in merge order.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    /// A cheap summary of the files' state; it changes when any file changes.
+    pub fn fingerprint(&self) -> Vec<(PathBuf, Option<(SystemTime, u64)>)> {
+        self.paths
+            .iter()
+            .map(|p| {
+                let meta = std::fs::metadata(p)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len())));
+                (p.clone(), meta)
+            })
+            .collect()
+    }
+
+    /// Reads and merges the existing files (missing ones are skipped, as kubectl does).
+    pub fn load(&self) -> Result<Kubeconfig, ClusterError> {
+        let mut merged: Option<Kubeconfig> = None;
+        for path in &self.paths {
+            if !path.exists() {
+                continue;
+            }
+            let bad = |message: String| ClusterError::BadKubeconfig {
+                path: path.display().to_string(),
+                message,
+            };
+            let next = Kubeconfig::read_from(path).map_err(|e| bad(e.to_string()))?;
+            merged = Some(match merged {
+                None => next,
+                Some(acc) => acc.merge(next).map_err(|e| bad(e.to_string()))?,
+            });
+        }
+        merged.ok_or_else(|| ClusterError::NoKubeconfig {
+            looked: self
+                .paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+}
+
+/// A client for one context, with the context's default namespace.
+#[derive(Clone)]
+pub struct ContextClient {
+    /// The context's name (resolved from current-context when none was asked for).
+    pub context: String,
+    /// The context's namespace, else `default`.
+    pub namespace: String,
+    /// A cheap-to-clone client; every forward of the context shares it, never mutates it.
+    pub client: kube::Client,
+}
+
+impl std::fmt::Debug for ContextClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContextClient")
+            .field("context", &self.context)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+type Slot = Arc<OnceCell<Result<ContextClient, ClusterError>>>;
+
+/// The loaded kubeconfig and the clients built from it, replaced whole on change.
+struct Generation {
+    fingerprint: Vec<(PathBuf, Option<(SystemTime, u64)>)>,
+    kubeconfig: Result<Arc<Kubeconfig>, ClusterError>,
+    slots: HashMap<String, Slot>,
+}
+
+/// One client per kubeconfig context, built on first use outside any lock, cached, and
+/// rebuilt when the kubeconfig files change.
+pub struct ClientPool {
+    source: KubeconfigSource,
+    /// Held only to read or swap the generation; never across `.await` or file I/O.
+    current: Mutex<Arc<Mutex<Generation>>>,
+}
+
+impl ClientPool {
+    /// A pool over `source`. Nothing is read until the first request.
+    pub fn new(source: KubeconfigSource) -> Self {
+        Self {
+            source,
+            current: Mutex::new(Arc::new(Mutex::new(Generation {
+                fingerprint: Vec::new(),
+                kubeconfig: Err(ClusterError::NoKubeconfig {
+                    looked: String::new(),
+                }),
+                slots: HashMap::new(),
+            }))),
+        }
+    }
+
+    /// The kubeconfig source.
+    pub fn source(&self) -> &KubeconfigSource {
+        &self.source
+    }
+
+    /// Re-reads the kubeconfig when its files changed. Returns whether they did.
+    pub fn refresh(&self) -> bool {
+        // File I/O happens before any lock is taken.
+        let fingerprint = self.source.fingerprint();
+        let current = self.current.lock().clone();
+        let unchanged = current.lock().fingerprint == fingerprint;
+        if unchanged {
+            return false;
+        }
+        let kubeconfig = self.source.load().map(Arc::new);
+        info!(files = ?self.source.paths(), ok = kubeconfig.is_ok(), "kubeconfig (re)loaded");
+        let next = Arc::new(Mutex::new(Generation {
+            fingerprint,
+            kubeconfig,
+            slots: HashMap::new(),
+        }));
+        *self.current.lock() = next;
+        true
+    }
+
+    /// The context names of the current kubeconfig, and its current-context.
+    pub fn contexts(&self) -> Result<(Vec<String>, Option<String>), ClusterError> {
+        self.refresh();
+        let generation = self.current.lock().clone();
+        let kubeconfig = generation.lock().kubeconfig.clone()?;
+        Ok((
+            kubeconfig.contexts.iter().map(|c| c.name.clone()).collect(),
+            kubeconfig.current_context.clone(),
+        ))
+    }
+
+    /// The client for `context` (or the current-context), building it on first use.
+    pub async fn client(&self, context: Option<&str>) -> Result<ContextClient, ClusterError> {
+        self.refresh();
+        let generation = self.current.lock().clone();
+        let (kubeconfig, name, slot) = {
+            let mut g = generation.lock();
+            let kubeconfig = g.kubeconfig.clone()?;
+            let name = match context {
+                Some(c) => c.to_string(),
+                None => kubeconfig
+                    .current_context
+                    .clone()
+                    .filter(|c| !c.is_empty())
+                    .ok_or(ClusterError::NoCurrentContext)?,
+            };
+            let slot = g.slots.entry(name.clone()).or_default().clone();
+            (kubeconfig, name, slot)
+        };
+        // Built outside every lock; concurrent callers for the same context share one build.
+        slot.get_or_init(|| build(kubeconfig, name)).await.clone()
+    }
+
+    /// Forgets `context`'s cached client or error, so the next request rebuilds it (after
+    /// an authentication failure, say).
+    pub fn invalidate(&self, context: &str) {
+        let generation = self.current.lock().clone();
+        generation.lock().slots.remove(context);
+    }
+
+    /// Contexts whose client failed to build, with their errors.
+    pub fn context_errors(&self) -> Vec<(String, ClusterError)> {
+        let generation = self.current.lock().clone();
+        let g = generation.lock();
+        let mut out: Vec<_> = g
+            .slots
+            .iter()
+            .filter_map(|(name, slot)| match slot.get() {
+                Some(Err(e)) => Some((name.clone(), e.clone())),
+                _ => None,
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+async fn build(
+    kubeconfig: Arc<Kubeconfig>,
+    context: String,
+) -> Result<ContextClient, ClusterError> {
+    let Some(named) = kubeconfig.contexts.iter().find(|c| c.name == context) else {
+        let mut known: Vec<&str> = kubeconfig
+            .contexts
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        known.sort_unstable();
+        return Err(ClusterError::UnknownContext {
+            context,
+            known: if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            },
+        });
+    };
+    let namespace = named
+        .context
+        .as_ref()
+        .and_then(|c| c.namespace.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into());
+    let options = KubeConfigOptions {
+        context: Some(context.clone()),
+        ..Default::default()
+    };
+    let fail = |message: String| ClusterError::Client {
+        context: context.clone(),
+        message,
+    };
+    // A per-context copy: nothing here writes into a config another context shares.
+    let config = kube::Config::from_custom_kubeconfig((*kubeconfig).clone(), &options)
+        .await
+        .map_err(|e| fail(error_chain(&e)))?;
+    let client = kube::Client::try_from(config).map_err(|e| fail(error_chain(&e)))?;
+    debug!(context = %context, namespace = %namespace, "client built");
+    Ok(ContextClient {
+        context,
+        namespace,
+        client,
+    })
+}
+
+/// An error and its sources as one sentence.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubeconfig_paths_follow_kubectl() {
+        let home = Path::new("/home/u");
+        let joined = std::env::join_paths(["/a/one", "/b/two"]).expect("joinable");
+        let s = KubeconfigSource::from_env_value(Some(joined), Some(home));
+        assert_eq!(
+            s.paths(),
+            [PathBuf::from("/a/one"), PathBuf::from("/b/two")]
+        );
+        let s = KubeconfigSource::from_env_value(None, Some(home));
+        assert_eq!(s.paths(), [PathBuf::from("/home/u/.kube/config")]);
+        let s = KubeconfigSource::from_env_value(Some(OsString::new()), Some(home));
+        assert_eq!(s.paths(), [PathBuf::from("/home/u/.kube/config")]);
+    }
+
+    #[test]
+    fn missing_kubeconfig_says_where_it_looked() {
+        let s = KubeconfigSource::from_paths(vec![PathBuf::from("/nonexistent/ferry/kc")]);
+        let err = s.load().expect_err("nothing to load");
+        assert!(err.to_string().contains("/nonexistent/ferry/kc"), "{err}");
+    }
+}
