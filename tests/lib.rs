@@ -77,6 +77,21 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Runs `kubectl` expecting it to fail; returns its stderr.
+    pub fn kubectl_fails(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.kubectl_with("kubectl", args)?;
+        if out.status.success() {
+            bail!(
+                "kubectl {} succeeded but should have failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 /// Builds a kube-rs client from a kubeconfig file, without touching the environment.
 pub async fn client_from(path: &Path) -> anyhow::Result<kube::Client> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)?;

@@ -87,9 +87,8 @@ async fn kubectl_get_pod_json_parses_with_status_and_named_ports() -> anyhow::Re
         "targetPort `echo` resolves to 9000"
     );
 
-    let missing = fx.kubectl_with("kubectl", &["get", "pod", "nope", "-n", "demo"])?;
-    assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("pods \"nope\" not found"));
+    let missing_stderr = fx.kubectl_fails(&["get", "pod", "nope", "-n", "demo"])?;
+    assert!(missing_stderr.contains("pods \"nope\" not found"));
     Ok(())
 }
 
@@ -187,20 +186,16 @@ async fn kubectl_annotate_and_label_change_pods() -> anyhow::Result<()> {
     .await?;
 
     // Bad input is refused with a clear error and changes nothing.
-    let bad = fx.kubectl_with(
-        "kubectl",
-        &[
-            "annotate",
-            "pod",
-            "solo",
-            "-n",
-            "demo",
-            "fake.ferry.dev/behavior=teleport",
-            "--overwrite",
-        ],
-    )?;
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown behaviour `teleport`"));
+    let bad_stderr = fx.kubectl_fails(&[
+        "annotate",
+        "pod",
+        "solo",
+        "-n",
+        "demo",
+        "fake.ferry.dev/behavior=teleport",
+        "--overwrite",
+    ])?;
+    assert!(bad_stderr.contains("unknown behaviour `teleport`"));
     assert_eq!(backend(&fx).map(|b| b.0).as_deref(), Some("refuse"));
 
     // Removing the annotation restores the scenario's behaviour.
@@ -239,12 +234,7 @@ async fn kubectl_annotate_and_label_change_pods() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_with_a_wrong_token_is_unauthorized() -> anyhow::Result<()> {
     let fx = Fixture::demo().await?;
-    let out = fx.kubectl_with(
-        "kubectl",
-        &["--token", "not-the-token", "get", "pods", "-n", "demo"],
-    )?;
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = fx.kubectl_fails(&["--token", "not-the-token", "get", "pods", "-n", "demo"])?;
     // kubectl's wording for a 401, the same as against a real cluster.
     assert!(
         stderr.contains("You must be logged in to the server"),
@@ -323,19 +313,14 @@ async fn kubectl_port_forward_gets_a_clear_refusal_until_spdy_is_served() -> any
     // kubectl speaks SPDY (tunnelled through a WebSocket from 1.31 on); the fake cluster
     // serves the WebSocket channel protocol only, and says so instead of failing obscurely.
     let fx = Fixture::demo().await?;
-    let out = fx.kubectl_with(
-        "kubectl",
-        &[
-            "port-forward",
-            "-n",
-            "demo",
-            "pod/solo",
-            "0:9000",
-            "--pod-running-timeout=5s",
-        ],
-    )?;
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = fx.kubectl_fails(&[
+        "port-forward",
+        "-n",
+        "demo",
+        "pod/solo",
+        "0:9000",
+        "--pod-running-timeout=5s",
+    ])?;
     assert!(stderr.contains("SPDY"), "{stderr}");
     Ok(())
 }
