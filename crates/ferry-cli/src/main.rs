@@ -1,5 +1,290 @@
-//! The headless `ferry` command.
+//! The headless `ferry` command: runs Ferry's engine without a window.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("ferry: the engine is not built yet; see README.md for what runs today")
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ferry_core::config::Config;
+use ferry_core::engine::{Engine, EngineOptions};
+use ferry_core::events::{Event, ForwardStatus, Snapshot, Update};
+use tracing_subscriber::EnvFilter;
+
+/// Keep Kubernetes port-forwards alive.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the enabled forwards of a config file (or one profile's) until Ctrl-C.
+    ///
+    /// SIGHUP, or a change of the file on disk, re-reads it and applies the difference:
+    /// unchanged forwards keep their connections.
+    Up {
+        /// The config file (YAML, or JSON when it ends in .json).
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+        /// Run only this profile's forwards.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Print one JSON object per line for every state change instead of a table.
+        #[arg(long, value_enum)]
+        events: Option<EventsFormat>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum EventsFormat {
+    Json,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferry: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Up {
+            config,
+            profile,
+            events,
+        } => runtime.block_on(up(&config, profile.as_deref(), events)),
+    }
+}
+
+/// Reads the config and narrows it to a profile: the profile's forwards are enabled, the
+/// others disabled.
+fn load(path: &Path, profile: Option<&str>) -> Result<Config, String> {
+    let mut config = Config::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(profile) = profile {
+        let names: Vec<String> = config
+            .forwards_of_profile(profile)
+            .map_err(|e| format!("--profile {profile}: {e}"))?
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
+        for f in &mut config.forwards {
+            f.enabled = names.contains(&f.name);
+        }
+    }
+    Ok(config)
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+async fn up(path: &Path, profile: Option<&str>, events: Option<EventsFormat>) -> ExitCode {
+    let config = match load(path, profile) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let engine = match Engine::start(config, EngineOptions::default()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut sub = engine.subscribe();
+    let table = events.is_none() && std::io::stdout().is_terminal();
+    let mut seen_mtime = modified(path);
+    let mut poll = tokio::time::interval(Duration::from_secs(1));
+    let mut hangup = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ferry: cannot watch signals: {e}");
+            engine.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout();
+    loop {
+        tokio::select! {
+            update = sub.next() => match update {
+                Some(Update::Event(event)) => {
+                    if events.is_some() {
+                        print_json(&mut out, &event);
+                    } else if table {
+                        draw_table(&mut out, &sub.snapshot.borrow().clone());
+                    } else {
+                        print_line(&mut out, &event);
+                    }
+                }
+                Some(Update::Resync(snapshot)) => {
+                    for status in &snapshot.forwards {
+                        let event = Event::Forward { status: Box::new(status.clone()) };
+                        if events.is_some() { print_json(&mut out, &event) } else { print_line(&mut out, &event) }
+                    }
+                }
+                None => break,
+            },
+            sig = hangup.next() => match sig {
+                Sig::Reload => reload(&engine, path, profile).await,
+                Sig::Stop => break,
+            },
+            _ = poll.tick() => {
+                let now = modified(path);
+                if now != seen_mtime {
+                    seen_mtime = now;
+                    reload(&engine, path, profile).await;
+                }
+            }
+        }
+    }
+    engine.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn reload(engine: &Engine, path: &Path, profile: Option<&str>) {
+    match load(path, profile) {
+        Ok(config) => match engine.apply(config).await {
+            Ok(report) => eprintln!(
+                "ferry: reloaded {}: {} started, {} stopped, {} restarted, {} unchanged",
+                path.display(),
+                report.started.len(),
+                report.stopped.len(),
+                report.restarted.len(),
+                report.unchanged.len()
+            ),
+            Err(e) => eprintln!("ferry: not reloaded, keeping the running config: {e}"),
+        },
+        Err(e) => eprintln!("ferry: not reloaded, keeping the running config: {e}"),
+    }
+}
+
+fn print_json(out: &mut impl Write, event: &Event) {
+    let value = match event {
+        Event::Forward { status } => serde_json::json!({
+            "forward": status.forward,
+            "state": status.state,
+            "pod": status.pod,
+            "local": status.local.map(|a| a.to_string()),
+            "error": status.error,
+            "last_error": status.last_error,
+            "target": status.target,
+            "context": status.context,
+            "namespace": status.namespace,
+            "since_ms": status.since_ms,
+        }),
+        Event::Removed { forward } => serde_json::json!({"forward": forward, "state": "removed"}),
+        _ => return,
+    };
+    let _ = writeln!(out, "{value}");
+    let _ = out.flush();
+}
+
+fn describe(s: &ForwardStatus) -> String {
+    let local = s.local.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
+    let mut line = format!("{}: {} {} → {}", s.forward, s.state, local, s.target);
+    if let Some(pod) = &s.pod {
+        line.push_str(&format!(" (pod {pod})"));
+    }
+    if let Some(e) = &s.error {
+        line.push_str(&format!(" — {e}"));
+    }
+    line
+}
+
+fn print_line(out: &mut impl Write, event: &Event) {
+    let line = match event {
+        Event::Forward { status } => describe(status),
+        Event::Removed { forward } => format!("{forward}: removed"),
+        _ => return,
+    };
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn draw_table(out: &mut impl Write, snapshot: &Snapshot) {
+    // Clear the screen and redraw from the top.
+    let _ = write!(out, "\x1b[2J\x1b[H");
+    let _ = writeln!(
+        out,
+        "{:<16} {:<13} {:<22} {:<28} {:<24} {:>5}",
+        "FORWARD", "STATE", "LOCAL", "TARGET", "POD", "CONNS"
+    );
+    for s in &snapshot.forwards {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<13} {:<22} {:<28} {:<24} {:>5}",
+            s.forward,
+            s.state.as_str(),
+            s.local.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+            s.target,
+            s.pod.as_deref().unwrap_or("-"),
+            s.connections
+        );
+        if let Some(e) = &s.error {
+            let _ = writeln!(out, "  {e}");
+        }
+    }
+    let _ = writeln!(out, "\nCtrl-C stops every forward.");
+    let _ = out.flush();
+}
+
+/// SIGHUP (reload) and SIGINT/SIGTERM (stop).
+struct Signals {
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                hup: signal(SignalKind::hangup())?,
+                term: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// The next signal that matters.
+    async fn next(&mut self) -> Sig {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.hup.recv() => Sig::Reload,
+                _ = tokio::signal::ctrl_c() => Sig::Stop,
+                _ = self.term.recv() => Sig::Stop,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Sig::Stop
+        }
+    }
+}
+
+enum Sig {
+    Reload,
+    Stop,
 }

@@ -1,7 +1,20 @@
 //! Ferry's engine. No GUI dependency: everything here is testable headless.
+//!
+//! - [`config`]: the model, validation with field paths, diffing;
+//! - [`cluster`]: kubeconfig discovery, one client per context, target resolution;
+//! - [`tunnel`]: a byte stream to a pod port through the API server;
+//! - [`forward`]: one forward's listener, connections and healing (crate-internal);
+//! - [`engine`]: the façade the CLI and the app use;
+//! - [`events`]: statuses, snapshots and transition events.
 
 #![forbid(unsafe_code)]
 
+mod backoff;
 pub mod cluster;
 pub mod config;
+pub mod engine;
+pub mod events;
+mod forward;
 pub mod tunnel;
+
+pub use engine::{ApplyReport, Engine, EngineError, EngineOptions};

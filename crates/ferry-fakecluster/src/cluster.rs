@@ -93,6 +93,8 @@ struct PodRuntime {
     backends: Vec<PortBackend>,
     /// The behaviour each port has without the annotation.
     base_behaviors: Vec<Behavior>,
+    /// Tunnels opened to this pod (one per forwarded port per request).
+    tunnels: u64,
 }
 
 impl Drop for PodRuntime {
@@ -432,7 +434,7 @@ impl Cluster {
         pod: &str,
         port: u16,
     ) -> Result<(PortTarget, CancellationToken), StoreError> {
-        let st = self.state.lock();
+        let mut st = self.state.lock();
         let obj = st
             .objects
             .get(&(Kind::Pod, namespace.to_string(), pod.to_string()))
@@ -442,6 +444,9 @@ impl Cluster {
             .unwrap_or_default()
             .to_string();
         let running = obj["status"]["phase"] == "Running";
+        if let Some(rt) = st.runtime.get_mut(&uid) {
+            rt.tunnels += 1;
+        }
         let rt = st.runtime.get(&uid);
         let backend = rt.and_then(|rt| rt.backends.iter().find(|b| b.container_port == port));
         let token = rt.map(|rt| rt.token.clone()).unwrap_or_else(|| {
@@ -458,6 +463,17 @@ impl Cluster {
             },
             token,
         ))
+    }
+
+    /// How many tunnels were opened to `namespace/pod` (the pod object now, not earlier
+    /// pods of the same name).
+    pub fn tunnels_to(&self, namespace: &str, pod: &str) -> u64 {
+        let st = self.state.lock();
+        st.runtime
+            .values()
+            .filter(|rt| rt.namespace == namespace && rt.name == pod)
+            .map(|rt| rt.tunnels)
+            .sum()
     }
 
     /// Every pod port's server address.
@@ -824,6 +840,7 @@ impl Cluster {
                 token,
                 backends,
                 base_behaviors: ports.iter().map(|p| p.behavior.clone()).collect(),
+                tunnels: 0,
             },
         );
         self.schedule(self.timing.ready_delay_ms, {

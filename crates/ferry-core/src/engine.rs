@@ -1,0 +1,532 @@
+//! The engine: the façade the CLI and the app use, and the manager task behind it.
+//!
+//! One task, the manager, owns the configuration, the worker map and the namespace change
+//! feeds. Everyone else sends it a [`Command`] and awaits a oneshot reply; there is no
+//! shared mutable map. Reload (`apply`) compares the new configuration with the running
+//! one and only starts, stops or restarts the forwards whose spec changed; unchanged
+//! forwards keep their listeners and open connections. The event bus, the client pool and
+//! the change feeds live as long as the engine.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, debug_span, info};
+
+use crate::cluster::{ClientPool, KubeconfigSource};
+use crate::config::{Config, ConfigError, Forward};
+use crate::events::{Bus, Event, ForwardState, ForwardStatus, Snapshot, Subscription};
+use crate::forward::{self, WatchRequest, WorkerHandle};
+use crate::tunnel::TunnelStream;
+
+/// Errors of engine calls.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("no forward named `{0}`")]
+    UnknownForward(String),
+    #[error("the engine has shut down")]
+    Stopped,
+    #[error("{0}")]
+    Dial(String),
+}
+
+/// What an `apply` changed, by forward name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub started: Vec<String>,
+    pub stopped: Vec<String>,
+    pub restarted: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+enum Command {
+    Apply {
+        config: Config,
+        reply: oneshot::Sender<Result<ApplyReport, EngineError>>,
+    },
+    SetEnabled {
+        name: String,
+        enabled: bool,
+        reply: oneshot::Sender<Result<ApplyReport, EngineError>>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<Arc<Snapshot>>,
+    },
+    Config {
+        reply: oneshot::Sender<Arc<Config>>,
+    },
+    Dial {
+        name: String,
+        reply: oneshot::Sender<Result<DialTarget, EngineError>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// A pending dial, done outside the manager so it never blocks other commands.
+type DialTarget = Arc<WorkerHandle>;
+
+/// Options for [`Engine::start`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct EngineOptions {
+    /// Where kubeconfig files come from. Default: `KUBECONFIG`, else `~/.kube/config`.
+    pub kubeconfig: KubeconfigSource,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            kubeconfig: KubeconfigSource::from_env(),
+        }
+    }
+}
+
+/// The running engine. Dropping it cancels everything; [`Engine::shutdown`] also waits
+/// until every listener is closed.
+pub struct Engine {
+    commands: mpsc::Sender<Command>,
+    bus: Arc<Bus>,
+    token: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+impl Engine {
+    /// Validates `config` and starts its enabled forwards. Must be called within a Tokio
+    /// runtime.
+    pub fn start(config: Config, options: EngineOptions) -> Result<Self, EngineError> {
+        config.validate()?;
+        let token = CancellationToken::new();
+        let bus = Arc::new(Bus::new());
+        let (tx, rx) = mpsc::channel(64);
+        let (notify_tx, notify_rx) = mpsc::channel(1);
+        let (watch_tx, watch_rx) = mpsc::channel(64);
+        let manager = Manager {
+            commands: rx,
+            notify_rx,
+            notify_tx,
+            watch_rx,
+            watch_tx,
+            config: Arc::new(Config {
+                forwards: Vec::new(),
+                ..config.clone()
+            }),
+            workers: BTreeMap::new(),
+            feeds: HashMap::new(),
+            pool: Arc::new(ClientPool::new(options.kubeconfig)),
+            bus: bus.clone(),
+            token: token.clone(),
+            published: BTreeMap::new(),
+            generation: 0,
+        };
+        let task = tokio::spawn(manager.run(config).instrument(debug_span!("engine")));
+        Ok(Self {
+            commands: tx,
+            bus,
+            token,
+            task: Some(task),
+        })
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Replaces the configuration (hot reload): starts new forwards, stops removed ones,
+    /// restarts only those whose spec changed. An invalid config changes nothing.
+    pub async fn apply(&self, config: Config) -> Result<ApplyReport, EngineError> {
+        self.call(|reply| Command::Apply { config, reply }).await?
+    }
+
+    /// Enables a forward by name.
+    pub async fn enable(&self, name: &str) -> Result<ApplyReport, EngineError> {
+        let name = name.to_string();
+        self.call(|reply| Command::SetEnabled {
+            name,
+            enabled: true,
+            reply,
+        })
+        .await?
+    }
+
+    /// Disables a forward by name; its listener is closed when this returns.
+    pub async fn disable(&self, name: &str) -> Result<ApplyReport, EngineError> {
+        let name = name.to_string();
+        self.call(|reply| Command::SetEnabled {
+            name,
+            enabled: false,
+            reply,
+        })
+        .await?
+    }
+
+    /// The state of every forward now, with live counters.
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, EngineError> {
+        self.call(|reply| Command::Snapshot { reply }).await
+    }
+
+    /// The configuration the engine runs.
+    pub async fn config(&self) -> Result<Arc<Config>, EngineError> {
+        self.call(|reply| Command::Config { reply }).await
+    }
+
+    /// Events and the latest snapshot.
+    pub fn subscribe(&self) -> Subscription {
+        self.bus.subscribe()
+    }
+
+    /// A connected stream to the pod a forward's next connection would use, without a
+    /// local socket (the "test connection" button, and the `tunnel` health probe).
+    pub async fn dial(&self, name: &str) -> Result<TunnelStream, EngineError> {
+        let name = name.to_string();
+        let worker = self.call(|reply| Command::Dial { name, reply }).await??;
+        worker.dial().await.map_err(EngineError::Dial)
+    }
+
+    /// Stops every forward and returns once every listener is closed.
+    pub async fn shutdown(mut self) {
+        let _ = self.call(|reply| Command::Shutdown { reply }).await;
+        self.token.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+}
+
+// === the manager ===
+
+/// A namespace change feed: bumps a counter on every pod or EndpointSlice event.
+struct Feed {
+    tx: watch::Sender<u64>,
+    /// Cancels the watch tasks when the engine goes.
+    _guard: tokio_util::sync::DropGuard,
+}
+
+struct Manager {
+    commands: mpsc::Receiver<Command>,
+    notify_rx: mpsc::Receiver<()>,
+    notify_tx: mpsc::Sender<()>,
+    watch_rx: mpsc::Receiver<WatchRequest>,
+    watch_tx: mpsc::Sender<WatchRequest>,
+    /// The running configuration.
+    config: Arc<Config>,
+    /// Running workers by forward name (enabled forwards only).
+    workers: BTreeMap<String, Arc<WorkerHandle>>,
+    /// Change feeds by (context, namespace), shared by all forwards there.
+    feeds: HashMap<(String, String), Feed>,
+    pool: Arc<ClientPool>,
+    bus: Arc<Bus>,
+    token: CancellationToken,
+    /// The last status published per forward, without counters, to detect transitions.
+    published: BTreeMap<String, ForwardStatus>,
+    generation: u64,
+}
+
+/// A forward's spec without `enabled`, to tell a restart from a toggle.
+fn same_spec(a: &Forward, b: &Forward) -> bool {
+    let mut a = a.clone();
+    a.enabled = b.enabled;
+    a == *b
+}
+
+impl Manager {
+    async fn run(mut self, initial: Config) {
+        let report = self.apply(initial).await;
+        debug!(?report, "started");
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = self.token.cancelled() => break,
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Shutdown { reply }) => {
+                        self.stop_all().await;
+                        let _ = reply.send(());
+                        break;
+                    }
+                    Some(cmd) => self.handle(cmd).await,
+                    None => break,
+                },
+                Some(()) = self.notify_rx.recv() => self.publish(),
+                Some(req) = self.watch_rx.recv() => self.feed(req),
+                _ = tick.tick() => self.refresh_counters(),
+            }
+        }
+        self.stop_all().await;
+    }
+
+    async fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Apply { config, reply } => {
+                let result = match config.validate() {
+                    Ok(()) => Ok(self.apply(config).await),
+                    Err(e) => Err(EngineError::Config(e)),
+                };
+                let _ = reply.send(result);
+            }
+            Command::SetEnabled {
+                name,
+                enabled,
+                reply,
+            } => {
+                let mut next = (*self.config).clone();
+                let result = match next.forwards.iter_mut().find(|f| f.name == name) {
+                    Some(f) => {
+                        f.enabled = enabled;
+                        Ok(self.apply(next).await)
+                    }
+                    None => Err(EngineError::UnknownForward(name)),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Snapshot { reply } => {
+                let _ = reply.send(self.snapshot());
+            }
+            Command::Config { reply } => {
+                let _ = reply.send(self.config.clone());
+            }
+            Command::Dial { name, reply } => {
+                let result = match self.workers.get(&name) {
+                    Some(w) => Ok(w.clone()),
+                    None if self.config.forwards.iter().any(|f| f.name == name) => {
+                        Err(EngineError::Dial(format!("forward {name} is disabled")))
+                    }
+                    None => Err(EngineError::UnknownForward(name)),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Shutdown { reply } => {
+                self.stop_all().await;
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// Moves from the running configuration to `next`, touching only what changed.
+    async fn apply(&mut self, next: Config) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        let wanted: BTreeMap<&str, &Forward> = next
+            .forwards
+            .iter()
+            .filter(|f| f.enabled)
+            .map(|f| (f.name.as_str(), f))
+            .collect();
+        // Stop first, so a restarted forward can bind the same port again.
+        let running: Vec<String> = self.workers.keys().cloned().collect();
+        for name in running {
+            let keep = match (wanted.get(name.as_str()), self.workers.get(&name)) {
+                (Some(want), Some(w)) => same_spec(want, &w.spec),
+                _ => false,
+            };
+            if keep {
+                report.unchanged.push(name);
+                continue;
+            }
+            if let Some(w) = self.workers.remove(&name) {
+                stop_worker(w).await;
+            }
+            if wanted.contains_key(name.as_str()) {
+                report.restarted.push(name);
+            } else {
+                report.stopped.push(name);
+            }
+        }
+        for (name, spec) in &wanted {
+            if self.workers.contains_key(*name) {
+                continue;
+            }
+            let handle = forward::spawn(
+                Arc::new((*spec).clone()),
+                self.pool.clone(),
+                self.watch_tx.clone(),
+                self.notify_tx.clone(),
+                &self.token,
+            );
+            self.workers.insert(name.to_string(), Arc::new(handle));
+            if !report.restarted.iter().any(|r| r == name) {
+                report.started.push(name.to_string());
+            }
+        }
+        let removed: Vec<String> = self
+            .config
+            .forwards
+            .iter()
+            .filter(|f| !next.forwards.iter().any(|n| n.name == f.name))
+            .map(|f| f.name.clone())
+            .collect();
+        self.config = Arc::new(next);
+        for name in removed {
+            self.published.remove(&name);
+            let _ = self.bus.events.send(Event::Removed { forward: name });
+        }
+        info!(
+            started = ?report.started, stopped = ?report.stopped,
+            restarted = ?report.restarted, unchanged = report.unchanged.len(),
+            "configuration applied"
+        );
+        self.publish();
+        report
+    }
+
+    async fn stop_all(&mut self) {
+        let workers = std::mem::take(&mut self.workers);
+        let stops = workers.into_values().map(stop_worker);
+        futures::future::join_all(stops).await;
+        self.feeds.clear();
+        self.publish();
+    }
+
+    /// Every configured forward's status: live for running workers, Disabled otherwise.
+    fn snapshot(&mut self) -> Arc<Snapshot> {
+        let forwards: Vec<ForwardStatus> = self
+            .config
+            .forwards
+            .iter()
+            .map(|f| match self.workers.get(&f.name) {
+                Some(w) => w.shared.status(),
+                None => ForwardStatus::new(
+                    &f.name,
+                    format!("{}:{}", f.target, f.port),
+                    ForwardState::Disabled,
+                ),
+            })
+            .collect();
+        let mut forwards = forwards;
+        forwards.sort_by(|a, b| a.forward.cmp(&b.forward));
+        self.generation += 1;
+        Arc::new(Snapshot {
+            generation: self.generation,
+            forwards,
+        })
+    }
+
+    /// Publishes the snapshot and an event for every forward whose shown state changed.
+    fn publish(&mut self) {
+        let snap = self.snapshot();
+        for status in &snap.forwards {
+            let mut key = status.clone();
+            strip_counters(&mut key);
+            if self.published.get(&status.forward) != Some(&key) {
+                self.published.insert(status.forward.clone(), key);
+                let _ = self.bus.events.send(Event::Forward {
+                    status: Box::new(status.clone()),
+                });
+            }
+        }
+        self.bus.snapshot.send_replace(snap);
+    }
+
+    /// Refreshes the snapshot's counters when traffic moved, without events.
+    fn refresh_counters(&mut self) {
+        let current = self.bus.snapshot.borrow().clone();
+        let moved = self.workers.values().any(|w| {
+            let s = w.shared.status();
+            current.get(&s.forward).is_none_or(|c| {
+                c.bytes_in != s.bytes_in
+                    || c.bytes_out != s.bytes_out
+                    || c.connections != s.connections
+                    || c.total_connections != s.total_connections
+            })
+        });
+        if moved {
+            self.publish();
+        }
+    }
+
+    /// Hands a worker the change feed of its namespace, starting it on first use.
+    fn feed(&mut self, req: WatchRequest) {
+        let key = (req.context.clone(), req.namespace.clone());
+        let feed = self.feeds.entry(key).or_insert_with(|| {
+            let (tx, _) = watch::channel(0u64);
+            let token = self.token.child_token();
+            let span = debug_span!("feed", context = %req.context, namespace = %req.namespace);
+            tokio::spawn(
+                watch_namespace(
+                    req.client.clone(),
+                    req.namespace.clone(),
+                    tx.clone(),
+                    token.clone(),
+                )
+                .instrument(span),
+            );
+            Feed {
+                tx,
+                _guard: token.drop_guard(),
+            }
+        });
+        let _ = req.reply.send(feed.tx.subscribe());
+    }
+}
+
+fn strip_counters(s: &mut ForwardStatus) {
+    s.connections = 0;
+    s.total_connections = 0;
+    s.bytes_in = 0;
+    s.bytes_out = 0;
+}
+
+async fn stop_worker(w: Arc<WorkerHandle>) {
+    match Arc::try_unwrap(w) {
+        Ok(handle) => handle.stop().await,
+        // A dial holds a clone for a moment: cancel now, the task ends on its own.
+        Err(shared) => shared.cancel(),
+    }
+}
+
+/// Bumps `tx` on every pod or EndpointSlice event in `namespace` until cancelled.
+async fn watch_namespace(
+    client: kube::Client,
+    namespace: String,
+    tx: watch::Sender<u64>,
+    token: CancellationToken,
+) {
+    let pods = watcher(
+        Api::<Pod>::namespaced(client.clone(), &namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map(|e| e.is_ok());
+    let slices = watcher(
+        Api::<EndpointSlice>::namespaced(client, &namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map(|e| e.is_ok());
+    let events = futures::stream::select(pods, slices);
+    let mut events = std::pin::pin!(events);
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            e = events.next() => match e {
+                Some(_) => tx.send_modify(|n| *n = n.wrapping_add(1)),
+                None => return,
+            },
+        }
+    }
+}

@@ -1,0 +1,616 @@
+//! One forward's worker: the listener, the accept loop, per-connection tunnels and
+//! splicing, and the resolver loop that keeps the set of ready pods current.
+//!
+//! The listener is bound first and stays bound through pod restarts, so local clients
+//! never see "connection refused" because Ferry dropped the port: a connection that
+//! arrives while no pod is ready waits (up to [`WAIT_FOR_POD`]) for one.
+//!
+//! Every task of a worker hangs off the worker's `CancellationToken`; dropping the
+//! [`WorkerHandle`] cancels them all.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rand::Rng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, debug_span, info, warn};
+
+use crate::backoff::Backoff;
+use crate::cluster::{ClientPool, Endpoint, ResolveError, resolve};
+use crate::config::{Forward, Pick};
+use crate::events::{ForwardState, ForwardStatus, now_ms};
+use crate::tunnel::{self, TunnelStream};
+
+/// How long a new local connection waits for a ready pod before it is closed.
+pub const WAIT_FOR_POD: Duration = Duration::from_secs(30);
+
+/// After a client shut down its sending side, how long the pod may stay silent before the
+/// connection is closed. The WebSocket port-forward protocol cannot carry a half-close to
+/// the pod, so this is what ends such connections when the pod never closes.
+pub const IDLE_AFTER_CLIENT_EOF: Duration = Duration::from_secs(60);
+
+/// How often a resolved forward re-checks its target even without a watch event.
+const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+
+/// How long a forward that needs the user waits before trying again on its own.
+const RETRY_ERROR_EVERY: Duration = Duration::from_secs(15);
+
+// === shared state ===
+
+/// What a worker shares with the manager: its status and counters.
+#[derive(Debug)]
+pub(crate) struct WorkerShared {
+    /// State, pod, address and errors. Short, synchronous critical sections only.
+    status: Mutex<ForwardStatus>,
+    conns_open: AtomicU64,
+    conns_total: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    /// Tells the manager to republish; a full queue is fine (a publish is pending anyway).
+    notify: mpsc::Sender<()>,
+}
+
+impl WorkerShared {
+    pub(crate) fn new(spec: &Forward, notify: mpsc::Sender<()>) -> Self {
+        Self {
+            status: Mutex::new(ForwardStatus::new(
+                &spec.name,
+                format!("{}:{}", spec.target, spec.port),
+                ForwardState::Starting,
+            )),
+            conns_open: AtomicU64::new(0),
+            conns_total: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            notify,
+        }
+    }
+
+    /// The status with live counters.
+    pub(crate) fn status(&self) -> ForwardStatus {
+        let mut s = self.status.lock().clone();
+        s.connections = self.conns_open.load(Ordering::Relaxed);
+        s.total_connections = self.conns_total.load(Ordering::Relaxed);
+        s.bytes_in = self.bytes_in.load(Ordering::Relaxed);
+        s.bytes_out = self.bytes_out.load(Ordering::Relaxed);
+        s
+    }
+
+    /// Changes the status; tells the manager when anything shown changed.
+    fn update(&self, f: impl FnOnce(&mut ForwardStatus)) {
+        let changed = {
+            let mut s = self.status.lock();
+            let before = s.clone();
+            f(&mut s);
+            if s.state != before.state {
+                s.since_ms = now_ms();
+            }
+            if let Some(e) = &s.error {
+                s.last_error = Some(e.clone());
+            }
+            *s != before
+        };
+        if changed {
+            let _ = self.notify.try_send(());
+        }
+    }
+
+    fn set_state(&self, state: ForwardState, error: Option<String>) {
+        self.update(|s| {
+            s.state = state;
+            s.error = error;
+        });
+    }
+}
+
+/// Where connections go right now.
+#[derive(Clone, Default)]
+struct Targets {
+    client: Option<kube::Client>,
+    namespace: String,
+    endpoints: Vec<Endpoint>,
+}
+
+/// A running worker. Dropping it cancels the worker and all its connections.
+pub(crate) struct WorkerHandle {
+    pub spec: Arc<Forward>,
+    pub shared: Arc<WorkerShared>,
+    token: CancellationToken,
+    task: Option<JoinHandle<()>>,
+    targets: watch::Receiver<Targets>,
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+impl WorkerHandle {
+    /// Cancels the worker without waiting for it.
+    pub(crate) fn cancel(&self) {
+        self.token.cancel();
+    }
+
+    /// Cancels the worker and waits (bounded) until its listener is closed.
+    pub(crate) async fn stop(mut self) {
+        self.token.cancel();
+        if let Some(task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+        {
+            warn!(forward.name = %self.spec.name, "worker did not stop within 5 s");
+        }
+    }
+
+    /// Opens a tunnel to the pod the next connection would use.
+    pub(crate) async fn dial(&self) -> Result<TunnelStream, String> {
+        let targets = self.targets.borrow().clone();
+        let (Some(client), Some(ep)) = (targets.client, targets.endpoints.first().cloned()) else {
+            let status = self.shared.status();
+            return Err(status
+                .error
+                .unwrap_or_else(|| format!("forward {} has no ready pod", self.spec.name)));
+        };
+        tunnel::dial(&client, &targets.namespace, &ep.pod, ep.port)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A request from a worker to the manager for a change feed of its namespace.
+pub(crate) struct WatchRequest {
+    pub context: String,
+    pub namespace: String,
+    pub client: kube::Client,
+    pub reply: oneshot::Sender<watch::Receiver<u64>>,
+}
+
+/// Starts a worker for `spec`.
+pub(crate) fn spawn(
+    spec: Arc<Forward>,
+    pool: Arc<ClientPool>,
+    watches: mpsc::Sender<WatchRequest>,
+    notify: mpsc::Sender<()>,
+    parent: &CancellationToken,
+) -> WorkerHandle {
+    let shared = Arc::new(WorkerShared::new(&spec, notify));
+    let token = parent.child_token();
+    let (targets_tx, targets_rx) = watch::channel(Targets::default());
+    let worker = Worker {
+        spec: spec.clone(),
+        shared: shared.clone(),
+        pool,
+        watches,
+        token: token.clone(),
+        targets: targets_tx,
+        nudge: Arc::new(Notify::new()),
+        sticky: Arc::new(Mutex::new(None)),
+        next_rr: Arc::new(AtomicUsize::new(0)),
+    };
+    let span = debug_span!("forward", forward.name = %spec.name, context = ?spec.context, namespace = ?spec.namespace);
+    let task = tokio::spawn(worker.run().instrument(span));
+    WorkerHandle {
+        spec,
+        shared,
+        token,
+        task: Some(task),
+        targets: targets_rx,
+    }
+}
+
+struct Worker {
+    spec: Arc<Forward>,
+    shared: Arc<WorkerShared>,
+    pool: Arc<ClientPool>,
+    watches: mpsc::Sender<WatchRequest>,
+    token: CancellationToken,
+    targets: watch::Sender<Targets>,
+    /// Wakes the resolver early (a tunnel to the chosen pod failed).
+    nudge: Arc<Notify>,
+    /// The pod `sticky` forwards keep using while it stays ready.
+    sticky: Arc<Mutex<Option<String>>>,
+    next_rr: Arc<AtomicUsize>,
+}
+
+fn bind_error(addr: SocketAddr, e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => format!("{addr} is already in use"),
+        io::ErrorKind::PermissionDenied => {
+            format!("binding {addr} is not permitted (ports below 1024 need privileges)")
+        }
+        io::ErrorKind::AddrNotAvailable => format!(
+            "{addr} is not an address of this machine (on macOS, loopback aliases like 127.0.0.2 must be added first: sudo ifconfig lo0 alias {})",
+            addr.ip()
+        ),
+        _ => format!("binding {addr} failed: {e}"),
+    }
+}
+
+impl Worker {
+    async fn run(self) {
+        let addr = SocketAddr::new(self.spec.bind, self.spec.local_port);
+        self.shared.set_state(ForwardState::Starting, None);
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    let msg = bind_error(addr, &e);
+                    warn!(%msg, "cannot listen");
+                    self.shared.set_state(ForwardState::Error, Some(msg));
+                    tokio::select! {
+                        () = self.token.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    }
+                }
+            }
+        };
+        let local = listener.local_addr().unwrap_or(addr);
+        info!(local.addr = %local, "listening");
+        self.shared.update(|s| {
+            s.local = Some(local);
+            s.state = ForwardState::Starting;
+            s.error = None;
+        });
+        let tracker = TaskTracker::new();
+        let accept = self.accept_loop(listener, tracker.clone());
+        let resolver = self.resolver_loop();
+        tokio::join!(accept, resolver);
+        // Every connection task has seen the cancellation; wait for them briefly so that
+        // "stopped" means the sockets are closed.
+        tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), tracker.wait()).await;
+    }
+
+    async fn accept_loop(&self, listener: TcpListener, tracker: TaskTracker) {
+        loop {
+            let accepted = tokio::select! {
+                () = self.token.cancelled() => return,
+                a = listener.accept() => a,
+            };
+            match accepted {
+                Ok((sock, peer)) => {
+                    let _ = sock.set_nodelay(true);
+                    let conn = Connection {
+                        spec: self.spec.clone(),
+                        shared: self.shared.clone(),
+                        targets: self.targets.subscribe(),
+                        nudge: self.nudge.clone(),
+                        sticky: self.sticky.clone(),
+                        next_rr: self.next_rr.clone(),
+                        token: self.token.child_token(),
+                    };
+                    let id = self.shared.conns_total.fetch_add(1, Ordering::Relaxed) + 1;
+                    let span = debug_span!("conn", conn.id = id, client.addr = %peer);
+                    tracker.spawn(conn.serve(sock).instrument(span));
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// Keeps `targets` current: client, namespace and ready endpoints.
+    async fn resolver_loop(&self) {
+        let mut backoff = Backoff::forward();
+        let mut changes: Option<(String, String, watch::Receiver<u64>)> = None;
+        loop {
+            let wait = match self.resolve_once(&mut changes).await {
+                Ok(()) => {
+                    backoff.reset();
+                    RESOLVE_EVERY
+                }
+                Err(retryable) if retryable => backoff.next_delay(),
+                Err(_) => RETRY_ERROR_EVERY,
+            };
+            let change = async {
+                match changes.as_mut() {
+                    Some((_, _, rx)) => {
+                        if rx.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = self.token.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+                () = change => {
+                    // Coalesce a burst of pod events into one resolution.
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                }
+                () = self.nudge.notified() => {}
+            }
+        }
+    }
+
+    /// One resolution. `Err(true)` means retry soon, `Err(false)` means the user must act.
+    async fn resolve_once(
+        &self,
+        changes: &mut Option<(String, String, watch::Receiver<u64>)>,
+    ) -> Result<(), bool> {
+        let cc = match self.pool.client(self.spec.context.as_deref()).await {
+            Ok(cc) => cc,
+            Err(e) => {
+                self.targets.send_modify(|t| t.endpoints.clear());
+                self.shared.update(|s| {
+                    s.state = ForwardState::Error;
+                    s.error = Some(e.to_string());
+                    s.pod = None;
+                });
+                return Err(false);
+            }
+        };
+        let namespace = self.spec.namespace.clone().unwrap_or(cc.namespace.clone());
+        let stale = changes
+            .as_ref()
+            .is_none_or(|(c, n, _)| *c != cc.context || *n != namespace);
+        if stale {
+            *changes = self.subscribe(&cc.context, &namespace, &cc.client).await;
+        }
+        self.shared.update(|s| {
+            s.context = Some(cc.context.clone());
+            s.namespace = Some(namespace.clone());
+        });
+        match resolve(&cc.client, &namespace, &self.spec.target, &self.spec.port).await {
+            Ok(endpoints) => {
+                let pod = {
+                    let mut sticky = self.sticky.lock();
+                    if sticky
+                        .as_ref()
+                        .is_none_or(|p| !endpoints.iter().any(|e| &e.pod == p))
+                    {
+                        *sticky = endpoints.first().map(|e| e.pod.clone());
+                    }
+                    sticky.clone()
+                };
+                self.targets.send_replace(Targets {
+                    client: Some(cc.client.clone()),
+                    namespace,
+                    endpoints,
+                });
+                self.shared.update(|s| {
+                    s.state = ForwardState::Active;
+                    s.error = None;
+                    s.pod = pod;
+                });
+                Ok(())
+            }
+            Err(e) => {
+                let retryable = e.is_retryable();
+                // On API trouble keep the last endpoints: tunnels may still work.
+                if !matches!(e, ResolveError::Api { .. }) {
+                    self.targets.send_modify(|t| {
+                        t.client = Some(cc.client.clone());
+                        t.namespace = namespace.clone();
+                        t.endpoints.clear();
+                    });
+                    *self.sticky.lock() = None;
+                }
+                let state = if retryable {
+                    ForwardState::Reconnecting
+                } else {
+                    ForwardState::Error
+                };
+                debug!(error = %e, "resolution failed");
+                self.shared.update(|s| {
+                    s.state = state;
+                    s.error = Some(e.to_string());
+                    if !matches!(e, ResolveError::Api { .. }) {
+                        s.pod = None;
+                    }
+                });
+                Err(retryable)
+            }
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        context: &str,
+        namespace: &str,
+        client: &kube::Client,
+    ) -> Option<(String, String, watch::Receiver<u64>)> {
+        let (reply, rx) = oneshot::channel();
+        let req = WatchRequest {
+            context: context.to_string(),
+            namespace: namespace.to_string(),
+            client: client.clone(),
+            reply,
+        };
+        tokio::select! {
+            () = self.token.cancelled() => None,
+            got = async {
+                self.watches.send(req).await.ok()?;
+                rx.await.ok()
+            } => got.map(|rx| (context.to_string(), namespace.to_string(), rx)),
+        }
+    }
+}
+
+// === connections ===
+
+struct Connection {
+    spec: Arc<Forward>,
+    shared: Arc<WorkerShared>,
+    targets: watch::Receiver<Targets>,
+    nudge: Arc<Notify>,
+    sticky: Arc<Mutex<Option<String>>>,
+    next_rr: Arc<AtomicUsize>,
+    token: CancellationToken,
+}
+
+/// Counts an open connection while alive.
+struct OpenGuard<'a>(&'a AtomicU64);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Connection {
+    async fn serve(mut self, local: TcpStream) {
+        let shared = self.shared.clone();
+        shared.conns_open.fetch_add(1, Ordering::Relaxed);
+        let _open = OpenGuard(&shared.conns_open);
+        let token = self.token.clone();
+        tokio::select! {
+            () = token.cancelled() => debug!("closed by stop"),
+            r = async {
+                let (tunnel, pod) = self.open_tunnel().await?;
+                debug!(pod.name = %pod, "tunnel open");
+                splice(local, tunnel, &shared).await
+            } => match r {
+                Ok(()) => debug!("connection closed"),
+                Err(e) => {
+                    debug!(error = %e, "connection ended with an error");
+                    if e.kind() == io::ErrorKind::ConnectionRefused {
+                        shared.update(|s| s.last_error = Some(e.to_string()));
+                    }
+                }
+            },
+        }
+    }
+
+    /// Picks a pod and opens a tunnel, retrying other pods or waiting for one until
+    /// [`WAIT_FOR_POD`] has passed.
+    async fn open_tunnel(&mut self) -> io::Result<(TunnelStream, String)> {
+        let deadline = tokio::time::Instant::now() + WAIT_FOR_POD;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let targets = self.targets.borrow_and_update().clone();
+            if let (Some(client), Some(ep)) = (&targets.client, self.pick(&targets.endpoints)) {
+                match tunnel::dial(client, &targets.namespace, &ep.pod, ep.port).await {
+                    Ok(t) => return Ok((t, ep.pod)),
+                    Err(e) => {
+                        debug!(pod.name = %ep.pod, error = %e, "tunnel failed");
+                        self.shared.update(|s| s.last_error = Some(e.to_string()));
+                        // The pod may be gone: forget it and have the resolver look again.
+                        let mut sticky = self.sticky.lock();
+                        if sticky.as_deref() == Some(ep.pod.as_str()) {
+                            *sticky = None;
+                        }
+                        drop(sticky);
+                        self.nudge.notify_one();
+                    }
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no ready pod for {} within {:?}",
+                        self.spec.name, WAIT_FOR_POD
+                    ),
+                ));
+            }
+            // Wait for new endpoints, or retry after a short pause.
+            let _ = tokio::time::timeout(pause.min(deadline - now), self.targets.changed()).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    fn pick(&self, endpoints: &[Endpoint]) -> Option<Endpoint> {
+        if endpoints.is_empty() {
+            return None;
+        }
+        match self.spec.pick {
+            Pick::Sticky => {
+                let mut sticky = self.sticky.lock();
+                let current = sticky
+                    .as_ref()
+                    .and_then(|p| endpoints.iter().find(|e| &e.pod == p))
+                    .cloned();
+                let chosen = current.unwrap_or_else(|| endpoints[0].clone());
+                *sticky = Some(chosen.pod.clone());
+                Some(chosen)
+            }
+            Pick::RoundRobin => {
+                let i = self.next_rr.fetch_add(1, Ordering::Relaxed);
+                Some(endpoints[i % endpoints.len()].clone())
+            }
+            Pick::Random => {
+                let i = rand::rng().random_range(0..endpoints.len());
+                Some(endpoints[i].clone())
+            }
+        }
+    }
+}
+
+/// Copies bytes both ways until the pod side ends (or the client is gone).
+///
+/// A client that shuts down its sending side still receives everything the pod sends
+/// afterwards: its end-of-stream is not passed to the tunnel (the port-forward protocol
+/// would close the whole tunnel), and the connection ends when the pod closes, or after
+/// [`IDLE_AFTER_CLIENT_EOF`] of silence from the pod.
+async fn splice(local: TcpStream, tunnel: TunnelStream, shared: &WorkerShared) -> io::Result<()> {
+    let (mut lr, mut lw) = local.into_split();
+    let (mut tr, mut tw) = tokio::io::split(tunnel);
+    let last_down = AtomicU64::new(now_ms());
+    let up = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = lr.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, io::Error>(());
+            }
+            tw.write_all(&buf[..n]).await?;
+            shared.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    };
+    let down = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = tr.read(&mut buf).await?;
+            if n == 0 {
+                lw.shutdown().await?;
+                return Ok::<_, io::Error>(());
+            }
+            lw.write_all(&buf[..n]).await?;
+            shared.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+            last_down.store(now_ms(), Ordering::Relaxed);
+        }
+    };
+    tokio::pin!(up, down);
+    let mut client_eof = false;
+    loop {
+        let idle = async {
+            if client_eof {
+                let since = now_ms().saturating_sub(last_down.load(Ordering::Relaxed));
+                let left = IDLE_AFTER_CLIENT_EOF.saturating_sub(Duration::from_millis(since));
+                tokio::time::sleep(left).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            r = &mut down => return r,
+            r = &mut up, if !client_eof => {
+                r?;
+                client_eof = true;
+            }
+            () = idle => {
+                let since = now_ms().saturating_sub(last_down.load(Ordering::Relaxed));
+                if Duration::from_millis(since) >= IDLE_AFTER_CLIENT_EOF {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
