@@ -1,0 +1,544 @@
+//! The engine against the fake cluster: forwarding through every target kind, healing
+//! through pod churn and faults, half-close, concurrency, reload, and a storm of
+//! concurrent calls.
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_core::cluster::KubeconfigSource;
+use ferry_core::config::{Config, Forward, Pick, PortRef, Target};
+use ferry_core::events::{ForwardState, ForwardStatus};
+use ferry_core::{Engine, EngineOptions};
+use ferry_fakecluster::cluster::pod_is_ready;
+use ferry_fakecluster::kind::Kind;
+use ferry_fakecluster::{FakeCluster, Options};
+use rand::{Rng, RngCore};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep, timeout};
+
+struct Fake {
+    fake: FakeCluster,
+    _dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+async fn fake(context: &str) -> anyhow::Result<Fake> {
+    let fake = FakeCluster::start(Options::default().context_name(context)).await?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    fake.write_kubeconfig(&kubeconfig)?;
+    let cluster = fake.cluster().clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cluster
+        .list(Kind::Pod, None)
+        .1
+        .iter()
+        .all(|p| pod_is_ready(p))
+    {
+        anyhow::ensure!(Instant::now() < deadline, "demo pods never became ready");
+        sleep(Duration::from_millis(20)).await;
+    }
+    Ok(Fake {
+        fake,
+        _dir: dir,
+        kubeconfig,
+    })
+}
+
+fn fwd(name: &str, target: &str, port: PortRef) -> Forward {
+    let target: Target = target.parse().expect("valid target");
+    let mut f = Forward::new(name, target, port, 0);
+    f.namespace = Some("demo".into());
+    f
+}
+
+fn config(forwards: Vec<Forward>) -> Config {
+    Config {
+        forwards,
+        ..Config::default()
+    }
+}
+
+fn options(paths: Vec<PathBuf>) -> EngineOptions {
+    EngineOptions {
+        kubeconfig: KubeconfigSource::from_paths(paths),
+    }
+}
+
+/// Waits until `name`'s status satisfies `check`, returning it.
+async fn wait_for(
+    engine: &Engine,
+    name: &str,
+    what: &str,
+    check: impl Fn(&ForwardStatus) -> bool,
+) -> anyhow::Result<ForwardStatus> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let snap = engine.snapshot().await?;
+        if let Some(s) = snap.get(name) {
+            if check(s) {
+                return Ok(s.clone());
+            }
+            if Instant::now() >= deadline {
+                anyhow::bail!("{name} never became {what}: {s:?}");
+            }
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn active(engine: &Engine, name: &str) -> anyhow::Result<SocketAddr> {
+    let s = wait_for(engine, name, "active", |s| s.state == ForwardState::Active).await?;
+    s.local
+        .ok_or_else(|| anyhow::anyhow!("{name} has no local address"))
+}
+
+async fn echo_once(addr: SocketAddr, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut s = TcpStream::connect(addr).await?;
+    let (mut r, mut w) = s.split();
+    let len = data.len();
+    let mut got = vec![0u8; len];
+    let write = async {
+        w.write_all(data).await?;
+        Ok::<_, std::io::Error>(())
+    };
+    let read = async {
+        r.read_exact(&mut got).await?;
+        Ok::<_, std::io::Error>(())
+    };
+    timeout(Duration::from_secs(30), async {
+        tokio::try_join!(write, read)
+    })
+    .await??;
+    Ok(got)
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    let mut text = String::new();
+    timeout(Duration::from_secs(10), s.read_to_string(&mut text)).await??;
+    Ok(text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trips_through_every_target_kind_by_number_and_name() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let forwards = vec![
+        fwd("pod-solo", "pod/solo", PortRef::Number(9000)),
+        fwd("svc-echo", "service/echo", PortRef::Number(80)),
+        fwd(
+            "deploy-echo",
+            "deployment/echo",
+            PortRef::Name("echo".into()),
+        ),
+        fwd("sts-db", "statefulset/db", PortRef::Name("pg".into())),
+        fwd("svc-db", "svc/db", PortRef::Number(5432)),
+        fwd("deploy-web", "deploy/web", PortRef::Name("http".into())),
+        fwd("svc-web", "service/web", PortRef::Number(80)),
+    ];
+    let engine = Engine::start(config(forwards), options(vec![f.kubeconfig.clone()]))?;
+    for name in ["pod-solo", "svc-echo", "deploy-echo", "sts-db", "svc-db"] {
+        let addr = active(&engine, name).await?;
+        let data = format!("through {name}").repeat(1000).into_bytes();
+        assert_eq!(echo_once(addr, &data).await?, data, "{name}");
+    }
+    for name in ["deploy-web", "svc-web"] {
+        let addr = active(&engine, name).await?;
+        let text = http_get(addr, "/").await?;
+        assert!(text.starts_with("HTTP/1.1 200"), "{name}: {text}");
+        assert!(text.contains("hello from web-"), "{name}: {text}");
+    }
+    let snap = engine.snapshot().await?;
+    let db = snap.get("sts-db").expect("listed");
+    assert_eq!(db.pod.as_deref(), Some("db-0"));
+    assert_eq!(db.context.as_deref(), Some("ferry-fake"));
+    assert!(
+        db.bytes_in > 0 && db.bytes_out > 0 && db.total_connections == 1,
+        "{db:?}"
+    );
+    engine.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_pod_is_replaced_without_dropping_the_port() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let engine = Engine::start(
+        config(vec![fwd("db", "statefulset/db", PortRef::Number(5432))]),
+        options(vec![f.kubeconfig.clone()]),
+    )?;
+    let addr = active(&engine, "db").await?;
+    assert_eq!(echo_once(addr, b"before").await?, b"before");
+    let old_uid = f.fake.cluster().get(Kind::Pod, "demo", "db-0")?["metadata"]["uid"].clone();
+    f.fake.cluster().delete_pod("demo", "db-0")?;
+
+    // The local port stays bound while there is no pod: connecting still works.
+    let cluster = f.fake.cluster().clone();
+    let mut ready_at = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ready_at.is_none() {
+        anyhow::ensure!(Instant::now() < deadline, "db-0 never came back");
+        let probe = TcpStream::connect(addr).await;
+        assert!(
+            probe.is_ok(),
+            "the local port must stay bound during the heal"
+        );
+        if let Ok(p) = cluster.get(Kind::Pod, "demo", "db-0")
+            && p["metadata"]["uid"] != old_uid
+            && pod_is_ready(&p)
+        {
+            ready_at = Some(Instant::now());
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    let ready_at = ready_at.unwrap_or_else(Instant::now);
+    // A new connection succeeds within 1 s of the replacement being Ready.
+    let got = timeout(Duration::from_secs(5), echo_once(addr, b"after")).await??;
+    assert_eq!(got, b"after");
+    let healed = ready_at.elapsed();
+    assert!(
+        healed <= Duration::from_secs(1),
+        "healed {healed:?} after the replacement was Ready"
+    );
+    wait_for(&engine, "db", "active again", |s| {
+        s.state == ForwardState::Active && s.pod.as_deref() == Some("db-0")
+    })
+    .await?;
+    engine.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwards_recover_from_faults_and_say_what_happened() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let engine = Engine::start(
+        config(vec![fwd("echo", "service/echo", PortRef::Number(80))]),
+        options(vec![f.kubeconfig.clone()]),
+    )?;
+    let addr = active(&engine, "echo").await?;
+
+    // Dropped tunnels: the open connection ends, the next one works.
+    let mut open = TcpStream::connect(addr).await?;
+    open.write_all(b"x").await?;
+    let mut one = [0u8; 1];
+    open.read_exact(&mut one).await?;
+    f.fake.faults().drop_tunnels();
+    let mut rest = Vec::new();
+    let ended = timeout(Duration::from_secs(5), open.read_to_end(&mut rest)).await;
+    assert!(ended.is_ok(), "the dropped tunnel's connection ends");
+    assert_eq!(echo_once(addr, b"after drop").await?, b"after drop");
+
+    // Refused upgrades for 3 s: a connection made meanwhile waits and then goes through.
+    f.fake.faults().refuse_portforward(Duration::from_secs(3));
+    let started = Instant::now();
+    assert_eq!(echo_once(addr, b"patient").await?, b"patient");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "it waited out the refusal"
+    );
+    let s = engine.snapshot().await?;
+    let last = s
+        .get("echo")
+        .and_then(|s| s.last_error.clone())
+        .unwrap_or_default();
+    assert!(
+        last.contains("injected portforward refusal"),
+        "the refusal is remembered: {last}"
+    );
+
+    // API 500s for 3 s: the forward reports it, then recovers on its own.
+    f.fake.faults().fail_api(Duration::from_secs(3));
+    let during = timeout(Duration::from_millis(500), echo_once(addr, b"x")).await;
+    assert!(during.is_err(), "no tunnel can open while the API fails");
+    let s = wait_for(&engine, "echo", "reconnecting", |s| {
+        s.state == ForwardState::Reconnecting
+    })
+    .await?;
+    assert!(
+        s.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Internal error"),
+        "{s:?}"
+    );
+    let s = wait_for(&engine, "echo", "active again", |s| {
+        s.state == ForwardState::Active
+    })
+    .await?;
+    assert!(s.error.is_none());
+    assert!(s.last_error.is_some(), "what happened is kept: {s:?}");
+    assert_eq!(echo_once(addr, b"recovered").await?, b"recovered");
+    engine.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_closed_client_still_receives_everything() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let engine = Engine::start(
+        config(vec![fwd("echo", "service/echo", PortRef::Number(80))]),
+        options(vec![f.kubeconfig.clone()]),
+    )?;
+    let addr = active(&engine, "echo").await?;
+    let mut data = vec![0u8; 100_000];
+    rand::rng().fill_bytes(&mut data);
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(&data).await?;
+    s.shutdown().await?;
+    let mut back = vec![0u8; data.len()];
+    timeout(Duration::from_secs(10), s.read_exact(&mut back)).await??;
+    assert!(
+        back == data,
+        "all 100 kB came back after the client's half-close"
+    );
+    engine.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_concurrent_connections_round_robin_over_both_pods() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let mut forward = fwd("echo", "service/echo", PortRef::Number(80));
+    forward.pick = Pick::RoundRobin;
+    let engine = Engine::start(config(vec![forward]), options(vec![f.kubeconfig.clone()]))?;
+    let addr = active(&engine, "echo").await?;
+    let tasks = (0..64u8).map(|i| async move {
+        let mut data = vec![i; 1024 * 1024];
+        rand::rng().fill_bytes(&mut data[..1024]);
+        let got = echo_once(addr, &data).await?;
+        anyhow::ensure!(got == data, "connection {i} got the wrong bytes");
+        Ok(())
+    });
+    futures::future::try_join_all(tasks).await?;
+    let (_, pods) = f.fake.cluster().list(Kind::Pod, Some("demo"));
+    let echo_pods: Vec<String> = pods
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == "echo")
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(echo_pods.len(), 2);
+    for pod in &echo_pods {
+        let n = f.fake.cluster().tunnels_to("demo", pod);
+        assert!(n >= 16, "{pod} served {n} of 64 connections");
+    }
+    let s = engine.snapshot().await?;
+    let echo = s.get("echo").expect("listed");
+    assert_eq!(echo.total_connections, 64);
+    assert_eq!(echo.bytes_out, 64 * 1024 * 1024);
+    engine.shutdown().await;
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_concurrent_calls_ends_consistent_and_frees_every_port() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let mut base = Vec::new();
+    for (i, target) in [
+        "pod/solo",
+        "service/echo",
+        "statefulset/db",
+        "service/web",
+        "deployment/echo",
+        "pod/db-0",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let port = match *target {
+            "statefulset/db" | "pod/db-0" => PortRef::Number(5432),
+            "service/echo" | "service/web" => PortRef::Number(80),
+            _ => PortRef::Number(9000),
+        };
+        let mut forward = fwd(&format!("f{i}"), target, port);
+        forward.local_port = free_port()?;
+        base.push(forward);
+    }
+    let ports: Vec<u16> = base.iter().map(|f| f.local_port).collect();
+    let engine = Arc::new(Engine::start(
+        config(base.clone()),
+        options(vec![f.kubeconfig.clone()]),
+    )?);
+    let tasks = (0..8).map(|t| {
+        let engine = engine.clone();
+        let base = base.clone();
+        tokio::spawn(async move {
+            for _ in 0..63 {
+                let op = rand::rng().random_range(0..3);
+                let name = format!("f{}", rand::rng().random_range(0..base.len()));
+                let result = match op {
+                    0 => engine.enable(&name).await.map(|_| ()),
+                    1 => engine.disable(&name).await.map(|_| ()),
+                    _ => {
+                        let mut next = base.clone();
+                        for f in &mut next {
+                            f.enabled = rand::rng().random_bool(0.5);
+                        }
+                        if rand::rng().random_bool(0.3) {
+                            next.pop();
+                        }
+                        engine.apply(config(next)).await.map(|_| ())
+                    }
+                };
+                if let Err(e) = result {
+                    // Enabling a forward a concurrent apply removed is a fine answer.
+                    assert!(e.to_string().contains("no forward named"), "task {t}: {e}");
+                }
+            }
+        })
+    });
+    for t in futures::future::join_all(tasks).await {
+        t?;
+    }
+    let cfg = engine.config().await?;
+    let snap = engine.snapshot().await?;
+    assert_eq!(snap.forwards.len(), cfg.forwards.len());
+    for f in &cfg.forwards {
+        let s = snap
+            .get(&f.name)
+            .expect("every configured forward is in the snapshot");
+        assert_eq!(
+            s.state == ForwardState::Disabled,
+            !f.enabled,
+            "{f:?} vs {s:?}"
+        );
+    }
+    let engine = Arc::into_inner(engine).ok_or_else(|| anyhow::anyhow!("engine still shared"))?;
+    engine.shutdown().await;
+    for port in ports {
+        assert!(
+            StdListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} is free after shutdown"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_at_once_and_one_stops() -> anyhow::Result<()> {
+    let a = fake("alpha").await?;
+    let b = fake("beta").await?;
+    let mut fa = fwd("a-solo", "pod/solo", PortRef::Number(9000));
+    fa.context = Some("alpha".into());
+    let mut fb = fwd("b-solo", "pod/solo", PortRef::Number(9000));
+    fb.context = Some("beta".into());
+    let engine = Engine::start(
+        config(vec![fa, fb]),
+        options(vec![a.kubeconfig.clone(), b.kubeconfig.clone()]),
+    )?;
+    let addr_a = active(&engine, "a-solo").await?;
+    let addr_b = active(&engine, "b-solo").await?;
+    assert_eq!(echo_once(addr_a, b"alpha").await?, b"alpha");
+    a.fake.shutdown().await;
+    // A connection on the stopped cluster's forward cannot get through; it makes the
+    // forward notice.
+    let _ = timeout(Duration::from_millis(500), echo_once(addr_a, b"x")).await;
+    let s = wait_for(&engine, "a-solo", "reconnecting", |s| {
+        s.state == ForwardState::Reconnecting
+    })
+    .await?;
+    assert!(s.error.is_some(), "{s:?}");
+    assert_eq!(
+        echo_once(addr_b, b"beta keeps working").await?,
+        b"beta keeps working"
+    );
+    let snap = engine.snapshot().await?;
+    assert_eq!(
+        snap.get("b-solo").map(|s| s.state),
+        Some(ForwardState::Active)
+    );
+    engine.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_restarts_only_the_changed_forward() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let a = fwd("a", "service/echo", PortRef::Number(80));
+    let b = fwd("b", "pod/solo", PortRef::Number(9000));
+    let engine = Engine::start(
+        config(vec![a.clone(), b.clone()]),
+        options(vec![f.kubeconfig.clone()]),
+    )?;
+    let addr_a = active(&engine, "a").await?;
+    let addr_b = active(&engine, "b").await?;
+
+    let mut stream = TcpStream::connect(addr_b).await?;
+    stream.write_all(b"before reload;").await?;
+    let mut buf = [0u8; 14];
+    stream.read_exact(&mut buf).await?;
+
+    let mut a2 = a.clone();
+    a2.local_port = free_port()?;
+    let report = engine.apply(config(vec![a2.clone(), b.clone()])).await?;
+    assert_eq!(report.restarted, vec!["a".to_string()]);
+    assert_eq!(report.unchanged, vec!["b".to_string()]);
+    assert!(
+        report.started.is_empty() && report.stopped.is_empty(),
+        "{report:?}"
+    );
+
+    // The open connection on `b` keeps streaming across the reload.
+    stream.write_all(b"after reload").await?;
+    let mut buf = [0u8; 12];
+    timeout(Duration::from_secs(5), stream.read_exact(&mut buf)).await??;
+    assert_eq!(&buf, b"after reload");
+
+    let new_a = wait_for(&engine, "a", "active on the new port", |s| {
+        s.state == ForwardState::Active && s.local.map(|l| l.port()) == Some(a2.local_port)
+    })
+    .await?;
+    assert_ne!(new_a.local, Some(addr_a));
+    assert!(StdListener::bind(addr_a).is_ok(), "the old port is free");
+    engine.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_in_use_is_an_error_on_that_forward_only() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let taken = StdListener::bind("127.0.0.1:0")?;
+    let port = taken.local_addr()?.port();
+    let mut busy = fwd("busy", "pod/solo", PortRef::Number(9000));
+    busy.local_port = port;
+    let fine = fwd("fine", "pod/solo", PortRef::Number(9000));
+    let engine = Engine::start(
+        config(vec![busy, fine]),
+        options(vec![f.kubeconfig.clone()]),
+    )?;
+    let s = wait_for(&engine, "busy", "error", |s| s.state == ForwardState::Error).await?;
+    assert_eq!(
+        s.error.as_deref(),
+        Some(format!("127.0.0.1:{port} is already in use").as_str())
+    );
+    let addr = active(&engine, "fine").await?;
+    assert_eq!(echo_once(addr, b"ok").await?, b"ok");
+    engine.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_apply_changes_nothing() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let a = fwd("a", "pod/solo", PortRef::Number(9000));
+    let engine = Engine::start(config(vec![a.clone()]), options(vec![f.kubeconfig.clone()]))?;
+    let addr = active(&engine, "a").await?;
+    let mut bad = a.clone();
+    bad.name = "Not A Name".into();
+    let err = engine.apply(config(vec![bad])).await.expect_err("invalid");
+    assert!(err.to_string().contains("forwards[0].name"), "{err}");
+    assert_eq!(engine.config().await?.forwards, vec![a]);
+    assert_eq!(echo_once(addr, b"still").await?, b"still");
+    let err = engine.enable("nope").await.expect_err("unknown");
+    assert_eq!(err.to_string(), "no forward named `nope`");
+    engine.shutdown().await;
+    Ok(())
+}
