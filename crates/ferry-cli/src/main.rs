@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use ferry_core::cluster::KubeconfigSource;
 use ferry_core::config::Config;
 use ferry_core::engine::{Engine, EngineOptions};
 use ferry_core::events::{Event, ForwardStatus, Snapshot, Update};
+use ferry_fakecluster::{FakeCluster, Options as FakeOptions};
 use tracing_subscriber::EnvFilter;
 
 /// Keep Kubernetes port-forwards alive.
@@ -27,8 +29,12 @@ enum Command {
     /// unchanged forwards keep their connections.
     Up {
         /// The config file (YAML, or JSON when it ends in .json).
-        #[arg(short = 'c', long = "config")]
-        config: PathBuf,
+        #[arg(short = 'c', long = "config", required_unless_present = "demo")]
+        config: Option<PathBuf>,
+        /// Run against a built-in demo cluster (no real cluster needed); without `-c`,
+        /// forwards svc/echo, svc/web and sts/db of its `demo` namespace.
+        #[arg(long)]
+        demo: bool,
         /// Run only this profile's forwards.
         #[arg(long)]
         profile: Option<String>,
@@ -64,16 +70,91 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Up {
             config,
+            demo,
             profile,
             events,
-        } => runtime.block_on(up(&config, profile.as_deref(), events)),
+        } => runtime.block_on(async {
+            let mut demo_cluster = None;
+            let mut options = EngineOptions::default();
+            if demo {
+                match start_demo().await {
+                    Ok((fake, kubeconfig)) => {
+                        options.kubeconfig = KubeconfigSource::from_paths(vec![kubeconfig]);
+                        demo_cluster = Some(fake);
+                    }
+                    Err(e) => {
+                        eprintln!("ferry: cannot start the demo cluster: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            let source = match &config {
+                Some(path) => Source::File(path.clone()),
+                None => Source::Demo,
+            };
+            let code = up(&source, profile.as_deref(), events, options).await;
+            if let Some(fake) = demo_cluster {
+                fake.shutdown().await;
+            }
+            code
+        }),
     }
+}
+
+/// Where the config comes from.
+enum Source {
+    File(PathBuf),
+    /// The built-in demo forwards.
+    Demo,
+}
+
+impl Source {
+    fn path(&self) -> Option<&Path> {
+        match self {
+            Source::File(p) => Some(p),
+            Source::Demo => None,
+        }
+    }
+}
+
+/// The demo forwards: the demo cluster's echo, web and db services.
+const DEMO_CONFIG: &str = "\
+version: 1
+forwards:
+  - {name: echo, context: ferry-fake, namespace: demo, target: service/echo, port: 80, local_port: 18080}
+  - {name: web, context: ferry-fake, namespace: demo, target: service/web, port: 80, local_port: 18081}
+  - {name: db, context: ferry-fake, namespace: demo, target: statefulset/db, port: pg, local_port: 15432}
+profiles:
+  - {name: demo, forwards: [echo, web, db]}
+";
+
+/// Starts the fake cluster in-process and writes its kubeconfig under the cache directory.
+async fn start_demo() -> anyhow::Result<(FakeCluster, PathBuf)> {
+    let fake = FakeCluster::start(FakeOptions::default()).await?;
+    let dir = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("ferry");
+    let kubeconfig = dir.join("demo-kubeconfig");
+    fake.write_kubeconfig(&kubeconfig)?;
+    eprintln!(
+        "ferry: demo cluster at {} (kubeconfig: {})",
+        fake.url(),
+        kubeconfig.display()
+    );
+    Ok((fake, kubeconfig))
 }
 
 /// Reads the config and narrows it to a profile: the profile's forwards are enabled, the
 /// others disabled.
-fn load(path: &Path, profile: Option<&str>) -> Result<Config, String> {
-    let mut config = Config::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn load(source: &Source, profile: Option<&str>) -> Result<Config, String> {
+    let mut config = match source {
+        Source::File(path) => {
+            Config::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        Source::Demo => Config::from_yaml(DEMO_CONFIG).map_err(|e| format!("demo config: {e}"))?,
+    };
     if let Some(profile) = profile {
         let names: Vec<String> = config
             .forwards_of_profile(profile)
@@ -92,15 +173,20 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-async fn up(path: &Path, profile: Option<&str>, events: Option<EventsFormat>) -> ExitCode {
-    let config = match load(path, profile) {
+async fn up(
+    source: &Source,
+    profile: Option<&str>,
+    events: Option<EventsFormat>,
+    options: EngineOptions,
+) -> ExitCode {
+    let config = match load(source, profile) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ferry: {e}");
             return ExitCode::from(2);
         }
     };
-    let engine = match Engine::start(config, EngineOptions::default()) {
+    let engine = match Engine::start(config, options) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("ferry: {e}");
@@ -109,7 +195,7 @@ async fn up(path: &Path, profile: Option<&str>, events: Option<EventsFormat>) ->
     };
     let mut sub = engine.subscribe();
     let table = events.is_none() && std::io::stdout().is_terminal();
-    let mut seen_mtime = modified(path);
+    let mut seen_mtime = source.path().and_then(modified);
     let mut poll = tokio::time::interval(Duration::from_secs(1));
     let mut hangup = match Signals::new() {
         Ok(s) => s,
@@ -141,14 +227,14 @@ async fn up(path: &Path, profile: Option<&str>, events: Option<EventsFormat>) ->
                 None => break,
             },
             sig = hangup.next() => match sig {
-                Sig::Reload => reload(&engine, path, profile).await,
+                Sig::Reload => reload(&engine, source, profile).await,
                 Sig::Stop => break,
             },
             _ = poll.tick() => {
-                let now = modified(path);
+                let now = source.path().and_then(modified);
                 if now != seen_mtime {
                     seen_mtime = now;
-                    reload(&engine, path, profile).await;
+                    reload(&engine, source, profile).await;
                 }
             }
         }
@@ -157,12 +243,15 @@ async fn up(path: &Path, profile: Option<&str>, events: Option<EventsFormat>) ->
     ExitCode::SUCCESS
 }
 
-async fn reload(engine: &Engine, path: &Path, profile: Option<&str>) {
-    match load(path, profile) {
+async fn reload(engine: &Engine, source: &Source, profile: Option<&str>) {
+    let what = source
+        .path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "the demo config".into());
+    match load(source, profile) {
         Ok(config) => match engine.apply(config).await {
             Ok(report) => eprintln!(
-                "ferry: reloaded {}: {} started, {} stopped, {} restarted, {} unchanged",
-                path.display(),
+                "ferry: reloaded {what}: {} started, {} stopped, {} restarted, {} unchanged",
                 report.started.len(),
                 report.stopped.len(),
                 report.restarted.len(),
@@ -188,7 +277,11 @@ fn print_json(out: &mut impl Write, event: &Event) {
             "namespace": status.namespace,
             "since_ms": status.since_ms,
         }),
-        Event::Removed { forward } => serde_json::json!({"forward": forward, "state": "removed"}),
+        // A forward that left the config is no longer running: `disabled`, marked removed.
+        Event::Removed { forward } => serde_json::json!({
+            "forward": forward, "state": "disabled", "removed": true,
+            "pod": null, "local": null, "error": null,
+        }),
         _ => return,
     };
     let _ = writeln!(out, "{value}");

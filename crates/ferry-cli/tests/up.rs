@@ -1,0 +1,284 @@
+//! `ferry up` as a user runs it: JSON events, reload on file change and SIGHUP, exit codes.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use ferry_fakecluster::cluster::pod_is_ready;
+use ferry_fakecluster::kind::Kind;
+use ferry_fakecluster::{FakeCluster, Options};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStdout, Command};
+use tokio::time::{Instant, sleep, timeout};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ferry");
+
+async fn fake() -> anyhow::Result<(FakeCluster, tempfile::TempDir)> {
+    let fake = FakeCluster::start(Options::default()).await?;
+    let dir = tempfile::tempdir()?;
+    fake.write_kubeconfig(&dir.path().join("kubeconfig"))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fake
+        .cluster()
+        .list(Kind::Pod, None)
+        .1
+        .iter()
+        .all(|p| pod_is_ready(p))
+    {
+        anyhow::ensure!(Instant::now() < deadline, "pods never became ready");
+        sleep(Duration::from_millis(20)).await;
+    }
+    Ok((fake, dir))
+}
+
+fn forward(name: &str, target: &str, port: &str) -> String {
+    format!(
+        "  - {{name: {name}, namespace: demo, target: {target}, port: {port}, local_port: 0}}\n"
+    )
+}
+
+fn spawn(dir: &Path, args: &[&str]) -> anyhow::Result<Child> {
+    Ok(Command::new(BIN)
+        .args(args)
+        .env("KUBECONFIG", dir.join("kubeconfig"))
+        .env_remove("FERRY_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?)
+}
+
+/// Reads JSON event lines until one satisfies `check`.
+async fn until(
+    lines: &mut Lines<BufReader<ChildStdout>>,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = timeout(left, lines.next_line())
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out waiting for {what}; saw {seen:#?}"))??
+            .ok_or_else(|| anyhow::anyhow!("ferry exited before {what}"))?;
+        let event: Value = serde_json::from_str(&line)?;
+        for key in ["forward", "state", "pod", "local", "error"] {
+            anyhow::ensure!(event.get(key).is_some(), "event without `{key}`: {line}");
+        }
+        if check(&event) {
+            return Ok(event);
+        }
+        seen.push(line);
+    }
+}
+
+fn is_active(name: &'static str) -> impl Fn(&Value) -> bool {
+    move |e| e["forward"] == name && e["state"] == "active"
+}
+
+async fn echo(local: &str, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut s = TcpStream::connect(local).await?;
+    s.write_all(data).await?;
+    let mut back = vec![0u8; data.len()];
+    timeout(Duration::from_secs(10), s.read_exact(&mut back)).await??;
+    Ok(back)
+}
+
+fn signal(child: &Child, sig: &str) -> anyhow::Result<()> {
+    let pid = child
+        .id()
+        .ok_or_else(|| anyhow::anyhow!("no pid"))?
+        .to_string();
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()?;
+    anyhow::ensure!(status.success(), "kill {sig} failed");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_prints_events_reloads_and_exits_cleanly() -> anyhow::Result<()> {
+    let (_fake, dir) = fake().await?;
+    let config = dir.path().join("ferry.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nforwards:\n{}",
+            forward("echo", "service/echo", "80")
+        ),
+    )?;
+    let mut child = spawn(
+        dir.path(),
+        &[
+            "up",
+            "-c",
+            config.to_str().unwrap_or_default(),
+            "--events",
+            "json",
+        ],
+    )?;
+    let mut lines = BufReader::new(
+        child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("stdout"))?,
+    )
+    .lines();
+    let active = until(&mut lines, "echo active", is_active("echo")).await?;
+    let local = active["local"].as_str().unwrap_or_default().to_string();
+    assert!(
+        active["pod"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("echo-")),
+        "{active}"
+    );
+    assert_eq!(
+        echo(&local, b"through ferry up").await?,
+        b"through ferry up"
+    );
+
+    // A change of the file on disk adds the new forward and keeps the old one.
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nforwards:\n{}{}",
+            forward("echo", "service/echo", "80"),
+            forward("db", "statefulset/db", "pg")
+        ),
+    )?;
+    let db = until(
+        &mut lines,
+        "db active after the file changed",
+        is_active("db"),
+    )
+    .await?;
+    assert_eq!(db["pod"], "db-0");
+    assert_eq!(
+        echo(&local, b"echo kept its port").await?,
+        b"echo kept its port"
+    );
+
+    // SIGHUP re-reads too: removing `db` is reported.
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nforwards:\n{}",
+            forward("echo", "service/echo", "80")
+        ),
+    )?;
+    signal(&child, "-HUP")?;
+    until(&mut lines, "db removed", |e| {
+        e["forward"] == "db" && e["removed"] == true
+    })
+    .await?;
+
+    // An invalid edit is refused and the running forwards stay.
+    std::fs::write(
+        &config,
+        "version: 1\nforwards:\n  - {name: Bad Name, target: service/echo, port: 80, local_port: 0}\n",
+    )?;
+    signal(&child, "-HUP")?;
+    sleep(Duration::from_millis(300)).await;
+    assert_eq!(echo(&local, b"still here").await?, b"still here");
+
+    signal(&child, "-TERM")?;
+    let status = timeout(Duration::from_secs(10), child.wait()).await??;
+    assert!(status.success(), "exit 0 on SIGTERM: {status}");
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut stderr).await?;
+    }
+    assert!(
+        stderr.contains("not reloaded, keeping the running config"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("forwards[0].name"), "{stderr}");
+    assert!(
+        std::net::TcpListener::bind(&local).is_ok(),
+        "the port is free after exit"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_a_profile_runs_only_its_forwards() -> anyhow::Result<()> {
+    let (_fake, dir) = fake().await?;
+    let config = dir.path().join("ferry.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nforwards:\n{}{}profiles:\n  - {{name: db-only, forwards: [db]}}\n",
+            forward("echo", "service/echo", "80"),
+            forward("db", "statefulset/db", "pg")
+        ),
+    )?;
+    let mut child = spawn(
+        dir.path(),
+        &[
+            "up",
+            "-c",
+            config.to_str().unwrap_or_default(),
+            "--profile",
+            "db-only",
+            "--events",
+            "json",
+        ],
+    )?;
+    let mut lines = BufReader::new(
+        child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("stdout"))?,
+    )
+    .lines();
+    let first = until(&mut lines, "echo reported", |e| e["forward"] == "echo").await?;
+    assert_eq!(first["state"], "disabled");
+    until(&mut lines, "db active", is_active("db")).await?;
+    signal(&child, "-TERM")?;
+    assert!(
+        timeout(Duration::from_secs(10), child.wait())
+            .await??
+            .success()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_config_exits_2_with_the_field_and_starts_nothing() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("ferry.yaml");
+    std::fs::write(
+        &config,
+        "version: 1\nforwards:\n  - {name: echo, target: service/echo, port: 80, local_port: 70000}\n",
+    )?;
+    let out = Command::new(BIN)
+        .args(["up", "-c", config.to_str().unwrap_or_default()])
+        .env("KUBECONFIG", dir.path().join("none"))
+        .output()
+        .await?;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("local_port") && stderr.contains("line 3"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+
+    std::fs::write(&config, "version: 1\nforwards: []\n")?;
+    let out = Command::new(BIN)
+        .args([
+            "up",
+            "-c",
+            config.to_str().unwrap_or_default(),
+            "--profile",
+            "nope",
+        ])
+        .output()
+        .await?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+    Ok(())
+}
