@@ -273,6 +273,10 @@ impl Worker {
     }
 
     async fn accept_loop(&self, listener: TcpListener, tracker: TaskTracker) {
+        let local = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         loop {
             let accepted = tokio::select! {
                 () = self.token.cancelled() => return,
@@ -291,7 +295,13 @@ impl Worker {
                         token: self.token.child_token(),
                     };
                     let id = self.shared.conns_total.fetch_add(1, Ordering::Relaxed) + 1;
-                    let span = debug_span!("conn", conn.id = id, client.addr = %peer);
+                    let span = debug_span!(
+                        "conn",
+                        conn.id = id,
+                        client.addr = %peer,
+                        local.addr = %local,
+                        pod.name = tracing::field::Empty,
+                    );
                     tracker.spawn(conn.serve(sock).instrument(span));
                 }
                 Err(e) => {
@@ -473,7 +483,8 @@ impl Connection {
             () = token.cancelled() => debug!("closed by stop"),
             r = async {
                 let (tunnel, pod) = self.open_tunnel().await?;
-                debug!(pod.name = %pod, "tunnel open");
+                tracing::Span::current().record("pod.name", pod.as_str());
+                debug!("tunnel open");
                 splice(local, tunnel, &shared).await
             } => match r {
                 Ok(()) => debug!("connection closed"),
