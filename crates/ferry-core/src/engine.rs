@@ -39,6 +39,8 @@ pub enum EngineError {
     Stopped,
     #[error("{0}")]
     Dial(String),
+    #[error("{0}")]
+    Health(String),
 }
 
 /// What an `apply` changed, by forward name.
@@ -73,6 +75,15 @@ enum Command {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    Health {
+        name: String,
+        pause: bool,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    Freeze {
+        name: String,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
 }
 
 /// A pending dial, done outside the manager so it never blocks other commands.
@@ -84,12 +95,16 @@ type DialTarget = Arc<WorkerHandle>;
 pub struct EngineOptions {
     /// Where kubeconfig files come from. Default: `KUBECONFIG`, else `~/.kube/config`.
     pub kubeconfig: KubeconfigSource,
+    /// A worker whose accept loop shows no heartbeat for this long is restarted.
+    /// Default: 10 s (the loop beats every 500 ms).
+    pub watchdog: Duration,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             kubeconfig: KubeconfigSource::from_env(),
+            watchdog: Duration::from_secs(10),
         }
     }
 }
@@ -119,7 +134,15 @@ impl Engine {
         let (tx, rx) = mpsc::channel(64);
         let (notify_tx, notify_rx) = mpsc::channel(1);
         let (watch_tx, watch_rx) = mpsc::channel(64);
+        let (monitor_tx, monitor_rx) = mpsc::channel(256);
+        tokio::spawn(
+            crate::health::monitor(monitor_rx, token.child_token())
+                .instrument(debug_span!("health")),
+        );
         let manager = Manager {
+            monitor: monitor_tx,
+            health: BTreeMap::new(),
+            watchdog: options.watchdog,
             commands: rx,
             notify_rx,
             notify_tx,
@@ -209,6 +232,36 @@ impl Engine {
         worker.dial().await.map_err(EngineError::Dial)
     }
 
+    /// Pauses a forward's health checks; an error when the forward is disabled.
+    pub async fn pause_health(&self, name: &str) -> Result<(), EngineError> {
+        let name = name.to_string();
+        self.call(|reply| Command::Health {
+            name,
+            pause: true,
+            reply,
+        })
+        .await?
+    }
+
+    /// Resumes a forward's health checks; an error when the forward is disabled.
+    pub async fn resume_health(&self, name: &str) -> Result<(), EngineError> {
+        let name = name.to_string();
+        self.call(|reply| Command::Health {
+            name,
+            pause: false,
+            reply,
+        })
+        .await?
+    }
+
+    /// Test hook: makes a forward's accept loop hang, as a stuck loop would, so that the
+    /// watchdog can be seen restarting it.
+    #[doc(hidden)]
+    pub async fn freeze_accept_loop_for_tests(&self, name: &str) -> Result<(), EngineError> {
+        let name = name.to_string();
+        self.call(|reply| Command::Freeze { name, reply }).await?
+    }
+
     /// Stops every forward and returns once every listener is closed.
     pub async fn shutdown(mut self) {
         let _ = self.call(|reply| Command::Shutdown { reply }).await;
@@ -229,6 +282,11 @@ struct Feed {
 }
 
 struct Manager {
+    /// The health monitor, which outlives every reload.
+    monitor: mpsc::Sender<crate::health::MonitorCmd>,
+    /// The health spec each running worker is checked with.
+    health: BTreeMap<String, crate::config::HealthSpec>,
+    watchdog: Duration,
     commands: mpsc::Receiver<Command>,
     notify_rx: mpsc::Receiver<()>,
     notify_tx: mpsc::Sender<()>,
@@ -248,11 +306,10 @@ struct Manager {
     generation: u64,
 }
 
-/// A forward's spec without `enabled`, to tell a restart from a toggle.
-fn same_spec(a: &Forward, b: &Forward) -> bool {
-    let mut a = a.clone();
-    a.enabled = b.enabled;
-    a == *b
+/// Whether a running worker can stay for `want` (everything but `enabled` and `health`
+/// is the same).
+fn same_spec(want: &Forward, running: &Forward) -> bool {
+    want.spec_eq(running)
 }
 
 impl Manager {
@@ -275,7 +332,10 @@ impl Manager {
                 },
                 Some(()) = self.notify_rx.recv() => self.publish(),
                 Some(req) = self.watch_rx.recv() => self.feed(req),
-                _ = tick.tick() => self.refresh_counters(),
+                _ = tick.tick() => {
+                    self.watchdog().await;
+                    self.refresh_counters();
+                }
             }
         }
         self.stop_all().await;
@@ -325,7 +385,93 @@ impl Manager {
                 self.stop_all().await;
                 let _ = reply.send(());
             }
+            Command::Health { name, pause, reply } => {
+                let result = if !self.config.forwards.iter().any(|f| f.name == name) {
+                    Err(EngineError::UnknownForward(name))
+                } else if !self.workers.contains_key(&name) {
+                    Err(EngineError::Health(format!(
+                        "forward `{name}` is disabled; enable it before pausing or resuming its checks"
+                    )))
+                } else {
+                    let (tx, rx) = oneshot::channel();
+                    let cmd = if pause {
+                        crate::health::MonitorCmd::Pause { name, reply: tx }
+                    } else {
+                        crate::health::MonitorCmd::Resume { name, reply: tx }
+                    };
+                    match self.monitor.send(cmd).await {
+                        Ok(()) => match rx.await {
+                            Ok(r) => r.map_err(EngineError::Health),
+                            Err(_) => Err(EngineError::Stopped),
+                        },
+                        Err(_) => Err(EngineError::Stopped),
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::Freeze { name, reply } => {
+                let result = match self.workers.get(&name) {
+                    Some(w) => {
+                        w.shared.freeze();
+                        Ok(())
+                    }
+                    None => Err(EngineError::UnknownForward(name)),
+                };
+                let _ = reply.send(result);
+            }
         }
+    }
+
+    /// Restarts workers whose accept loop stopped beating.
+    async fn watchdog(&mut self) {
+        let stuck: Vec<(String, Duration)> = self
+            .workers
+            .iter()
+            .map(|(n, w)| (n.clone(), w.shared.silent_for()))
+            .filter(|(_, silent)| *silent > self.watchdog)
+            .collect();
+        for (name, silent) in stuck {
+            let Some(old) = self.workers.remove(&name) else {
+                continue;
+            };
+            let spec = old.spec.clone();
+            stop_worker(old).await;
+            let reason = format!(
+                "restarted by the watchdog: its accept loop showed no sign of life for {}",
+                humantime::format_duration(Duration::from_millis(silent.as_millis() as u64))
+            );
+            tracing::warn!(forward.name = %name, %reason);
+            self.start_worker(spec).await;
+            if let Some(w) = self.workers.get(&name) {
+                let r = reason.clone();
+                w.shared.update(move |s| s.last_error = Some(r));
+            }
+            let _ = self.bus.events.send(Event::Restarted {
+                forward: name,
+                reason,
+            });
+        }
+    }
+
+    /// Spawns a worker for `spec` and registers it with the health monitor.
+    async fn start_worker(&mut self, spec: Arc<Forward>) {
+        let handle = forward::spawn(
+            spec.clone(),
+            self.pool.clone(),
+            self.watch_tx.clone(),
+            self.notify_tx.clone(),
+            &self.token,
+        );
+        let _ = self
+            .monitor
+            .send(crate::health::MonitorCmd::Upsert {
+                name: spec.name.clone(),
+                spec: Box::new(spec.health.clone()),
+                probe: handle.probe(),
+            })
+            .await;
+        self.health.insert(spec.name.clone(), spec.health.clone());
+        self.workers.insert(spec.name.clone(), Arc::new(handle));
     }
 
     /// Moves from the running configuration to `next`, touching only what changed.
@@ -345,11 +491,33 @@ impl Manager {
                 _ => false,
             };
             if keep {
+                // A health-only change restarts just the checker.
+                if let (Some(want), Some(w)) = (wanted.get(name.as_str()), self.workers.get(&name))
+                    && self.health.get(&name) != Some(&want.health)
+                {
+                    w.set_limits(&want.health);
+                    let _ = self
+                        .monitor
+                        .send(crate::health::MonitorCmd::Upsert {
+                            name: name.clone(),
+                            spec: Box::new(want.health.clone()),
+                            probe: w.probe(),
+                        })
+                        .await;
+                    self.health.insert(name.clone(), want.health.clone());
+                }
                 report.unchanged.push(name);
                 continue;
             }
             if let Some(w) = self.workers.remove(&name) {
                 stop_worker(w).await;
+            }
+            self.health.remove(&name);
+            if !wanted.contains_key(name.as_str()) {
+                let _ = self
+                    .monitor
+                    .send(crate::health::MonitorCmd::Disable { name: name.clone() })
+                    .await;
             }
             if wanted.contains_key(name.as_str()) {
                 report.restarted.push(name);
@@ -361,14 +529,7 @@ impl Manager {
             if self.workers.contains_key(*name) {
                 continue;
             }
-            let handle = forward::spawn(
-                Arc::new((*spec).clone()),
-                self.pool.clone(),
-                self.watch_tx.clone(),
-                self.notify_tx.clone(),
-                &self.token,
-            );
-            self.workers.insert(name.to_string(), Arc::new(handle));
+            self.start_worker(Arc::new((*spec).clone())).await;
             if !report.restarted.iter().any(|r| r == name) {
                 report.started.push(name.to_string());
             }
@@ -382,6 +543,10 @@ impl Manager {
             .collect();
         self.config = Arc::new(next);
         for name in removed {
+            let _ = self
+                .monitor
+                .send(crate::health::MonitorCmd::Remove { name: name.clone() })
+                .await;
             self.published.remove(&name);
             let _ = self.bus.events.send(Event::Removed { forward: name });
         }
@@ -410,11 +575,15 @@ impl Manager {
             .iter()
             .map(|f| match self.workers.get(&f.name) {
                 Some(w) => w.shared.status(),
-                None => ForwardStatus::new(
-                    &f.name,
-                    format!("{}:{}", f.target, f.port),
-                    ForwardState::Disabled,
-                ),
+                None => {
+                    let mut s = ForwardStatus::new(
+                        &f.name,
+                        format!("{}:{}", f.target, f.port),
+                        ForwardState::Disabled,
+                    );
+                    s.health = crate::health::HealthState::Disabled;
+                    s
+                }
             })
             .collect();
         let mut forwards = forwards;
@@ -485,6 +654,8 @@ impl Manager {
 }
 
 fn strip_counters(s: &mut ForwardStatus) {
+    s.latency_ms = None;
+    s.last_probe_ms = None;
     s.connections = 0;
     s.total_connections = 0;
     s.bytes_in = 0;

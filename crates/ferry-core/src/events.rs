@@ -13,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
+pub use crate::health::{HealthState, Transition};
+
 /// The state of one forward (see the design notes, "Forward states").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -88,6 +90,25 @@ pub struct ForwardStatus {
     pub bytes_in: u64,
     /// When the forward entered its state (ms since the epoch).
     pub since_ms: u64,
+    /// The health checks' verdict.
+    pub health: HealthState,
+    /// The last probe's latency.
+    pub latency_ms: Option<u64>,
+    /// The last probe's finding, as one sentence.
+    pub detail: Option<String>,
+    /// When the last probe finished (ms since the epoch).
+    pub last_probe_ms: Option<u64>,
+    /// Health transitions, oldest first (bounded).
+    pub history: Vec<Transition>,
+    /// The state from cluster access alone (before health is taken into account).
+    #[serde(skip)]
+    pub(crate) resolution: ForwardState,
+    /// Whether health decides between starting, active and degraded.
+    #[serde(skip)]
+    pub(crate) checked: bool,
+    /// Why the local address cannot be bound, which overrides everything else.
+    #[serde(skip)]
+    pub(crate) bind_error: Option<String>,
 }
 
 impl ForwardStatus {
@@ -108,6 +129,24 @@ impl ForwardStatus {
             bytes_out: 0,
             bytes_in: 0,
             since_ms: now_ms(),
+            health: HealthState::Unknown,
+            latency_ms: None,
+            detail: None,
+            last_probe_ms: None,
+            history: Vec::new(),
+            resolution: state,
+            checked: false,
+            bind_error: None,
+        }
+    }
+
+    /// The state shown: cluster access first, then health (`starting` until the first
+    /// verdict, `active` while Up, `degraded` while Down).
+    pub(crate) fn effective_state(&self) -> ForwardState {
+        match (self.resolution, self.checked, self.health) {
+            (ForwardState::Active, true, HealthState::Unknown) => ForwardState::Starting,
+            (ForwardState::Active, true, HealthState::Down) => ForwardState::Degraded,
+            (other, _, _) => other,
         }
     }
 }
@@ -140,6 +179,8 @@ pub enum Event {
     },
     /// A forward left the configuration.
     Removed { forward: String },
+    /// The watchdog restarted a forward's worker.
+    Restarted { forward: String, reason: String },
 }
 
 /// The sending side of the bus, owned by the engine.

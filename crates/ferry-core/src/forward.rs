@@ -11,7 +11,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -55,6 +55,11 @@ pub(crate) struct WorkerShared {
     conns_total: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// When the accept loop (or the bind loop before it) last made progress, ms since the
+    /// epoch; the watchdog restarts a worker whose heartbeat stops.
+    heartbeat_ms: AtomicU64,
+    /// Test hook: makes the accept loop hang, as a stuck loop would.
+    freeze: AtomicBool,
     /// Tells the manager to republish; a full queue is fine (a publish is pending anyway).
     notify: mpsc::Sender<()>,
 }
@@ -71,8 +76,39 @@ impl WorkerShared {
             conns_total: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            heartbeat_ms: AtomicU64::new(now_ms()),
+            freeze: AtomicBool::new(false),
             notify,
         }
+    }
+
+    /// Milliseconds since the last heartbeat.
+    pub(crate) fn silent_for(&self) -> Duration {
+        Duration::from_millis(now_ms().saturating_sub(self.heartbeat_ms.load(Ordering::Relaxed)))
+    }
+
+    fn beat(&self) {
+        self.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Test hook: hang the accept loop.
+    pub(crate) fn freeze(&self) {
+        self.freeze.store(true, Ordering::Relaxed);
+    }
+
+    /// Shows the health checker's verdict. `checked` says whether health decides between
+    /// starting, active and degraded (false for `kind: none`).
+    pub(crate) fn publish_health(&self, checker: &crate::health::Checker, checked: bool) {
+        self.update(|s| {
+            s.checked = checked;
+            s.health = checker.state();
+            if let Some(last) = checker.last() {
+                s.latency_ms = Some(last.latency.as_millis() as u64);
+                s.detail = Some(last.detail.clone());
+                s.last_probe_ms = Some(now_ms());
+            }
+            s.history = checker.history().cloned().collect();
+        });
     }
 
     /// The status with live counters.
@@ -86,11 +122,16 @@ impl WorkerShared {
     }
 
     /// Changes the status; tells the manager when anything shown changed.
-    fn update(&self, f: impl FnOnce(&mut ForwardStatus)) {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut ForwardStatus)) {
         let changed = {
             let mut s = self.status.lock();
             let before = s.clone();
             f(&mut s);
+            s.state = s.effective_state();
+            if let Some(e) = s.bind_error.clone() {
+                s.state = ForwardState::Error;
+                s.error = Some(e);
+            }
             if s.state != before.state {
                 s.since_ms = now_ms();
             }
@@ -104,10 +145,12 @@ impl WorkerShared {
         }
     }
 
-    fn set_state(&self, state: ForwardState, error: Option<String>) {
+    fn set_bind_error(&self, error: Option<String>) {
         self.update(|s| {
-            s.state = state;
-            s.error = error;
+            if error.is_none() && s.bind_error.is_some() {
+                s.error = None;
+            }
+            s.bind_error = error;
         });
     }
 }
@@ -127,6 +170,51 @@ pub(crate) struct WorkerHandle {
     token: CancellationToken,
     task: Option<JoinHandle<()>>,
     targets: watch::Receiver<Targets>,
+    nudge: Arc<Notify>,
+    sticky: Arc<Mutex<Option<String>>>,
+    limits: watch::Sender<(Option<Duration>, Option<Duration>)>,
+}
+
+/// What the health monitor needs of a worker: where to probe, and where to report.
+#[derive(Clone)]
+pub(crate) struct ProbeHandle {
+    spec: Arc<Forward>,
+    shared: Arc<WorkerShared>,
+    targets: watch::Receiver<Targets>,
+    nudge: Arc<Notify>,
+    sticky: Arc<Mutex<Option<String>>>,
+}
+
+impl ProbeHandle {
+    /// The bound local address.
+    pub(crate) fn local(&self) -> Option<SocketAddr> {
+        self.shared.status.lock().local
+    }
+
+    /// The pod a connection would use now: the sticky pod, else the first ready one.
+    pub(crate) fn endpoint(&self) -> Option<(kube::Client, String, Endpoint)> {
+        let targets = self.targets.borrow().clone();
+        let client = targets.client?;
+        let sticky = self.sticky.lock().clone();
+        let ep = sticky
+            .and_then(|p| targets.endpoints.iter().find(|e| e.pod == p).cloned())
+            .or_else(|| targets.endpoints.first().cloned())?;
+        Some((client, targets.namespace, ep))
+    }
+
+    /// The target object's name (the default `Host` of HTTP checks).
+    pub(crate) fn target_name(&self) -> String {
+        self.spec.target.name().to_string()
+    }
+
+    pub(crate) fn publish(&self, checker: &crate::health::Checker, checked: bool) {
+        self.shared.publish_health(checker, checked);
+    }
+
+    /// Asks the resolver to look again.
+    pub(crate) fn nudge(&self) {
+        self.nudge.notify_one();
+    }
 }
 
 impl Drop for WorkerHandle {
@@ -136,6 +224,22 @@ impl Drop for WorkerHandle {
 }
 
 impl WorkerHandle {
+    /// A handle for the health monitor.
+    pub(crate) fn probe(&self) -> ProbeHandle {
+        ProbeHandle {
+            spec: self.spec.clone(),
+            shared: self.shared.clone(),
+            targets: self.targets.clone(),
+            nudge: self.nudge.clone(),
+            sticky: self.sticky.clone(),
+        }
+    }
+
+    /// Applies a new health spec's connection limits to new connections.
+    pub(crate) fn set_limits(&self, health: &crate::config::HealthSpec) {
+        self.limits.send_replace((health.max_idle, health.max_age));
+    }
+
     /// Cancels the worker without waiting for it.
     pub(crate) fn cancel(&self) {
         self.token.cancel();
@@ -187,15 +291,19 @@ pub(crate) fn spawn(
     let shared = Arc::new(WorkerShared::new(&spec, notify));
     let token = parent.child_token();
     let (targets_tx, targets_rx) = watch::channel(Targets::default());
+    let (limits_tx, limits_rx) = watch::channel((spec.health.max_idle, spec.health.max_age));
+    let nudge = Arc::new(Notify::new());
+    let sticky = Arc::new(Mutex::new(None));
     let worker = Worker {
+        limits: limits_rx,
         spec: spec.clone(),
         shared: shared.clone(),
         pool,
         watches,
         token: token.clone(),
         targets: targets_tx,
-        nudge: Arc::new(Notify::new()),
-        sticky: Arc::new(Mutex::new(None)),
+        nudge: nudge.clone(),
+        sticky: sticky.clone(),
         next_rr: Arc::new(AtomicUsize::new(0)),
     };
     let span = debug_span!("forward", forward.name = %spec.name, context = ?spec.context, namespace = ?spec.namespace);
@@ -206,10 +314,15 @@ pub(crate) fn spawn(
         token,
         task: Some(task),
         targets: targets_rx,
+        nudge,
+        sticky,
+        limits: limits_tx,
     }
 }
 
 struct Worker {
+    /// `(max_idle, max_age)`, changed by reloads of the health spec.
+    limits: watch::Receiver<(Option<Duration>, Option<Duration>)>,
     spec: Arc<Forward>,
     shared: Arc<WorkerShared>,
     pool: Arc<ClientPool>,
@@ -239,37 +352,39 @@ fn bind_error(addr: SocketAddr, e: &io::Error) -> String {
 
 impl Worker {
     async fn run(self) {
+        let tracker = TaskTracker::new();
+        // The resolver runs from the start, so `dial()` works even while the local address
+        // cannot be bound.
+        tokio::join!(self.serve(tracker.clone()), self.resolver_loop());
+        // Every connection task has seen the cancellation; wait for them briefly so that
+        // "stopped" means the sockets are closed.
+        tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), tracker.wait()).await;
+    }
+
+    /// Binds the local address (retrying while it is taken), then accepts.
+    async fn serve(&self, tracker: TaskTracker) {
         let addr = SocketAddr::new(self.spec.bind, self.spec.local_port);
-        self.shared.set_state(ForwardState::Starting, None);
         let listener = loop {
+            self.shared.beat();
             match TcpListener::bind(addr).await {
                 Ok(l) => break l,
                 Err(e) => {
                     let msg = bind_error(addr, &e);
                     warn!(%msg, "cannot listen");
-                    self.shared.set_state(ForwardState::Error, Some(msg));
+                    self.shared.set_bind_error(Some(msg));
                     tokio::select! {
                         () = self.token.cancelled() => return,
-                        () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
                     }
                 }
             }
         };
         let local = listener.local_addr().unwrap_or(addr);
         info!(local.addr = %local, "listening");
-        self.shared.update(|s| {
-            s.local = Some(local);
-            s.state = ForwardState::Starting;
-            s.error = None;
-        });
-        let tracker = TaskTracker::new();
-        let accept = self.accept_loop(listener, tracker.clone());
-        let resolver = self.resolver_loop();
-        tokio::join!(accept, resolver);
-        // Every connection task has seen the cancellation; wait for them briefly so that
-        // "stopped" means the sockets are closed.
-        tracker.close();
-        let _ = tokio::time::timeout(Duration::from_secs(2), tracker.wait()).await;
+        self.shared.set_bind_error(None);
+        self.shared.update(|s| s.local = Some(local));
+        self.accept_loop(listener, tracker).await;
     }
 
     async fn accept_loop(&self, listener: TcpListener, tracker: TaskTracker) {
@@ -277,15 +392,25 @@ impl Worker {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
+        let mut heartbeat = tokio::time::interval(Duration::from_millis(500));
         loop {
             let accepted = tokio::select! {
                 () = self.token.cancelled() => return,
+                _ = heartbeat.tick() => {
+                    if self.shared.freeze.load(Ordering::Relaxed) {
+                        // A stuck loop, for the watchdog's tests: no heartbeat, no accepts.
+                        std::future::pending::<()>().await;
+                    }
+                    self.shared.beat();
+                    continue;
+                }
                 a = listener.accept() => a,
             };
             match accepted {
                 Ok((sock, peer)) => {
                     let _ = sock.set_nodelay(true);
                     let conn = Connection {
+                        limits: *self.limits.borrow(),
                         spec: self.spec.clone(),
                         shared: self.shared.clone(),
                         targets: self.targets.subscribe(),
@@ -358,7 +483,7 @@ impl Worker {
             Err(e) => {
                 self.targets.send_modify(|t| t.endpoints.clear());
                 self.shared.update(|s| {
-                    s.state = ForwardState::Error;
+                    s.resolution = ForwardState::Error;
                     s.error = Some(e.to_string());
                     s.pod = None;
                 });
@@ -394,7 +519,7 @@ impl Worker {
                     endpoints,
                 });
                 self.shared.update(|s| {
-                    s.state = ForwardState::Active;
+                    s.resolution = ForwardState::Active;
                     s.error = None;
                     s.pod = pod;
                 });
@@ -418,7 +543,7 @@ impl Worker {
                 };
                 debug!(error = %e, "resolution failed");
                 self.shared.update(|s| {
-                    s.state = state;
+                    s.resolution = state;
                     s.error = Some(e.to_string());
                     if !matches!(e, ResolveError::Api { .. }) {
                         s.pod = None;
@@ -455,6 +580,8 @@ impl Worker {
 // === connections ===
 
 struct Connection {
+    /// `(max_idle, max_age)` from the health spec when the connection was accepted.
+    limits: (Option<Duration>, Option<Duration>),
     spec: Arc<Forward>,
     shared: Arc<WorkerShared>,
     targets: watch::Receiver<Targets>,
@@ -485,7 +612,7 @@ impl Connection {
                 let (tunnel, pod) = self.open_tunnel().await?;
                 tracing::Span::current().record("pod.name", pod.as_str());
                 debug!("tunnel open");
-                splice(local, tunnel, &shared).await
+                splice(local, tunnel, &shared, self.limits).await
             } => match r {
                 Ok(()) => debug!("connection closed"),
                 Err(e) => {
@@ -570,7 +697,14 @@ impl Connection {
 /// afterwards: its end-of-stream is not passed to the tunnel (the port-forward protocol
 /// would close the whole tunnel), and the connection ends when the pod closes, or after
 /// [`IDLE_AFTER_CLIENT_EOF`] of silence from the pod.
-async fn splice(local: TcpStream, tunnel: TunnelStream, shared: &WorkerShared) -> io::Result<()> {
+async fn splice(
+    local: TcpStream,
+    tunnel: TunnelStream,
+    shared: &WorkerShared,
+    (max_idle, max_age): (Option<Duration>, Option<Duration>),
+) -> io::Result<()> {
+    let opened = tokio::time::Instant::now();
+    let last_any = AtomicU64::new(now_ms());
     let (mut lr, mut lw) = local.into_split();
     let (mut tr, mut tw) = tokio::io::split(tunnel);
     let last_down = AtomicU64::new(now_ms());
@@ -583,6 +717,7 @@ async fn splice(local: TcpStream, tunnel: TunnelStream, shared: &WorkerShared) -
             }
             tw.write_all(&buf[..n]).await?;
             shared.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+            last_any.store(now_ms(), Ordering::Relaxed);
         }
     };
     let down = async {
@@ -596,10 +731,12 @@ async fn splice(local: TcpStream, tunnel: TunnelStream, shared: &WorkerShared) -
             lw.write_all(&buf[..n]).await?;
             shared.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
             last_down.store(now_ms(), Ordering::Relaxed);
+            last_any.store(now_ms(), Ordering::Relaxed);
         }
     };
     tokio::pin!(up, down);
     let mut client_eof = false;
+    let mut recycle = tokio::time::interval(Duration::from_millis(250));
     loop {
         let idle = async {
             if client_eof {
@@ -619,6 +756,17 @@ async fn splice(local: TcpStream, tunnel: TunnelStream, shared: &WorkerShared) -
             () = idle => {
                 let since = now_ms().saturating_sub(last_down.load(Ordering::Relaxed));
                 if Duration::from_millis(since) >= IDLE_AFTER_CLIENT_EOF {
+                    return Ok(());
+                }
+            }
+            _ = recycle.tick(), if max_idle.is_some() || max_age.is_some() => {
+                let idle = Duration::from_millis(now_ms().saturating_sub(last_any.load(Ordering::Relaxed)));
+                if max_idle.is_some_and(|m| idle >= m) {
+                    debug!(idle = ?idle, "recycling an idle connection");
+                    return Ok(());
+                }
+                if max_age.is_some_and(|m| opened.elapsed() >= m) {
+                    debug!("recycling a connection past its maximum age");
                     return Ok(());
                 }
             }

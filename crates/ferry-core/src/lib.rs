@@ -5,6 +5,7 @@
 //! - [`tunnel`]: a byte stream to a pod port through the API server;
 //! - [`forward`]: one forward's listener, connections and healing (crate-internal);
 //! - [`engine`]: the façade the CLI and the app use;
+//! - [`health`]: probes, the rise/fall state machine and the monitor;
 //! - [`events`]: statuses, snapshots and transition events.
 
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@ pub mod config;
 pub mod engine;
 pub mod events;
 mod forward;
+pub mod health;
 pub mod tunnel;
 
 pub use engine::{ApplyReport, Engine, EngineError, EngineOptions};

@@ -65,6 +65,7 @@ fn config(forwards: Vec<Forward>) -> Config {
 fn options(paths: Vec<PathBuf>) -> EngineOptions {
     EngineOptions {
         kubeconfig: KubeconfigSource::from_paths(paths),
+        watchdog: Duration::from_secs(10),
     }
 }
 

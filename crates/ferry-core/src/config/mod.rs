@@ -26,6 +26,7 @@
 
 mod diff;
 mod error;
+mod health;
 mod lines;
 mod load;
 mod model;
@@ -37,6 +38,7 @@ mod tests;
 
 pub use diff::ConfigDiff;
 pub use error::{ConfigError, Problem};
+pub use health::{HealthSpec, HttpCheck, ProbeKind, StatusRange};
 pub use model::{CONFIG_VERSION, Config, Forward, Pick, Profile};
 pub use target::{PortRef, Target};
 pub use validate::check_name;

@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::de::value::{I64Deserializer, StrDeserializer, U64Deserializer};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::health::HealthSpec;
 use super::target::{PortRef, Target};
 
 /// The only config format version this build reads and writes.
@@ -66,6 +67,9 @@ pub struct Forward {
     /// How to choose a pod when the target has several; defaults to [`Pick::Sticky`].
     #[serde(default, skip_serializing_if = "is_default_pick")]
     pub pick: Pick,
+    /// How the forward is checked; defaults to a `tunnel` check every 5 s.
+    #[serde(default, skip_serializing_if = "HealthSpec::is_default")]
+    pub health: HealthSpec,
     /// Whether the forward runs; defaults to `true`.
     #[serde(
         default = "default_enabled",
@@ -86,12 +90,13 @@ impl Forward {
             local_port,
             bind: default_bind(),
             pick: Pick::default(),
+            health: HealthSpec::default(),
             enabled: default_enabled(),
         }
     }
 
     /// A hash of every field whose change requires restarting the forward, which is every
-    /// field except `enabled`. Two forwards with equal specs have equal hashes; the hash is
+    /// field except `enabled` and `health` (a health change restarts only the checker). Two forwards with equal specs have equal hashes; the hash is
     /// stable within one process (it is meant for comparing configs, not for storing).
     pub fn spec_hash(&self) -> u64 {
         let mut hasher = DefaultHasher::new();
@@ -106,6 +111,7 @@ impl Forward {
             local_port,
             bind,
             pick,
+            health: _,
             enabled: _,
         } = self;
         name.hash(&mut hasher);
@@ -119,11 +125,12 @@ impl Forward {
         hasher.finish()
     }
 
-    /// Whether the two forwards agree on every field except `enabled`, that is whether one
-    /// can replace the other without a restart.
+    /// Whether the two forwards agree on every field except `enabled` and `health`, that is
+    /// whether one can replace the other without restarting its listener.
     pub fn spec_eq(&self, other: &Forward) -> bool {
         Forward {
             enabled: other.enabled,
+            health: other.health.clone(),
             ..self.clone()
         } == *other
     }

@@ -149,6 +149,8 @@ fn check_forwards(forwards: &[Forward], problems: &mut Vec<Problem>) {
             problems.push(Problem::new(at("namespace"), message));
         }
 
+        problems.extend(forward.health.problems(i));
+
         // Port 0 asks the system for a free port, so any number of forwards may use it.
         if forward.local_port != 0 {
             let clash = forwards[..i].iter().enumerate().find(|(_, earlier)| {

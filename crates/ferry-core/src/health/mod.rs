@@ -1,0 +1,377 @@
+//! Health checks: probe kinds, the rise/fall state machine ([`state`]), and the monitor
+//! task that schedules probes for every forward.
+//!
+//! The monitor lives as long as the engine. It owns one [`Checker`] per forward (its
+//! counters and bounded history), keyed by name, so that a reload which keeps a forward's
+//! health spec keeps its checker, a changed spec restarts only that checker, and removing
+//! a forward removes it. First probes of many forwards are staggered over one interval.
+
+pub mod state;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, debug_span};
+
+pub use state::{Checker, DEFAULT_HISTORY, HealthState, ProbeResult, Transition};
+
+use crate::config::{HealthSpec, ProbeKind};
+use crate::events::now_ms;
+use crate::forward::ProbeHandle;
+use crate::tunnel;
+
+/// The golden ratio's fractional part: successive multiples spread evenly over [0, 1).
+const SPREAD: f64 = 0.618_033_988_749_895;
+
+/// How long a `tunnel` probe waits for the pod side to refuse after the stream opened.
+const REFUSAL_GRACE: Duration = Duration::from_millis(300);
+
+/// Commands to the monitor.
+pub(crate) enum MonitorCmd {
+    /// A forward runs (again) with this spec; keeps the checker when the spec is unchanged.
+    Upsert {
+        name: String,
+        spec: Box<HealthSpec>,
+        probe: ProbeHandle,
+    },
+    /// The forward was disabled: its checker says Disabled and keeps its history.
+    Disable { name: String },
+    /// The forward left the config.
+    Remove { name: String },
+    Pause {
+        name: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Resume {
+        name: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+struct Entry {
+    spec: HealthSpec,
+    checker: Checker,
+    probe: Option<ProbeHandle>,
+    next_due: Instant,
+    /// Bumped whenever the spec or target changes; stale probe results are dropped.
+    generation: u64,
+    in_flight: bool,
+}
+
+/// Runs until `token` is cancelled.
+pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: CancellationToken) {
+    let mut entries: HashMap<String, Entry> = HashMap::new();
+    let mut probes: JoinSet<(String, u64, ProbeResult)> = JoinSet::new();
+    let mut added: u64 = 0;
+    loop {
+        let next_due = entries
+            .values()
+            .filter(|e| is_scheduled(e))
+            .map(|e| e.next_due)
+            .min();
+        let sleep = async {
+            match next_due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = token.cancelled() => return,
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => handle(&mut entries, cmd, &mut added),
+                None => return,
+            },
+            Some(done) = probes.join_next() => {
+                if let Ok((name, generation, result)) = done
+                    && let Some(e) = entries.get_mut(&name).filter(|e| e.generation == generation) {
+                        e.in_flight = false;
+                        let failed = !result.passed;
+                        e.checker.step(&e.spec, result, now_ms());
+                        e.next_due = Instant::now() + e.checker.next_interval(&e.spec);
+                        if let Some(p) = &e.probe {
+                            p.publish(&e.checker, true);
+                            if failed {
+                                // The pod may be gone: look again, as pod churn does.
+                                p.nudge();
+                            }
+                        }
+                    }
+            }
+            () = sleep => {
+                let now = Instant::now();
+                for (name, e) in entries.iter_mut() {
+                    if !is_scheduled(e) || e.next_due > now {
+                        continue;
+                    }
+                    let Some(probe) = e.probe.clone() else { continue };
+                    e.in_flight = true;
+                    let spec = e.spec.clone();
+                    let generation = e.generation;
+                    let name = name.clone();
+                    let span = debug_span!("probe", forward.name = %name, kind = ?spec.kind);
+                    probes.spawn(
+                        async move {
+                            let result = run_probe(&spec, &probe).await;
+                            debug!(passed = result.passed, detail = %result.detail, "probe done");
+                            (name, generation, result)
+                        }
+                        .instrument(span),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn is_scheduled(e: &Entry) -> bool {
+    !e.in_flight
+        && e.probe.is_some()
+        && e.spec.kind != ProbeKind::None
+        && !matches!(
+            e.checker.state(),
+            HealthState::Paused | HealthState::Disabled
+        )
+}
+
+fn handle(entries: &mut HashMap<String, Entry>, cmd: MonitorCmd, added: &mut u64) {
+    match cmd {
+        MonitorCmd::Upsert { name, spec, probe } => {
+            let spec = *spec;
+            // Staggered first probe: the k-th checker starts at frac(k·φ) of an interval.
+            let offset = spec.interval.mul_f64((*added as f64 * SPREAD).fract());
+            *added += 1;
+            let entry = entries.entry(name).or_insert_with(|| Entry {
+                spec: spec.clone(),
+                checker: Checker::new(DEFAULT_HISTORY),
+                probe: None,
+                next_due: Instant::now() + offset,
+                generation: 0,
+                in_flight: false,
+            });
+            if entry.spec != spec {
+                // A changed spec restarts only this checker.
+                entry.checker = Checker::new(DEFAULT_HISTORY);
+                entry.spec = spec;
+                entry.next_due = Instant::now() + offset;
+            }
+            entry.checker.enable(now_ms());
+            entry.generation += 1;
+            entry.in_flight = false;
+            if entry.spec.kind == ProbeKind::None {
+                entry.checker.disable(now_ms());
+            }
+            probe.publish(&entry.checker, entry.spec.kind != ProbeKind::None);
+            entry.probe = Some(probe);
+        }
+        MonitorCmd::Disable { name } => {
+            if let Some(e) = entries.get_mut(&name) {
+                e.checker.disable(now_ms());
+                e.probe = None;
+                e.generation += 1;
+                e.in_flight = false;
+            }
+        }
+        MonitorCmd::Remove { name } => {
+            entries.remove(&name);
+        }
+        MonitorCmd::Pause { name, reply } => {
+            let result = match entries.get_mut(&name) {
+                Some(e) if e.spec.kind == ProbeKind::None => Err(format!(
+                    "forward `{name}` has no health checks (kind: none)"
+                )),
+                Some(e) if e.probe.is_some() => {
+                    e.checker.pause(now_ms());
+                    e.generation += 1;
+                    e.in_flight = false;
+                    if let Some(p) = &e.probe {
+                        p.publish(&e.checker, true);
+                    }
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "forward `{name}` is disabled; enable it before pausing or resuming its checks"
+                )),
+            };
+            let _ = reply.send(result);
+        }
+        MonitorCmd::Resume { name, reply } => {
+            let result = match entries.get_mut(&name) {
+                Some(e) if e.spec.kind == ProbeKind::None => Err(format!(
+                    "forward `{name}` has no health checks (kind: none)"
+                )),
+                Some(e) if e.probe.is_some() => {
+                    e.checker.resume(now_ms());
+                    e.next_due = Instant::now();
+                    if let Some(p) = &e.probe {
+                        p.publish(&e.checker, true);
+                    }
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "forward `{name}` is disabled; enable it before pausing or resuming its checks"
+                )),
+            };
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// Runs one probe of `spec.kind`, bounded by `spec.timeout`.
+pub(crate) async fn run_probe(spec: &HealthSpec, probe: &ProbeHandle) -> ProbeResult {
+    let started = Instant::now();
+    let work = async {
+        match spec.kind {
+            ProbeKind::None => ProbeResult::pass("no checks", Duration::ZERO),
+            ProbeKind::Tcp => tcp_probe(probe, started).await,
+            ProbeKind::Tunnel => tunnel_probe(probe, started).await,
+            ProbeKind::Http => http_probe(spec, probe, started).await,
+        }
+    };
+    match tokio::time::timeout(spec.timeout, work).await {
+        Ok(result) => result,
+        Err(_) => ProbeResult::fail(
+            "timeout",
+            format!(
+                "timed out after {}",
+                humantime::format_duration(spec.timeout)
+            ),
+            started.elapsed(),
+        ),
+    }
+}
+
+async fn tcp_probe(probe: &ProbeHandle, started: Instant) -> ProbeResult {
+    let Some(local) = probe.local() else {
+        return ProbeResult::fail("error", "the forward is not listening", started.elapsed());
+    };
+    match TcpStream::connect(local).await {
+        Ok(_) => ProbeResult::pass(format!("connected to {local}"), started.elapsed()),
+        Err(e) => ProbeResult::fail(
+            "refused",
+            format!("connecting to {local} failed: {e}"),
+            started.elapsed(),
+        ),
+    }
+}
+
+async fn tunnel_probe(probe: &ProbeHandle, started: Instant) -> ProbeResult {
+    let Some((client, namespace, ep)) = probe.endpoint() else {
+        return ProbeResult::fail("no-pod", "no ready pod to check", started.elapsed());
+    };
+    let place = format!("{namespace}/{}:{}", ep.pod, ep.port);
+    let mut stream = match tunnel::dial(&client, &namespace, &ep.pod, ep.port).await {
+        Ok(s) => s,
+        Err(e) => return ProbeResult::fail("error", e.to_string(), started.elapsed()),
+    };
+    let latency = started.elapsed();
+    // A refusing pod port reports on the error channel right after the stream opens.
+    let mut buf = [0u8; 1];
+    match tokio::time::timeout(REFUSAL_GRACE, stream.read(&mut buf)).await {
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            ProbeResult::fail("refused", format!("connection refused by {place}"), latency)
+        }
+        Ok(Err(e)) => ProbeResult::fail("error", format!("{place}: {e}"), latency),
+        _ => ProbeResult::pass(format!("tunnel to {place} open"), latency),
+    }
+}
+
+async fn http_probe(spec: &HealthSpec, probe: &ProbeHandle, started: Instant) -> ProbeResult {
+    let Some((client, namespace, ep)) = probe.endpoint() else {
+        return ProbeResult::fail("no-pod", "no ready pod to check", started.elapsed());
+    };
+    let path = &spec.http.path;
+    let stream = match tunnel::dial(&client, &namespace, &ep.pod, ep.port).await {
+        Ok(s) => s,
+        Err(e) => return ProbeResult::fail("error", e.to_string(), started.elapsed()),
+    };
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+    {
+        Ok(pair) => pair,
+        Err(e) => {
+            return ProbeResult::fail(
+                "error",
+                format!("HTTP to {path} failed: {e}"),
+                started.elapsed(),
+            );
+        }
+    };
+    let driver = tokio::spawn(conn);
+    let host = spec
+        .http
+        .host
+        .clone()
+        .unwrap_or_else(|| probe.target_name());
+    let request = http::Request::get(path.as_str())
+        .header(http::header::HOST, host)
+        .header(http::header::USER_AGENT, "ferry-health")
+        .body(Empty::<Bytes>::new());
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => {
+            driver.abort();
+            return ProbeResult::fail(
+                "error",
+                format!("bad request for {path}: {e}"),
+                started.elapsed(),
+            );
+        }
+    };
+    let result = match sender.send_request(request).await {
+        Err(e) => {
+            let refused = crate::cluster::error_chain(&e).contains("connection refused");
+            let code = if refused { "refused" } else { "error" };
+            let detail = if refused {
+                format!("connection refused by {namespace}/{}:{}", ep.pod, ep.port)
+            } else {
+                format!("HTTP to {path} failed: {e}")
+            };
+            ProbeResult::fail(code, detail, started.elapsed())
+        }
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let latency = started.elapsed();
+            if !spec.http.expect_status.contains(status) {
+                ProbeResult::fail(
+                    "status",
+                    format!(
+                        "HTTP {status} from {path} (expected {})",
+                        spec.http.expect_status
+                    ),
+                    latency,
+                )
+            } else if let Some(pattern) = &spec.http.body_regex {
+                let body = Limited::new(response.into_body(), 64 * 1024)
+                    .collect()
+                    .await;
+                let text = body
+                    .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                    .unwrap_or_default();
+                match regex::Regex::new(pattern) {
+                    Ok(re) if re.is_match(&text) => {
+                        ProbeResult::pass(format!("HTTP {status} from {path}"), latency)
+                    }
+                    _ => ProbeResult::fail(
+                        "body",
+                        format!(
+                            "HTTP {status} from {path}, but the body does not match /{pattern}/"
+                        ),
+                        latency,
+                    ),
+                }
+            } else {
+                ProbeResult::pass(format!("HTTP {status} from {path}"), latency)
+            }
+        }
+    };
+    driver.abort();
+    result
+}
