@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ferry_core::cluster::KubeconfigSource;
 use ferry_core::config::Config;
 use ferry_core::engine::{Engine, EngineOptions};
-use ferry_core::events::{Event, ForwardStatus, Snapshot, Update};
+use ferry_core::events::{Event, ForwardStatus, HealthState, Snapshot, Update};
 use ferry_fakecluster::{FakeCluster, Options as FakeOptions};
 use tracing_subscriber::EnvFilter;
 
@@ -271,6 +271,9 @@ fn print_json(out: &mut impl Write, event: &Event) {
             "pod": status.pod,
             "local": status.local.map(|a| a.to_string()),
             "error": status.error,
+            "health": status.health,
+            "detail": status.detail,
+            "latency_ms": status.latency_ms,
             "last_error": status.last_error,
             "target": status.target,
             "context": status.context,
@@ -280,7 +283,10 @@ fn print_json(out: &mut impl Write, event: &Event) {
         // A forward that left the config is no longer running: `disabled`, marked removed.
         Event::Removed { forward } => serde_json::json!({
             "forward": forward, "state": "disabled", "removed": true,
-            "pod": null, "local": null, "error": null,
+            "pod": null, "local": null, "error": null, "health": "disabled", "detail": null,
+        }),
+        Event::Restarted { forward, reason } => serde_json::json!({
+            "forward": forward, "event": "restarted", "reason": reason,
         }),
         _ => return,
     };
@@ -290,12 +296,17 @@ fn print_json(out: &mut impl Write, event: &Event) {
 
 fn describe(s: &ForwardStatus) -> String {
     let local = s.local.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
-    let mut line = format!("{}: {} {} → {}", s.forward, s.state, local, s.target);
+    let mut line = format!(
+        "{}: {} (health {}) {} → {}",
+        s.forward, s.state, s.health, local, s.target
+    );
     if let Some(pod) = &s.pod {
         line.push_str(&format!(" (pod {pod})"));
     }
     if let Some(e) = &s.error {
         line.push_str(&format!(" — {e}"));
+    } else if let Some(d) = s.detail.as_ref().filter(|_| s.health == HealthState::Down) {
+        line.push_str(&format!(" — {d}"));
     }
     line
 }
@@ -304,6 +315,7 @@ fn print_line(out: &mut impl Write, event: &Event) {
     let line = match event {
         Event::Forward { status } => describe(status),
         Event::Removed { forward } => format!("{forward}: removed"),
+        Event::Restarted { forward, reason } => format!("{forward}: {reason}"),
         _ => return,
     };
     let _ = writeln!(out, "{line}");
@@ -315,15 +327,19 @@ fn draw_table(out: &mut impl Write, snapshot: &Snapshot) {
     let _ = write!(out, "\x1b[2J\x1b[H");
     let _ = writeln!(
         out,
-        "{:<16} {:<13} {:<22} {:<28} {:<24} {:>5}",
-        "FORWARD", "STATE", "LOCAL", "TARGET", "POD", "CONNS"
+        "{:<16} {:<13} {:<9} {:>7} {:<22} {:<28} {:<24} {:>5}",
+        "FORWARD", "STATE", "HEALTH", "PROBE", "LOCAL", "TARGET", "POD", "CONNS"
     );
     for s in &snapshot.forwards {
         let _ = writeln!(
             out,
-            "{:<16} {:<13} {:<22} {:<28} {:<24} {:>5}",
+            "{:<16} {:<13} {:<9} {:>7} {:<22} {:<28} {:<24} {:>5}",
             s.forward,
             s.state.as_str(),
+            s.health.as_str(),
+            s.latency_ms
+                .map(|l| format!("{l}ms"))
+                .unwrap_or_else(|| "-".into()),
             s.local.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
             s.target,
             s.pod.as_deref().unwrap_or("-"),
@@ -331,6 +347,8 @@ fn draw_table(out: &mut impl Write, snapshot: &Snapshot) {
         );
         if let Some(e) = &s.error {
             let _ = writeln!(out, "  {e}");
+        } else if let Some(d) = s.detail.as_ref().filter(|_| s.health == HealthState::Down) {
+            let _ = writeln!(out, "  {d}");
         }
     }
     let _ = writeln!(out, "\nCtrl-C stops every forward.");

@@ -65,7 +65,12 @@ async fn until(
             .map_err(|_| anyhow::anyhow!("timed out waiting for {what}; saw {seen:#?}"))??
             .ok_or_else(|| anyhow::anyhow!("ferry exited before {what}"))?;
         let event: Value = serde_json::from_str(&line)?;
-        for key in ["forward", "state", "pod", "local", "error"] {
+        if event.get("event").is_some() {
+            continue;
+        }
+        for key in [
+            "forward", "state", "pod", "local", "error", "health", "detail",
+        ] {
             anyhow::ensure!(event.get(key).is_some(), "event without `{key}`: {line}");
         }
         if check(&event) {
@@ -129,6 +134,13 @@ async fn up_prints_events_reloads_and_exits_cleanly() -> anyhow::Result<()> {
     .lines();
     let active = until(&mut lines, "echo active", is_active("echo")).await?;
     let local = active["local"].as_str().unwrap_or_default().to_string();
+    assert_eq!(active["health"], "up", "{active}");
+    assert!(
+        active["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("tunnel to demo/echo-")),
+        "{active}"
+    );
     assert!(
         active["pod"]
             .as_str()

@@ -248,12 +248,20 @@ impl WorkerHandle {
     /// Cancels the worker and waits (bounded) until its listener is closed.
     pub(crate) async fn stop(mut self) {
         self.token.cancel();
-        if let Some(task) = self.task.take()
-            && tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .is_err()
+        let Some(task) = self.task.take() else { return };
+        let abort = task.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .is_err()
         {
-            warn!(forward.name = %self.spec.name, "worker did not stop within 5 s");
+            // A stuck worker: abort it, which drops its listener and connections.
+            warn!(forward.name = %self.spec.name, "worker did not stop within 2 s; aborting it");
+            abort.abort();
+            // Aborting is asynchronous; wait until the task is really gone.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while !abort.is_finished() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         }
     }
 
@@ -373,9 +381,12 @@ impl Worker {
                     let msg = bind_error(addr, &e);
                     warn!(%msg, "cannot listen");
                     self.shared.set_bind_error(Some(msg));
-                    tokio::select! {
-                        () = self.token.cancelled() => return,
-                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    // Retry every 2 s, beating meanwhile so the watchdog sees a live loop.
+                    for _ in 0..4 {
+                        tokio::select! {
+                            () = self.token.cancelled() => return,
+                            () = tokio::time::sleep(Duration::from_millis(500)) => self.shared.beat(),
+                        }
                     }
                 }
             }
