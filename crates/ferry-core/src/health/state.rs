@@ -381,4 +381,46 @@ mod tests {
             "counting up: fast"
         );
     }
+
+    /// Drives a checker the way the monitor does — probe when due, then wait
+    /// `next_interval` — on tokio's paused clock, and checks when verdicts fall.
+    #[tokio::test(start_paused = true)]
+    async fn verdicts_arrive_on_schedule_with_a_paused_clock() {
+        use tokio::time::{Instant, advance};
+        let spec = HealthSpec {
+            interval: Duration::from_secs(5),
+            fast_interval: Duration::from_secs(1),
+            down_interval: Some(Duration::from_secs(10)),
+            rise: 2,
+            fall: 3,
+            ..HealthSpec::default()
+        };
+        let start = Instant::now();
+        let mut c = Checker::new(DEFAULT_HISTORY);
+        // The backend is healthy until t=20s, broken until t=60s, healthy after.
+        let healthy = |t: Duration| t < Duration::from_secs(20) || t >= Duration::from_secs(60);
+        let mut verdicts = Vec::new();
+        while start.elapsed() < Duration::from_secs(90) {
+            let t = start.elapsed();
+            let result = if healthy(t) { ok() } else { bad() };
+            if let Some(tr) = c.step(&spec, result, t.as_millis() as u64) {
+                verdicts.push((tr.to, t));
+            }
+            advance(c.next_interval(&spec)).await;
+        }
+        let secs: Vec<(HealthState, u64)> =
+            verdicts.iter().map(|(s, t)| (*s, t.as_secs())).collect();
+        // Up after two fast probes (0 s, 1 s); probes every 5 s from then on (6, 11, 16, 21):
+        // the first failure at 21 s, then fast probes at 22 and 23 make three: Down at 23 s,
+        // i.e. within fall × fast_interval of the first failing probe. While Down, probes
+        // every 10 s (33, 43, 53, 63): the first pass at 63 s, a fast one at 64 s: Up.
+        assert_eq!(
+            secs,
+            vec![
+                (HealthState::Up, 1),
+                (HealthState::Down, 23),
+                (HealthState::Up, 64)
+            ]
+        );
+    }
 }
