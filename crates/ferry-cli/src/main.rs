@@ -131,6 +131,18 @@ profiles:
 /// Starts the fake cluster in-process and writes its kubeconfig under the cache directory.
 async fn start_demo() -> anyhow::Result<(FakeCluster, PathBuf)> {
     let fake = FakeCluster::start(FakeOptions::default()).await?;
+    // Let the demo pods become ready first, so the demo starts clean.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline
+        && !fake
+            .cluster()
+            .list(ferry_fakecluster::kind::Kind::Pod, None)
+            .1
+            .iter()
+            .all(|p| ferry_fakecluster::cluster::pod_is_ready(p))
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let dir = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
@@ -231,6 +243,10 @@ async fn up(
                 Sig::Stop => break,
             },
             _ = poll.tick() => {
+                if table {
+                    // Counters move without events: refresh the table once a second.
+                    draw_table(&mut out, &sub.snapshot.borrow().clone());
+                }
                 let now = source.path().and_then(modified);
                 if now != seen_mtime {
                     seen_mtime = now;
