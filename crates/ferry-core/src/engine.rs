@@ -95,6 +95,8 @@ type DialTarget = Arc<WorkerHandle>;
 pub struct EngineOptions {
     /// Where kubeconfig files come from. Default: `KUBECONFIG`, else `~/.kube/config`.
     pub kubeconfig: KubeconfigSource,
+    /// How credential plugins are found and run.
+    pub exec: crate::cluster::ExecOptions,
     /// A worker whose accept loop shows no heartbeat for this long is restarted.
     /// Default: 10 s (the loop beats every 500 ms).
     pub watchdog: Duration,
@@ -104,6 +106,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             kubeconfig: KubeconfigSource::from_env(),
+            exec: crate::cluster::ExecOptions::default(),
             watchdog: Duration::from_secs(10),
         }
     }
@@ -154,7 +157,7 @@ impl Engine {
             }),
             workers: BTreeMap::new(),
             feeds: HashMap::new(),
-            pool: Arc::new(ClientPool::new(options.kubeconfig)),
+            pool: Arc::new(ClientPool::with_exec(options.kubeconfig, options.exec)),
             bus: bus.clone(),
             token: token.clone(),
             published: BTreeMap::new(),

@@ -512,7 +512,29 @@ impl Worker {
             s.context = Some(cc.context.clone());
             s.namespace = Some(namespace.clone());
         });
-        match resolve(&cc.client, &namespace, &self.spec.target, &self.spec.port).await {
+        let mut result = resolve(&cc.client, &namespace, &self.spec.target, &self.spec.port).await;
+        let mut cc = cc;
+        if matches!(result, Err(ResolveError::Unauthorized { .. })) {
+            // Credentials expired or were revoked: rebuild the context's client (which
+            // runs its credential plugin again) and try once more.
+            info!(context = %cc.context, "401 from the API server; refreshing credentials");
+            self.pool.invalidate(&cc.context);
+            match self.pool.client(self.spec.context.as_deref()).await {
+                Ok(fresh) => {
+                    cc = fresh;
+                    result =
+                        resolve(&cc.client, &namespace, &self.spec.target, &self.spec.port).await;
+                }
+                Err(e) => {
+                    self.shared.update(|s| {
+                        s.resolution = ForwardState::Error;
+                        s.error = Some(e.to_string());
+                    });
+                    return Err(false);
+                }
+            }
+        }
+        match result {
             Ok(endpoints) => {
                 let pod = {
                     let mut sticky = self.sticky.lock();
@@ -553,9 +575,15 @@ impl Worker {
                     ForwardState::Error
                 };
                 debug!(error = %e, "resolution failed");
+                let message = match &e {
+                    ResolveError::Api { .. }
+                    | ResolveError::Unauthorized { .. }
+                    | ResolveError::Forbidden { .. } => format!("context `{}`: {e}", cc.context),
+                    _ => e.to_string(),
+                };
                 self.shared.update(|s| {
                     s.resolution = state;
-                    s.error = Some(e.to_string());
+                    s.error = Some(message);
                     if !matches!(e, ResolveError::Api { .. }) {
                         s.pod = None;
                     }

@@ -29,6 +29,8 @@ pub(crate) struct App {
     /// Added before every API response and portforward upgrade.
     pub latency: Duration,
     pub faults: Arc<Faults>,
+    /// Tokens with a lifetime, accepted besides `token`.
+    pub tokens: Arc<crate::tokens::Tokens>,
     /// `host:port` the server is reachable at, for `/api`'s address list.
     pub server_addr: String,
 }
@@ -91,12 +93,32 @@ fn store_error(err: StoreError, kind: Option<Kind>) -> Response {
     }
 }
 
-fn authorized(app: &App, headers: &HeaderMap) -> bool {
-    headers
+/// Who a request authenticates as.
+#[derive(PartialEq, Eq)]
+enum Caller {
+    /// The kubeconfig's own token: everything, including `/fake/`.
+    Admin,
+    /// An issued token that has not expired: the Kubernetes API only.
+    User,
+    Nobody,
+}
+
+fn caller(app: &App, headers: &HeaderMap) -> Caller {
+    let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), app.token.as_bytes()))
+        .map(str::trim)
+    else {
+        return Caller::Nobody;
+    };
+    if constant_time_eq(token.as_bytes(), app.token.as_bytes()) {
+        Caller::Admin
+    } else if app.tokens.valid(token) {
+        Caller::User
+    } else {
+        Caller::Nobody
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -111,7 +133,8 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Respo
     if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
         return (StatusCode::OK, "ok").into_response();
     }
-    if !authorized(&app, req.headers()) {
+    let who = caller(&app, req.headers());
+    if who == Caller::Nobody {
         return status(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
@@ -120,6 +143,14 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Respo
         );
     }
     if let Some(rest) = path.strip_prefix("/fake/") {
+        if who != Caller::Admin {
+            return status(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "the /fake/ endpoints need the kubeconfig's own token",
+                None,
+            );
+        }
         return fake_endpoint(&app, &method, rest, req.uri().query());
     }
     if !app.latency.is_zero() {
@@ -709,6 +740,19 @@ fn fake_endpoint(app: &App, method: &Method, rest: &str, query: Option<&str>) ->
             }
             Err(msg) => bad(msg),
         },
+        (&Method::POST, "tokens") => {
+            let ttl = query
+                .unwrap_or("")
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("ttl_seconds="))
+                .map(str::parse::<u64>);
+            match ttl {
+                Some(Ok(s)) if s > 0 => {
+                    json_response(&json!(app.tokens.issue(Duration::from_secs(s))))
+                }
+                _ => bad("ttl_seconds: required, a whole number of seconds above 0"),
+            }
+        }
         (&Method::POST, "faults/clear") => {
             app.faults.clear();
             json_response(&json!({"cleared": true}))
@@ -716,7 +760,7 @@ fn fake_endpoint(app: &App, method: &Method, rest: &str, query: Option<&str>) ->
         _ => status(
             StatusCode::NOT_FOUND,
             "NotFound",
-            "unknown fault endpoint; POST faults/drop-tunnels, faults/refuse-portforward?seconds=N, faults/fail-api?seconds=N, faults/clear or GET backends",
+            "unknown fault endpoint; POST faults/drop-tunnels, faults/refuse-portforward?seconds=N, faults/fail-api?seconds=N, faults/clear, tokens?ttl_seconds=N or GET backends",
             None,
         ),
     }

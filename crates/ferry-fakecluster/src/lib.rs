@@ -28,6 +28,7 @@ mod portforward;
 pub mod scenario;
 pub mod selector;
 mod tls;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -138,6 +139,7 @@ pub struct FakeCluster {
     context_name: String,
     cluster: Arc<Cluster>,
     faults: Arc<Faults>,
+    tokens: Arc<tokens::Tokens>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -179,6 +181,7 @@ impl FakeCluster {
         let shutdown = CancellationToken::new();
         let cluster = Cluster::new(&opts.scenario, shutdown.child_token());
         let faults = Arc::new(Faults::default());
+        let tokens = Arc::new(tokens::Tokens::default());
         let host = match addr {
             SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
             SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
@@ -188,6 +191,7 @@ impl FakeCluster {
             token: token.clone(),
             latency: opts.latency,
             faults: faults.clone(),
+            tokens: tokens.clone(),
             server_addr: host.clone(),
         });
         let router = Router::new().fallback(api::dispatch).with_state(app);
@@ -205,6 +209,7 @@ impl FakeCluster {
             context_name: opts.context_name,
             cluster,
             faults,
+            tokens,
             shutdown,
             task: Some(task),
         })
@@ -243,6 +248,11 @@ impl FakeCluster {
     /// The fault switches.
     pub fn faults(&self) -> &Arc<Faults> {
         &self.faults
+    }
+
+    /// Tokens with a lifetime (also issued by `POST /fake/tokens?ttl_seconds=N`).
+    pub fn tokens(&self) -> &Arc<tokens::Tokens> {
+        &self.tokens
     }
 
     /// A kubeconfig for this cluster: server URL, CA data and bearer token.

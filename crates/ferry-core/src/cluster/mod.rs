@@ -5,6 +5,7 @@
 //! A context that fails to build keeps its error for display and never affects the other
 //! contexts.
 
+mod exec;
 mod resolve;
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use parking_lot::Mutex;
 use tokio::sync::OnceCell;
 use tracing::{debug, info};
 
+pub use exec::{ExecOptions, ExecResolver, Found};
 pub use resolve::{Endpoint, ResolveError, resolve};
 
 /// Why a context's client could not be had.
@@ -138,6 +140,8 @@ pub struct ContextClient {
     pub namespace: String,
     /// A cheap-to-clone client; every forward of the context shares it, never mutates it.
     pub client: kube::Client,
+    /// Which credential plugin is used and where it was found, when the user entry has one.
+    pub plugin: Option<String>,
 }
 
 impl std::fmt::Debug for ContextClient {
@@ -162,6 +166,8 @@ struct Generation {
 /// rebuilt when the kubeconfig files change.
 pub struct ClientPool {
     source: KubeconfigSource,
+    /// Finds and pre-flights exec plugins; shared by every build.
+    exec: Arc<ExecResolver>,
     /// Held only to read or swap the generation; never across `.await` or file I/O.
     current: Mutex<Arc<Mutex<Generation>>>,
 }
@@ -169,8 +175,14 @@ pub struct ClientPool {
 impl ClientPool {
     /// A pool over `source`. Nothing is read until the first request.
     pub fn new(source: KubeconfigSource) -> Self {
+        Self::with_exec(source, ExecOptions::default())
+    }
+
+    /// A pool over `source` that finds exec plugins as `exec` says.
+    pub fn with_exec(source: KubeconfigSource, exec: ExecOptions) -> Self {
         Self {
             source,
+            exec: Arc::new(ExecResolver::new(exec)),
             current: Mutex::new(Arc::new(Mutex::new(Generation {
                 fingerprint: Vec::new(),
                 kubeconfig: Err(ClusterError::NoKubeconfig {
@@ -236,7 +248,11 @@ impl ClientPool {
             (kubeconfig, name, slot)
         };
         // Built outside every lock; concurrent callers for the same context share one build.
-        slot.get_or_init(|| build(kubeconfig, name)).await.clone()
+        let exec = self.exec.clone();
+        let paths = self.source.paths().to_vec();
+        slot.get_or_init(|| build(kubeconfig, name, exec, paths))
+            .await
+            .clone()
     }
 
     /// Forgets `context`'s cached client or error, so the next request rebuilds it (after
@@ -263,9 +279,24 @@ impl ClientPool {
     }
 }
 
+/// The kubeconfig file that defines user `user` (the first one, as merging keeps it).
+fn file_of_user(paths: &[PathBuf], user: &str) -> String {
+    paths
+        .iter()
+        .find(|p| {
+            Kubeconfig::read_from(p)
+                .map(|k| k.auth_infos.iter().any(|a| a.name == user))
+                .unwrap_or(false)
+        })
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "the kubeconfig".into())
+}
+
 async fn build(
     kubeconfig: Arc<Kubeconfig>,
     context: String,
+    exec: Arc<ExecResolver>,
+    paths: Vec<PathBuf>,
 ) -> Result<ContextClient, ClusterError> {
     let Some(named) = kubeconfig.contexts.iter().find(|c| c.name == context) else {
         let mut known: Vec<&str> = kubeconfig
@@ -298,20 +329,78 @@ async fn build(
         message,
     };
     // A per-context copy: nothing here writes into a config another context shares.
-    let config = kube::Config::from_custom_kubeconfig((*kubeconfig).clone(), &options)
+    let mut own = (*kubeconfig).clone();
+    let user = named
+        .context
+        .as_ref()
+        .map(|c| c.user.clone())
+        .unwrap_or_default();
+    let mut plugin = None;
+    if let Some(exec_cfg) = own
+        .auth_infos
+        .iter_mut()
+        .find(|a| Some(&a.name) == user.as_ref())
+        .and_then(|a| a.auth_info.as_mut())
+        .and_then(|a| a.exec.as_mut())
+    {
+        let user = user.clone().unwrap_or_default();
+        let command = exec_cfg.command.clone().unwrap_or_default();
+        let found = exec.find(&command).await.map_err(|searched| {
+            let hint = exec_cfg
+                .install_hint
+                .as_deref()
+                .map(|h| format!(" ({})", h.trim()))
+                .unwrap_or_default();
+            fail(format!(
+                "credential plugin `{command}` of user `{user}` in {} was not found; searched {}{hint}; install it or write its full path in the kubeconfig",
+                file_of_user(&paths, &user),
+                searched.join(", ")
+            ))
+        })?;
+        info!(context = %context, plugin = %found.path.display(), via = found.via, "credential plugin found");
+        exec_cfg.command = Some(found.path.display().to_string());
+        // Ferry runs without a terminal: a plugin must never wait for input from one.
+        exec_cfg.interactive_mode = Some(kube::config::ExecInteractiveMode::Never);
+        exec.preflight(exec_cfg, &found.path, &context)
+            .await
+            .map_err(|m| {
+                fail(format!(
+                    "user `{user}` in {}: {m}",
+                    file_of_user(&paths, &user)
+                ))
+            })?;
+        plugin = Some(format!("{} (found on {})", found.path.display(), found.via));
+    }
+    let config = kube::Config::from_custom_kubeconfig(own, &options)
         .await
         .map_err(|e| fail(error_chain(&e)))?;
-    let client = kube::Client::try_from(config).map_err(|e| fail(error_chain(&e)))?;
+    // Building the client may run the credential plugin, a blocking process: keep it off
+    // the async worker threads.
+    let client = tokio::task::spawn_blocking(move || kube::Client::try_from(config))
+        .await
+        .map_err(|e| fail(format!("building the client failed: {e}")))?
+        .map_err(|e| fail(error_chain(&e)))?;
     debug!(context = %context, namespace = %namespace, "client built");
     Ok(ContextClient {
         context,
         namespace,
         client,
+        plugin,
     })
 }
 
-/// An error and its sources as one sentence.
+/// An error and its sources as one sentence, with credential plugin details removed: the
+/// client library's message for a failing plugin includes its environment, which may hold
+/// secrets, and must never reach a status line or a log.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let chain = raw_error_chain(e);
+    if chain.contains("auth exec command") || chain.contains("KUBERNETES_EXEC_INFO") {
+        return "the credential plugin failed (its output is not shown as it may hold secrets); run `kubectl get namespaces` with this context in a terminal to see why".into();
+    }
+    chain
+}
+
+fn raw_error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

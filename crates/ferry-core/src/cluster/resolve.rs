@@ -40,6 +40,10 @@ pub enum ResolveError {
     },
     #[error("not allowed to read {what}: {message}")]
     Forbidden { what: String, message: String },
+    #[error(
+        "the API server rejected the credentials (401 Unauthorized) while resolving {what}; check the user's token or certificate in the kubeconfig, or log in again"
+    )]
+    Unauthorized { what: String },
     #[error("the API server failed while resolving {what}: {message}")]
     Api { what: String, message: String },
 }
@@ -53,6 +57,7 @@ impl ResolveError {
             ResolveError::NoReadyPod { .. }
                 | ResolveError::NotRunning { .. }
                 | ResolveError::Api { .. }
+                | ResolveError::Unauthorized { .. }
         )
     }
 }
@@ -62,16 +67,40 @@ fn api_error(what: &str, e: kube::Error) -> ResolveError {
         kube::Error::Api(status) if status.code == 404 => ResolveError::NotFound {
             what: what.to_string(),
         },
-        kube::Error::Api(status) if status.code == 403 || status.code == 401 => {
-            ResolveError::Forbidden {
-                what: what.to_string(),
-                message: status.message,
-            }
-        }
+        kube::Error::Api(status) if status.code == 401 => ResolveError::Unauthorized {
+            what: what.to_string(),
+        },
+        kube::Error::Api(status) if status.code == 403 => ResolveError::Forbidden {
+            what: what.to_string(),
+            message: status.message,
+        },
         other => ResolveError::Api {
             what: what.to_string(),
-            message: super::error_chain(&other),
+            message: transport_sentence(&super::error_chain(&other)),
         },
+    }
+}
+
+/// Turns a client error chain into a sentence that says what is wrong, for the failures
+/// people meet: a wrong CA, an expired client certificate, an unreachable server.
+pub(crate) fn transport_sentence(chain: &str) -> String {
+    let lower = chain.to_ascii_lowercase();
+    if lower.contains("unknownissuer") || lower.contains("invalid peer certificate") {
+        format!(
+            "the API server's certificate is not signed by the kubeconfig's certificate authority; check the cluster's certificate-authority(-data) ({chain})"
+        )
+    } else if lower.contains("expired") && lower.contains("certificate") {
+        format!(
+            "a certificate has expired; renew the client certificate in the kubeconfig ({chain})"
+        )
+    } else if lower.contains("connection refused") || lower.contains("tcp connect error") {
+        format!(
+            "cannot reach the API server: connection refused; is the cluster running and the server address right? ({chain})"
+        )
+    } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        format!("cannot resolve the API server's host name ({chain})")
+    } else {
+        chain.to_string()
     }
 }
 

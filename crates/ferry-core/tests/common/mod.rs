@@ -62,6 +62,7 @@ pub fn config(forwards: Vec<Forward>) -> Config {
 pub fn options(paths: Vec<PathBuf>) -> EngineOptions {
     EngineOptions {
         kubeconfig: KubeconfigSource::from_paths(paths),
+        exec: Default::default(),
         watchdog: Duration::from_secs(10),
     }
 }
