@@ -290,6 +290,7 @@ fn print_json(out: &mut impl Write, event: &Event) {
             "health": status.health,
             "detail": status.detail,
             "latency_ms": status.latency_ms,
+            "credential_plugin": status.credential_plugin,
             "last_error": status.last_error,
             "target": status.target,
             "context": status.context,

@@ -100,6 +100,8 @@ pub struct ForwardStatus {
     pub last_probe_ms: Option<u64>,
     /// Health transitions, oldest first (bounded).
     pub history: Vec<Transition>,
+    /// The credential plugin the forward's context runs, and where it was found.
+    pub credential_plugin: Option<String>,
     /// The state from cluster access alone (before health is taken into account).
     #[serde(skip)]
     pub(crate) resolution: ForwardState,
@@ -134,6 +136,7 @@ impl ForwardStatus {
             detail: None,
             last_probe_ms: None,
             history: Vec::new(),
+            credential_plugin: None,
             resolution: state,
             checked: false,
             bind_error: None,

@@ -511,6 +511,7 @@ impl Worker {
         self.shared.update(|s| {
             s.context = Some(cc.context.clone());
             s.namespace = Some(namespace.clone());
+            s.credential_plugin = cc.plugin.clone();
         });
         let mut result = resolve(&cc.client, &namespace, &self.spec.target, &self.spec.port).await;
         let mut cc = cc;

@@ -198,7 +198,13 @@ async fn a_plugin_on_the_login_shells_path_and_short_lived_tokens() -> anyhow::R
         "the plugin ran {reran} more times for 3 s tokens over 8 s"
     );
     let s = engine.snapshot().await?;
-    assert_eq!(s.get("solo").map(|s| s.state), Some(ForwardState::Active));
+    let solo = s.get("solo").expect("listed");
+    assert_eq!(solo.state, ForwardState::Active);
+    let plugin = solo.credential_plugin.clone().unwrap_or_default();
+    assert!(
+        plugin.contains("ferry-test-credential") && plugin.contains("login shell"),
+        "{plugin}"
+    );
     engine.shutdown().await;
     Ok(())
 }
@@ -210,7 +216,7 @@ async fn broken_contexts_say_what_to_do_and_never_stop_the_others() -> anyhow::R
     let p = plugin(&f.fake)?;
     let kc = p.dir.path().join("kubeconfig");
     let clusters = format!(
-        "{}{}",
+        "{}{}- name: nowhere\n  cluster: {{server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}\n",
         cluster_entry("fake", &f.fake, f.fake.ca_pem()),
         cluster_entry("fake-wrong-ca", &f.fake, other.ca_pem())
     );
@@ -236,9 +242,10 @@ async fn broken_contexts_say_what_to_do_and_never_stop_the_others() -> anyhow::R
             ("hanging", "fake", "hanging-user"),
             ("wrong-ca", "fake-wrong-ca", "admin"),
             ("nocreds", "fake", "nobody"),
+            ("down", "nowhere", "admin"),
         ],
     )?;
-    let forwards = ["good", "missing", "hanging", "wrong-ca", "nocreds"]
+    let forwards = ["good", "missing", "hanging", "wrong-ca", "nocreds", "down"]
         .iter()
         .map(|ctx| {
             let mut fw = fwd(ctx, "pod/solo", PortRef::Number(9000));
