@@ -41,6 +41,10 @@ enum Command {
         /// Print one JSON object per line for every state change instead of a table.
         #[arg(long, value_enum)]
         events: Option<EventsFormat>,
+        /// Announce aliases only on this interface (repeatable); default: every
+        /// multicast-capable interface.
+        #[arg(long = "mdns-interface", value_name = "NAME")]
+        mdns_interfaces: Vec<String>,
     },
 }
 
@@ -73,9 +77,13 @@ fn main() -> ExitCode {
             demo,
             profile,
             events,
+            mdns_interfaces,
         } => runtime.block_on(async {
             let mut demo_cluster = None;
             let mut options = EngineOptions::default();
+            if !mdns_interfaces.is_empty() {
+                options.mdns_interfaces = ferry_core::mdns::Interfaces::Named(mdns_interfaces);
+            }
             if demo {
                 match start_demo().await {
                     Ok((fake, kubeconfig)) => {
@@ -198,6 +206,13 @@ async fn up(
             return ExitCode::from(2);
         }
     };
+    if config.forwards.iter().any(|f| f.alias.is_some())
+        && ferry_core::mdns::local_names_resolve() == Some(false)
+    {
+        eprintln!(
+            "ferry: aliases are announced, but this machine does not resolve .local names for its own programs (no mdns in the hosts: line of /etc/nsswitch.conf); install nss-mdns (Debian/Ubuntu: sudo apt install libnss-mdns) to use them here"
+        );
+    }
     let engine = match Engine::start(config, options) {
         Ok(e) => e,
         Err(e) => {
@@ -291,6 +306,10 @@ fn print_json(out: &mut impl Write, event: &Event) {
             "detail": status.detail,
             "latency_ms": status.latency_ms,
             "credential_plugin": status.credential_plugin,
+            "url": status.url,
+            "alias": status.alias,
+            "alias_warning": status.alias_warning,
+            "exposed": status.exposed,
             "last_error": status.last_error,
             "target": status.target,
             "context": status.context,
@@ -312,13 +331,23 @@ fn print_json(out: &mut impl Write, event: &Event) {
 }
 
 fn describe(s: &ForwardStatus) -> String {
-    let local = s.local.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
+    let local = s
+        .url
+        .clone()
+        .or_else(|| s.local.map(|a| a.to_string()))
+        .unwrap_or_else(|| "-".into());
     let mut line = format!(
         "{}: {} (health {}) {} → {}",
         s.forward, s.state, s.health, local, s.target
     );
     if let Some(pod) = &s.pod {
         line.push_str(&format!(" (pod {pod})"));
+    }
+    if s.exposed {
+        line.push_str(" [exposed beyond this machine]");
+    }
+    if let Some(w) = &s.alias_warning {
+        line.push_str(&format!(" (alias: {w})"));
     }
     if let Some(e) = &s.error {
         line.push_str(&format!(" — {e}"));
@@ -344,20 +373,28 @@ fn draw_table(out: &mut impl Write, snapshot: &Snapshot) {
     let _ = write!(out, "\x1b[2J\x1b[H");
     let _ = writeln!(
         out,
-        "{:<16} {:<13} {:<9} {:>7} {:<22} {:<28} {:<24} {:>5}",
-        "FORWARD", "STATE", "HEALTH", "PROBE", "LOCAL", "TARGET", "POD", "CONNS"
+        "{:<16} {:<13} {:<9} {:>7} {:<32} {:<28} {:<24} {:>5}",
+        "FORWARD", "STATE", "HEALTH", "PROBE", "ADDRESS", "TARGET", "POD", "CONNS"
     );
     for s in &snapshot.forwards {
         let _ = writeln!(
             out,
-            "{:<16} {:<13} {:<9} {:>7} {:<22} {:<28} {:<24} {:>5}",
+            "{:<16} {:<13} {:<9} {:>7} {:<32} {:<28} {:<24} {:>5}",
             s.forward,
             s.state.as_str(),
             s.health.as_str(),
             s.latency_ms
                 .map(|l| format!("{l}ms"))
                 .unwrap_or_else(|| "-".into()),
-            s.local.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+            s.url
+                .clone()
+                .map(|u| if s.exposed {
+                    format!("{u} (exposed)")
+                } else {
+                    u
+                })
+                .or_else(|| s.local.map(|a| a.to_string()))
+                .unwrap_or_else(|| "-".into()),
             s.target,
             s.pod.as_deref().unwrap_or("-"),
             s.connections
@@ -366,6 +403,9 @@ fn draw_table(out: &mut impl Write, snapshot: &Snapshot) {
             let _ = writeln!(out, "  {e}");
         } else if let Some(d) = s.detail.as_ref().filter(|_| s.health == HealthState::Down) {
             let _ = writeln!(out, "  {d}");
+        }
+        if let Some(w) = &s.alias_warning {
+            let _ = writeln!(out, "  alias: {w}");
         }
     }
     let _ = writeln!(out, "\nCtrl-C stops every forward.");

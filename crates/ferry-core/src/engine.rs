@@ -97,6 +97,8 @@ pub struct EngineOptions {
     pub kubeconfig: KubeconfigSource,
     /// How credential plugins are found and run.
     pub exec: crate::cluster::ExecOptions,
+    /// Which interfaces carry mDNS announcements of aliases.
+    pub mdns_interfaces: crate::mdns::Interfaces,
     /// A worker whose accept loop shows no heartbeat for this long is restarted.
     /// Default: 10 s (the loop beats every 500 ms).
     pub watchdog: Duration,
@@ -107,6 +109,7 @@ impl Default for EngineOptions {
         Self {
             kubeconfig: KubeconfigSource::from_env(),
             exec: crate::cluster::ExecOptions::default(),
+            mdns_interfaces: crate::mdns::Interfaces::default(),
             watchdog: Duration::from_secs(10),
         }
     }
@@ -143,6 +146,9 @@ impl Engine {
                 .instrument(debug_span!("health")),
         );
         let manager = Manager {
+            mdns: None,
+            mdns_interfaces: options.mdns_interfaces,
+            announced: HashMap::new(),
             monitor: monitor_tx,
             health: BTreeMap::new(),
             watchdog: options.watchdog,
@@ -285,6 +291,11 @@ struct Feed {
 }
 
 struct Manager {
+    /// The mDNS publisher, started with the first alias and kept across reloads.
+    mdns: Option<crate::mdns::MdnsHandle>,
+    mdns_interfaces: crate::mdns::Interfaces,
+    /// What is announced: forward → (alias, address).
+    announced: HashMap<String, (String, std::net::SocketAddr)>,
     /// The health monitor, which outlives every reload.
     monitor: mpsc::Sender<crate::health::MonitorCmd>,
     /// The health spec each running worker is checked with.
@@ -567,6 +578,10 @@ impl Manager {
         let stops = workers.into_values().map(stop_worker);
         futures::future::join_all(stops).await;
         self.feeds.clear();
+        self.announced.clear();
+        if let Some(m) = self.mdns.take() {
+            m.stop().await;
+        }
         self.publish();
     }
 
@@ -598,8 +613,67 @@ impl Manager {
         })
     }
 
+    /// Brings announced aliases and shown URLs in line with the config and the workers.
+    fn sync_aliases(&mut self) {
+        let mut desired: HashMap<String, (String, std::net::SocketAddr)> = HashMap::new();
+        for f in &self.config.forwards {
+            let Some(w) = self.workers.get(&f.name) else {
+                continue;
+            };
+            // An alias change does not restart the worker: show the current one.
+            w.shared.set_alias(f.alias.as_deref(), f);
+            if let (Some(alias), Some(local)) = (&f.alias, w.shared.status().local) {
+                desired.insert(f.name.clone(), (alias.clone(), local));
+            }
+        }
+        let gone: Vec<String> = self
+            .announced
+            .keys()
+            .filter(|k| !desired.contains_key(*k))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.announced.remove(&name);
+            if let Some(m) = &self.mdns {
+                m.send(crate::mdns::MdnsCmd::Withdraw { forward: name });
+            }
+        }
+        for (name, (alias, local)) in desired {
+            if self.announced.get(&name) == Some(&(alias.clone(), local)) {
+                continue;
+            }
+            if self.mdns.is_none() {
+                match crate::mdns::MdnsHandle::start(self.mdns_interfaces.clone()) {
+                    Ok(h) => self.mdns = Some(h),
+                    Err(e) => {
+                        if let Some(w) = self.workers.get(&name) {
+                            w.shared
+                                .set_alias_warning(Some(format!("mDNS could not start: {e}")));
+                        }
+                        continue;
+                    }
+                }
+            }
+            let Some(w) = self.workers.get(&name) else {
+                continue;
+            };
+            let shared = w.shared.clone();
+            if let Some(m) = &self.mdns {
+                m.send(crate::mdns::MdnsCmd::Publish {
+                    forward: name.clone(),
+                    alias: alias.clone(),
+                    ip: local.ip(),
+                    port: local.port(),
+                    report: Box::new(move |warning| shared.set_alias_warning(warning)),
+                });
+            }
+            self.announced.insert(name, (alias, local));
+        }
+    }
+
     /// Publishes the snapshot and an event for every forward whose shown state changed.
     fn publish(&mut self) {
+        self.sync_aliases();
         let snap = self.snapshot();
         for status in &snap.forwards {
             let mut key = status.clone();

@@ -102,6 +102,14 @@ pub struct ForwardStatus {
     pub history: Vec<Transition>,
     /// The credential plugin the forward's context runs, and where it was found.
     pub credential_plugin: Option<String>,
+    /// The forward's address as a URL (`http://web.local:8080`, `tcp://127.0.0.1:5432`).
+    pub url: Option<String>,
+    /// The `.local` name published for the forward, if it has an alias.
+    pub alias: Option<String>,
+    /// Why the alias is not published (the forward works all the same).
+    pub alias_warning: Option<String>,
+    /// Whether the forward listens beyond this machine (a non-loopback bind).
+    pub exposed: bool,
     /// The state from cluster access alone (before health is taken into account).
     #[serde(skip)]
     pub(crate) resolution: ForwardState,
@@ -137,6 +145,10 @@ impl ForwardStatus {
             last_probe_ms: None,
             history: Vec::new(),
             credential_plugin: None,
+            url: None,
+            alias: None,
+            alias_warning: None,
+            exposed: false,
             resolution: state,
             checked: false,
             bind_error: None,

@@ -82,6 +82,23 @@ impl WorkerShared {
         }
     }
 
+    /// Shows the alias, the URL (with the alias when there is one) and exposure.
+    pub(crate) fn set_alias(&self, alias: Option<&str>, spec: &Forward) {
+        self.update(|s| {
+            s.alias = alias.map(|a| format!("{a}.local"));
+            s.exposed = !spec.bind.is_loopback();
+            s.url = s.local.map(|local| forward_url(spec, alias, local));
+            if alias.is_none() {
+                s.alias_warning = None;
+            }
+        });
+    }
+
+    /// Records why the alias could not be published (`None`: it is).
+    pub(crate) fn set_alias_warning(&self, warning: Option<String>) {
+        self.update(|s| s.alias_warning = warning);
+    }
+
     /// Milliseconds since the last heartbeat.
     pub(crate) fn silent_for(&self) -> Duration {
         Duration::from_millis(now_ms().saturating_sub(self.heartbeat_ms.load(Ordering::Relaxed)))
@@ -344,6 +361,36 @@ struct Worker {
     next_rr: Arc<AtomicUsize>,
 }
 
+/// The forward's address as a URL: the scheme guessed from the port (name or number) and
+/// the health check, the host from the alias or the bound address.
+pub(crate) fn forward_url(spec: &Forward, alias: Option<&str>, local: SocketAddr) -> String {
+    use crate::config::{PortRef, ProbeKind};
+    let host = match alias {
+        Some(a) => format!("{a}.local"),
+        None if local.ip().is_unspecified() => "localhost".into(),
+        None => match local.ip() {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            ip => ip.to_string(),
+        },
+    };
+    let (name, number) = match &spec.port {
+        PortRef::Name(n) => (n.as_str(), 0),
+        PortRef::Number(n) => ("", *n),
+    };
+    let scheme = if name.contains("https") || matches!(number, 443 | 8443) {
+        "https"
+    } else if spec.health.kind == ProbeKind::Http
+        || name.contains("http")
+        || name == "web"
+        || matches!(number, 80 | 3000 | 5000 | 8000 | 8080 | 8081 | 9090)
+    {
+        "http"
+    } else {
+        "tcp"
+    };
+    format!("{scheme}://{host}:{}", local.port())
+}
+
 fn bind_error(addr: SocketAddr, e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::AddrInUse => format!("{addr} is already in use"),
@@ -395,6 +442,8 @@ impl Worker {
         info!(local.addr = %local, "listening");
         self.shared.set_bind_error(None);
         self.shared.update(|s| s.local = Some(local));
+        self.shared
+            .set_alias(self.spec.alias.as_deref(), &self.spec);
         self.accept_loop(listener, tracker).await;
     }
 

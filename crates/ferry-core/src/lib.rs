@@ -6,6 +6,7 @@
 //! - [`forward`]: one forward's listener, connections and healing (crate-internal);
 //! - [`engine`]: the façade the CLI and the app use;
 //! - [`health`]: probes, the rise/fall state machine and the monitor;
+//! - [`mdns`]: publishing `<alias>.local` names;
 //! - [`events`]: statuses, snapshots and transition events.
 
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@ pub mod engine;
 pub mod events;
 mod forward;
 pub mod health;
+pub mod mdns;
 pub mod tunnel;
 
 pub use engine::{ApplyReport, Engine, EngineError, EngineOptions};

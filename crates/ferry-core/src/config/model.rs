@@ -67,6 +67,9 @@ pub struct Forward {
     /// How to choose a pod when the target has several; defaults to [`Pick::Sticky`].
     #[serde(default, skip_serializing_if = "is_default_pick")]
     pub pick: Pick,
+    /// A name published as `<alias>.local` over mDNS while the forward runs (opt-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
     /// How the forward is checked; defaults to a `tunnel` check every 5 s.
     #[serde(default, skip_serializing_if = "HealthSpec::is_default")]
     pub health: HealthSpec,
@@ -90,13 +93,15 @@ impl Forward {
             local_port,
             bind: default_bind(),
             pick: Pick::default(),
+            alias: None,
             health: HealthSpec::default(),
             enabled: default_enabled(),
         }
     }
 
     /// A hash of every field whose change requires restarting the forward, which is every
-    /// field except `enabled` and `health` (a health change restarts only the checker). Two forwards with equal specs have equal hashes; the hash is
+    /// field except `enabled`, `health` (a health change restarts only the checker) and
+    /// `alias` (an alias change only re-announces the name). Two forwards with equal specs have equal hashes; the hash is
     /// stable within one process (it is meant for comparing configs, not for storing).
     pub fn spec_hash(&self) -> u64 {
         let mut hasher = DefaultHasher::new();
@@ -111,6 +116,7 @@ impl Forward {
             local_port,
             bind,
             pick,
+            alias: _,
             health: _,
             enabled: _,
         } = self;
@@ -125,12 +131,13 @@ impl Forward {
         hasher.finish()
     }
 
-    /// Whether the two forwards agree on every field except `enabled` and `health`, that is
-    /// whether one can replace the other without restarting its listener.
+    /// Whether the two forwards agree on every field except `enabled`, `health` and `alias`,
+    /// that is whether one can replace the other without restarting its listener.
     pub fn spec_eq(&self, other: &Forward) -> bool {
         Forward {
             enabled: other.enabled,
             health: other.health.clone(),
+            alias: other.alias.clone(),
             ..self.clone()
         } == *other
     }

@@ -82,6 +82,24 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks an mDNS alias: a DNS label (the name before `.local`).
+fn check_alias(alias: &str) -> Result<(), String> {
+    let ok = !alias.is_empty()
+        && alias.len() <= 63
+        && alias
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && alias.starts_with(|c: char| c.is_ascii_lowercase())
+        && !alias.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{alias:?} is not a valid alias (a DNS label: lower-case letters, digits and '-', starting with a letter; `.local` is added)"
+        ))
+    }
+}
+
 /// Checks that `namespace` is a DNS label: 1 to 63 lower-case letters, digits and `-`,
 /// starting and ending with a letter or digit.
 fn check_namespace(namespace: &str) -> Result<(), String> {
@@ -150,6 +168,24 @@ fn check_forwards(forwards: &[Forward], problems: &mut Vec<Problem>) {
         }
 
         problems.extend(forward.health.problems(i));
+
+        if let Some(alias) = &forward.alias {
+            if let Err(message) = check_alias(alias) {
+                problems.push(Problem::new(at("alias"), message));
+            } else if let Some((j, earlier)) = forwards[..i]
+                .iter()
+                .enumerate()
+                .find(|(_, f)| f.alias.as_deref() == Some(alias.as_str()))
+            {
+                problems.push(Problem::new(
+                    at("alias"),
+                    format!(
+                        "{alias:?} is also the alias of forwards[{j}] ({:?}); each alias names one forward",
+                        earlier.name
+                    ),
+                ));
+            }
+        }
 
         // Port 0 asks the system for a free port, so any number of forwards may use it.
         if forward.local_port != 0 {

@@ -63,6 +63,7 @@ pub fn options(paths: Vec<PathBuf>) -> EngineOptions {
     EngineOptions {
         kubeconfig: KubeconfigSource::from_paths(paths),
         exec: Default::default(),
+        mdns_interfaces: Default::default(),
         watchdog: Duration::from_secs(10),
     }
 }
