@@ -645,3 +645,26 @@ fn forwards_of_a_profile_follow_its_order() {
     };
     assert!(error.to_string().contains("defines no profiles"), "{error}");
 }
+
+#[test]
+fn aliases_are_dns_labels_and_unique() {
+    let bad = Config::from_yaml(
+        "version: 1\nforwards:\n  - {name: a, target: pod/a, port: 1, local_port: 0, alias: Web}\n",
+    )
+    .expect_err("upper case");
+    assert!(bad.to_string().contains("forwards[0].alias"), "{bad}");
+    let twice = Config::from_yaml(
+        "version: 1\nforwards:\n  - {name: a, target: pod/a, port: 1, local_port: 0, alias: db}\n  - {name: b, target: pod/b, port: 1, local_port: 0, alias: db}\n",
+    )
+    .expect_err("shared alias");
+    let text = twice.to_string();
+    assert!(
+        text.contains("forwards[1].alias") && text.contains("forwards[0] (\"a\")"),
+        "{text}"
+    );
+    let ok = Config::from_yaml(
+        "version: 1\nforwards:\n  - {name: a, target: pod/a, port: 1, local_port: 0, alias: db-a}\n",
+    )
+    .expect("valid alias");
+    assert_eq!(ok.forwards[0].alias.as_deref(), Some("db-a"));
+}
