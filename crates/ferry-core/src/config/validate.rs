@@ -82,16 +82,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks an mDNS alias: a DNS label (the name before `.local`).
+/// Checks an mDNS alias: a DNS label (the name before `.local`) starting with a letter.
 fn check_alias(alias: &str) -> Result<(), String> {
-    let ok = !alias.is_empty()
-        && alias.len() <= 63
-        && alias
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && alias.starts_with(|c: char| c.is_ascii_lowercase())
-        && !alias.ends_with('-');
-    if ok {
+    if is_dns_label(alias) && alias.starts_with(|c: char| c.is_ascii_lowercase()) {
         Ok(())
     } else {
         Err(format!(
@@ -100,17 +93,21 @@ fn check_alias(alias: &str) -> Result<(), String> {
     }
 }
 
+/// 1 to 63 lower-case letters, digits and `-`, starting and ending with a letter or digit.
+fn is_dns_label(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 63
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-')
+}
+
 /// Checks that `namespace` is a DNS label: 1 to 63 lower-case letters, digits and `-`,
 /// starting and ending with a letter or digit.
 fn check_namespace(namespace: &str) -> Result<(), String> {
-    let ok = !namespace.is_empty()
-        && namespace.len() <= 63
-        && namespace
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !namespace.starts_with('-')
-        && !namespace.ends_with('-');
-    if ok {
+    if is_dns_label(namespace) {
         Ok(())
     } else {
         Err(format!(

@@ -184,45 +184,42 @@ fn handle(entries: &mut HashMap<String, Entry>, cmd: MonitorCmd, added: &mut u64
             entries.remove(&name);
         }
         MonitorCmd::Pause { name, reply } => {
-            let result = match entries.get_mut(&name) {
-                Some(e) if e.spec.kind == ProbeKind::None => Err(format!(
-                    "forward `{name}` has no health checks (kind: none)"
-                )),
-                Some(e) if e.probe.is_some() => {
-                    e.checker.pause(now_ms());
-                    e.generation += 1;
-                    e.in_flight = false;
-                    if let Some(p) = &e.probe {
-                        p.publish(&e.checker, true);
-                    }
-                    Ok(())
-                }
-                _ => Err(format!(
-                    "forward `{name}` is disabled; enable it before pausing or resuming its checks"
-                )),
-            };
-            let _ = reply.send(result);
+            let _ = reply.send(pause_or_resume(entries, &name, true));
         }
         MonitorCmd::Resume { name, reply } => {
-            let result = match entries.get_mut(&name) {
-                Some(e) if e.spec.kind == ProbeKind::None => Err(format!(
-                    "forward `{name}` has no health checks (kind: none)"
-                )),
-                Some(e) if e.probe.is_some() => {
-                    e.checker.resume(now_ms());
-                    e.next_due = Instant::now();
-                    if let Some(p) = &e.probe {
-                        p.publish(&e.checker, true);
-                    }
-                    Ok(())
-                }
-                _ => Err(format!(
-                    "forward `{name}` is disabled; enable it before pausing or resuming its checks"
-                )),
-            };
-            let _ = reply.send(result);
+            let _ = reply.send(pause_or_resume(entries, &name, false));
         }
     }
+}
+
+/// Pauses or resumes `name`'s checks; an error for a forward that is off or has none.
+fn pause_or_resume(
+    entries: &mut HashMap<String, Entry>,
+    name: &str,
+    pause: bool,
+) -> Result<(), String> {
+    let Some(e) = entries.get_mut(name).filter(|e| e.probe.is_some()) else {
+        return Err(format!(
+            "forward `{name}` is disabled; enable it before pausing or resuming its checks"
+        ));
+    };
+    if e.spec.kind == ProbeKind::None {
+        return Err(format!(
+            "forward `{name}` has no health checks (kind: none)"
+        ));
+    }
+    if pause {
+        e.checker.pause(now_ms());
+        e.generation += 1;
+        e.in_flight = false;
+    } else {
+        e.checker.resume(now_ms());
+        e.next_due = Instant::now();
+    }
+    if let Some(p) = &e.probe {
+        p.publish(&e.checker, true);
+    }
+    Ok(())
 }
 
 /// Runs one probe of `spec.kind`, bounded by `spec.timeout`.
