@@ -46,11 +46,77 @@ enum Command {
         #[arg(long = "mdns-interface", value_name = "NAME")]
         mdns_interfaces: Vec<String>,
     },
+    /// List the forwards of a config.
+    Ls {
+        #[command(flatten)]
+        target: ConfigArg,
+    },
+    /// Add forwards from a kubectl-style line: `ferry add svc/echo 18080:80 -n demo`.
+    Add {
+        #[command(flatten)]
+        target: ConfigArg,
+        /// The forward's name (default: from the target).
+        #[arg(long)]
+        name: Option<String>,
+        /// Also add the new forwards to this profile (created when missing).
+        #[arg(long)]
+        profile: Option<String>,
+        /// `[kubectl port-forward] [-n NS] [--context C] TYPE/NAME [LOCAL:]REMOTE…`
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
+        line: Vec<String>,
+    },
+    /// Remove a forward (and its mentions in profiles).
+    Rm {
+        #[command(flatten)]
+        target: ConfigArg,
+        name: String,
+    },
+    /// Enable a forward.
+    Enable {
+        #[command(flatten)]
+        target: ConfigArg,
+        name: String,
+    },
+    /// Disable a forward.
+    Disable {
+        #[command(flatten)]
+        target: ConfigArg,
+        name: String,
+    },
+    /// Import forwards from a file of `kubectl port-forward` lines.
+    Import {
+        #[command(flatten)]
+        target: ConfigArg,
+        /// The file to import.
+        file: PathBuf,
+        /// Also add the imported forwards to this profile (created when missing).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Show what would be imported without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print a config in Ferry's format (YAML; JSON with --json).
+    Export {
+        #[command(flatten)]
+        target: ConfigArg,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum EventsFormat {
     Json,
+}
+
+/// Where a config-editing command reads and writes.
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// The config file; default: ~/.config/ferry/ferry.yaml (created when missing).
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -106,6 +172,17 @@ fn main() -> ExitCode {
             }
             code
         }),
+        other => match edit(other) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(EditError::Usage(e)) => {
+                eprintln!("ferry: {e}");
+                ExitCode::from(2)
+            }
+            Err(EditError::Failed(e)) => {
+                eprintln!("ferry: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -455,4 +532,297 @@ impl Signals {
 enum Sig {
     Reload,
     Stop,
+}
+
+// === config editing: ls, add, rm, enable, disable, import, export ===
+
+enum EditError {
+    /// Bad input: exit 2, nothing written.
+    Usage(String),
+    /// Could not read or write: exit 1.
+    Failed(String),
+}
+
+fn default_config_path() -> PathBuf {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("ferry")
+        .join("ferry.yaml")
+}
+
+/// Holds an exclusive lock on `<config>.lock` while alive, so concurrent writers (another
+/// `ferry` command, the app) take turns: read, change, write atomically, unlock.
+struct ConfigLock(std::fs::File);
+
+impl ConfigLock {
+    fn take(path: &Path) -> Result<Self, EditError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| EditError::Failed(format!("creating {}: {e}", dir.display())))?;
+        }
+        let lock_path = path.with_extension("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| EditError::Failed(format!("opening {}: {e}", lock_path.display())))?;
+        file.lock()
+            .map_err(|e| EditError::Failed(format!("locking {}: {e}", lock_path.display())))?;
+        Ok(Self(file))
+    }
+}
+
+impl Drop for ConfigLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+/// Reads the config, or an empty one when the file does not exist yet.
+fn read_config(path: &Path) -> Result<Config, EditError> {
+    if !path.exists() {
+        return Ok(Config::default());
+    }
+    Config::from_file(path).map_err(|e| EditError::Usage(format!("{}: {e}", path.display())))
+}
+
+/// Writes the config atomically (a temporary file in the same directory, then rename).
+fn write_config(path: &Path, config: &Config) -> Result<(), EditError> {
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let text = if is_json {
+        config.to_json()
+    } else {
+        config.to_yaml()
+    }
+    .map_err(|e| EditError::Failed(e.to_string()))?;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            EditError::Failed(format!("writing {}: {e}", path.display()))
+        })
+}
+
+/// Read, change, validate, write — under the lock. `change` says what it did.
+fn modify(
+    path: &Path,
+    change: impl FnOnce(&mut Config) -> Result<String, EditError>,
+) -> Result<String, EditError> {
+    let _lock = ConfigLock::take(path)?;
+    let mut config = read_config(path)?;
+    let said = change(&mut config)?;
+    config.validate().map_err(|e| {
+        EditError::Usage(format!(
+            "the change would make the config invalid, so nothing was written:\n{e}"
+        ))
+    })?;
+    write_config(path, &config)?;
+    Ok(said)
+}
+
+fn print_forwards(config: &Config, json: bool) {
+    if json {
+        let list: Vec<serde_json::Value> = config
+            .forwards
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "name": f.name, "context": f.context, "namespace": f.namespace,
+                    "target": f.target.to_string(), "port": f.port.to_string(),
+                    "local_port": f.local_port, "bind": f.bind.to_string(),
+                    "alias": f.alias, "enabled": f.enabled,
+                    "profiles": config.profiles.iter().filter(|p| p.forwards.contains(&f.name)).map(|p| p.name.clone()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return;
+    }
+    println!(
+        "{:<20} {:<8} {:<28} {:<22} {}",
+        "NAME", "ENABLED", "TARGET", "LOCAL", "CONTEXT/NAMESPACE"
+    );
+    for f in &config.forwards {
+        println!(
+            "{:<20} {:<8} {:<28} {:<22} {}/{}",
+            f.name,
+            if f.enabled { "yes" } else { "no" },
+            format!("{}:{}", f.target, f.port),
+            format!("{}:{}", f.bind, f.local_port),
+            f.context.as_deref().unwrap_or("(current)"),
+            f.namespace.as_deref().unwrap_or("(default)"),
+        );
+    }
+}
+
+fn report(json: bool, message: &str, imported: Option<&ferry_core::config::import::Imported>) {
+    if json {
+        let value = match imported {
+            Some(i) => serde_json::json!({
+                "message": message,
+                "forwards": i.forwards.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+                "renamed": i.renamed.iter().map(|(a, b)| serde_json::json!({"from": a, "to": b})).collect::<Vec<_>>(),
+                "notes": i.notes,
+            }),
+            None => serde_json::json!({"message": message}),
+        };
+        println!("{value}");
+    } else {
+        println!("{message}");
+        if let Some(i) = imported {
+            for (from, to) in &i.renamed {
+                println!("  renamed {from} → {to} (the name was taken)");
+            }
+            for note in &i.notes {
+                println!("  note: {note}");
+            }
+        }
+    }
+}
+
+fn edit(command: Command) -> Result<(), EditError> {
+    use ferry_core::config::import::kubectl_lines;
+    match command {
+        Command::Up { .. } => Ok(()),
+        Command::Ls { target } => {
+            let path = target.config.unwrap_or_else(default_config_path);
+            print_forwards(&read_config(&path)?, target.json);
+            Ok(())
+        }
+        Command::Export { target } => {
+            let path = target.config.unwrap_or_else(default_config_path);
+            let config = read_config(&path)?;
+            let text = if target.json {
+                config.to_json()
+            } else {
+                config.to_yaml()
+            }
+            .map_err(|e| EditError::Failed(e.to_string()))?;
+            print!("{text}");
+            Ok(())
+        }
+        Command::Add {
+            target,
+            name,
+            profile,
+            line,
+        } => {
+            let path = target.config.unwrap_or_else(default_config_path);
+            let mut words = line.clone();
+            if words.first().map(String::as_str) != Some("kubectl") {
+                words.insert(0, "port-forward".into());
+                words.insert(0, "kubectl".into());
+            }
+            let mut imported =
+                kubectl_lines(&words.join(" ")).map_err(|e| EditError::Usage(e.message))?;
+            if let Some(name) = name {
+                if imported.forwards.len() != 1 {
+                    return Err(EditError::Usage("--name: the line gives several ports; leave --name out to name them from the target".into()));
+                }
+                imported.forwards[0].name = name;
+            }
+            let mut report_of = None;
+            let said = modify(&path, |config| {
+                let (next, done) = config
+                    .merged_with(imported, profile.as_deref())
+                    .map_err(|e| EditError::Usage(format!("nothing was added:\n{e}")))?;
+                *config = next;
+                let names: Vec<String> = done.forwards.iter().map(|f| f.name.clone()).collect();
+                report_of = Some(done);
+                Ok(format!("added {} to {}", names.join(", "), path.display()))
+            })?;
+            report(target.json, &said, report_of.as_ref());
+            Ok(())
+        }
+        Command::Rm { target, name } => {
+            let path = target.config.unwrap_or_else(default_config_path);
+            let said = modify(&path, |config| {
+                let before = config.forwards.len();
+                config.forwards.retain(|f| f.name != name);
+                if config.forwards.len() == before {
+                    return Err(EditError::Usage(format!(
+                        "no forward named `{name}` in {}",
+                        path.display()
+                    )));
+                }
+                for p in &mut config.profiles {
+                    p.forwards.retain(|f| *f != name);
+                }
+                Ok(format!("removed {name}"))
+            })?;
+            report(target.json, &said, None);
+            Ok(())
+        }
+        Command::Enable { target, name } | Command::Disable { target, name } if false => {
+            let _ = (target, name);
+            Ok(())
+        }
+        Command::Enable { target, name } => set_enabled(target, &name, true),
+        Command::Disable { target, name } => set_enabled(target, &name, false),
+        Command::Import {
+            target,
+            file,
+            profile,
+            dry_run,
+        } => {
+            let path = target.config.unwrap_or_else(default_config_path);
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| EditError::Usage(format!("{}: {e}", file.display())))?;
+            let imported = kubectl_lines(&text).map_err(|e| {
+                EditError::Usage(format!("{}: {e}; nothing was imported", file.display()))
+            })?;
+            if dry_run {
+                let (_, done) = read_config(&path)?
+                    .merged_with(imported, profile.as_deref())
+                    .map_err(|e| EditError::Usage(format!("nothing would be imported:\n{e}")))?;
+                report(
+                    target.json,
+                    &format!(
+                        "would import {} forwards (dry run; nothing written)",
+                        done.forwards.len()
+                    ),
+                    Some(&done),
+                );
+                return Ok(());
+            }
+            let mut report_of = None;
+            let said = modify(&path, |config| {
+                let (next, done) = config
+                    .merged_with(imported, profile.as_deref())
+                    .map_err(|e| EditError::Usage(format!("nothing was imported:\n{e}")))?;
+                *config = next;
+                let n = done.forwards.len();
+                report_of = Some(done);
+                Ok(format!("imported {n} forwards into {}", path.display()))
+            })?;
+            report(target.json, &said, report_of.as_ref());
+            Ok(())
+        }
+    }
+}
+
+fn set_enabled(target: ConfigArg, name: &str, enabled: bool) -> Result<(), EditError> {
+    let path = target.config.unwrap_or_else(default_config_path);
+    let said = modify(&path, |config| {
+        let f = config
+            .forwards
+            .iter_mut()
+            .find(|f| f.name == name)
+            .ok_or_else(|| {
+                EditError::Usage(format!("no forward named `{name}` in {}", path.display()))
+            })?;
+        f.enabled = enabled;
+        Ok(format!(
+            "{} {name}",
+            if enabled { "enabled" } else { "disabled" }
+        ))
+    })?;
+    report(target.json, &said, None);
+    Ok(())
 }

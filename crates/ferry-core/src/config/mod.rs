@@ -27,6 +27,7 @@
 mod diff;
 mod error;
 mod health;
+pub mod import;
 mod lines;
 mod load;
 mod model;
