@@ -645,8 +645,8 @@ fn print_forwards(config: &Config, json: bool) {
         return;
     }
     println!(
-        "{:<20} {:<8} {:<28} {:<22} {}",
-        "NAME", "ENABLED", "TARGET", "LOCAL", "CONTEXT/NAMESPACE"
+        "{:<20} {:<8} {:<28} {:<22} CONTEXT/NAMESPACE",
+        "NAME", "ENABLED", "TARGET", "LOCAL"
     );
     for f in &config.forwards {
         println!(
@@ -757,10 +757,6 @@ fn edit(command: Command) -> Result<(), EditError> {
                 Ok(format!("removed {name}"))
             })?;
             report(target.json, &said, None);
-            Ok(())
-        }
-        Command::Enable { target, name } | Command::Disable { target, name } if false => {
-            let _ = (target, name);
             Ok(())
         }
         Command::Enable { target, name } => set_enabled(target, &name, true),

@@ -87,7 +87,7 @@ enum Command {
 }
 
 /// A pending dial, done outside the manager so it never blocks other commands.
-type DialTarget = Arc<WorkerHandle>;
+type DialTarget = forward::ProbeHandle;
 
 /// Options for [`Engine::start`].
 #[derive(Debug, Clone)]
@@ -237,8 +237,8 @@ impl Engine {
     /// local socket (the "test connection" button, and the `tunnel` health probe).
     pub async fn dial(&self, name: &str) -> Result<TunnelStream, EngineError> {
         let name = name.to_string();
-        let worker = self.call(|reply| Command::Dial { name, reply }).await??;
-        worker.dial().await.map_err(EngineError::Dial)
+        let probe = self.call(|reply| Command::Dial { name, reply }).await??;
+        probe.dial().await.map_err(EngineError::Dial)
     }
 
     /// Pauses a forward's health checks; an error when the forward is disabled.
@@ -387,7 +387,7 @@ impl Manager {
             }
             Command::Dial { name, reply } => {
                 let result = match self.workers.get(&name) {
-                    Some(w) => Ok(w.clone()),
+                    Some(w) => Ok(w.probe()),
                     None if self.config.forwards.iter().any(|f| f.name == name) => {
                         Err(EngineError::Dial(format!("forward {name} is disabled")))
                     }
@@ -448,7 +448,15 @@ impl Manager {
             let Some(old) = self.workers.remove(&name) else {
                 continue;
             };
-            let spec = old.spec.clone();
+            // Restart with the spec the config has now (a health-only reload changed it
+            // without restarting the worker).
+            let spec = self
+                .config
+                .forwards
+                .iter()
+                .find(|f| f.name == name)
+                .map(|f| Arc::new(f.clone()))
+                .unwrap_or_else(|| old.spec.clone());
             stop_worker(old).await;
             let reason = format!(
                 "restarted by the watchdog: its accept loop showed no sign of life for {}",
@@ -497,8 +505,10 @@ impl Manager {
             .filter(|f| f.enabled)
             .map(|f| (f.name.as_str(), f))
             .collect();
-        // Stop first, so a restarted forward can bind the same port again.
+        // Stop first, so a restarted forward can bind the same port again; stops run
+        // together, so many forwards never take many stop timeouts in a row.
         let running: Vec<String> = self.workers.keys().cloned().collect();
+        let mut stopping = Vec::new();
         for name in running {
             let keep = match (wanted.get(name.as_str()), self.workers.get(&name)) {
                 (Some(want), Some(w)) => same_spec(want, &w.spec),
@@ -524,7 +534,7 @@ impl Manager {
                 continue;
             }
             if let Some(w) = self.workers.remove(&name) {
-                stop_worker(w).await;
+                stopping.push(w);
             }
             self.health.remove(&name);
             if !wanted.contains_key(name.as_str()) {
@@ -539,6 +549,7 @@ impl Manager {
                 report.stopped.push(name);
             }
         }
+        futures::future::join_all(stopping.into_iter().map(stop_worker)).await;
         for (name, spec) in &wanted {
             if self.workers.contains_key(*name) {
                 continue;
@@ -675,6 +686,9 @@ impl Manager {
     fn publish(&mut self) {
         self.sync_aliases();
         let snap = self.snapshot();
+        // The snapshot first: a subscriber that joins between the two never misses a
+        // change (it sees it in the snapshot, and maybe again as an event).
+        self.bus.snapshot.send_replace(snap.clone());
         for status in &snap.forwards {
             let mut key = status.clone();
             strip_counters(&mut key);
@@ -685,7 +699,6 @@ impl Manager {
                 });
             }
         }
-        self.bus.snapshot.send_replace(snap);
     }
 
     /// Refreshes the snapshot's counters when traffic moved, without events.

@@ -119,6 +119,9 @@ pub struct ForwardStatus {
     /// Why the local address cannot be bound, which overrides everything else.
     #[serde(skip)]
     pub(crate) bind_error: Option<String>,
+    /// The error from cluster access, kept while a bind error is shown instead.
+    #[serde(skip)]
+    pub(crate) resolution_error: Option<String>,
 }
 
 impl ForwardStatus {
@@ -152,6 +155,7 @@ impl ForwardStatus {
             resolution: state,
             checked: false,
             bind_error: None,
+            resolution_error: None,
         }
     }
 
@@ -240,6 +244,9 @@ impl Subscription {
         match self.events.recv().await {
             Ok(e) => Some(Update::Event(e)),
             Err(broadcast::error::RecvError::Lagged(_)) => {
+                // Skip the stale backlog: the snapshot is the state now, and later events
+                // follow it.
+                self.events = self.events.resubscribe();
                 Some(Update::Resync(self.snapshot.borrow_and_update().clone()))
             }
             Err(broadcast::error::RecvError::Closed) => None,

@@ -55,9 +55,11 @@ pub(crate) struct WorkerShared {
     conns_total: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
-    /// When the accept loop (or the bind loop before it) last made progress, ms since the
-    /// epoch; the watchdog restarts a worker whose heartbeat stops.
+    /// When the accept loop (or the bind loop before it) last made progress, ms since
+    /// `born`; the watchdog restarts a worker whose heartbeat stops.
     heartbeat_ms: AtomicU64,
+    /// The monotonic origin of `heartbeat_ms`.
+    born: tokio::time::Instant,
     /// Test hook: makes the accept loop hang, as a stuck loop would.
     freeze: AtomicBool,
     /// Tells the manager to republish; a full queue is fine (a publish is pending anyway).
@@ -76,7 +78,8 @@ impl WorkerShared {
             conns_total: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
-            heartbeat_ms: AtomicU64::new(now_ms()),
+            heartbeat_ms: AtomicU64::new(0),
+            born: tokio::time::Instant::now(),
             freeze: AtomicBool::new(false),
             notify,
         }
@@ -99,13 +102,16 @@ impl WorkerShared {
         self.update(|s| s.alias_warning = warning);
     }
 
-    /// Milliseconds since the last heartbeat.
+    /// Time since the last heartbeat, on the monotonic clock (a suspended laptop or a clock
+    /// step does not count as silence).
     pub(crate) fn silent_for(&self) -> Duration {
-        Duration::from_millis(now_ms().saturating_sub(self.heartbeat_ms.load(Ordering::Relaxed)))
+        let now = self.born.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.heartbeat_ms.load(Ordering::Relaxed)))
     }
 
     fn beat(&self) {
-        self.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
+        self.heartbeat_ms
+            .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Test hook: hang the accept loop.
@@ -143,7 +149,11 @@ impl WorkerShared {
         let changed = {
             let mut s = self.status.lock();
             let before = s.clone();
+            // `error` as set by the callers is cluster access's; a bind error takes
+            // precedence for display without erasing it.
+            s.error = s.resolution_error.take();
             f(&mut s);
+            s.resolution_error = s.error.clone();
             s.state = s.effective_state();
             if let Some(e) = s.bind_error.clone() {
                 s.state = ForwardState::Error;
@@ -163,12 +173,7 @@ impl WorkerShared {
     }
 
     fn set_bind_error(&self, error: Option<String>) {
-        self.update(|s| {
-            if error.is_none() && s.bind_error.is_some() {
-                s.error = None;
-            }
-            s.bind_error = error;
-        });
+        self.update(|s| s.bind_error = error);
     }
 }
 
@@ -232,6 +237,20 @@ impl ProbeHandle {
     pub(crate) fn nudge(&self) {
         self.nudge.notify_one();
     }
+
+    /// Opens a tunnel to the pod the next connection would use.
+    pub(crate) async fn dial(&self) -> Result<TunnelStream, String> {
+        let Some((client, namespace, ep)) = self.endpoint() else {
+            return Err(self
+                .shared
+                .status()
+                .error
+                .unwrap_or_else(|| format!("forward {} has no ready pod", self.spec.name)));
+        };
+        tunnel::dial(&client, &namespace, &ep.pod, ep.port)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl Drop for WorkerHandle {
@@ -280,20 +299,6 @@ impl WorkerHandle {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
-    }
-
-    /// Opens a tunnel to the pod the next connection would use.
-    pub(crate) async fn dial(&self) -> Result<TunnelStream, String> {
-        let targets = self.targets.borrow().clone();
-        let (Some(client), Some(ep)) = (targets.client, targets.endpoints.first().cloned()) else {
-            let status = self.shared.status();
-            return Err(status
-                .error
-                .unwrap_or_else(|| format!("forward {} has no ready pod", self.spec.name)));
-        };
-        tunnel::dial(&client, &targets.namespace, &ep.pod, ep.port)
-            .await
-            .map_err(|e| e.to_string())
     }
 }
 
@@ -503,7 +508,11 @@ impl Worker {
         let mut backoff = Backoff::forward();
         let mut changes: Option<(String, String, watch::Receiver<u64>)> = None;
         loop {
-            let wait = match self.resolve_once(&mut changes).await {
+            let resolved = tokio::select! {
+                () = self.token.cancelled() => return,
+                r = self.resolve_once(&mut changes) => r,
+            };
+            let wait = match resolved {
                 Ok(()) => {
                     backoff.reset();
                     RESOLVE_EVERY
@@ -722,7 +731,21 @@ impl Connection {
         loop {
             let targets = self.targets.borrow_and_update().clone();
             if let (Some(client), Some(ep)) = (&targets.client, self.pick(&targets.endpoints)) {
-                match tunnel::dial(client, &targets.namespace, &ep.pod, ep.port).await {
+                let dialed = tokio::time::timeout_at(
+                    deadline,
+                    tunnel::dial(client, &targets.namespace, &ep.pod, ep.port),
+                )
+                .await
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "opening a tunnel for {} took longer than {:?}",
+                            self.spec.name, WAIT_FOR_POD
+                        ),
+                    )
+                })?;
+                match dialed {
                     Ok(t) => return Ok((t, ep.pod)),
                     Err(e) => {
                         debug!(pod.name = %ep.pod, error = %e, "tunnel failed");

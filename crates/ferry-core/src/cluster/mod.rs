@@ -160,6 +160,8 @@ struct Generation {
     fingerprint: Vec<(PathBuf, Option<(SystemTime, u64)>)>,
     kubeconfig: Result<Arc<Kubeconfig>, ClusterError>,
     slots: HashMap<String, Slot>,
+    /// The last build error per context, for display.
+    errors: HashMap<String, ClusterError>,
 }
 
 /// One client per kubeconfig context, built on first use outside any lock, cached, and
@@ -189,6 +191,7 @@ impl ClientPool {
                     looked: String::new(),
                 }),
                 slots: HashMap::new(),
+                errors: HashMap::new(),
             }))),
         }
     }
@@ -213,6 +216,7 @@ impl ClientPool {
             fingerprint,
             kubeconfig,
             slots: HashMap::new(),
+            errors: HashMap::new(),
         }));
         *self.current.lock() = next;
         true
@@ -250,9 +254,23 @@ impl ClientPool {
         // Built outside every lock; concurrent callers for the same context share one build.
         let exec = self.exec.clone();
         let paths = self.source.paths().to_vec();
-        slot.get_or_init(|| build(kubeconfig, name, exec, paths))
+        let result = slot
+            .get_or_init(|| build(kubeconfig, name.clone(), exec, paths))
             .await
-            .clone()
+            .clone();
+        if let Err(e) = &result {
+            // Only successes are cached: the next request builds again, so a context
+            // fixed outside the kubeconfig (a login in a terminal, a network back up)
+            // recovers on its own. The error stays visible in `context_errors`.
+            let mut g = generation.lock();
+            if g.slots.get(&name).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                g.slots.remove(&name);
+            }
+            g.errors.insert(name, e.clone());
+        } else {
+            generation.lock().errors.remove(&name);
+        }
+        result
     }
 
     /// Forgets `context`'s cached client or error, so the next request rebuilds it (after
@@ -267,12 +285,9 @@ impl ClientPool {
         let generation = self.current.lock().clone();
         let g = generation.lock();
         let mut out: Vec<_> = g
-            .slots
+            .errors
             .iter()
-            .filter_map(|(name, slot)| match slot.get() {
-                Some(Err(e)) => Some((name.clone(), e.clone())),
-                _ => None,
-            })
+            .map(|(name, e)| (name.clone(), e.clone()))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out

@@ -301,7 +301,8 @@ async fn http_probe(spec: &HealthSpec, probe: &ProbeHandle, started: Instant) ->
             );
         }
     };
-    let driver = tokio::spawn(conn);
+    // Owned: dropped (and so aborted) with this probe, also when its timeout fires.
+    let driver = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(conn));
     let host = spec
         .http
         .host
@@ -369,6 +370,6 @@ async fn http_probe(spec: &HealthSpec, probe: &ProbeHandle, started: Instant) ->
             }
         }
     };
-    driver.abort();
+    drop(driver);
     result
 }
