@@ -310,8 +310,8 @@ struct Manager {
     config: Arc<Config>,
     /// Running workers by forward name (enabled forwards only).
     workers: BTreeMap<String, Arc<WorkerHandle>>,
-    /// Change feeds by (context, namespace), shared by all forwards there.
-    feeds: HashMap<(String, String), Feed>,
+    /// Change feeds by (context, client id, namespace), shared by all forwards there.
+    feeds: HashMap<(String, u64, String), Feed>,
     pool: Arc<ClientPool>,
     bus: Arc<Bus>,
     token: CancellationToken,
@@ -349,6 +349,8 @@ impl Manager {
                 _ = tick.tick() => {
                     self.watchdog().await;
                     self.refresh_counters();
+                    // Feeds nobody listens to any more (clients replaced, forwards gone).
+                    self.feeds.retain(|_, f| f.tx.receiver_count() > 0);
                 }
             }
         }
@@ -720,7 +722,7 @@ impl Manager {
 
     /// Hands a worker the change feed of its namespace, starting it on first use.
     fn feed(&mut self, req: WatchRequest) {
-        let key = (req.context.clone(), req.namespace.clone());
+        let key = (req.context.clone(), req.client_id, req.namespace.clone());
         let feed = self.feeds.entry(key).or_insert_with(|| {
             let (tx, _) = watch::channel(0u64);
             let token = self.token.child_token();
@@ -785,7 +787,8 @@ async fn watch_namespace(
         tokio::select! {
             () = token.cancelled() => return,
             e = events.next() => match e {
-                Some(_) => tx.send_modify(|n| *n = n.wrapping_add(1)),
+                Some(true) => tx.send_modify(|n| *n = n.wrapping_add(1)),
+                Some(false) => {}
                 None => return,
             },
         }

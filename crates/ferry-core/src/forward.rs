@@ -304,6 +304,8 @@ impl WorkerHandle {
 
 /// A request from a worker to the manager for a change feed of its namespace.
 pub(crate) struct WatchRequest {
+    /// The client's id: a rebuilt client gets a feed of its own.
+    pub client_id: u64,
     pub context: String,
     pub namespace: String,
     pub client: kube::Client,
@@ -560,11 +562,15 @@ impl Worker {
             }
         };
         let namespace = self.spec.namespace.clone().unwrap_or(cc.namespace.clone());
+        let key = format!("{}#{}", cc.context, cc.id);
         let stale = changes
             .as_ref()
-            .is_none_or(|(c, n, _)| *c != cc.context || *n != namespace);
+            .is_none_or(|(c, n, _)| *c != key || *n != namespace);
         if stale {
-            *changes = self.subscribe(&cc.context, &namespace, &cc.client).await;
+            *changes = self
+                .subscribe(&cc.context, cc.id, &namespace, &cc.client)
+                .await
+                .map(|(_, n, rx)| (key, n, rx));
         }
         self.shared.update(|s| {
             s.context = Some(cc.context.clone());
@@ -577,7 +583,7 @@ impl Worker {
             // Credentials expired or were revoked: rebuild the context's client (which
             // runs its credential plugin again) and try once more.
             info!(context = %cc.context, "401 from the API server; refreshing credentials");
-            self.pool.invalidate(&cc.context);
+            self.pool.invalidate_client(&cc.context, cc.id);
             match self.pool.client(self.spec.context.as_deref()).await {
                 Ok(fresh) => {
                     cc = fresh;
@@ -655,11 +661,13 @@ impl Worker {
     async fn subscribe(
         &self,
         context: &str,
+        client_id: u64,
         namespace: &str,
         client: &kube::Client,
     ) -> Option<(String, String, watch::Receiver<u64>)> {
         let (reply, rx) = oneshot::channel();
         let req = WatchRequest {
+            client_id,
             context: context.to_string(),
             namespace: namespace.to_string(),
             client: client.clone(),

@@ -195,6 +195,8 @@ pub(crate) enum MdnsCmd {
 /// The publisher runs on its own thread (mdns-sd is synchronous); the engine holds this
 /// handle. Dropping it withdraws every name and stops the daemon.
 pub(crate) struct MdnsHandle {
+    /// Set when the engine stops: queued publications are skipped, only goodbyes go out.
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
     tx: Option<std::sync::mpsc::Sender<MdnsCmd>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -202,12 +204,17 @@ pub(crate) struct MdnsHandle {
 impl MdnsHandle {
     pub(crate) fn start(interfaces: Interfaces) -> std::io::Result<Self> {
         let (tx, rx) = std::sync::mpsc::channel::<MdnsCmd>();
+        let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop_flag = stopping.clone();
         let thread = std::thread::Builder::new()
             .name("ferry-mdns".into())
             .spawn(move || {
                 let mut publisher = Publisher::new(interfaces);
                 while let Ok(cmd) = rx.recv() {
+                    // Once the engine stops, queued publications are moot: only withdraw.
+                    let stopping = stop_flag.load(std::sync::atomic::Ordering::Relaxed);
                     match cmd {
+                        MdnsCmd::Publish { .. } if stopping => {}
                         MdnsCmd::Publish {
                             forward,
                             alias,
@@ -220,8 +227,10 @@ impl MdnsHandle {
                 }
                 // The sender is gone: the engine stopped. Say goodbye for every name.
                 publisher.shutdown();
+                debug!("mDNS publisher stopped");
             })?;
         Ok(Self {
+            stopping,
             tx: Some(tx),
             thread: Some(thread),
         })
@@ -233,11 +242,20 @@ impl MdnsHandle {
         }
     }
 
-    /// Withdraws every name and waits (on a blocking thread) until the daemon stopped.
+    /// Withdraws every name and waits (on a blocking thread, at most 3 s) until the daemon
+    /// stopped.
     pub(crate) async fn stop(mut self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.tx.take();
         if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            let join = tokio::task::spawn_blocking(move || thread.join());
+            if tokio::time::timeout(Duration::from_secs(3), join)
+                .await
+                .is_err()
+            {
+                warn!("the mDNS publisher did not stop within 3 s");
+            }
         }
     }
 }
@@ -245,6 +263,8 @@ impl MdnsHandle {
 impl Drop for MdnsHandle {
     fn drop(&mut self) {
         // Closing the channel ends the thread, which withdraws every name.
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.tx.take();
     }
 }

@@ -142,7 +142,12 @@ pub struct ContextClient {
     pub client: kube::Client,
     /// Which credential plugin is used and where it was found, when the user entry has one.
     pub plugin: Option<String>,
+    /// Unique per built client: tells a rebuilt client from the one it replaced.
+    pub id: u64,
 }
+
+/// Numbers built clients.
+static CLIENT_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl std::fmt::Debug for ContextClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -273,6 +278,23 @@ impl ClientPool {
         result
     }
 
+    /// Forgets `context`'s cached client if it is still the one numbered `id`, so the next
+    /// request rebuilds it (after an authentication failure, say). Several forwards seeing
+    /// the same 401 thus rebuild once, and none throws away another's fresh client.
+    pub fn invalidate_client(&self, context: &str, id: u64) {
+        let generation = self.current.lock().clone();
+        let mut g = generation.lock();
+        let current = g
+            .slots
+            .get(context)
+            .and_then(|slot| slot.get())
+            .and_then(|r| r.as_ref().ok())
+            .map(|c| c.id);
+        if current == Some(id) {
+            g.slots.remove(context);
+        }
+    }
+
     /// Forgets `context`'s cached client or error, so the next request rebuilds it (after
     /// an authentication failure, say).
     pub fn invalidate(&self, context: &str) {
@@ -401,6 +423,7 @@ async fn build(
         namespace,
         client,
         plugin,
+        id: CLIENT_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     })
 }
 

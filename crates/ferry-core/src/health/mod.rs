@@ -71,6 +71,9 @@ struct Entry {
 pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: CancellationToken) {
     let mut entries: HashMap<String, Entry> = HashMap::new();
     let mut probes: JoinSet<(String, u64, ProbeResult)> = JoinSet::new();
+    // Which forward each probe task is for, so a probe that panics does not leave its
+    // forward marked in flight (and never probed again).
+    let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut added: u64 = 0;
     loop {
         let next_due = entries
@@ -118,7 +121,8 @@ pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: Cancellat
                     let generation = e.generation;
                     let name = name.clone();
                     let span = debug_span!("probe", forward.name = %name, kind = ?spec.kind);
-                    probes.spawn(
+                    let for_name = name.clone();
+                    let handle = probes.spawn(
                         async move {
                             let result = run_probe(&spec, &probe).await;
                             debug!(passed = result.passed, detail = %result.detail, "probe done");
@@ -126,6 +130,7 @@ pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: Cancellat
                         }
                         .instrument(span),
                     );
+                    running.insert(handle.id(), for_name);
                 }
             }
         }
@@ -247,9 +252,17 @@ pub(crate) async fn run_probe(spec: &HealthSpec, probe: &ProbeHandle) -> ProbeRe
 }
 
 async fn tcp_probe(probe: &ProbeHandle, started: Instant) -> ProbeResult {
-    let Some(local) = probe.local() else {
+    let Some(mut local) = probe.local() else {
         return ProbeResult::fail("error", "the forward is not listening", started.elapsed());
     };
+    if local.ip().is_unspecified() {
+        // A wildcard listener is reached through loopback (connecting to 0.0.0.0 is not
+        // portable).
+        local.set_ip(match local.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
     match TcpStream::connect(local).await {
         Ok(_) => ProbeResult::pass(format!("connected to {local}"), started.elapsed()),
         Err(e) => ProbeResult::fail(
