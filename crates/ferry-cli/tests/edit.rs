@@ -1,0 +1,203 @@
+//! Scripting the config: `ferry import`, `add`, `ls`, `enable`, `disable`, `rm`, `export`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ferry_core::config::Config;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ferry");
+
+fn ferry(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("FERRY_LOG")
+        .output()
+        .expect("ferry runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = ferry(args);
+    assert!(
+        out.status.success(),
+        "ferry {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn import_kubectl_lines_then_list_edit_and_export() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("ferry.yaml");
+    let lines = dir.path().join("tunnels.sh");
+    std::fs::write(
+        &lines,
+        "#!/bin/sh\n# our tunnels\nkubectl port-forward -n demo svc/echo 18080:80 &\nkubectl port-forward -n demo --context ferry-fake sts/db 15432:pg &\nkubectl port-forward -n demo pod/echo 18081:9000\n",
+    )
+    .expect("write lines");
+
+    let report: Value = serde_json::from_str(&ok(&[
+        "import",
+        path(&lines),
+        "-c",
+        path(&cfg),
+        "--profile",
+        "legacy",
+        "--json",
+    ]))
+    .expect("json report");
+    assert_eq!(
+        report["forwards"],
+        serde_json::json!(["echo", "db", "echo-2"])
+    );
+    assert_eq!(
+        report["renamed"][0],
+        serde_json::json!({"from": "echo", "to": "echo-2"})
+    );
+
+    let list: Value =
+        serde_json::from_str(&ok(&["ls", "-c", path(&cfg), "--json"])).expect("json list");
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(names, ["echo", "db", "echo-2"]);
+    assert_eq!(list[1]["target"], "statefulset/db");
+    assert_eq!(list[1]["port"], "pg");
+    assert_eq!(list[1]["context"], "ferry-fake");
+    assert_eq!(list[0]["profiles"], serde_json::json!(["legacy"]));
+
+    ok(&[
+        "add",
+        "-c",
+        path(&cfg),
+        "--name",
+        "web",
+        "--profile",
+        "dev",
+        "-n",
+        "demo",
+        "deploy/web",
+        "18082:http",
+    ]);
+    ok(&["disable", "-c", path(&cfg), "echo-2"]);
+    ok(&["rm", "-c", path(&cfg), "db"]);
+    let config = Config::from_file(&cfg).expect("the written config is valid");
+    let names: Vec<&str> = config.forwards.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["echo", "echo-2", "web"]);
+    assert!(!config.forwards[1].enabled);
+    assert_eq!(
+        config
+            .profiles
+            .iter()
+            .find(|p| p.name == "legacy")
+            .map(|p| p.forwards.clone()),
+        Some(vec!["echo".to_string(), "echo-2".to_string()])
+    );
+    assert_eq!(
+        config
+            .profiles
+            .iter()
+            .find(|p| p.name == "dev")
+            .map(|p| p.forwards.clone()),
+        Some(vec!["web".to_string()])
+    );
+
+    // Export round-trips exactly.
+    let exported = ok(&["export", "-c", path(&cfg)]);
+    assert_eq!(
+        Config::from_yaml(&exported).expect("exported YAML parses"),
+        config
+    );
+    let exported_json = ok(&["export", "-c", path(&cfg), "--json"]);
+    assert_eq!(
+        Config::from_json(&exported_json).expect("exported JSON parses"),
+        config
+    );
+}
+
+#[test]
+fn bad_input_changes_nothing_and_says_where() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("ferry.yaml");
+    ok(&[
+        "add",
+        "-c",
+        path(&cfg),
+        "-n",
+        "demo",
+        "svc/echo",
+        "18080:80",
+    ]);
+    let before = std::fs::read(&cfg).expect("config written");
+
+    let lines = dir.path().join("bad.txt");
+    std::fs::write(
+        &lines,
+        "kubectl port-forward svc/a 1:80\nkubectl port-forward svc/b 2:99999\n",
+    )
+    .expect("write");
+    let out = ferry(&["import", path(&lines), "-c", path(&cfg)]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 2") && stderr.contains("nothing was imported"),
+        "{stderr}"
+    );
+
+    // A port already used in the config: refused by validation, nothing written.
+    let out = ferry(&["add", "-c", path(&cfg), "svc/other", "18080:80"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("local_port"));
+
+    let out = ferry(&["rm", "-c", path(&cfg), "ghost"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no forward named `ghost`"));
+
+    assert_eq!(
+        std::fs::read(&cfg).expect("still there"),
+        before,
+        "the config is unchanged"
+    );
+}
+
+#[test]
+fn concurrent_writers_take_turns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("ferry.yaml");
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            Command::new(BIN)
+                .args([
+                    "add",
+                    "-c",
+                    path(&cfg),
+                    "--name",
+                    &format!("f{i}"),
+                    &format!("svc/s{i}"),
+                    &format!("{}:80", 20000 + i),
+                ])
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().expect("wait").success());
+    }
+    let config = Config::from_file(&cfg).expect("a valid config after concurrent writes");
+    let mut names: Vec<String> = config.forwards.iter().map(|f| f.name.clone()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        (0..8).map(|i| format!("f{i}")).collect::<Vec<_>>(),
+        "no write was lost"
+    );
+}
