@@ -95,17 +95,64 @@ enum Command {
         /// Show what would be imported without writing anything.
         #[arg(long)]
         dry_run: bool,
+        /// The file's format; by default guessed from its name and content.
+        #[arg(long, value_enum)]
+        format: Option<ImportFormat>,
     },
-    /// Print a config in Ferry's format (YAML; JSON with --json).
+    /// Print a config in Ferry's format (YAML; JSON with --json), or kftray's JSON.
     Export {
         #[command(flatten)]
         target: ConfigArg,
+        /// `ferry` (default) or `kftray`.
+        #[arg(long, value_enum, default_value = "ferry")]
+        format: ExportFormat,
     },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum EventsFormat {
     Json,
+}
+
+/// Formats `ferry import` reads.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ImportFormat {
+    /// `kubectl port-forward` lines.
+    Kubectl,
+    /// kftray's JSON export.
+    Kftray,
+    /// kportal's `.kportal.yaml`.
+    Kportal,
+}
+
+/// Formats `ferry export` writes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Ferry,
+    Kftray,
+}
+
+/// Reads forwards kept by another tool, guessing the format when none is given.
+fn import_file(
+    path: &Path,
+    format: Option<ImportFormat>,
+) -> Result<ferry_core::config::import::Imported, String> {
+    use ferry_core::config::import;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let format = format.unwrap_or(if name.ends_with(".json") {
+        ImportFormat::Kftray
+    } else if name.contains("kportal") || import::looks_like_kportal(&text) {
+        ImportFormat::Kportal
+    } else {
+        ImportFormat::Kubectl
+    });
+    let result = match format {
+        ImportFormat::Kubectl => import::kubectl_lines(&text),
+        ImportFormat::Kftray => import::kftray_json(&text),
+        ImportFormat::Kportal => import::kportal_yaml(&text),
+    };
+    result.map_err(|e| format!("{}: {e}; nothing was imported", path.display()))
 }
 
 /// Where a config-editing command reads and writes.
@@ -247,6 +294,16 @@ async fn start_demo() -> anyhow::Result<(FakeCluster, PathBuf)> {
 /// others disabled.
 fn load(source: &Source, profile: Option<&str>) -> Result<Config, String> {
     let mut config = match source {
+        Source::File(path) if is_kportal(path) => {
+            let imported = import_file(path, Some(ImportFormat::Kportal))?;
+            for note in &imported.notes {
+                eprintln!("ferry: {}: {note}", path.display());
+            }
+            let (config, _) = Config::default()
+                .merged_with(imported, None)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            config
+        }
         Source::File(path) => {
             Config::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?
         }
@@ -264,6 +321,16 @@ fn load(source: &Source, profile: Option<&str>) -> Result<Config, String> {
         }
     }
     Ok(config)
+}
+
+/// Whether `path` is a kportal file, which `ferry up` runs directly.
+fn is_kportal(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.ends_with(".kportal.yaml")
+        || name.ends_with(".kportal.yml")
+        || (!name.ends_with(".json")
+            && std::fs::read_to_string(path)
+                .is_ok_and(|t| ferry_core::config::import::looks_like_kportal(&t)))
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
@@ -695,15 +762,24 @@ fn edit(command: Command) -> Result<(), EditError> {
             print_forwards(&read_config(&path)?, target.json);
             Ok(())
         }
-        Command::Export { target } => {
+        Command::Export { target, format } => {
             let path = target.config.unwrap_or_else(default_config_path);
             let config = read_config(&path)?;
-            let text = if target.json {
-                config.to_json()
-            } else {
-                config.to_yaml()
-            }
-            .map_err(|e| EditError::Failed(e.to_string()))?;
+            let text = match format {
+                ExportFormat::Ferry => if target.json {
+                    config.to_json()
+                } else {
+                    config.to_yaml()
+                }
+                .map_err(|e| EditError::Failed(e.to_string()))?,
+                ExportFormat::Kftray => {
+                    let (text, notes) = ferry_core::config::import::kftray_export(&config);
+                    for n in notes {
+                        eprintln!("ferry: {n}");
+                    }
+                    format!("{text}\n")
+                }
+            };
             print!("{text}");
             Ok(())
         }
@@ -766,13 +842,10 @@ fn edit(command: Command) -> Result<(), EditError> {
             file,
             profile,
             dry_run,
+            format,
         } => {
             let path = target.config.unwrap_or_else(default_config_path);
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| EditError::Usage(format!("{}: {e}", file.display())))?;
-            let imported = kubectl_lines(&text).map_err(|e| {
-                EditError::Usage(format!("{}: {e}; nothing was imported", file.display()))
-            })?;
+            let imported = import_file(&file, format).map_err(EditError::Usage)?;
             if dry_run {
                 let (_, done) = read_config(&path)?
                     .merged_with(imported, profile.as_deref())

@@ -201,3 +201,69 @@ fn concurrent_writers_take_turns() {
         "no write was lost"
     );
 }
+
+#[test]
+fn kftray_and_kportal_files_import_and_kftray_exports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("ferry.yaml");
+    let kftray = dir.path().join("configs.json");
+    std::fs::write(
+        &kftray,
+        r#"[{"service": "echo", "namespace": "demo", "local_port": 18080, "remote_port": 80, "context": "ferry-fake", "workload_type": "service", "protocol": "tcp", "alias": "echo"},
+           {"namespace": "demo", "workload_type": "proxy", "protocol": "tcp", "remote_address": "db.internal", "remote_port": 5432, "local_port": 5432, "alias": "rds"}]"#,
+    )
+    .expect("write kftray");
+    let report: Value =
+        serde_json::from_str(&ok(&["import", path(&kftray), "-c", path(&cfg), "--json"]))
+            .expect("json");
+    assert_eq!(report["forwards"], serde_json::json!(["echo"]));
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("proxy forwards") && notes.contains("rds"),
+        "{notes}"
+    );
+
+    let kportal = dir.path().join(".kportal.yaml");
+    std::fs::write(
+        &kportal,
+        "contexts:\n  - name: ferry-fake\n    namespaces:\n      - name: demo\n        forwards:\n          - {resource: statefulset/db, protocol: tcp, port: 5432, localPort: 15432}\n          - {resource: service/echo, protocol: tcp, port: 80, localPort: 18081, alias: echo}\n",
+    )
+    .expect("write kportal");
+    let report: Value =
+        serde_json::from_str(&ok(&["import", path(&kportal), "-c", path(&cfg), "--json"]))
+            .expect("json");
+    assert_eq!(report["forwards"], serde_json::json!(["db", "echo-2"]));
+    assert_eq!(
+        report["renamed"][0],
+        serde_json::json!({"from": "echo", "to": "echo-2"})
+    );
+
+    // kftray export: services only; the rest is named on stderr.
+    let out = ferry(&["export", "-c", path(&cfg), "--format", "kftray"]);
+    assert!(out.status.success());
+    let exported: Value = serde_json::from_slice(&out.stdout).expect("kftray JSON");
+    let services: Vec<&str> = exported
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|e| e["service"].as_str())
+        .collect();
+    assert_eq!(services, ["echo", "echo"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("db: statefulset/db has no kftray equivalent")
+    );
+
+    // A malformed kportal file: the line, nothing imported.
+    let before = std::fs::read(&cfg).expect("config");
+    let bad = dir.path().join("bad.kportal.yaml");
+    std::fs::write(&bad, "contexts:\n  - name: x\n    namespaces:\n      - name: y\n        forwards:\n          - {resource: service/a, port: 80, localPort: 1, colour: red}\n").expect("write");
+    let out = ferry(&["import", path(&bad), "-c", path(&cfg)]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 6") && stderr.contains("nothing was imported"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&cfg).expect("config"), before);
+}

@@ -294,3 +294,52 @@ async fn bad_config_exits_2_with_the_field_and_starts_nothing() -> anyhow::Resul
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_runs_a_kportal_file_and_reloads_it() -> anyhow::Result<()> {
+    let (_fake, dir) = fake().await?;
+    let file = dir.path().join(".kportal.yaml");
+    let one = "contexts:\n  - name: ferry-fake\n    namespaces:\n      - name: demo\n        forwards:\n          - {resource: service/echo, protocol: tcp, port: 80, localPort: 0, alias: echo}\n";
+    std::fs::write(&file, one)?;
+    let mut child = spawn(
+        dir.path(),
+        &[
+            "up",
+            "-c",
+            file.to_str().unwrap_or_default(),
+            "--events",
+            "json",
+        ],
+    )?;
+    let mut lines = BufReader::new(
+        child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("stdout"))?,
+    )
+    .lines();
+    let active = until(&mut lines, "echo active", is_active("echo")).await?;
+    let local = active["local"].as_str().unwrap_or_default().to_string();
+    assert_eq!(echo(&local, b"via kportal").await?, b"via kportal");
+    let two = format!(
+        "{one}          - {{resource: statefulset/db, protocol: tcp, port: 5432, localPort: 0}}\n"
+    );
+    std::fs::write(&file, two)?;
+    until(
+        &mut lines,
+        "db active after the kportal file changed",
+        is_active("db"),
+    )
+    .await?;
+    assert_eq!(
+        echo(&local, b"echo kept its port").await?,
+        b"echo kept its port"
+    );
+    signal(&child, "-TERM")?;
+    assert!(
+        timeout(Duration::from_secs(10), child.wait())
+            .await??
+            .success()
+    );
+    Ok(())
+}

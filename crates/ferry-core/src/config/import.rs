@@ -380,3 +380,582 @@ kubectl port-forward --namespace demo \\
         assert!(e.to_string().contains("local_port"), "{e}");
     }
 }
+
+// === kftray ===
+
+/// One entry of kftray's JSON export (the fields Ferry reads; others are ignored).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, Default)]
+struct KftrayEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    service: Option<String>,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    local_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    remote_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    context: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    workload_type: Option<String>,
+    #[serde(default)]
+    protocol: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    remote_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    local_address: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    auto_loopback_address: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    alias: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    domain_enabled: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kubeconfig: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    http_logs_enabled: Option<serde_json::Value>,
+}
+
+fn truthy(v: &Option<serde_json::Value>) -> bool {
+    matches!(v, Some(serde_json::Value::Bool(true)))
+        || matches!(v, Some(serde_json::Value::String(s)) if s == "true")
+}
+
+/// The line on which the `index`-th top-level array element starts.
+fn line_of_element(text: &str, index: usize) -> usize {
+    let (mut depth, mut in_str, mut esc, mut seen, mut line) = (0i32, false, false, 0usize, 1usize);
+    for c in text.chars() {
+        if c == '\n' {
+            line += 1;
+        }
+        if in_str {
+            match (esc, c) {
+                (true, _) => esc = false,
+                (false, '\\') => esc = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_str = true,
+            '[' | '{' => {
+                if depth == 1 && c == '{' {
+                    if seen == index {
+                        return line;
+                    }
+                    seen += 1;
+                }
+                depth += 1;
+            }
+            ']' | '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    line
+}
+
+/// Reads kftray's JSON export (an array of configs, or a single one).
+pub fn kftray_json(text: &str) -> Result<Imported, ImportError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| err(e.line(), format!("not valid JSON: {e}")))?;
+    let entries = match value {
+        serde_json::Value::Array(items) => items,
+        obj @ serde_json::Value::Object(_) => vec![obj],
+        _ => return Err(err(1, "expected a JSON array of kftray configs")),
+    };
+    let mut out = Imported::default();
+    let mut taken = BTreeSet::new();
+    for (i, raw) in entries.into_iter().enumerate() {
+        let line = line_of_element(text, i);
+        let e: KftrayEntry =
+            serde_json::from_value(raw).map_err(|e| err(line, format!("entry {}: {e}", i + 1)))?;
+        let label = e
+            .alias
+            .clone()
+            .or_else(|| e.service.clone())
+            .unwrap_or_else(|| format!("entry {}", i + 1));
+        let at = format!("line {line} ({label})");
+        let kind = e.workload_type.as_deref().unwrap_or("service");
+        if e.protocol.eq_ignore_ascii_case("udp") {
+            out.notes.push(format!(
+                "{at}: UDP forwards cannot be carried over; skipped"
+            ));
+            continue;
+        }
+        let target = match kind {
+            "service" => {
+                let Some(svc) = e.service.clone().filter(|s| !s.is_empty()) else {
+                    return Err(err(
+                        line,
+                        format!("entry {}: a service config needs `service`", i + 1),
+                    ));
+                };
+                format!("service/{svc}")
+                    .parse::<Target>()
+                    .map_err(|m| err(line, m))?
+            }
+            "pod" => {
+                out.notes.push(format!(
+                    "{at}: pods chosen by label selector (`{}`) cannot be carried over; add a forward to their deployment or statefulset instead; skipped",
+                    e.target.as_deref().unwrap_or("")
+                ));
+                continue;
+            }
+            "proxy" => {
+                out.notes.push(format!(
+                    "{at}: proxy forwards (to {}) cannot be carried over; skipped",
+                    e.remote_address.as_deref().unwrap_or("a remote address")
+                ));
+                continue;
+            }
+            other => {
+                return Err(err(
+                    line,
+                    format!("entry {}: unknown workload_type `{other}`", i + 1),
+                ));
+            }
+        };
+        let Some(remote) = e.remote_port.filter(|p| *p > 0) else {
+            return Err(err(
+                line,
+                format!("entry {}: `remote_port` is missing", i + 1),
+            ));
+        };
+        out.notes.push(format!(
+            "{at}: kftray's remote_port {remote} is the pods' port, Ferry's `port` is the service's; check it (Ferry resolves the service port to the pods' port itself)"
+        ));
+        let wanted = sanitize(label.clone());
+        let name = unique(&wanted, &mut taken);
+        if name != wanted {
+            out.renamed.push((wanted, name.clone()));
+        }
+        let mut f = Forward::new(
+            name,
+            target,
+            PortRef::Number(remote),
+            e.local_port.unwrap_or(0),
+        );
+        f.namespace = Some(e.namespace.clone()).filter(|n| !n.is_empty());
+        f.context = e
+            .context
+            .clone()
+            .filter(|c| !c.is_empty() && c != "current-context");
+        if let Some(addr) = e.local_address.as_deref().filter(|a| !a.is_empty()) {
+            match addr.parse::<IpAddr>() {
+                Ok(ip) => f.bind = ip,
+                Err(_) => {
+                    return Err(err(
+                        line,
+                        format!(
+                            "entry {}: local_address `{addr}` is not an IP address",
+                            i + 1
+                        ),
+                    ));
+                }
+            }
+        }
+        if truthy(&e.domain_enabled) {
+            f.alias = e.alias.clone().map(sanitize);
+        }
+        if truthy(&e.http_logs_enabled) {
+            out.notes
+                .push(format!("{at}: HTTP logging is not carried over"));
+        }
+        if e.auto_loopback_address {
+            out.notes.push(format!(
+                "{at}: auto_loopback_address is not carried over; set `bind` to a 127.x address"
+            ));
+        }
+        if let Some(k) = e
+            .kubeconfig
+            .as_deref()
+            .filter(|k| !k.is_empty() && *k != "default")
+        {
+            out.notes.push(format!(
+                "{at}: kubeconfig {k} is not carried over; Ferry reads KUBECONFIG or ~/.kube/config"
+            ));
+        }
+        out.forwards.push(f);
+    }
+    Ok(out)
+}
+
+/// Writes forwards as kftray's JSON. Only services map to kftray; the others are listed in
+/// the returned notes. kftray's `remote_port` is the pods' port: a numbered service port
+/// is written as it is and noted.
+pub fn kftray_export(config: &Config) -> (String, Vec<String>) {
+    let mut entries = Vec::new();
+    let mut notes = Vec::new();
+    for f in &config.forwards {
+        let Target::Service(svc) = &f.target else {
+            notes.push(format!(
+                "{}: {} has no kftray equivalent; not exported",
+                f.name, f.target
+            ));
+            continue;
+        };
+        let PortRef::Number(port) = &f.port else {
+            notes.push(format!(
+                "{}: kftray needs a port number, not the name `{}`; not exported",
+                f.name, f.port
+            ));
+            continue;
+        };
+        notes.push(format!(
+            "{}: exported remote_port {port} is the service's port; kftray expects the pods' port",
+            f.name
+        ));
+        entries.push(KftrayEntry {
+            service: Some(svc.clone()),
+            namespace: f.namespace.clone().unwrap_or_else(|| "default".into()),
+            local_port: Some(f.local_port),
+            remote_port: Some(*port),
+            context: f.context.clone(),
+            workload_type: Some("service".into()),
+            protocol: "tcp".into(),
+            local_address: Some(f.bind.to_string()),
+            alias: Some(f.alias.clone().unwrap_or_else(|| f.name.clone())),
+            domain_enabled: Some(serde_json::Value::Bool(f.alias.is_some())),
+            ..KftrayEntry::default()
+        });
+    }
+    let text = serde_json::to_string_pretty(&entries).unwrap_or_else(|_| "[]".into());
+    (text, notes)
+}
+
+// === kportal ===
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KportalFile {
+    #[serde(default)]
+    contexts: Vec<KportalContext>,
+    #[serde(default, rename = "healthCheck")]
+    health_check: Option<KportalHealth>,
+    #[serde(default)]
+    reliability: Option<serde_norway::Value>,
+    #[serde(default)]
+    mdns: Option<KportalMdns>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KportalContext {
+    name: String,
+    #[serde(default)]
+    namespaces: Vec<KportalNamespace>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KportalNamespace {
+    name: String,
+    #[serde(default)]
+    forwards: Vec<KportalForward>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KportalForward {
+    resource: String,
+    #[serde(default)]
+    selector: String,
+    #[serde(default)]
+    protocol: String,
+    port: u16,
+    #[serde(rename = "localPort")]
+    local_port: u16,
+    #[serde(default)]
+    alias: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KportalHealth {
+    #[serde(default)]
+    interval: Option<String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default, rename = "maxConnectionAge")]
+    max_connection_age: Option<String>,
+    #[serde(default, rename = "maxIdleTime")]
+    max_idle_time: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KportalMdns {
+    #[serde(default)]
+    enabled: bool,
+}
+
+/// Whether `text` looks like a kportal file (a top-level `contexts:` key).
+pub fn looks_like_kportal(text: &str) -> bool {
+    text.lines().any(|l| l.starts_with("contexts:"))
+}
+
+/// Reads kportal's `.kportal.yaml`: contexts → namespaces → forwards, with its
+/// `healthCheck` mapped to every forward's health spec and `mdns.enabled` to aliases.
+pub fn kportal_yaml(text: &str) -> Result<Imported, ImportError> {
+    let file: KportalFile = serde_norway::from_str(text).map_err(|e| {
+        let line = e.location().map(|l| l.line()).unwrap_or(1);
+        err(line, format!("not a valid kportal file: {e}"))
+    })?;
+    let mut out = Imported::default();
+    let mut taken = BTreeSet::new();
+    let duration =
+        |field: &str, v: &Option<String>| -> Result<Option<std::time::Duration>, ImportError> {
+            match v.as_deref() {
+                None | Some("") => Ok(None),
+                Some(text) => humantime::parse_duration(text).map(Some).map_err(|e| {
+                    err(
+                        1,
+                        format!("healthCheck.{field}: `{text}` is not a duration ({e})"),
+                    )
+                }),
+            }
+        };
+    let mut health = super::HealthSpec::default();
+    if let Some(h) = &file.health_check {
+        if let Some(d) = duration("interval", &h.interval)? {
+            health.interval = d;
+        }
+        if let Some(d) = duration("timeout", &h.timeout)? {
+            health.timeout = d;
+        }
+        health.max_age = duration("maxConnectionAge", &h.max_connection_age)?;
+        health.max_idle = duration("maxIdleTime", &h.max_idle_time)?;
+        match h.method.as_deref() {
+            None | Some("") | Some("data-transfer") => health.kind = super::ProbeKind::Tunnel,
+            Some("tcp-dial") => health.kind = super::ProbeKind::Tcp,
+            Some(other) => out.notes.push(format!(
+                "healthCheck.method `{other}` has no Ferry equivalent; using the tunnel check"
+            )),
+        }
+    }
+    if file.reliability.is_some() {
+        out.notes.push(
+            "reliability settings are not carried over: Ferry reconnects with its own backoff and watchdog".into(),
+        );
+    }
+    let mdns = file.mdns.as_ref().is_some_and(|m| m.enabled);
+    for ctx in &file.contexts {
+        for ns in &ctx.namespaces {
+            for (k, fw) in ns.forwards.iter().enumerate() {
+                let at = format!("{}/{}/forwards[{k}] ({})", ctx.name, ns.name, fw.resource);
+                if fw.protocol.eq_ignore_ascii_case("udp") {
+                    out.notes.push(format!(
+                        "{at}: UDP forwards cannot be carried over; skipped"
+                    ));
+                    continue;
+                }
+                if !fw.selector.is_empty() || !fw.resource.contains('/') {
+                    out.notes.push(format!(
+                        "{at}: pods chosen by label selector (`{}`) cannot be carried over; add a forward to their deployment or statefulset; skipped",
+                        fw.selector
+                    ));
+                    continue;
+                }
+                let target: Target = fw
+                    .resource
+                    .parse()
+                    .map_err(|m: String| err(1, format!("{at}: {m}")))?;
+                if fw.port == 0 {
+                    return Err(err(1, format!("{at}: port 0 is not a port")));
+                }
+                let wanted = sanitize(
+                    fw.alias
+                        .clone()
+                        .unwrap_or_else(|| target.name().to_string()),
+                );
+                let name = unique(&wanted, &mut taken);
+                if name != wanted {
+                    out.renamed.push((wanted, name.clone()));
+                }
+                let mut f = Forward::new(
+                    name,
+                    target.clone(),
+                    PortRef::Number(fw.port),
+                    fw.local_port,
+                );
+                f.context = Some(ctx.name.clone());
+                f.namespace = Some(ns.name.clone());
+                f.health = health.clone();
+                if mdns {
+                    f.alias = Some(sanitize(
+                        fw.alias
+                            .clone()
+                            .unwrap_or_else(|| target.name().to_string()),
+                    ));
+                }
+                out.forwards.push(f);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod foreign_tests {
+    use super::*;
+
+    const KFTRAY: &str = r#"[
+  {
+    "service": "argocd-server",
+    "namespace": "argocd",
+    "local_port": 8888,
+    "remote_port": 8080,
+    "context": "prod",
+    "workload_type": "service",
+    "protocol": "tcp",
+    "alias": "argocd",
+    "domain_enabled": true,
+    "http_logs_enabled": "true"
+  },
+  {"namespace": "x", "workload_type": "proxy", "protocol": "tcp", "remote_address": "db.internal", "remote_port": 5432, "local_port": 5432, "alias": "rds"},
+  {"service": "dns", "namespace": "kube-system", "workload_type": "service", "protocol": "udp", "remote_port": 53, "local_port": 5353},
+  {"namespace": "web", "workload_type": "pod", "protocol": "tcp", "target": "app=nginx", "remote_port": 80, "local_port": 8080}
+]"#;
+
+    #[test]
+    fn kftray_entries_map_or_say_why_not() {
+        let got = kftray_json(KFTRAY).expect("parses");
+        assert_eq!(got.forwards.len(), 1);
+        let f = &got.forwards[0];
+        assert_eq!(
+            (f.name.as_str(), f.alias.as_deref()),
+            ("argocd", Some("argocd"))
+        );
+        assert_eq!(f.target, Target::Service("argocd-server".into()));
+        assert_eq!((f.local_port, &f.port), (8888, &PortRef::Number(8080)));
+        assert_eq!(
+            (f.context.as_deref(), f.namespace.as_deref()),
+            (Some("prod"), Some("argocd"))
+        );
+        let notes = got.notes.join("\n");
+        for expect in [
+            "pods' port",
+            "HTTP logging",
+            "proxy forwards",
+            "UDP",
+            "label selector (`app=nginx`)",
+        ] {
+            assert!(notes.contains(expect), "missing `{expect}` in:\n{notes}");
+        }
+        assert!(notes.contains("line 14 (rds)"), "{notes}");
+    }
+
+    #[test]
+    fn kftray_errors_name_the_line() {
+        let e =
+            kftray_json("[\n  {\"service\": \"a\", \"remote_port\": 1,}\n]").expect_err("bad JSON");
+        assert_eq!(e.line, 2, "{e}");
+        let e = kftray_json("[\n  {\"service\": \"a\", \"remote_port\": 1},\n  {\"workload_type\": \"service\", \"remote_port\": 2}\n]")
+            .expect_err("no service");
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("needs `service`"), "{e}");
+    }
+
+    #[test]
+    fn kftray_export_imports_back() {
+        let cfg = Config::from_yaml(
+            "version: 1\nforwards:\n  - {name: echo, namespace: demo, target: service/echo, port: 80, local_port: 18080, alias: echo}\n  - {name: db, target: statefulset/db, port: pg, local_port: 5432}\n",
+        )
+        .expect("config");
+        let (text, notes) = kftray_export(&cfg);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("db: statefulset/db has no kftray equivalent")),
+            "{notes:?}"
+        );
+        let back = kftray_json(&text).expect("re-imports");
+        assert_eq!(back.forwards.len(), 1);
+        let (a, b) = (&cfg.forwards[0], &back.forwards[0]);
+        assert_eq!(
+            (
+                &a.name,
+                &a.target,
+                &a.port,
+                a.local_port,
+                &a.namespace,
+                &a.alias
+            ),
+            (
+                &b.name,
+                &b.target,
+                &b.port,
+                b.local_port,
+                &b.namespace,
+                &b.alias
+            )
+        );
+    }
+
+    const KPORTAL: &str = "\
+contexts:
+  - name: ferry-fake
+    namespaces:
+      - name: demo
+        forwards:
+          - resource: service/echo
+            protocol: tcp
+            port: 80
+            localPort: 18080
+            alias: echo
+          - resource: pod
+            selector: app=web
+            port: 8080
+            localPort: 18081
+          - resource: statefulset/db
+            protocol: tcp
+            port: 5432
+            localPort: 15432
+healthCheck:
+  interval: 3s
+  timeout: 2s
+  method: tcp-dial
+  maxConnectionAge: 25m
+reliability:
+  retryOnStale: true
+mdns:
+  enabled: true
+";
+
+    #[test]
+    fn kportal_files_map_health_and_mdns() {
+        let got = kportal_yaml(KPORTAL).expect("parses");
+        let names: Vec<&str> = got.forwards.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["echo", "db"]);
+        let echo = &got.forwards[0];
+        assert_eq!(
+            (echo.context.as_deref(), echo.namespace.as_deref()),
+            (Some("ferry-fake"), Some("demo"))
+        );
+        assert_eq!(echo.health.kind, super::super::ProbeKind::Tcp);
+        assert_eq!(echo.health.interval, std::time::Duration::from_secs(3));
+        assert_eq!(
+            echo.health.max_age,
+            Some(std::time::Duration::from_secs(25 * 60))
+        );
+        assert_eq!(echo.alias.as_deref(), Some("echo"));
+        assert_eq!(
+            got.forwards[1].alias.as_deref(),
+            Some("db"),
+            "mdns on: names from the resource"
+        );
+        let notes = got.notes.join("\n");
+        assert!(
+            notes.contains("reliability") && notes.contains("label selector (`app=web`)"),
+            "{notes}"
+        );
+        let e =
+            kportal_yaml("contexts:\n  - name: x\n    colour: red\n").expect_err("unknown field");
+        assert_eq!(e.line, 3, "{e}");
+    }
+}
