@@ -99,6 +99,20 @@ enum Command {
         #[arg(long, value_enum)]
         format: Option<ImportFormat>,
     },
+    /// Manage profiles: `ferry profile ls`, `ferry profile add NAME [FORWARD…]`,
+    /// `ferry profile rm NAME`.
+    Profile {
+        #[command(flatten)]
+        target: ConfigArg,
+        #[command(subcommand)]
+        action: ProfileAction,
+    },
+    /// Check what Ferry needs: kubeconfig files, contexts reachable, credential plugins,
+    /// local ports free, local name resolution. Each line says what to do when it fails.
+    Doctor {
+        #[command(flatten)]
+        target: ConfigArg,
+    },
     /// Print a config in Ferry's format (YAML; JSON with --json), or kftray's JSON.
     Export {
         #[command(flatten)]
@@ -112,6 +126,16 @@ enum Command {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum EventsFormat {
     Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProfileAction {
+    /// List profiles and their forwards.
+    Ls,
+    /// Create a profile, or add forwards to it.
+    Add { name: String, forwards: Vec<String> },
+    /// Remove a profile (its forwards stay).
+    Rm { name: String },
 }
 
 /// Formats `ferry import` reads.
@@ -219,6 +243,7 @@ fn main() -> ExitCode {
             }
             code
         }),
+        Command::Doctor { target } => runtime.block_on(doctor(target)),
         other => match edit(other) {
             Ok(()) => ExitCode::SUCCESS,
             Err(EditError::Usage(e)) => {
@@ -835,6 +860,8 @@ fn edit(command: Command) -> Result<(), EditError> {
             report(target.json, &said, None);
             Ok(())
         }
+        Command::Profile { target, action } => profile(target, action),
+        Command::Doctor { .. } => Ok(()),
         Command::Enable { target, name } => set_enabled(target, &name, true),
         Command::Disable { target, name } => set_enabled(target, &name, false),
         Command::Import {
@@ -873,6 +900,205 @@ fn edit(command: Command) -> Result<(), EditError> {
             report(target.json, &said, report_of.as_ref());
             Ok(())
         }
+    }
+}
+
+fn profile(target: ConfigArg, action: ProfileAction) -> Result<(), EditError> {
+    let path = target.config.unwrap_or_else(default_config_path);
+    match action {
+        ProfileAction::Ls => {
+            let config = read_config(&path)?;
+            if target.json {
+                let list: Vec<serde_json::Value> = config
+                    .profiles
+                    .iter()
+                    .map(|p| serde_json::json!({"name": p.name, "forwards": p.forwards}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for p in &config.profiles {
+                    println!("{}: {}", p.name, p.forwards.join(", "));
+                }
+            }
+            Ok(())
+        }
+        ProfileAction::Add { name, forwards } => {
+            let said = modify(&path, |config| {
+                match config.profiles.iter_mut().find(|p| p.name == name) {
+                    Some(p) => {
+                        for f in &forwards {
+                            if !p.forwards.contains(f) {
+                                p.forwards.push(f.clone());
+                            }
+                        }
+                    }
+                    None => config.profiles.push(ferry_core::config::Profile {
+                        name: name.clone(),
+                        forwards: forwards.clone(),
+                    }),
+                }
+                Ok(format!("profile {name}: {}", forwards.join(", ")))
+            })?;
+            report(target.json, &said, None);
+            Ok(())
+        }
+        ProfileAction::Rm { name } => {
+            let said = modify(&path, |config| {
+                let before = config.profiles.len();
+                config.profiles.retain(|p| p.name != name);
+                if config.profiles.len() == before {
+                    return Err(EditError::Usage(format!("no profile named `{name}`")));
+                }
+                Ok(format!("removed profile {name}"))
+            })?;
+            report(target.json, &said, None);
+            Ok(())
+        }
+    }
+}
+
+/// One line of `ferry doctor`.
+struct Check {
+    ok: bool,
+    what: String,
+    detail: String,
+}
+
+async fn doctor(target: ConfigArg) -> ExitCode {
+    use ferry_core::cluster::{ClientPool, KubeconfigSource};
+    let mut checks = Vec::new();
+    let source = KubeconfigSource::from_env();
+    let found: Vec<String> = source
+        .paths()
+        .iter()
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    checks.push(Check {
+        ok: !found.is_empty(),
+        what: "kubeconfig".into(),
+        detail: if found.is_empty() {
+            format!(
+                "no file at {}; set KUBECONFIG or create ~/.kube/config (or try `ferry up --demo`)",
+                source
+                    .paths()
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            format!("read {}", found.join(", "))
+        },
+    });
+    let pool = ClientPool::new(source);
+    if let Ok((contexts, _)) = pool.contexts() {
+        for ctx in contexts {
+            let check = match pool.client(Some(&ctx)).await {
+                Err(e) => Check {
+                    ok: false,
+                    what: format!("context {ctx}"),
+                    detail: e.to_string(),
+                },
+                Ok(cc) => {
+                    let reach =
+                        tokio::time::timeout(Duration::from_secs(5), cc.client.apiserver_version())
+                            .await;
+                    let plugin = cc
+                        .plugin
+                        .map(|p| format!("; credential plugin {p}"))
+                        .unwrap_or_default();
+                    match reach {
+                        Ok(Ok(v)) => Check {
+                            ok: true,
+                            what: format!("context {ctx}"),
+                            detail: format!(
+                                "reachable, Kubernetes {}.{}{plugin}",
+                                v.major, v.minor
+                            ),
+                        },
+                        Ok(Err(e)) => Check {
+                            ok: false,
+                            what: format!("context {ctx}"),
+                            detail: format!(
+                                "not reachable: {e}; check the server address, the network or VPN, and the credentials{plugin}"
+                            ),
+                        },
+                        Err(_) => Check {
+                            ok: false,
+                            what: format!("context {ctx}"),
+                            detail: "no answer within 5s; check the network or VPN".into(),
+                        },
+                    }
+                }
+            };
+            checks.push(check);
+        }
+    }
+    let path = target.config.clone().unwrap_or_else(default_config_path);
+    match read_config(&path) {
+        Err(EditError::Usage(e)) | Err(EditError::Failed(e)) => checks.push(Check {
+            ok: false,
+            what: "config".into(),
+            detail: e,
+        }),
+        Ok(config) => {
+            checks.push(Check {
+                ok: true,
+                what: "config".into(),
+                detail: format!("{} forwards in {}", config.forwards.len(), path.display()),
+            });
+            for f in config
+                .forwards
+                .iter()
+                .filter(|f| f.enabled && f.local_port != 0)
+            {
+                let addr = std::net::SocketAddr::new(f.bind, f.local_port);
+                let free = std::net::TcpListener::bind(addr);
+                checks.push(Check {
+                    ok: free.is_ok(),
+                    what: format!("port {addr} ({})", f.name),
+                    detail: match free {
+                        Ok(_) => "free".into(),
+                        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => format!("{addr} is already in use; stop what uses it (ss -ltnp 'sport = :{}') or pick another local_port", f.local_port),
+                        Err(e) => format!("cannot bind {addr}: {e}"),
+                    },
+                });
+            }
+            if config.forwards.iter().any(|f| f.alias.is_some()) {
+                let resolves = ferry_core::mdns::local_names_resolve();
+                checks.push(Check {
+                    ok: resolves != Some(false),
+                    what: "local names (.local)".into(),
+                    detail: match resolves {
+                        Some(false) => "this machine does not resolve .local names; install nss-mdns (Debian/Ubuntu: sudo apt install libnss-mdns)".into(),
+                        _ => "resolvable on this machine".into(),
+                    },
+                });
+            }
+        }
+    }
+    let failed = checks.iter().any(|c| !c.ok);
+    if target.json {
+        let list: Vec<serde_json::Value> = checks
+            .iter()
+            .map(|c| serde_json::json!({"ok": c.ok, "check": c.what, "detail": c.detail}))
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else {
+        for c in &checks {
+            println!(
+                "{}  {}: {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.what,
+                c.detail
+            );
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -267,3 +267,27 @@ fn kftray_and_kportal_files_import_and_kftray_exports() {
     );
     assert_eq!(std::fs::read(&cfg).expect("config"), before);
 }
+
+#[test]
+fn profiles_are_managed_from_the_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("ferry.yaml");
+    ok(&["add", "-c", path(&cfg), "svc/a", "1001:80"]);
+    ok(&["add", "-c", path(&cfg), "svc/b", "1002:80"]);
+    ok(&["profile", "-c", path(&cfg), "add", "dev", "a"]);
+    ok(&["profile", "-c", path(&cfg), "add", "dev", "b", "a"]);
+    let list: Value =
+        serde_json::from_str(&ok(&["profile", "-c", path(&cfg), "--json", "ls"])).expect("json");
+    assert_eq!(
+        list,
+        serde_json::json!([{"name": "dev", "forwards": ["a", "b"]}])
+    );
+    let out = ferry(&["profile", "-c", path(&cfg), "add", "dev", "ghost"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a profile naming a missing forward is refused"
+    );
+    ok(&["profile", "-c", path(&cfg), "rm", "dev"]);
+    assert!(Config::from_file(&cfg).expect("valid").profiles.is_empty());
+}

@@ -343,3 +343,58 @@ async fn up_runs_a_kportal_file_and_reloads_it() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_contexts_and_ports() -> anyhow::Result<()> {
+    let (_fake, dir) = fake().await?;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = taken.local_addr()?.port();
+    let config = dir.path().join("ferry.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nforwards:\n  - {{name: busy, namespace: demo, target: pod/solo, port: 9000, local_port: {port}}}\n"
+        ),
+    )?;
+    let out = Command::new(BIN)
+        .args([
+            "doctor",
+            "-c",
+            config.to_str().unwrap_or_default(),
+            "--json",
+        ])
+        .env("KUBECONFIG", dir.path().join("kubeconfig"))
+        .output()
+        .await?;
+    assert!(!out.status.success(), "a port in use is a failed check");
+    let checks: Value = serde_json::from_slice(&out.stdout)?;
+    let find = |what: &str| {
+        checks
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|c| c["check"].as_str().is_some_and(|s| s.starts_with(what)))
+                    .cloned()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(find("kubeconfig")["ok"], true, "{checks}");
+    let ctx = find("context ferry-fake");
+    assert_eq!(ctx["ok"], true, "{checks}");
+    assert!(
+        ctx["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("reachable, Kubernetes 1.33")),
+        "{ctx}"
+    );
+    let busy = find("port 127.0.0.1");
+    assert_eq!(busy["ok"], false, "{checks}");
+    assert!(
+        busy["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("already in use")),
+        "{busy}"
+    );
+    drop(taken);
+    Ok(())
+}
