@@ -100,12 +100,14 @@ impl ExecResolver {
     }
 
     /// The login shell's `PATH` entries; empty when there is no shell or it did not answer
-    /// in time (never blocks longer than `shell_timeout`).
+    /// in time (never blocks longer than `shell_timeout`). Only an answer is cached: a
+    /// shell that failed is asked again next time.
     async fn login_path(&self) -> &[PathBuf] {
-        self.login_path
-            .get_or_init(|| async {
+        let read = self
+            .login_path
+            .get_or_try_init(|| async {
                 let Some(shell) = &self.options.login_shell else {
-                    return Vec::new();
+                    return Ok(Vec::new());
                 };
                 let mut cmd = tokio::process::Command::new(shell);
                 cmd.args(["-l", "-c", "printf '%s' \"$PATH\""])
@@ -117,15 +119,19 @@ impl ExecResolver {
                         let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
                         let dirs: Vec<PathBuf> = std::env::split_paths(&text).collect();
                         debug!(shell = %shell.display(), dirs = dirs.len(), "read the login shell's PATH");
-                        dirs
+                        Ok(dirs)
                     }
                     Ok(_) | Err(_) => {
                         info!(shell = %shell.display(), "the login shell did not report a PATH in time");
-                        Vec::new()
+                        Err(())
                     }
                 }
             })
-            .await
+            .await;
+        match read {
+            Ok(dirs) => dirs.as_slice(),
+            Err(()) => &[],
+        }
     }
 
     /// Finds `command`. A command with a directory part is taken as it is.
