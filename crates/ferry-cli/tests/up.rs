@@ -50,6 +50,19 @@ fn spawn(dir: &Path, args: &[&str]) -> anyhow::Result<Child> {
         .spawn()?)
 }
 
+/// Starts `ferry` and hands back its stdout as lines.
+fn spawn_lines(
+    dir: &Path,
+    args: &[&str],
+) -> anyhow::Result<(Child, Lines<BufReader<ChildStdout>>)> {
+    let mut child = spawn(dir, args)?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("stdout"))?;
+    Ok((child, BufReader::new(stdout).lines()))
+}
+
 /// Reads JSON event lines until one satisfies `check`.
 async fn until(
     lines: &mut Lines<BufReader<ChildStdout>>,
@@ -115,7 +128,7 @@ async fn up_prints_events_reloads_and_exits_cleanly() -> anyhow::Result<()> {
             forward("echo", "service/echo", "80")
         ),
     )?;
-    let mut child = spawn(
+    let (mut child, mut lines) = spawn_lines(
         dir.path(),
         &[
             "up",
@@ -125,13 +138,6 @@ async fn up_prints_events_reloads_and_exits_cleanly() -> anyhow::Result<()> {
             "json",
         ],
     )?;
-    let mut lines = BufReader::new(
-        child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("stdout"))?,
-    )
-    .lines();
     let active = until(&mut lines, "echo active", is_active("echo")).await?;
     let local = active["local"].as_str().unwrap_or_default().to_string();
     assert_eq!(active["health"], "up", "{active}");
@@ -227,7 +233,7 @@ async fn up_with_a_profile_runs_only_its_forwards() -> anyhow::Result<()> {
             forward("db", "statefulset/db", "pg")
         ),
     )?;
-    let mut child = spawn(
+    let (mut child, mut lines) = spawn_lines(
         dir.path(),
         &[
             "up",
@@ -239,13 +245,6 @@ async fn up_with_a_profile_runs_only_its_forwards() -> anyhow::Result<()> {
             "json",
         ],
     )?;
-    let mut lines = BufReader::new(
-        child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("stdout"))?,
-    )
-    .lines();
     let first = until(&mut lines, "echo reported", |e| e["forward"] == "echo").await?;
     assert_eq!(first["state"], "disabled");
     until(&mut lines, "db active", is_active("db")).await?;
@@ -301,7 +300,7 @@ async fn up_runs_a_kportal_file_and_reloads_it() -> anyhow::Result<()> {
     let file = dir.path().join(".kportal.yaml");
     let one = "contexts:\n  - name: ferry-fake\n    namespaces:\n      - name: demo\n        forwards:\n          - {resource: service/echo, protocol: tcp, port: 80, localPort: 0, alias: echo}\n";
     std::fs::write(&file, one)?;
-    let mut child = spawn(
+    let (mut child, mut lines) = spawn_lines(
         dir.path(),
         &[
             "up",
@@ -311,13 +310,6 @@ async fn up_runs_a_kportal_file_and_reloads_it() -> anyhow::Result<()> {
             "json",
         ],
     )?;
-    let mut lines = BufReader::new(
-        child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("stdout"))?,
-    )
-    .lines();
     let active = until(&mut lines, "echo active", is_active("echo")).await?;
     let local = active["local"].as_str().unwrap_or_default().to_string();
     assert_eq!(echo(&local, b"via kportal").await?, b"via kportal");
