@@ -165,7 +165,25 @@ impl WorkerShared {
             if let Some(e) = &s.error {
                 s.last_error = Some(e.clone());
             }
-            *s != before
+            // A probe's latency and time alone are not news: they reach the snapshot with
+            // the next real change or with `Engine::snapshot`, without waking the manager
+            // for every probe of every forward.
+            s.state != before.state
+                || s.health != before.health
+                || s.detail != before.detail
+                || s.history != before.history
+                || s.error != before.error
+                || s.last_error != before.last_error
+                || s.pod != before.pod
+                || s.local != before.local
+                || s.url != before.url
+                || s.alias != before.alias
+                || s.alias_warning != before.alias_warning
+                || s.context != before.context
+                || s.namespace != before.namespace
+                || s.credential_plugin != before.credential_plugin
+                || s.exposed != before.exposed
+                || (s.latency_ms.is_some() != before.latency_ms.is_some())
         };
         if changed {
             let _ = self.notify.try_send(());
@@ -222,6 +240,11 @@ impl ProbeHandle {
             .and_then(|p| targets.endpoints.iter().find(|e| e.pod == p).cloned())
             .or_else(|| targets.endpoints.first().cloned())?;
         Some((client, targets.namespace, ep))
+    }
+
+    /// The kubeconfig context the forward resolved with.
+    pub(crate) fn context(&self) -> Option<String> {
+        self.shared.status.lock().context.clone()
     }
 
     /// The target object's name (the default `Host` of HTTP checks).

@@ -70,7 +70,10 @@ struct Entry {
 /// Runs until `token` is cancelled.
 pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: CancellationToken) {
     let mut entries: HashMap<String, Entry> = HashMap::new();
-    let mut probes: JoinSet<(String, u64, ProbeResult)> = JoinSet::new();
+    let mut probes: JoinSet<(String, u64, Option<String>, ProbeResult)> = JoinSet::new();
+    // Recent results by what was probed (see `probe_key`), shared by forwards that check
+    // the same pod port the same way.
+    let mut cache: HashMap<String, (Instant, ProbeResult)> = HashMap::new();
     // Which forward each probe task is for, so a probe that panics does not leave its
     // forward marked in flight (and never probed again).
     let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
@@ -93,29 +96,55 @@ pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: Cancellat
                 Some(cmd) => handle(&mut entries, cmd, &mut added),
                 None => return,
             },
-            Some(done) = probes.join_next() => {
-                if let Ok((name, generation, result)) = done
-                    && let Some(e) = entries.get_mut(&name).filter(|e| e.generation == generation) {
-                        e.in_flight = false;
-                        let failed = !result.passed;
-                        e.checker.step(&e.spec, result, now_ms());
-                        e.next_due = Instant::now() + e.checker.next_interval(&e.spec);
-                        if let Some(p) = &e.probe {
-                            p.publish(&e.checker, true);
-                            if failed {
-                                // The pod may be gone: look again, as pod churn does.
-                                p.nudge();
-                            }
+            Some(done) = probes.join_next_with_id() => {
+                let (name, outcome) = match done {
+                    Ok((id, (name, generation, key, result))) => {
+                        running.remove(&id);
+                        if let Some(key) = key {
+                            cache.insert(key, (Instant::now(), result.clone()));
                         }
+                        (name, Some((generation, result)))
                     }
+                    // A probe that panicked: its forward is probed again after an interval.
+                    Err(e) => match running.remove(&e.id()) {
+                        Some(name) => (name, None),
+                        None => continue,
+                    },
+                };
+                let Some(e) = entries.get_mut(&name) else { continue };
+                match outcome {
+                    Some((generation, result)) if generation == e.generation => {
+                        apply(e, result);
+                    }
+                    Some(_) => {}
+                    None => {
+                        e.in_flight = false;
+                        e.next_due = Instant::now() + e.spec.interval;
+                    }
+                }
             }
             () = sleep => {
                 let now = Instant::now();
+                cache.retain(|_, (at, _)| now.duration_since(*at) < CACHE_FOR);
                 for (name, e) in entries.iter_mut() {
                     if !is_scheduled(e) || e.next_due > now {
                         continue;
                     }
                     let Some(probe) = e.probe.clone() else { continue };
+                    // Forwards checking the same pod port the same way share results: a
+                    // fresh enough one is reused instead of probing again.
+                    let key = probe_key(&e.spec, &probe);
+                    // Half the entry's own period: steady forwards share widely, those
+                    // counting towards a change only very recent results.
+                    let fresh = e.checker.next_interval(&e.spec) / 2;
+                    if let Some((_, result)) = key
+                        .as_ref()
+                        .and_then(|k| cache.get(k))
+                        .filter(|(at, _)| now.duration_since(*at) < fresh)
+                    {
+                        apply(e, result.clone());
+                        continue;
+                    }
                     e.in_flight = true;
                     let spec = e.spec.clone();
                     let generation = e.generation;
@@ -126,7 +155,7 @@ pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: Cancellat
                         async move {
                             let result = run_probe(&spec, &probe).await;
                             debug!(passed = result.passed, detail = %result.detail, "probe done");
-                            (name, generation, result)
+                            (name, generation, key, result)
                         }
                         .instrument(span),
                     );
@@ -135,6 +164,38 @@ pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: Cancellat
             }
         }
     }
+}
+
+/// How long a shared result is kept at most.
+const CACHE_FOR: Duration = Duration::from_secs(60);
+
+/// Feeds a result to an entry's checker, reschedules it and shows the verdict.
+fn apply(e: &mut Entry, result: ProbeResult) {
+    e.in_flight = false;
+    let failed = !result.passed;
+    e.checker.step(&e.spec, result, now_ms());
+    e.next_due = Instant::now() + e.checker.next_interval(&e.spec);
+    if let Some(p) = &e.probe {
+        p.publish(&e.checker, true);
+        if failed {
+            // The pod may be gone: look again, as pod churn does.
+            p.nudge();
+        }
+    }
+}
+
+/// What a probe checks, when it can be shared: the same context, pod port and check
+/// settings. `tcp` checks go through each forward's own listener, so they are not shared.
+fn probe_key(spec: &HealthSpec, probe: &ProbeHandle) -> Option<String> {
+    if matches!(spec.kind, ProbeKind::Tcp | ProbeKind::None) {
+        return None;
+    }
+    let (_, namespace, ep) = probe.endpoint()?;
+    let context = probe.context()?;
+    Some(format!(
+        "{context}|{namespace}|{}|{}|{:?}|{:?}|{:?}",
+        ep.pod, ep.port, spec.kind, spec.timeout, spec.http
+    ))
 }
 
 fn is_scheduled(e: &Entry) -> bool {
