@@ -62,7 +62,7 @@ enum Command {
         #[arg(long)]
         profile: Option<String>,
         /// `[kubectl port-forward] [-n NS] [--context C] TYPE/NAME [LOCAL:]REMOTE…`
-        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
         line: Vec<String>,
     },
     /// Remove a forward (and its mentions in profiles).
@@ -678,11 +678,19 @@ fn read_config(path: &Path) -> Result<Config, EditError> {
     if !path.exists() {
         return Ok(Config::default());
     }
-    Config::from_file(path).map_err(|e| EditError::Usage(format!("{}: {e}", path.display())))
+    Config::from_file(path).map_err(|e| match e {
+        ferry_core::config::ConfigError::Read { .. } => {
+            EditError::Failed(format!("{}: {e}", path.display()))
+        }
+        _ => EditError::Usage(format!("{}: {e}", path.display())),
+    })
 }
 
-/// Writes the config atomically (a temporary file in the same directory, then rename).
+/// Writes the config atomically (a temporary file in the same directory, flushed to disk,
+/// then renamed over the file), keeping the file's permissions; a symlinked config is
+/// written through to its target.
 fn write_config(path: &Path, config: &Config) -> Result<(), EditError> {
+    let path = &resolve_link(path);
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
@@ -693,20 +701,48 @@ fn write_config(path: &Path, config: &Config) -> Result<(), EditError> {
     }
     .map_err(|e| EditError::Failed(e.to_string()))?;
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            EditError::Failed(format!("writing {}: {e}", path.display()))
-        })
+    let write = || -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            file.set_permissions(meta.permissions())?;
+        }
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        EditError::Failed(format!("writing {}: {e}", path.display()))
+    })
 }
 
 /// Read, change, validate, write — under the lock. `change` says what it did.
+/// The file a symlinked config points at (so writes and the lock go there).
+fn resolve_link(path: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
 fn modify(
     path: &Path,
     change: impl FnOnce(&mut Config) -> Result<String, EditError>,
 ) -> Result<String, EditError> {
+    let path = &resolve_link(path);
     let _lock = ConfigLock::take(path)?;
+    if std::fs::read_to_string(path).is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.trim_start().starts_with('#') || l.contains(" #"))
+    }) {
+        eprintln!(
+            "ferry: note: {} has comments; rewriting it keeps every setting but not the comments",
+            path.display()
+        );
+    }
     let mut config = read_config(path)?;
     let said = change(&mut config)?;
     config.validate().map_err(|e| {
@@ -809,13 +845,30 @@ fn edit(command: Command) -> Result<(), EditError> {
             Ok(())
         }
         Command::Add {
-            target,
-            name,
-            profile,
+            mut target,
+            mut name,
+            mut profile,
             line,
         } => {
-            let path = target.config.unwrap_or_else(default_config_path);
-            let mut words = line.clone();
+            // Ferry's own options may come after the kubectl-style line, where the
+            // argument parser hands them over as part of it: take them out.
+            let mut words = Vec::new();
+            let mut rest = line.into_iter();
+            while let Some(w) = rest.next() {
+                let (flag, inline) = match w.split_once('=') {
+                    Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+                    _ => (w.clone(), None),
+                };
+                let mut value = || inline.clone().or_else(|| rest.next());
+                match flag.as_str() {
+                    "--name" => name = value(),
+                    "--profile" => profile = value(),
+                    "-c" | "--config" => target.config = value().map(PathBuf::from),
+                    "--json" => target.json = true,
+                    _ => words.push(w),
+                }
+            }
+            let path = target.config.clone().unwrap_or_else(default_config_path);
             if words.first().map(String::as_str) != Some("kubectl") {
                 words.insert(0, "port-forward".into());
                 words.insert(0, "kubectl".into());
@@ -992,7 +1045,20 @@ async fn doctor(target: ConfigArg) -> ExitCode {
         },
     });
     let pool = ClientPool::new(source);
-    if let Ok((contexts, _)) = pool.contexts() {
+    let contexts = match pool.contexts() {
+        Ok((contexts, _)) => contexts,
+        Err(e) => {
+            if !found.is_empty() {
+                checks.push(Check {
+                    ok: false,
+                    what: "kubeconfig".into(),
+                    detail: format!("cannot be read: {e}; fix the file or KUBECONFIG"),
+                });
+            }
+            Vec::new()
+        }
+    };
+    {
         for ctx in contexts {
             let check = match pool.client(Some(&ctx)).await {
                 Err(e) => Check {

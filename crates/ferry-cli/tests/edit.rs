@@ -291,3 +291,31 @@ fn profiles_are_managed_from_the_cli() {
     ok(&["profile", "-c", path(&cfg), "rm", "dev"]);
     assert!(Config::from_file(&cfg).expect("valid").profiles.is_empty());
 }
+
+#[test]
+fn add_takes_its_options_after_the_line_as_the_readme_writes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("ferry.yaml");
+    ok(&[
+        "add",
+        "-n",
+        "demo",
+        "svc/echo",
+        "18080:80",
+        "--name",
+        "echo",
+        "--profile",
+        "dev",
+        "-c",
+        path(&cfg),
+    ]);
+    let config = Config::from_file(&cfg).expect("valid");
+    assert_eq!(config.forwards[0].name, "echo");
+    assert_eq!(config.forwards[0].namespace.as_deref(), Some("demo"));
+    assert_eq!(config.profiles[0].forwards, ["echo"]);
+    // A port name Ferry could not read back is refused before anything is written.
+    let out = ferry(&["add", "svc/x", "1:HTTP", "-c", path(&cfg)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a port number or port name"));
+    assert!(Config::from_file(&cfg).is_ok(), "the config still reads");
+}

@@ -639,11 +639,13 @@ impl Manager {
                 desired.insert(f.name.clone(), (alias.clone(), local));
             }
         }
+        // Withdraw first (gone or changed), then publish: an alias moving from one
+        // forward to another is never withdrawn after its new owner published it.
         let gone: Vec<String> = self
             .announced
-            .keys()
-            .filter(|k| !desired.contains_key(*k))
-            .cloned()
+            .iter()
+            .filter(|(k, v)| desired.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
             .collect();
         for name in gone {
             self.announced.remove(&name);

@@ -85,6 +85,16 @@ impl Publisher {
             return None;
         }
         self.withdraw(forward);
+        // An alias another forward of ours still holds is handed over, not contested.
+        let holders: Vec<String> = self
+            .published
+            .iter()
+            .filter(|(_, p)| p.alias == alias)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for other in holders {
+            self.withdraw(&other);
+        }
         let host = format!("{alias}.local.");
         let daemon = match self.daemon() {
             Ok(d) => d,

@@ -224,6 +224,8 @@ impl HealthSpec {
         ] {
             if d.is_some_and(|d| d < Duration::from_millis(10)) {
                 out.push(Problem::new(at(field), "must be at least 10ms"));
+            } else if d.is_some_and(|d| d > Duration::from_secs(7 * 24 * 3600)) {
+                out.push(Problem::new(at(field), "must be at most 7 days"));
             }
         }
         if self.rise == 0 {

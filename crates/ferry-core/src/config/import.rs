@@ -49,8 +49,12 @@ pub fn kubectl_lines(text: &str) -> Result<Imported, ImportError> {
     let mut start_line = 0;
     for (i, raw) in text.lines().enumerate() {
         let number = i + 1;
-        let line = raw.split(" #").next().unwrap_or(raw).trim();
+        let line = raw.trim();
         if pending.is_empty() {
+            // A comment ends at the end of its line, whatever it ends with.
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
             start_line = number;
         }
         if let Some(cont) = line.strip_suffix('\\') {
@@ -60,11 +64,7 @@ pub fn kubectl_lines(text: &str) -> Result<Imported, ImportError> {
         }
         pending.push_str(line);
         let command = std::mem::take(&mut pending);
-        let command = command.trim();
-        if command.is_empty() || command.starts_with('#') {
-            continue;
-        }
-        parse_command(command, start_line, &mut out, &mut taken)?;
+        parse_command(command.trim(), start_line, &mut out, &mut taken)?;
     }
     if !pending.trim().is_empty() {
         parse_command(pending.trim(), start_line, &mut out, &mut taken)?;
@@ -78,11 +78,30 @@ fn parse_command(
     out: &mut Imported,
     taken: &mut BTreeSet<String>,
 ) -> Result<(), ImportError> {
-    let command = command
-        .trim_start_matches("$ ")
-        .trim_end_matches('&')
-        .trim();
-    let mut words = command.split_whitespace().peekable();
+    // Words as the shell splits them (quotes, escapes); a word starting with `#` starts
+    // a comment.
+    let mut split = shell_words::split(command)
+        .map_err(|e| err(line, format!("cannot split the command into words: {e}")))?;
+    if let Some(cut) = split.iter().position(|w| w.starts_with('#')) {
+        split.truncate(cut);
+    }
+    if split.first().is_some_and(|w| w == "$") {
+        split.remove(0);
+    }
+    if let Some(last) = split.last_mut() {
+        if last == "&" {
+            split.pop();
+        } else if let Some(stripped) = last.strip_suffix('&') {
+            *last = stripped.to_string();
+        }
+    }
+    if let Some(var) = split.iter().find(|w| w.contains('$') || w.contains('`')) {
+        return Err(err(
+            line,
+            format!("`{var}` uses a shell variable or command; write its value"),
+        ));
+    }
+    let mut words = split.iter().map(String::as_str).peekable();
     let Some(first) = words.next() else {
         return Ok(());
     };
@@ -193,13 +212,9 @@ fn parse_command(
                 )
             })?
         };
-        let port = match remote.parse::<u16>() {
-            Ok(0) | Err(_) if remote.chars().all(|c| c.is_ascii_digit()) => {
-                return Err(err(line, format!("`{remote}` in `{spec}` is not a port")));
-            }
-            Ok(n) => PortRef::Number(n),
-            Err(_) => PortRef::Name(remote.to_string()),
-        };
+        let port: PortRef = remote
+            .parse()
+            .map_err(|m: String| err(line, format!("in `{spec}`: {m}")))?;
         let wanted = sanitize(if ports.len() > 1 {
             format!("{}-{remote}", target.name())
         } else {
@@ -266,12 +281,28 @@ impl Config {
     ) -> Result<(Config, Imported), super::ConfigError> {
         let mut next = self.clone();
         let mut taken: BTreeSet<String> = next.forwards.iter().map(|f| f.name.clone()).collect();
+        let mut aliases: BTreeSet<String> = next
+            .forwards
+            .iter()
+            .filter_map(|f| f.alias.clone())
+            .collect();
         for f in &mut imported.forwards {
             let wanted = f.name.clone();
             let name = unique(&wanted, &mut taken);
             if name != wanted {
                 imported.renamed.push((wanted, name.clone()));
                 f.name = name;
+            }
+            // Aliases must be unique too: a clashing one is renamed like names are.
+            if let Some(alias) = f.alias.clone() {
+                let given = unique(&alias, &mut aliases);
+                if given != alias {
+                    imported.notes.push(format!(
+                        "{}: alias {alias} is taken; published as {given}.local instead",
+                        f.name
+                    ));
+                    f.alias = Some(given);
+                }
             }
             next.forwards.push(f.clone());
         }
@@ -307,6 +338,13 @@ kubectl port-forward --namespace demo \\
         let got = kubectl_lines(text).expect("parses");
         let names: Vec<&str> = got.forwards.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["echo", "web-http", "web-9090", "db-0", "db"]);
+        let quoted = kubectl_lines(
+            "# old: kubectl port-forward svc/gone 1:1 \\\nkubectl --context \"prod-eu\" port-forward -n 'demo' svc/api 8080:80\t# api\n",
+        )
+        .expect("quotes and tab comments");
+        assert_eq!(quoted.forwards.len(), 1);
+        assert_eq!(quoted.forwards[0].context.as_deref(), Some("prod-eu"));
+        assert_eq!(quoted.forwards[0].namespace.as_deref(), Some("demo"));
         let echo = &got.forwards[0];
         assert_eq!(echo.target, Target::Service("echo".into()));
         assert_eq!((echo.local_port, &echo.port), (18080, &PortRef::Number(80)));
@@ -341,6 +379,11 @@ kubectl port-forward --namespace demo \\
             ("kubectl port-forward job/x 80\n", "not a target kind"),
             ("kubectl port-forward svc/echo\n", "missing the ports"),
             ("kubectl port-forward -n\n", "-n needs a value"),
+            (
+                "kubectl --context $CTX port-forward svc/a 80\n",
+                "shell variable",
+            ),
+            ("kubectl port-forward \"svc/a 80\n", "cannot split"),
         ] {
             let e = kubectl_lines(text).expect_err(text);
             assert!(e.to_string().contains(expect), "{text:?}: {e}");
@@ -464,12 +507,14 @@ pub fn kftray_json(text: &str) -> Result<Imported, ImportError> {
     let entries = match value {
         serde_json::Value::Array(items) => items,
         obj @ serde_json::Value::Object(_) => vec![obj],
+        // (A single object starts on line 1, which `line_of_element` does not look for.)
         _ => return Err(err(1, "expected a JSON array of kftray configs")),
     };
     let mut out = Imported::default();
     let mut taken = BTreeSet::new();
+    let single = !text.trim_start().starts_with('[');
     for (i, raw) in entries.into_iter().enumerate() {
-        let line = line_of_element(text, i);
+        let line = if single { 1 } else { line_of_element(text, i) };
         let e: KftrayEntry =
             serde_json::from_value(raw).map_err(|e| err(line, format!("entry {}: {e}", i + 1)))?;
         let label = e
@@ -694,6 +739,13 @@ struct KportalMdns {
     enabled: bool,
 }
 
+/// The first line mentioning `needle` (1 when none does).
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .map_or(1, |i| i + 1)
+}
+
 /// Whether `text` looks like a kportal file (a top-level `contexts:` key).
 pub fn looks_like_kportal(text: &str) -> bool {
     text.lines().any(|l| l.starts_with("contexts:"))
@@ -708,13 +760,14 @@ pub fn kportal_yaml(text: &str) -> Result<Imported, ImportError> {
     })?;
     let mut out = Imported::default();
     let mut taken = BTreeSet::new();
+    let source = text;
     let duration =
         |field: &str, v: &Option<String>| -> Result<Option<std::time::Duration>, ImportError> {
             match v.as_deref() {
                 None | Some("") => Ok(None),
                 Some(text) => humantime::parse_duration(text).map(Some).map_err(|e| {
                     err(
-                        1,
+                        line_of(source, &format!("{field}:")),
                         format!("healthCheck.{field}: `{text}` is not a duration ({e})"),
                     )
                 }),
@@ -764,9 +817,18 @@ pub fn kportal_yaml(text: &str) -> Result<Imported, ImportError> {
                 let target: Target = fw
                     .resource
                     .parse()
-                    .map_err(|m: String| err(1, format!("{at}: {m}")))?;
+                    .map_err(|m: String| err(line_of(text, &fw.resource), format!("{at}: {m}")))?;
+                if matches!(target, Target::Pod(_)) {
+                    out.notes.push(format!(
+                        "{at}: kportal matches pods by name prefix, Ferry by exact name; if {} is a prefix, point the forward at its deployment or statefulset",
+                        fw.resource
+                    ));
+                }
                 if fw.port == 0 {
-                    return Err(err(1, format!("{at}: port 0 is not a port")));
+                    return Err(err(
+                        line_of(text, &fw.resource),
+                        format!("{at}: port 0 is not a port"),
+                    ));
                 }
                 let wanted = sanitize(
                     fw.alias

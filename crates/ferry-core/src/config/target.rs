@@ -107,6 +107,42 @@ impl fmt::Display for PortRef {
     }
 }
 
+impl FromStr for PortRef {
+    type Err = String;
+
+    /// A port number (1-65535) or a port name (1-15 lower-case letters, digits and '-',
+    /// with at least one letter), as Kubernetes names container and service ports.
+    fn from_str(t: &str) -> Result<Self, Self::Err> {
+        if t.bytes().all(|b| b.is_ascii_digit()) && !t.is_empty() {
+            return t
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .map(PortRef::Number)
+                .ok_or_else(|| format!("{t} is not a port"));
+        }
+        if is_port_name(t) {
+            Ok(PortRef::Name(t.to_string()))
+        } else {
+            Err(format!(
+                "`{t}` is not a port number or port name (names: at most 15 lower-case letters, digits and '-')"
+            ))
+        }
+    }
+}
+
+/// Whether `t` is a valid Kubernetes port name.
+pub(crate) fn is_port_name(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 15
+        && t.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && t.bytes().any(|b| b.is_ascii_lowercase())
+        && !t.starts_with('-')
+        && !t.ends_with('-')
+}
+
 impl Serialize for PortRef {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {

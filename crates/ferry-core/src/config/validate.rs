@@ -166,6 +166,17 @@ fn check_forwards(forwards: &[Forward], problems: &mut Vec<Problem>) {
 
         problems.extend(forward.health.problems(i));
 
+        if let crate::config::PortRef::Name(name) = &forward.port
+            && !super::target::is_port_name(name)
+        {
+            problems.push(Problem::new(
+                at("port"),
+                format!(
+                    "`{name}` is not a port name (at most 15 lower-case letters, digits and '-')"
+                ),
+            ));
+        }
+
         if let Some(alias) = &forward.alias {
             if let Err(message) = check_alias(alias) {
                 problems.push(Problem::new(at("alias"), message));

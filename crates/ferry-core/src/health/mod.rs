@@ -192,8 +192,17 @@ fn probe_key(spec: &HealthSpec, probe: &ProbeHandle) -> Option<String> {
     }
     let (_, namespace, ep) = probe.endpoint()?;
     let context = probe.context()?;
+    // An HTTP check's Host defaults to the target's name: part of what is checked.
+    let host = match spec.kind {
+        ProbeKind::Http => spec
+            .http
+            .host
+            .clone()
+            .unwrap_or_else(|| probe.target_name()),
+        _ => String::new(),
+    };
     Some(format!(
-        "{context}|{namespace}|{}|{}|{:?}|{:?}|{:?}",
+        "{context}|{namespace}|{}|{}|{:?}|{:?}|{:?}|{host}",
         ep.pod, ep.port, spec.kind, spec.timeout, spec.http
     ))
 }
