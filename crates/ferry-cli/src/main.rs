@@ -675,15 +675,26 @@ impl Drop for ConfigLock {
 
 /// Reads the config, or an empty one when the file does not exist yet.
 fn read_config(path: &Path) -> Result<Config, EditError> {
+    Ok(read_config_text(path)?.0)
+}
+
+/// The config and its text (empty for a file that does not exist yet), read once.
+fn read_config_text(path: &Path) -> Result<(Config, String), EditError> {
     if !path.exists() {
-        return Ok(Config::default());
+        return Ok((Config::default(), String::new()));
     }
-    Config::from_file(path).map_err(|e| match e {
-        ferry_core::config::ConfigError::Read { .. } => {
-            EditError::Failed(format!("{}: {e}", path.display()))
-        }
-        _ => EditError::Usage(format!("{}: {e}", path.display())),
-    })
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| EditError::Failed(format!("{}: {e}", path.display())))?;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let parsed = if is_json {
+        Config::from_json(&text)
+    } else {
+        Config::from_yaml(&text)
+    };
+    let config = parsed.map_err(|e| EditError::Usage(format!("{}: {e}", path.display())))?;
+    Ok((config, text))
 }
 
 /// Writes the config atomically (a temporary file in the same directory, flushed to disk,
@@ -734,16 +745,16 @@ fn modify(
 ) -> Result<String, EditError> {
     let path = &resolve_link(path);
     let _lock = ConfigLock::take(path)?;
-    if std::fs::read_to_string(path).is_ok_and(|t| {
-        t.lines()
-            .any(|l| l.trim_start().starts_with('#') || l.contains(" #"))
-    }) {
+    let (mut config, text) = read_config_text(path)?;
+    if text
+        .lines()
+        .any(|l| l.trim_start().starts_with('#') || l.contains(" #"))
+    {
         eprintln!(
             "ferry: note: {} has comments; rewriting it keeps every setting but not the comments",
             path.display()
         );
     }
-    let mut config = read_config(path)?;
     let said = change(&mut config)?;
     config.validate().map_err(|e| {
         EditError::Usage(format!(

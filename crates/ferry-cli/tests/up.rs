@@ -63,6 +63,25 @@ fn spawn_lines(
     Ok((child, BufReader::new(stdout).lines()))
 }
 
+/// Runs `ferry up -c FILE --events json` and waits for forward `echo` to be active.
+async fn up_until_echo_active(
+    dir: &Path,
+    file: &Path,
+) -> anyhow::Result<(Child, Lines<BufReader<ChildStdout>>, Value)> {
+    let (child, mut lines) = spawn_lines(
+        dir,
+        &[
+            "up",
+            "-c",
+            file.to_str().unwrap_or_default(),
+            "--events",
+            "json",
+        ],
+    )?;
+    let active = until(&mut lines, "echo active", is_active("echo")).await?;
+    Ok((child, lines, active))
+}
+
 /// Reads JSON event lines until one satisfies `check`.
 async fn until(
     lines: &mut Lines<BufReader<ChildStdout>>,
@@ -128,17 +147,7 @@ async fn up_prints_events_reloads_and_exits_cleanly() -> anyhow::Result<()> {
             forward("echo", "service/echo", "80")
         ),
     )?;
-    let (mut child, mut lines) = spawn_lines(
-        dir.path(),
-        &[
-            "up",
-            "-c",
-            config.to_str().unwrap_or_default(),
-            "--events",
-            "json",
-        ],
-    )?;
-    let active = until(&mut lines, "echo active", is_active("echo")).await?;
+    let (mut child, mut lines, active) = up_until_echo_active(dir.path(), &config).await?;
     let local = active["local"].as_str().unwrap_or_default().to_string();
     assert_eq!(active["health"], "up", "{active}");
     assert!(
@@ -300,17 +309,7 @@ async fn up_runs_a_kportal_file_and_reloads_it() -> anyhow::Result<()> {
     let file = dir.path().join(".kportal.yaml");
     let one = "contexts:\n  - name: ferry-fake\n    namespaces:\n      - name: demo\n        forwards:\n          - {resource: service/echo, protocol: tcp, port: 80, localPort: 0, alias: echo}\n";
     std::fs::write(&file, one)?;
-    let (mut child, mut lines) = spawn_lines(
-        dir.path(),
-        &[
-            "up",
-            "-c",
-            file.to_str().unwrap_or_default(),
-            "--events",
-            "json",
-        ],
-    )?;
-    let active = until(&mut lines, "echo active", is_active("echo")).await?;
+    let (mut child, mut lines, active) = up_until_echo_active(dir.path(), &file).await?;
     let local = active["local"].as_str().unwrap_or_default().to_string();
     assert_eq!(echo(&local, b"via kportal").await?, b"via kportal");
     let two = format!(

@@ -694,8 +694,7 @@ impl Manager {
         // change (it sees it in the snapshot, and maybe again as an event).
         self.bus.snapshot.send_replace(snap.clone());
         for status in &snap.forwards {
-            let mut key = status.clone();
-            strip_counters(&mut key);
+            let key = status.news();
             if self.published.get(&status.forward) != Some(&key) {
                 self.published.insert(status.forward.clone(), key);
                 let _ = self.bus.events.send(Event::Forward {
@@ -745,15 +744,6 @@ impl Manager {
         });
         let _ = req.reply.send(feed.tx.subscribe());
     }
-}
-
-fn strip_counters(s: &mut ForwardStatus) {
-    s.latency_ms = None;
-    s.last_probe_ms = None;
-    s.connections = 0;
-    s.total_connections = 0;
-    s.bytes_in = 0;
-    s.bytes_out = 0;
 }
 
 async fn stop_worker(w: Arc<WorkerHandle>) {

@@ -159,6 +159,19 @@ impl ForwardStatus {
         }
     }
 
+    /// The status without what changes all the time (traffic counters, the last probe's
+    /// latency and time): two statuses with equal news differ in nothing worth an event.
+    pub(crate) fn news(&self) -> Self {
+        let mut s = self.clone();
+        s.latency_ms = None;
+        s.last_probe_ms = None;
+        s.connections = 0;
+        s.total_connections = 0;
+        s.bytes_in = 0;
+        s.bytes_out = 0;
+        s
+    }
+
     /// The state shown: cluster access first, then health (`starting` until the first
     /// verdict, `active` while Up, `degraded` while Down).
     pub(crate) fn effective_state(&self) -> ForwardState {

@@ -168,22 +168,7 @@ impl WorkerShared {
             // A probe's latency and time alone are not news: they reach the snapshot with
             // the next real change or with `Engine::snapshot`, without waking the manager
             // for every probe of every forward.
-            s.state != before.state
-                || s.health != before.health
-                || s.detail != before.detail
-                || s.history != before.history
-                || s.error != before.error
-                || s.last_error != before.last_error
-                || s.pod != before.pod
-                || s.local != before.local
-                || s.url != before.url
-                || s.alias != before.alias
-                || s.alias_warning != before.alias_warning
-                || s.context != before.context
-                || s.namespace != before.namespace
-                || s.credential_plugin != before.credential_plugin
-                || s.exposed != before.exposed
-                || (s.latency_ms.is_some() != before.latency_ms.is_some())
+            s.news() != before.news()
         };
         if changed {
             let _ = self.notify.try_send(());

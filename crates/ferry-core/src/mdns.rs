@@ -213,6 +213,8 @@ pub(crate) struct MdnsHandle {
 
 impl MdnsHandle {
     pub(crate) fn start(interfaces: Interfaces) -> std::io::Result<Self> {
+        // Unbounded but small: the manager sends one command per alias that changed, never
+        // per probe or connection, and a bounded std channel would block the async manager.
         let (tx, rx) = std::sync::mpsc::channel::<MdnsCmd>();
         let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop_flag = stopping.clone();

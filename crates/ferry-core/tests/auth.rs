@@ -17,10 +17,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
 
-const PLUGIN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/ferry-test-credential"
-);
+/// A fixture file. The package directory is taken from the test runner's environment
+/// when the test runs, so a binary built from another checkout that shares the target
+/// directory still finds the fixtures of this one.
+fn fixture(rel: &str) -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join(rel)
+}
 
 fn executable(path: &Path, body: &str) -> anyhow::Result<()> {
     std::fs::write(path, body)?;
@@ -44,7 +49,10 @@ fn plugin(fake: &FakeCluster) -> anyhow::Result<Plugin> {
     let dir = tempfile::tempdir()?;
     let hidden = dir.path().join("hidden-bin");
     std::fs::create_dir_all(&hidden)?;
-    std::fs::copy(PLUGIN, hidden.join("ferry-test-credential"))?;
+    std::fs::copy(
+        fixture("tests/fixtures/ferry-test-credential"),
+        hidden.join("ferry-test-credential"),
+    )?;
     let shell = dir.path().join("login-shell");
     executable(
         &shell,
