@@ -7,7 +7,8 @@
 //! - [`engine`]: the façade the CLI and the app use;
 //! - [`health`]: probes, the rise/fall state machine and the monitor;
 //! - [`mdns`]: publishing `<alias>.local` names;
-//! - [`events`]: statuses, snapshots and transition events.
+//! - [`events`]: statuses, snapshots and transition events;
+//! - [`store`]: the JSON store the app and the CLI share, locked and written atomically.
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +20,7 @@ pub mod events;
 mod forward;
 pub mod health;
 pub mod mdns;
+pub mod store;
 pub mod tunnel;
 
 pub use engine::{ApplyReport, Engine, EngineError, EngineOptions};
