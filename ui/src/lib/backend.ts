@@ -1,0 +1,113 @@
+// The one way the UI reaches the shell: the commands and events of docs/app-ipc.md.
+// Components use the `Backend` interface; `tauriBackend` implements it over Tauri's IPC.
+// Tests and `npm run dev` in a plain browser install an in-memory fake behind the same
+// IPC (see tests/fake), so this file is exercised as it is in the app.
+
+import { invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type {
+  AppError,
+  AppState,
+  Contexts,
+  ErrorCode,
+  FieldProblem,
+  Forward,
+  ImportFormat,
+  ImportResult,
+  Kind,
+  LogLine,
+  Profile,
+  Settings,
+  Snapshot,
+  TargetInfo,
+  TestResult,
+} from "./types";
+
+export const STATE_EVENT = "ferry://state";
+export const SNAPSHOT_EVENT = "ferry://snapshot";
+
+export type Unlisten = () => void;
+
+export interface Backend {
+  getState(): Promise<AppState>;
+  setEnabled(name: string, enabled: boolean): Promise<void>;
+  setAllEnabled(names: string[], enabled: boolean): Promise<void>;
+  setProfileActive(name: string, active: boolean): Promise<void>;
+  saveForward(original: string | null, forward: Forward): Promise<void>;
+  deleteForward(name: string): Promise<void>;
+  validateForward(original: string | null, forward: Forward): Promise<FieldProblem[]>;
+  parseKubectl(line: string): Promise<Forward>;
+  suggestLocalPort(port: number): Promise<number>;
+  listContexts(): Promise<Contexts>;
+  listNamespaces(context: string | null): Promise<string[]>;
+  listTargets(context: string | null, namespace: string | null, kind: Kind): Promise<TargetInfo[]>;
+  testConnection(name: string): Promise<TestResult>;
+  kubectlCommand(name: string): Promise<string>;
+  forwardLog(name: string): Promise<LogLine[]>;
+  saveProfile(original: string | null, profile: Profile): Promise<void>;
+  deleteProfile(name: string): Promise<void>;
+  saveSettings(settings: Settings): Promise<void>;
+  startDemo(): Promise<void>;
+  importConfig(text: string, format: ImportFormat, dryRun: boolean): Promise<ImportResult>;
+  openUrl(url: string): Promise<void>;
+  onState(handler: (state: AppState) => void): Promise<Unlisten>;
+  onSnapshot(handler: (snapshot: Snapshot) => void): Promise<Unlisten>;
+}
+
+const CODES: ErrorCode[] = ["invalid", "not_found", "conflict", "cluster", "store", "engine"];
+
+/** Turns whatever a rejected command gave into an `AppError`. The shell always sends
+ * `{code, message, field?}`; anything else (a string from Tauri itself, an exception)
+ * is reported as `engine` with its text. */
+export function toAppError(e: unknown): AppError {
+  if (e && typeof e === "object" && "message" in e) {
+    const o = e as { code?: unknown; message?: unknown; field?: unknown };
+    const code = typeof o.code === "string" && (CODES as string[]).includes(o.code) ? (o.code as ErrorCode) : "engine";
+    return {
+      code,
+      message: String(o.message ?? ""),
+      field: typeof o.field === "string" ? o.field : null,
+    };
+  }
+  if (typeof e === "string") return { code: "engine", message: e, field: null };
+  return { code: "engine", message: String(e), field: null };
+}
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    throw toAppError(e);
+  }
+}
+
+async function follow<T>(event: string, handler: (payload: T) => void): Promise<Unlisten> {
+  const un: UnlistenFn = await listen<T>(event, (e) => handler(e.payload));
+  return un;
+}
+
+export const tauriBackend: Backend = {
+  getState: () => call("get_state"),
+  setEnabled: (name, enabled) => call("set_enabled", { name, enabled }),
+  setAllEnabled: (names, enabled) => call("set_all_enabled", { names, enabled }),
+  setProfileActive: (name, active) => call("set_profile_active", { name, active }),
+  saveForward: (original, forward) => call("save_forward", { original, forward }),
+  deleteForward: (name) => call("delete_forward", { name }),
+  validateForward: (original, forward) => call("validate_forward", { original, forward }),
+  parseKubectl: (line) => call("parse_kubectl", { line }),
+  suggestLocalPort: (port) => call("suggest_local_port", { port }),
+  listContexts: () => call("list_contexts"),
+  listNamespaces: (context) => call("list_namespaces", { context }),
+  listTargets: (context, namespace, kind) => call("list_targets", { context, namespace, kind }),
+  testConnection: (name) => call("test_connection", { name }),
+  kubectlCommand: (name) => call("kubectl_command", { name }),
+  forwardLog: (name) => call("forward_log", { name }),
+  saveProfile: (original, profile) => call("save_profile", { original, profile }),
+  deleteProfile: (name) => call("delete_profile", { name }),
+  saveSettings: (settings) => call("save_settings", { settings }),
+  startDemo: () => call("start_demo"),
+  importConfig: (text, format, dryRun) => call("import_config", { text, format, dryRun }),
+  openUrl: (url) => call("open_url", { url }),
+  onState: (handler) => follow<AppState>(STATE_EVENT, handler),
+  onSnapshot: (handler) => follow<Snapshot>(SNAPSHOT_EVENT, handler),
+};

@@ -1,0 +1,62 @@
+// View state that is not the shell's: filter, open dialog, selected forward, theme.
+
+import type { Filter } from "./view";
+import type { Forward, Profile, Theme } from "./types";
+
+export type Dialog =
+  | { kind: "forward"; original: string | null; initial: Forward | null; quickLine?: string }
+  | { kind: "profile"; original: Profile | null }
+  | { kind: "settings" }
+  | { kind: "import" }
+  | null;
+
+export type Confirm = {
+  title: string;
+  message: string;
+  confirmLabel: string;
+  run: () => Promise<unknown> | unknown;
+} | null;
+
+export class UiStore {
+  filter = $state<Filter>({ text: "", state: "all" });
+  dialog = $state<Dialog>(null);
+  confirm = $state<Confirm>(null);
+  selected = $state<string | null>(null);
+  anyModal = $derived(this.dialog !== null || this.confirm !== null);
+  filtering = $derived(this.filter.text.trim() !== "" || this.filter.state !== "all");
+
+  openAdd(initial: Forward | null = null, quickLine?: string): void {
+    this.dialog = { kind: "forward", original: null, initial, quickLine };
+  }
+  openEdit(f: Forward): void {
+    this.dialog = { kind: "forward", original: f.name, initial: f };
+  }
+  close(): void {
+    this.dialog = null;
+  }
+}
+
+/** Sets `data-theme` on <html> to "light" or "dark"; "system" follows prefers-color-scheme
+ * and keeps following it. */
+export class ThemeController {
+  #theme: Theme = "system";
+  #mq: MediaQueryList | null = typeof matchMedia === "function" ? matchMedia("(prefers-color-scheme: dark)") : null;
+
+  constructor() {
+    this.#mq?.addEventListener("change", () => {
+      if (this.#theme === "system") this.#paint();
+    });
+  }
+
+  set(theme: Theme): void {
+    this.#theme = theme;
+    this.#paint();
+  }
+
+  #paint(): void {
+    const dark = this.#theme === "dark" || (this.#theme === "system" && !!this.#mq?.matches);
+    const root = document.documentElement;
+    root.dataset.theme = dark ? "dark" : "light";
+    root.dataset.themeSetting = this.#theme;
+  }
+}

@@ -1,0 +1,256 @@
+// Pure view logic: how forwards are described, filtered and grouped (unit tested in view.test.ts).
+
+import type { Forward, ForwardState, ForwardStatus, GroupBy, Profile } from "./types";
+
+export const KIND_SHORT: Record<string, string> = {
+  service: "svc",
+  services: "svc",
+  svc: "svc",
+  deployment: "deploy",
+  deployments: "deploy",
+  deploy: "deploy",
+  statefulset: "sts",
+  statefulsets: "sts",
+  sts: "sts",
+  pod: "pod",
+  pods: "pod",
+  po: "pod",
+};
+
+const KIND_LONG: Record<string, string> = {
+  svc: "service",
+  service: "service",
+  services: "service",
+  deploy: "deployment",
+  deployment: "deployment",
+  deployments: "deployment",
+  sts: "statefulset",
+  statefulset: "statefulset",
+  statefulsets: "statefulset",
+  po: "pod",
+  pod: "pod",
+  pods: "pod",
+};
+
+/** Splits "service/echo" into kind and name; a bare name is a pod, as kubectl reads it. */
+export function splitTarget(target: string): { kind: string; name: string } {
+  const i = target.indexOf("/");
+  if (i < 0) return { kind: "pod", name: target };
+  const k = target.slice(0, i).toLowerCase();
+  return { kind: KIND_LONG[k] ?? k, name: target.slice(i + 1) };
+}
+
+/** "service/echo:80" → "svc/echo:80" (the status target carries the port). */
+export function shortTarget(target: string): string {
+  const i = target.indexOf("/");
+  if (i < 0) return target;
+  const k = target.slice(0, i).toLowerCase();
+  return `${KIND_SHORT[k] ?? k}${target.slice(i)}`;
+}
+
+/** The target as kubectl would name it with its remote port: "svc/echo:80". */
+export function configTarget(f: Pick<Forward, "target" | "port">): string {
+  return `${shortTarget(f.target)}:${f.port}`;
+}
+
+/** "svc/echo:80 in demo @ ferry-fake": the status's resolved values first, then the config's. */
+export function targetDisplay(f: Forward | undefined, s: ForwardStatus | undefined): string {
+  const target = s?.target ? shortTarget(s.target) : f ? configTarget(f) : "";
+  const ns = s?.namespace ?? f?.namespace ?? null;
+  const ctx = s?.context ?? f?.context ?? null;
+  let out = target;
+  if (ns) out += ` in ${ns}`;
+  if (ctx) out += ` @ ${ctx}`;
+  return out;
+}
+
+/** True for addresses only this machine reaches: 127.0.0.0/8, ::1, localhost. */
+export function isLoopback(bind: string | null | undefined): boolean {
+  if (bind == null || bind === "") return true; // default 127.0.0.1
+  const b = bind.trim().toLowerCase().replace(/^\[|\]$/g, "");
+  if (b === "localhost" || b === "::1") return true;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(b);
+}
+
+export function isExposed(f: Forward | undefined, s: ForwardStatus | undefined): boolean {
+  if (s) return s.exposed || !isLoopback(f?.bind);
+  return !isLoopback(f?.bind);
+}
+
+/** The local address: the running listener's, else what the config asks for. */
+export function localAddress(f: Forward | undefined, s: ForwardStatus | undefined): string {
+  if (s?.local) return s.local;
+  if (!f) return "";
+  const bind = f.bind || "127.0.0.1";
+  const host = bind.includes(":") && !bind.startsWith("[") ? `[${bind}]` : bind;
+  return f.local_port === 0 ? `${host}:any` : `${host}:${f.local_port}`;
+}
+
+/** The URL to open in a browser, only for http(s). */
+export function browserUrl(s: ForwardStatus | undefined): string | null {
+  const u = s?.url;
+  if (!u) return null;
+  return /^https?:\/\//i.test(u) ? u : null;
+}
+
+function sentence(text: string): string {
+  const t = text.trim();
+  if (!t) return t;
+  const first = t[0].toUpperCase() + t.slice(1);
+  return /[.!?)]$/.test(first) ? first : `${first}.`;
+}
+
+/** What is wrong with a forward, as one readable sentence, or null when nothing is. */
+export function problemSentence(s: ForwardStatus | undefined): { level: "error" | "warning"; text: string } | null {
+  if (!s) return null;
+  if (s.error) return { level: "error", text: sentence(s.error) };
+  if (s.state === "reconnecting" && s.last_error) return { level: "warning", text: `Reconnecting after: ${sentence(s.last_error)}` };
+  if (s.state === "degraded" && s.detail) return { level: "warning", text: `Health check failing: ${sentence(s.detail)}` };
+  if (s.alias_warning) return { level: "warning", text: `Local name: ${sentence(s.alias_warning)}` };
+  return null;
+}
+
+/** The state a forward is in: its status's, else disabled/starting from the config. */
+export function stateOf(f: Forward | undefined, s: ForwardStatus | undefined): ForwardState {
+  if (s) return s.state;
+  return f && f.enabled === false ? "disabled" : "starting";
+}
+
+export type Row = { forward: Forward; status: ForwardStatus | undefined };
+
+export function rowsOf(forwards: Forward[], statuses: ForwardStatus[]): Row[] {
+  const byName = new Map(statuses.map((s) => [s.forward, s]));
+  return forwards.map((f) => ({ forward: f, status: byName.get(f.name) }));
+}
+
+export type Filter = { text: string; state: ForwardState | "all" | "problems" };
+
+/** Text matches name, target, namespace and context (case-insensitive, every word must match). */
+export function matchesFilter(r: Row, filter: Filter): boolean {
+  const st = stateOf(r.forward, r.status);
+  if (filter.state === "problems") {
+    if (!(st === "error" || st === "degraded" || st === "reconnecting")) return false;
+  } else if (filter.state !== "all" && st !== filter.state) return false;
+  const words = filter.text.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  if (words.length === 0) return true;
+  const f = r.forward;
+  const s = r.status;
+  const hay = [
+    f.name,
+    f.target,
+    configTarget(f),
+    s?.target ?? "",
+    s ? shortTarget(s.target) : "",
+    f.namespace ?? "",
+    s?.namespace ?? "",
+    f.context ?? "",
+    s?.context ?? "",
+    f.alias ?? "",
+  ]
+    .join("\n")
+    .toLowerCase();
+  return words.every((w) => hay.includes(w));
+}
+
+export type Group = {
+  key: string;
+  title: string;
+  /** The profile this group shows, for profile headers with a switch. */
+  profile: Profile | null;
+  rows: Row[];
+};
+
+export const UNGROUPED = "Ungrouped";
+
+/**
+ * Groups rows by profile (a forward in no profile goes under "Ungrouped", one in two
+ * profiles shows under both; profiles keep their config order and show even when empty
+ * unless a filter is on) or by context and namespace (sorted).
+ */
+export function groupRows(
+  rows: Row[],
+  profiles: Profile[],
+  by: GroupBy,
+  opts: { filtering?: boolean; currentContext?: string | null } = {},
+): Group[] {
+  if (by === "profile") {
+    const byName = new Map(rows.map((r) => [r.forward.name, r]));
+    const inProfile = new Set<string>();
+    const groups: Group[] = [];
+    for (const p of profiles) {
+      const prow: Row[] = [];
+      const seen = new Set<string>();
+      for (const n of p.forwards) {
+        inProfile.add(n);
+        const r = byName.get(n);
+        if (r && !seen.has(n)) {
+          seen.add(n);
+          prow.push(r);
+        }
+      }
+      if (prow.length > 0 || !opts.filtering) groups.push({ key: `profile:${p.name}`, title: p.name, profile: p, rows: prow });
+    }
+    const rest = rows.filter((r) => !inProfile.has(r.forward.name));
+    if (rest.length > 0) groups.push({ key: "ungrouped", title: UNGROUPED, profile: null, rows: rest });
+    return groups;
+  }
+  const map = new Map<string, Group>();
+  for (const r of rows) {
+    const ctx = r.status?.context ?? r.forward.context ?? opts.currentContext ?? "current context";
+    const ns = r.status?.namespace ?? r.forward.namespace ?? "default";
+    const key = `ctx:${ctx}\u0000${ns}`;
+    let g = map.get(key);
+    if (!g) {
+      g = { key, title: `${ctx} / ${ns}`, profile: null, rows: [] };
+      map.set(key, g);
+    }
+    g.rows.push(r);
+  }
+  return [...map.values()].sort((a, b) => a.title.localeCompare(b.title));
+}
+
+/** Distinct forward names of the visible rows, in order (for "Start all"/"Stop all"). */
+export function visibleNames(groups: Group[]): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const g of groups)
+    for (const r of g.rows)
+      if (!seen.has(r.forward.name)) {
+        seen.add(r.forward.name);
+        out.push(r.forward.name);
+      }
+  return out;
+}
+
+/** Whether every forward of a profile is switched on (an empty profile is not active). */
+export function profileActive(p: Profile, forwards: Forward[]): boolean {
+  const by = new Map(forwards.map((f) => [f.name, f]));
+  const members = p.forwards.map((n) => by.get(n)).filter((f): f is Forward => !!f);
+  return members.length > 0 && members.every((f) => f.enabled !== false);
+}
+
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The forward as a kubectl line, as the dialog previews it:
+ * `kubectl port-forward svc/echo 18080:80 -n demo --context x --address 0.0.0.0`.
+ * A local port of 0 is written as `:80` (kubectl picks one).
+ */
+export function kubectlLine(f: Partial<Forward>): string {
+  const parts = ["kubectl", "port-forward"];
+  parts.push(f.target ? shellQuote(shortTarget(f.target)) : "<target>");
+  const remote = f.port === undefined || f.port === "" ? "<port>" : String(f.port);
+  const local = f.local_port === undefined || f.local_port === null || Number.isNaN(f.local_port) ? "" : f.local_port === 0 ? "" : String(f.local_port);
+  parts.push(local ? `${local}:${remote}` : `:${remote}`);
+  if (f.namespace) parts.push("-n", shellQuote(f.namespace));
+  if (f.context) parts.push("--context", shellQuote(f.context));
+  if (f.bind && f.bind !== "127.0.0.1") parts.push("--address", shellQuote(f.bind));
+  return parts.join(" ");
+}
+
+/** A forward name from a target: "service/echo" → "echo". */
+export function nameFromTarget(target: string): string {
+  return splitTarget(target).name;
+}

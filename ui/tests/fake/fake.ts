@@ -1,0 +1,546 @@
+// An in-memory stand-in for Ferry's shell that implements docs/app-ipc.md: forwards,
+// profiles, settings, a small fake cluster (contexts ferry-fake and staging), validation,
+// and ferry://state / ferry://snapshot events. Used by the browser tests and by
+// `npm run dev` outside the app.
+
+import type {
+  AppError,
+  AppState,
+  Config,
+  FieldProblem,
+  Forward,
+  ForwardStatus,
+  ImportResult,
+  LogLine,
+  Profile,
+  Settings,
+  Snapshot,
+  TargetInfo,
+} from "../../src/lib/types";
+
+export type Scenario = "no-kubeconfig" | "empty" | "demo" | "banner";
+export type Emit = (event: string, payload: unknown) => void;
+export type FakeOptions = {
+  /** Milliseconds until a starting forward turns active (0: only on settle()). */
+  settleMs?: number;
+  now?: () => number;
+};
+
+type Ports = TargetInfo["ports"];
+const http = (port: number, name = "http"): Ports[number] => ({ port, name, protocol: "TCP" });
+
+/** The fake cluster: context → namespace → kind → targets. */
+export const CLUSTER: Record<string, Record<string, Record<string, TargetInfo[]>>> = {
+  "ferry-fake": {
+    default: { service: [{ name: "kubernetes", ports: [{ port: 443, name: "https", protocol: "TCP" }] }], deployment: [], statefulset: [], pod: [] },
+    demo: {
+      service: [
+        { name: "echo", ports: [http(80), { port: 9090, name: "metrics", protocol: "TCP" }] },
+        { name: "web", ports: [http(80), { port: 443, name: "https", protocol: "TCP" }] },
+        { name: "db", ports: [{ port: 5432, name: "pg", protocol: "TCP" }] },
+      ],
+      deployment: [
+        { name: "echo", ports: [http(8080)] },
+        { name: "web", ports: [http(8080)] },
+      ],
+      statefulset: [{ name: "db", ports: [{ port: 5432, name: "pg", protocol: "TCP" }] }],
+      pod: [
+        { name: "echo-7d9f8-abcde", ports: [http(8080)] },
+        { name: "web-5c6b7-fghij", ports: [http(8080)] },
+        { name: "db-0", ports: [{ port: 5432, name: "pg", protocol: "TCP" }] },
+      ],
+    },
+    "kube-system": { service: [{ name: "kube-dns", ports: [{ port: 53, name: "dns", protocol: "UDP" }, { port: 53, name: "dns-tcp", protocol: "TCP" }] }], deployment: [], statefulset: [], pod: [] },
+  },
+  staging: {
+    default: { service: [], deployment: [], statefulset: [], pod: [] },
+    payments: {
+      service: [{ name: "api", ports: [http(8080), { port: 9000, name: "grpc", protocol: "TCP" }] }],
+      deployment: [{ name: "api", ports: [http(8080)] }],
+      statefulset: [{ name: "ledger", ports: [{ port: 5432, name: "pg", protocol: "TCP" }] }],
+      pod: [{ name: "api-6f5d4-xyz12", ports: [http(8080)] }],
+    },
+  },
+};
+export const CURRENT_CONTEXT = "ferry-fake";
+
+const DEMO_FORWARDS: Forward[] = [
+  { name: "echo", context: "ferry-fake", namespace: "demo", target: "service/echo", port: 80, local_port: 18080 },
+  {
+    name: "web",
+    context: "ferry-fake",
+    namespace: "demo",
+    target: "service/web",
+    port: "http",
+    local_port: 18081,
+    alias: "web",
+    health: { kind: "http", interval: "5s", fast_interval: "1s", timeout: "2s", rise: 2, fall: 3, http: { path: "/healthz", expect_status: "200-399" } },
+  },
+  { name: "db", context: "ferry-fake", namespace: "demo", target: "statefulset/db", port: "pg", local_port: 15432 },
+];
+
+const DURATION = /^\d+(ms|s|m|h)$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function clone<T>(v: T): T {
+  return JSON.parse(JSON.stringify(v)) as T;
+}
+
+function fail(code: AppError["code"], message: string, field: string | null = null): never {
+  throw { code, message, field } satisfies AppError;
+}
+
+export class FakeShell {
+  config: Config = { version: 1, forwards: [], profiles: [] };
+  settings: Settings = {
+    theme: "system",
+    start_at_login: false,
+    notifications: true,
+    close_to_tray: true,
+    kubeconfig_paths: [],
+    group_by: "profile",
+  };
+  banner: string | null = null;
+  kubeFound = true;
+  demo = false;
+  generation = 1;
+  statuses = new Map<string, ForwardStatus>();
+  logs = new Map<string, LogLine[]>();
+  calls: { cmd: string; args: Record<string, unknown> }[] = [];
+  /** Errors to give the next call of a command, once. */
+  failures = new Map<string, AppError>();
+  /** Addresses `open_url` was asked to open. */
+  opened: string[] = [];
+  settleMs: number;
+  now: () => number;
+  timers = new Set<ReturnType<typeof setTimeout>>();
+
+  constructor(
+    scenario: Scenario,
+    readonly emit: Emit,
+    opts: FakeOptions = {},
+  ) {
+    this.settleMs = opts.settleMs ?? 400;
+    this.now = opts.now ?? (() => Date.now());
+    if (scenario === "no-kubeconfig") this.kubeFound = false;
+    if (scenario === "demo" || scenario === "banner") {
+      this.demo = true;
+      this.config.forwards = clone(DEMO_FORWARDS);
+      this.config.forwards.push({ name: "api", context: "staging", namespace: "payments", target: "deployment/api", port: 8080, local_port: 8080, bind: "0.0.0.0", enabled: false });
+      this.config.profiles = [{ name: "demo", forwards: ["echo", "web", "db"] }, { name: "backend", forwards: ["db", "api"] }];
+      for (const f of this.config.forwards) this.statuses.set(f.name, this.statusFor(f, f.enabled === false ? "disabled" : "active"));
+      const db = this.statuses.get("db")!;
+      Object.assign(db, { state: "degraded", health: "down", latency_ms: null, detail: "connection refused by demo/db-0:5432", error: null });
+    }
+    if (scenario === "banner") this.banner = "The saved forwards could not be read; kept as /home/me/.config/ferry/forwards.yaml.bad. Starting empty.";
+  }
+
+  // ---- state ----
+
+  appState(): AppState {
+    return {
+      config: clone(this.config),
+      settings: clone(this.settings),
+      snapshot: this.snapshot(),
+      banner: this.banner,
+      kubeconfig: this.kubeFound
+        ? { found: true, paths: ["/home/me/.kube/config"], message: null }
+        : {
+            found: false,
+            paths: ["$KUBECONFIG (not set)", "/home/me/.kube/config", ...this.settings.kubeconfig_paths],
+            message: "/home/me/.kube/config does not exist.",
+          },
+      demo: this.demo,
+      store_path: "/home/me/.config/ferry/forwards.yaml",
+    };
+  }
+
+  snapshot(): Snapshot {
+    return {
+      generation: this.generation,
+      forwards: this.config.forwards.map((f) => clone(this.statuses.get(f.name) ?? this.statusFor(f, f.enabled === false ? "disabled" : "starting"))),
+    };
+  }
+
+  emitState(): void {
+    this.generation++;
+    this.emit("ferry://state", this.appState());
+  }
+
+  emitSnapshot(): void {
+    this.generation++;
+    this.emit("ferry://snapshot", this.snapshot());
+  }
+
+  statusFor(f: Forward, state: ForwardStatus["state"]): ForwardStatus {
+    const on = state !== "disabled";
+    const ctx = f.context ?? CURRENT_CONTEXT;
+    const ns = f.namespace ?? "default";
+    const bind = f.bind ?? "127.0.0.1";
+    const local = f.local_port === 0 ? 30000 + (this.config.forwards.indexOf(f) % 1000) : f.local_port;
+    const isHttp = f.port === 80 || f.port === "http" || f.port === 8080 || f.health?.kind === "http";
+    const host = f.alias ? `${f.alias}.local` : bind === "0.0.0.0" ? "127.0.0.1" : bind;
+    const pod = f.target.startsWith("pod/") ? f.target.slice(4) : `${f.target.split("/")[1]}-7d9f8-abcde`;
+    return {
+      forward: f.name,
+      state,
+      target: `${f.target}:${f.port}`,
+      context: ctx,
+      namespace: ns,
+      pod: state === "active" || state === "degraded" ? pod : null,
+      local: on ? `${bind}:${local}` : null,
+      error: null,
+      last_error: null,
+      connections: state === "active" ? 1 : 0,
+      total_connections: state === "active" ? 3 : 0,
+      bytes_out: state === "active" ? 2048 : 0,
+      bytes_in: state === "active" ? 1_572_864 : 0,
+      since_ms: this.now(),
+      health: state === "active" ? "up" : state === "disabled" ? "disabled" : "unknown",
+      latency_ms: state === "active" ? 12 : null,
+      detail: null,
+      last_probe_ms: state === "active" ? this.now() : null,
+      history: state === "active" ? [{ from: "unknown", to: "up", at_ms: this.now(), code: "ok", detail: "tunnel opened" }] : [],
+      credential_plugin: null,
+      url: on ? `${isHttp ? "http" : "tcp"}://${host}:${local}` : null,
+      alias: f.alias ?? null,
+      alias_warning: null,
+      exposed: !(bind.startsWith("127.") || bind === "::1" || bind === "localhost"),
+    };
+  }
+
+  log(name: string, level: string, message: string): void {
+    const list = this.logs.get(name) ?? [];
+    list.push({ at_ms: this.now(), level, message });
+    this.logs.set(name, list.slice(-200));
+  }
+
+  /** Moves a forward to a state and tells the UI. */
+  setForwardState(name: string, state: ForwardStatus["state"], extra: Partial<ForwardStatus> = {}): void {
+    const f = this.config.forwards.find((x) => x.name === name);
+    if (!f) return;
+    const before = this.statuses.get(name);
+    const s = { ...this.statusFor(f, state), ...extra };
+    if (before) s.history = [...before.history, ...(before.health !== s.health ? [{ from: before.health, to: s.health, at_ms: this.now(), code: state, detail: extra.detail ?? state }] : [])].slice(-32);
+    this.statuses.set(name, s);
+    this.log(name, state === "error" ? "ERROR" : "INFO", `${name}: ${before?.state ?? "new"} -> ${state}${extra.error ? `: ${extra.error}` : ""}`);
+    this.emitSnapshot();
+  }
+
+  /** Every starting forward turns active now. */
+  settle(): void {
+    for (const f of this.config.forwards) {
+      if (this.statuses.get(f.name)?.state === "starting") this.setForwardState(f.name, "active");
+    }
+  }
+
+  start(name: string): void {
+    this.setForwardState(name, "starting");
+    if (this.settleMs > 0) {
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        if (this.statuses.get(name)?.state === "starting") this.setForwardState(name, "active");
+      }, this.settleMs);
+      this.timers.add(t);
+    }
+  }
+
+  dispose(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  // ---- validation ----
+
+  validate(original: string | null, f: Forward): FieldProblem[] {
+    const out: FieldProblem[] = [];
+    const others = this.config.forwards.filter((x) => x.name !== original);
+    if (!f.name || !f.name.trim()) out.push({ field: "name", message: "A forward needs a name." });
+    else if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(f.name)) out.push({ field: "name", message: `"${f.name}" is not a usable name: use letters, digits, '.', '_' and '-'.` });
+    else if (others.some((x) => x.name === f.name)) out.push({ field: "name", message: `A forward named "${f.name}" already exists.` });
+    if (f.context && !(f.context in CLUSTER)) out.push({ field: "context", message: `There is no context "${f.context}" in the kubeconfig.` });
+    if (f.namespace && !DNS_LABEL.test(f.namespace)) out.push({ field: "namespace", message: `"${f.namespace}" is not a valid namespace name.` });
+    const m = /^(service|deployment|statefulset|pod)\/(.+)$/.exec(f.target ?? "");
+    if (!f.target) out.push({ field: "target", message: "Choose what to forward to." });
+    else if (!m) out.push({ field: "target", message: `"${f.target}" is not a target: use service/NAME, deployment/NAME, statefulset/NAME or pod/NAME.` });
+    if (f.port === "" || f.port === undefined || f.port === null) out.push({ field: "port", message: "Choose the remote port." });
+    else if (typeof f.port === "number" && (f.port < 1 || f.port > 65535)) out.push({ field: "port", message: `The remote port must be between 1 and 65535, not ${f.port}.` });
+    else if (typeof f.port === "string" && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(f.port)) out.push({ field: "port", message: `"${f.port}" is not a port name.` });
+    if (!Number.isInteger(f.local_port) || f.local_port < 0 || f.local_port > 65535)
+      out.push({ field: "local_port", message: `The local port must be between 1 and 65535 (or 0 for any free port), not ${f.local_port}.` });
+    else if (f.local_port !== 0) {
+      const bind = f.bind ?? "127.0.0.1";
+      const clash = others.find((x) => x.local_port === f.local_port && (x.bind ?? "127.0.0.1") === bind);
+      if (clash) out.push({ field: "local_port", message: `Local port ${f.local_port} is already used by "${clash.name}".` });
+    }
+    if (f.bind !== undefined && !/^(\d{1,3}\.){3}\d{1,3}$|^::1$|^::$|^localhost$/.test(f.bind)) out.push({ field: "bind", message: `"${f.bind}" is not an IP address.` });
+    if (f.alias && !DNS_LABEL.test(f.alias)) out.push({ field: "alias", message: `"${f.alias}" is not a DNS label (a-z, 0-9 and '-').` });
+    if (f.alias && others.some((x) => x.alias === f.alias)) out.push({ field: "alias", message: `The local name "${f.alias}" is already used.` });
+    if (f.health) {
+      for (const k of ["interval", "timeout", "fast_interval"] as const)
+        if (f.health[k] !== undefined && !DURATION.test(f.health[k])) out.push({ field: `health.${k}`, message: `"${f.health[k]}" is not a duration like 5s or 500ms.` });
+      if (f.health.kind === "http" && !f.health.http?.path?.startsWith("/")) out.push({ field: "health.http.path", message: "The HTTP path must start with /." });
+    }
+    return out;
+  }
+
+  // ---- commands ----
+
+  async handle(cmd: string, args: Record<string, unknown> = {}): Promise<unknown> {
+    this.calls.push({ cmd, args: clone(args) });
+    const injected = this.failures.get(cmd);
+    if (injected) {
+      this.failures.delete(cmd);
+      throw injected;
+    }
+    const a = args as Record<string, never>;
+    switch (cmd) {
+      case "get_state":
+        return this.appState();
+      case "set_enabled":
+        return this.setEnabled(a.name, a.enabled, true);
+      case "set_all_enabled": {
+        for (const n of a.names as string[]) this.setEnabled(n, a.enabled, false);
+        this.emitState();
+        return null;
+      }
+      case "set_profile_active": {
+        const p = this.profile(a.name);
+        for (const n of p.forwards) if (this.config.forwards.some((f) => f.name === n)) this.setEnabled(n, a.active, false);
+        this.emitState();
+        return null;
+      }
+      case "save_forward":
+        return this.saveForward(a.original, a.forward);
+      case "delete_forward": {
+        const i = this.config.forwards.findIndex((f) => f.name === a.name);
+        if (i < 0) fail("not_found", `There is no forward named "${a.name}".`);
+        this.config.forwards.splice(i, 1);
+        for (const p of this.config.profiles ?? []) p.forwards = p.forwards.filter((n) => n !== a.name);
+        this.statuses.delete(a.name);
+        this.emitState();
+        return null;
+      }
+      case "validate_forward":
+        return this.validate(a.original, a.forward);
+      case "parse_kubectl":
+        return this.parseKubectl(a.line);
+      case "suggest_local_port": {
+        const port = a.port as number;
+        const used = new Set(this.config.forwards.map((f) => f.local_port));
+        let p = port >= 1024 ? port : 10000 + port;
+        while (used.has(p)) p++;
+        return p;
+      }
+      case "list_contexts":
+        return { contexts: Object.keys(CLUSTER), current: CURRENT_CONTEXT };
+      case "list_namespaces": {
+        const ctx = (a.context as string | null) ?? CURRENT_CONTEXT;
+        if (!(ctx in CLUSTER)) fail("cluster", `context "${ctx}": no such context in the kubeconfig`);
+        return Object.keys(CLUSTER[ctx]);
+      }
+      case "list_targets": {
+        const ctx = (a.context as string | null) ?? CURRENT_CONTEXT;
+        if (!(ctx in CLUSTER)) fail("cluster", `context "${ctx}": no such context in the kubeconfig`);
+        const ns = (a.namespace as string | null) ?? "default";
+        return clone(CLUSTER[ctx][ns]?.[a.kind as string] ?? []);
+      }
+      case "test_connection": {
+        const s = this.statuses.get(a.name);
+        if (!this.config.forwards.some((f) => f.name === a.name)) fail("not_found", `There is no forward named "${a.name}".`);
+        if (s?.state === "active") return { ok: true, ms: 4, message: `connected to ${s.pod ?? "the pod"}` };
+        return { ok: false, ms: 2000, message: s?.state === "disabled" ? "the forward is stopped" : "timed out after 2s" };
+      }
+      case "kubectl_command": {
+        const f = this.forward(a.name);
+        const parts = ["kubectl", "port-forward", f.target, `${f.local_port}:${f.port}`];
+        if (f.namespace) parts.push("-n", f.namespace);
+        if (f.context) parts.push("--context", f.context);
+        return parts.join(" ");
+      }
+      case "forward_log":
+        this.forward(a.name);
+        return clone(this.logs.get(a.name) ?? []);
+      case "save_profile":
+        return this.saveProfile(a.original, a.profile);
+      case "delete_profile": {
+        this.profile(a.name);
+        this.config.profiles = (this.config.profiles ?? []).filter((p) => p.name !== a.name);
+        this.emitState();
+        return null;
+      }
+      case "save_settings": {
+        const s = a.settings as Settings;
+        const bad = s.kubeconfig_paths.findIndex((p) => !p.startsWith("/") && !p.startsWith("~"));
+        if (bad >= 0) fail("invalid", `"${s.kubeconfig_paths[bad]}" is not an absolute path.`, `kubeconfig_paths[${bad}]`);
+        this.settings = clone(s);
+        this.emitState();
+        return null;
+      }
+      case "start_demo": {
+        this.demo = true;
+        this.kubeFound = true;
+        for (const f of DEMO_FORWARDS) if (!this.config.forwards.some((x) => x.name === f.name)) this.config.forwards.push(clone(f));
+        this.config.profiles = [...(this.config.profiles ?? []).filter((p) => p.name !== "demo"), { name: "demo", forwards: ["echo", "web", "db"] }];
+        this.emitState();
+        for (const f of DEMO_FORWARDS) this.start(f.name);
+        return null;
+      }
+      case "import_config":
+        return this.importConfig(a.text, a.format, a.dryRun);
+      case "open_url": {
+        const url = a.url as string;
+        if (!/^https?:\/\//.test(url)) fail("invalid", "Only http and https addresses are opened.", "url");
+        this.opened.push(url);
+        return null;
+      }
+      default:
+        fail("engine", `unknown command ${cmd}`);
+    }
+  }
+
+  forward(name: string): Forward {
+    const f = this.config.forwards.find((x) => x.name === name);
+    if (!f) fail("not_found", `There is no forward named "${name}".`);
+    return f;
+  }
+
+  profile(name: string): Profile {
+    const p = (this.config.profiles ?? []).find((x) => x.name === name);
+    if (!p) fail("not_found", `There is no profile named "${name}".`);
+    return p;
+  }
+
+  setEnabled(name: string, enabled: boolean, emit: boolean): null {
+    const f = this.forward(name);
+    const was = f.enabled !== false;
+    if (enabled) delete f.enabled;
+    else f.enabled = false;
+    if (emit) this.emitState();
+    if (was !== enabled) {
+      if (enabled) this.start(name);
+      else this.setForwardState(name, "disabled");
+    }
+    return null;
+  }
+
+  saveForward(original: string | null, f: Forward): null {
+    if (original !== null) this.forward(original);
+    const problems = this.validate(original, f);
+    if (problems.length > 0) {
+      const p = problems[0];
+      const conflict = /already/.test(p.message);
+      fail(conflict ? "conflict" : "invalid", p.message, p.field);
+    }
+    const saved = clone(f);
+    if (original === null) {
+      this.config.forwards.push(saved);
+    } else {
+      const i = this.config.forwards.findIndex((x) => x.name === original);
+      this.config.forwards[i] = saved;
+      if (original !== f.name) {
+        for (const p of this.config.profiles ?? []) p.forwards = p.forwards.map((n) => (n === original ? f.name : n));
+        const st = this.statuses.get(original);
+        this.statuses.delete(original);
+        if (st) this.statuses.set(f.name, { ...st, forward: f.name });
+        const lg = this.logs.get(original);
+        if (lg) this.logs.set(f.name, lg);
+      }
+    }
+    this.emitState();
+    if (saved.enabled === false) this.setForwardState(saved.name, "disabled");
+    else this.start(saved.name);
+    return null;
+  }
+
+  saveProfile(original: string | null, p: Profile): null {
+    const profiles = this.config.profiles ?? [];
+    if (!p.name.trim()) fail("invalid", "A profile needs a name.", "name");
+    if (profiles.some((x) => x.name === p.name && x.name !== original)) fail("conflict", `A profile named "${p.name}" already exists.`, "name");
+    for (const n of p.forwards) if (!this.config.forwards.some((f) => f.name === n)) fail("invalid", `There is no forward named "${n}".`, "forwards");
+    if (original === null) profiles.push(clone(p));
+    else {
+      const i = profiles.findIndex((x) => x.name === original);
+      if (i < 0) fail("not_found", `There is no profile named "${original}".`);
+      profiles[i] = clone(p);
+    }
+    this.config.profiles = profiles;
+    this.emitState();
+    return null;
+  }
+
+  parseKubectl(line: string): Forward {
+    const words = line.trim().split(/\s+/).filter(Boolean);
+    if (words[0] === "kubectl") words.shift();
+    if (words[0] === "port-forward") words.shift();
+    let target: string | null = null;
+    let ports: string | null = null;
+    let namespace: string | null = null;
+    let context: string | null = null;
+    let bind: string | undefined;
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i];
+      const val = () => {
+        const v = words[++i];
+        if (v === undefined) fail("invalid", `${w} needs a value.`, "line");
+        return v;
+      };
+      if (w === "-n" || w === "--namespace") namespace = val();
+      else if (w.startsWith("--namespace=")) namespace = w.slice(12);
+      else if (w === "--context") context = val();
+      else if (w.startsWith("--context=")) context = w.slice(10);
+      else if (w === "--address") bind = val();
+      else if (w.startsWith("--address=")) bind = w.slice(10);
+      else if (w.startsWith("-")) fail("invalid", `Ferry does not know the option ${w}.`, "line");
+      else if (!target) target = w;
+      else if (!ports) ports = w;
+      else fail("invalid", `Only one port pair is read from a line; "${w}" is extra.`, "line");
+    }
+    if (!target) fail("invalid", "The line names no target, like svc/echo.", "line");
+    if (!ports) fail("invalid", "The line has no port, like 18080:80.", "line");
+    const [kindRaw, name] = target.includes("/") ? target.split("/", 2) : ["pod", target];
+    const kinds: Record<string, string> = { svc: "service", service: "service", deploy: "deployment", deployment: "deployment", sts: "statefulset", statefulset: "statefulset", po: "pod", pod: "pod" };
+    const kind = kinds[kindRaw.toLowerCase()];
+    if (!kind) fail("invalid", `"${kindRaw}" is not a kind Ferry forwards to.`, "line");
+    const [l, r] = ports.includes(":") ? ports.split(":", 2) : [ports, ports];
+    const remote = /^\d+$/.test(r) ? Number(r) : r;
+    const local = l === "" ? 0 : Number(l);
+    if (!Number.isInteger(local)) fail("invalid", `"${l}" is not a local port.`, "line");
+    const f: Forward = { name, target: `${kind}/${name}`, port: remote, local_port: local };
+    if (context) f.context = context;
+    if (namespace) f.namespace = namespace;
+    if (bind) f.bind = bind;
+    return f;
+  }
+
+  importConfig(text: string, format: string, dryRun: boolean): ImportResult {
+    const res: ImportResult = { added: [], replaced: [], warnings: [] };
+    if (format !== "auto" && format !== "kubectl") {
+      res.warnings.push(`The demo shell reads only kubectl lines, not ${format}.`);
+      return res;
+    }
+    const lines = text.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+    const parsed: Forward[] = [];
+    lines.forEach((l, i) => {
+      try {
+        parsed.push(this.parseKubectl(l));
+      } catch (e) {
+        res.warnings.push(`line ${i + 1}: ${(e as AppError).message}`);
+      }
+    });
+    for (const f of parsed) {
+      if (this.config.forwards.some((x) => x.name === f.name)) res.replaced.push(f.name);
+      else res.added.push(f.name);
+    }
+    if (!dryRun && parsed.length > 0) {
+      for (const f of parsed) {
+        const i = this.config.forwards.findIndex((x) => x.name === f.name);
+        if (i >= 0) this.config.forwards[i] = f;
+        else this.config.forwards.push(f);
+      }
+      this.emitState();
+      for (const f of parsed) this.start(f.name);
+    }
+    return res;
+  }
+}
