@@ -1,9 +1,12 @@
 import { defineConfig } from "vitest/config";
+import { svelte } from "@sveltejs/vite-plugin-svelte";
 
 export default defineConfig({
   test: {
     projects: [
       {
+        // Compiles runes in *.svelte.ts for the store tests.
+        plugins: [svelte()],
         test: {
           name: "unit",
           include: ["src/**/*.test.ts", "tests/fake/**/*.test.ts"],
