@@ -115,3 +115,33 @@ export async function openApp(
     close: () => context.close(),
   };
 }
+
+/** Waits until `read()` gives a value `ok` accepts; fails with the last value seen. */
+export async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, what = "condition", ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  let last: T | undefined;
+  for (;;) {
+    try {
+      last = await read();
+      if (ok(last)) return last;
+    } catch (e) {
+      if (Date.now() > end) throw e;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The text of the element with this data-testid, once it is there. */
+export async function textOf(page: Page, testid: string, expected?: string | RegExp): Promise<string> {
+  const loc = page.getByTestId(testid).first();
+  if (expected === undefined) {
+    await loc.waitFor();
+    return (await loc.innerText()).trim();
+  }
+  return eventually(
+    async () => (await loc.innerText({ timeout: 1000 })).trim(),
+    (t) => (typeof expected === "string" ? t === expected : expected.test(t)),
+    `${testid} to read ${expected}`,
+  );
+}

@@ -1,0 +1,225 @@
+// The main view as a person uses it: empty states, the demo, switches, filters, grouping,
+// keyboard, theme, banner. Runs the built app (dist/) in Chromium with the fake shell.
+
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Browser } from "playwright-core";
+import { eventually, launch, openApp, serveDist, textOf, type AppPage } from "./harness";
+
+let browser: Browser;
+let server: { url: string; close: () => Promise<void> };
+let app: AppPage | null = null;
+
+beforeAll(async () => {
+  server = await serveDist();
+  browser = await launch();
+});
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+afterEach(async () => {
+  // Every page ran without console errors or Content Security Policy violations.
+  const problems = app?.problems ?? [];
+  await app?.close();
+  app = null;
+  expect(problems).toEqual([]);
+});
+
+async function open(opts: Parameters<typeof openApp>[2] = {}) {
+  app = await openApp(browser, server.url, opts);
+  return app;
+}
+
+const rowNames = (a: AppPage) =>
+  a.page.locator("[data-forward][data-testid^=forward-row-]").evaluateAll((els) => els.map((e) => e.getAttribute("data-forward")));
+
+describe("empty states", () => {
+  it("explains a missing kubeconfig and starts the demo", async () => {
+    const { page } = await open({ scenario: "no-kubeconfig" });
+    const empty = page.getByTestId("empty-state");
+    await empty.waitFor();
+    const text = await empty.innerText();
+    expect(text).toContain("No kubeconfig found");
+    expect(text).toContain("/home/me/.kube/config does not exist.");
+    expect(text).toContain("$KUBECONFIG (not set)");
+    expect(await page.getByTestId("demo-badge").count()).toBe(0);
+
+    await page.getByTestId("start-demo").click();
+    await page.getByTestId("forward-row-echo").first().waitFor();
+    expect(await rowNames(app!)).toEqual(["echo", "web", "db"]);
+    expect(await textOf(page, "demo-badge")).toBe("Demo cluster");
+    // Starting, then active once the shell says so in a snapshot.
+    await textOf(page, "state-echo", "active");
+    expect(await textOf(page, "local-echo")).toBe("127.0.0.1:18080");
+  });
+
+  it("offers Add and quick add when there is a kubeconfig but no forwards", async () => {
+    const { page } = await open({ scenario: "empty" });
+    const text = await page.getByTestId("empty-state").innerText();
+    expect(text).toContain("No forwards yet");
+    await page.getByTestId("empty-quick-add").fill("svc/echo 18080:80 -n demo");
+    await page.getByTestId("empty-quick-add").press("Enter");
+    await page.getByTestId("forward-dialog").waitFor();
+    expect(await page.getByTestId("field-name").inputValue()).toBe("echo");
+    expect(await page.getByTestId("field-namespace").inputValue()).toBe("demo");
+    expect(await page.getByTestId("field-local-port").inputValue()).toBe("18080");
+  });
+});
+
+describe("forward rows", () => {
+  it("shows target, address, health, traffic and problems", async () => {
+    const { page } = await open();
+    const echo = page.getByTestId("forward-row-echo").first();
+    await echo.waitFor();
+    const t = await echo.innerText();
+    expect(t).toContain("svc/echo:80 in demo @ ferry-fake");
+    expect(t).toContain("12 ms");
+    expect(t).toContain("1.5 MiB");
+    expect(await textOf(page, "state-echo")).toBe("active");
+    expect(await echo.getByRole("button", { name: "Open echo in browser" }).count()).toBe(1);
+    // db checks fail: said in a sentence on the row; it shows under both of its profiles.
+    expect(await page.getByTestId("forward-row-db").count()).toBe(2);
+    expect(await page.getByTestId("forward-row-db").first().innerText()).toContain("Health check failing: Connection refused by demo/db-0:5432.");
+    expect(await page.getByTestId("forward-row-db").first().getByRole("button", { name: /in browser/ }).count()).toBe(0);
+    // A non-loopback bind is flagged.
+    expect(await page.getByTestId("forward-row-api").innerText()).toContain("listens on all interfaces");
+  });
+
+  it("switches a forward off and on; the badge follows the snapshots", async () => {
+    const a = await open({ settleMs: 400 });
+    const { page } = a;
+    const toggle = page.getByTestId("toggle-echo").first();
+    expect(await toggle.getAttribute("role")).toBe("switch");
+    expect(await toggle.isChecked()).toBe(true);
+    await toggle.click();
+    await textOf(page, "state-echo", "disabled");
+    expect(await toggle.isChecked()).toBe(false);
+    expect(await a.fake((f) => f.calls.filter((c) => c.cmd === "set_enabled").map((c) => c.args))).toEqual([{ name: "echo", enabled: false }]);
+    await toggle.click();
+    await textOf(page, "state-echo", /starting|active/);
+    await textOf(page, "state-echo", "active");
+
+    // A snapshot event alone moves the badge and shows the error inline.
+    await a.fake((f) => f.setForwardState("web", "error", { error: "local port 18081 is in use" }));
+    await textOf(page, "state-web", "error");
+    expect(await page.getByTestId("forward-row-web").first().innerText()).toContain("Local port 18081 is in use.");
+  });
+
+  it("never polls: the shell is asked for its state once", async () => {
+    const a = await open();
+    await a.page.waitForTimeout(1200);
+    expect(await a.fake((f) => f.calls.filter((c) => c.cmd === "get_state").length)).toBe(1);
+  });
+});
+
+describe("filter, start/stop all, grouping", () => {
+  it("filters by text and state, and starts only what is shown", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("forward-row-echo").first().waitFor();
+    await page.getByTestId("search").fill("staging");
+    await eventually(() => rowNames(a), (n) => n.join() === "api", "only api");
+    await page.getByTestId("start-all").click();
+    await eventually(
+      () => a.fake((f) => f.calls.filter((c) => c.cmd === "set_all_enabled").map((c) => c.args)),
+      (c) => c.length === 1,
+      "set_all_enabled",
+    );
+    expect(await a.fake((f) => f.calls.find((c) => c.cmd === "set_all_enabled")!.args)).toEqual({ names: ["api"], enabled: true });
+    await textOf(page, "state-api", "active");
+
+    await page.getByTestId("search").fill("nothing-matches-this");
+    await page.getByTestId("no-match").waitFor();
+    await page.getByTestId("search").fill("");
+    await page.getByTestId("state-filter").selectOption("problems");
+    await eventually(() => rowNames(a), (n) => n.join() === "db,db", "db under both profiles");
+    await page.getByTestId("stop-all").click();
+    await eventually(
+      () => a.fake((f) => f.calls.filter((c) => c.cmd === "set_all_enabled").map((c) => c.args)),
+      (c) => c.length === 2,
+      "second set_all_enabled",
+    );
+    expect(await a.fake((f) => f.calls.filter((c) => c.cmd === "set_all_enabled")[1].args)).toEqual({ names: ["db"], enabled: false });
+  });
+
+  it("groups by context and namespace and keeps the choice in settings", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("group-demo").waitFor();
+    expect(await page.getByTestId("forward-row-db").count()).toBe(2);
+    await page.getByTestId("group-by").click();
+    await page.getByTestId("group-ferry-fake / demo").waitFor();
+    await page.getByTestId("group-staging / payments").waitFor();
+    expect(await page.getByTestId("forward-row-db").count()).toBe(1);
+    expect(await a.fake((f) => f.settings.group_by)).toBe("context");
+    await page.getByTestId("group-by").click();
+    await page.getByTestId("group-demo").waitFor();
+    expect(await a.fake((f) => f.settings.group_by)).toBe("profile");
+  });
+
+  it("activates and deactivates a profile from its header", async () => {
+    const a = await open();
+    const { page } = a;
+    const sw = page.getByTestId("profile-toggle-demo");
+    await sw.waitFor();
+    expect(await sw.isChecked()).toBe(true);
+    await sw.click();
+    await textOf(page, "state-echo", "disabled");
+    await textOf(page, "state-web", "disabled");
+    expect(await sw.isChecked()).toBe(false);
+    expect(await a.fake((f) => f.calls.find((c) => c.cmd === "set_profile_active")!.args)).toEqual({ name: "demo", active: false });
+  });
+});
+
+describe("keyboard, banner, theme", () => {
+  it("/ focuses search, n opens Add, Esc closes, and not while typing", async () => {
+    const { page } = await open();
+    await page.getByTestId("forward-row-echo").first().waitFor();
+    await page.keyboard.press("/");
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("data-testid"))).toBe("search");
+    await page.keyboard.type("n");
+    expect(await page.getByTestId("search").inputValue()).toBe("n");
+    expect(await page.getByTestId("forward-dialog").count()).toBe(0);
+    await page.getByTestId("search").fill("");
+    await page.locator("main").click({ position: { x: 5, y: 600 } });
+    await page.keyboard.press("n");
+    const dialog = page.getByTestId("forward-dialog");
+    await dialog.waitFor();
+    expect(await dialog.getAttribute("role")).toBe("dialog");
+    expect(await dialog.getAttribute("aria-modal")).toBe("true");
+    const label = await dialog.getAttribute("aria-labelledby");
+    expect(await page.locator(`#${label}`).innerText()).toBe("Add a forward");
+    // Focus stays in the dialog.
+    for (let i = 0; i < 25; i++) await page.keyboard.press("Tab");
+    expect(await page.evaluate(() => !!document.activeElement?.closest("[data-testid=forward-dialog]"))).toBe(true);
+    await page.keyboard.press("Escape");
+    await eventually(() => dialog.count(), (n) => n === 0, "dialog closed");
+  });
+
+  it("shows the banner until it is dismissed", async () => {
+    const { page } = await open({ scenario: "banner" });
+    const banner = page.getByTestId("banner");
+    expect(await banner.innerText()).toContain("could not be read");
+    await page.getByTestId("dismiss-banner").click();
+    await eventually(() => banner.count(), (n) => n === 0, "banner gone");
+  });
+
+  it("applies the theme at once through data-theme", async () => {
+    const a = await open({ colorScheme: "dark" });
+    const { page } = a;
+    const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
+    expect(await eventually(theme, (t) => t === "dark", "system dark")).toBe("dark");
+    await page.getByTestId("open-settings").click();
+    await page.getByTestId("settings-dialog").waitFor();
+    await page.getByTestId("setting-theme").selectOption("light");
+    expect(await theme()).toBe("light");
+    await page.getByTestId("setting-theme").selectOption("dark");
+    expect(await theme()).toBe("dark");
+    expect(await a.fake((f) => f.settings.theme)).toBe("dark");
+    await page.getByTestId("setting-theme").selectOption("system");
+    await page.emulateMedia({ colorScheme: "light" });
+    await eventually(theme, (t) => t === "light", "system follows the OS");
+    await page.getByTestId("close-dialog").click();
+    await eventually(() => page.getByTestId("settings-dialog").count(), (n) => n === 0, "settings closed");
+  });
+});
