@@ -22,6 +22,8 @@ export class UiStore {
   dialog = $state<Dialog>(null);
   confirm = $state<Confirm>(null);
   selected = $state<string | null>(null);
+  /** A rename on its way, so the details panel follows the forward to its new name. */
+  renamed = $state<{ from: string; to: string } | null>(null);
   anyModal = $derived(this.dialog !== null || this.confirm !== null);
   filtering = $derived(this.filter.text.trim() !== "" || this.filter.state !== "all");
 

@@ -94,6 +94,7 @@ export async function openApp(
     colorScheme: opts.colorScheme ?? "light",
   });
   const page = await context.newPage();
+  page.setDefaultTimeout(5000);
   const problems: string[] = [];
   page.on("console", (m) => {
     if (m.type() === "error") problems.push(`console: ${m.text()}`);

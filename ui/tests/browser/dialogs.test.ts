@@ -1,0 +1,313 @@
+// The add/edit dialog, details panel, profiles, import and settings, as a person uses them.
+
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Browser, Page } from "playwright-core";
+import { eventually, launch, openApp, serveDist, textOf, type AppPage } from "./harness";
+
+let browser: Browser;
+let server: { url: string; close: () => Promise<void> };
+let app: AppPage | null = null;
+
+beforeAll(async () => {
+  server = await serveDist();
+  browser = await launch();
+});
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+afterEach(async () => {
+  const problems = app?.problems ?? [];
+  await app?.close();
+  app = null;
+  expect(problems).toEqual([]);
+});
+
+async function open(opts: Parameters<typeof openApp>[2] = {}) {
+  app = await openApp(browser, server.url, opts);
+  await app.page.getByTestId("forward-row-echo").first().waitFor();
+  return app;
+}
+
+const options = (page: Page, list: string) =>
+  page.locator(`#${list} option`).evaluateAll((els) => els.map((e) => ({ value: (e as HTMLOptionElement).value, label: (e as HTMLOptionElement).label })));
+
+const gone = (page: Page, testid: string) => eventually(() => page.getByTestId(testid).count(), (n) => n === 0, `${testid} gone`);
+
+describe("add a forward", () => {
+  it("through the pickers, with a suggested local port and inline validation", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("add-forward").click();
+    const dialog = page.getByTestId("forward-dialog");
+    await dialog.waitFor();
+
+    // Contexts, then namespaces of the chosen context, then targets of the chosen kind.
+    await eventually(() => options(page, "ff-contexts"), (o) => o.length === 2, "contexts");
+    expect((await options(page, "ff-contexts")).map((o) => o.value)).toEqual(["ferry-fake", "staging"]);
+    await page.getByTestId("field-context").fill("staging");
+    await eventually(() => options(page, "ff-namespaces"), (o) => o.map((x) => x.value).join() === "default,payments", "staging namespaces");
+    await page.getByTestId("field-context").fill("ferry-fake");
+    await eventually(() => options(page, "ff-namespaces"), (o) => o.map((x) => x.value).includes("demo"), "ferry-fake namespaces");
+    await page.getByTestId("field-namespace").fill("demo");
+    await eventually(() => options(page, "ff-targets"), (o) => o.map((x) => x.value).join() === "echo,web,db", "services");
+    await page.getByTestId("field-kind").selectOption("deployment");
+    await eventually(() => options(page, "ff-targets"), (o) => o.map((x) => x.value).join() === "echo,web", "deployments");
+    await page.getByTestId("field-kind").selectOption("service");
+    await eventually(() => options(page, "ff-targets"), (o) => o.length === 3, "services again");
+
+    // The name follows the resource; "web" is taken, which is said under the name.
+    await page.getByTestId("field-target").fill("web");
+    expect(await page.getByTestId("field-name").inputValue()).toBe("web");
+    expect(await textOf(page, "error-name", 'A forward named "web" already exists.')).toBeTruthy();
+    await page.getByTestId("field-name").fill("web-2");
+    await gone(page, "error-name");
+
+    // Port names are shown with the numbers; choosing one suggests a local port.
+    await eventually(() => options(page, "ff-ports"), (o) => o.length === 2, "ports");
+    expect((await options(page, "ff-ports")).map((o) => o.label)).toEqual(["80 (http)", "443 (https)"]);
+    await page.getByTestId("field-port").fill("80");
+    await eventually(() => page.getByTestId("field-local-port").inputValue(), (v) => v === "10080", "suggested port");
+    expect(await page.getByTestId("kubectl-preview").innerText()).toBe("kubectl port-forward svc/web 10080:80 -n demo --context ferry-fake");
+
+    await page.getByTestId("save-forward").click();
+    await gone(page, "forward-dialog");
+    await page.getByTestId("forward-row-web-2").waitFor();
+    expect(await textOf(page, "local-web-2")).toBe("127.0.0.1:10080");
+    await textOf(page, "state-web-2", "active");
+    expect(await a.fake((f) => f.config.forwards.find((x) => x.name === "web-2"))).toEqual({
+      name: "web-2",
+      context: "ferry-fake",
+      namespace: "demo",
+      target: "service/web",
+      port: 80,
+      local_port: 10080,
+    });
+  });
+
+  it("does not replace a local port the user typed", async () => {
+    const { page } = await open();
+    await page.keyboard.press("n");
+    await page.getByTestId("forward-dialog").waitFor();
+    await page.getByTestId("field-local-port").fill("23456");
+    await page.getByTestId("field-port").fill("8080");
+    await page.waitForTimeout(500);
+    expect(await page.getByTestId("field-local-port").inputValue()).toBe("23456");
+  });
+
+  it("quick add fills the form from a pasted kubectl line", async () => {
+    const { page } = await open();
+    await page.getByTestId("add-forward").click();
+    const qa = page.getByTestId("quick-add");
+    await qa.waitFor();
+    // Focus starts in the quick-add field; pasting parses at once.
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("data-testid"))).toBe("quick-add");
+    await page.evaluate(() => {
+      const el = document.querySelector<HTMLInputElement>("[data-testid=quick-add]")!;
+      el.value = "kubectl port-forward deploy/api 18090:8080 -n payments --context staging";
+      el.dispatchEvent(new Event("input", { bubbles: true }));
+      const dt = new DataTransfer();
+      dt.setData("text/plain", el.value);
+      el.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true }));
+    });
+    await eventually(() => page.getByTestId("field-name").inputValue(), (v) => v === "api", "name filled");
+    expect(await page.getByTestId("field-context").inputValue()).toBe("staging");
+    expect(await page.getByTestId("field-namespace").inputValue()).toBe("payments");
+    expect(await page.getByTestId("field-kind").inputValue()).toBe("deployment");
+    expect(await page.getByTestId("field-target").inputValue()).toBe("api");
+    expect(await page.getByTestId("field-port").inputValue()).toBe("8080");
+    expect(await page.getByTestId("field-local-port").inputValue()).toBe("18090");
+    // "api" exists in this config: said under the name at once.
+    await textOf(page, "error-name", 'A forward named "api" already exists.');
+
+    // A line that cannot be read says why, under the quick-add field.
+    await qa.fill("kubectl port-forward svc/echo");
+    await qa.press("Enter");
+    expect(await textOf(page, "error-quick_add")).toBe("The line has no port, like 18080:80.");
+  });
+
+  it("a rejected save shows the error under its field and keeps the input", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("add-forward").click();
+    await page.getByTestId("field-name").fill("big");
+    await page.getByTestId("field-namespace").fill("demo");
+    await page.getByTestId("field-target").fill("echo");
+    await page.getByTestId("field-port").fill("80");
+    await page.getByTestId("field-local-port").fill("70000");
+    await page.getByTestId("save-forward").click();
+    const msg = await textOf(page, "error-local_port", /between 1 and 65535/);
+    expect(msg).toContain("not 70000");
+    expect(await page.getByTestId("forward-dialog").count()).toBe(1);
+    expect(await page.getByTestId("field-local-port").inputValue()).toBe("70000");
+    expect(await page.getByTestId("field-name").inputValue()).toBe("big");
+    expect(await page.getByTestId("field-local-port").getAttribute("aria-invalid")).toBe("true");
+    expect(await a.fake((f) => f.calls.filter((c) => c.cmd === "save_forward").length)).toBe(1);
+
+    // A conflict only the shell knows about (the port is taken by another program).
+    await page.getByTestId("field-local-port").fill("18500");
+    await gone(page, "error-local_port");
+    await a.fake((f) => f.failures.set("save_forward", { code: "conflict", message: "Port 18500 on 127.0.0.1 is in use by another program.", field: "local_port" }));
+    await page.getByTestId("save-forward").click();
+    await textOf(page, "error-local_port", "Port 18500 on 127.0.0.1 is in use by another program.");
+    expect(await page.getByTestId("field-local-port").inputValue()).toBe("18500");
+
+    // An error with no field is shown above the buttons, as written.
+    await a.fake((f) => f.failures.set("save_forward", { code: "store", message: "Could not write /home/me/.config/ferry/forwards.yaml: disk full.", field: null }));
+    await page.getByTestId("save-forward").click();
+    await textOf(page, "form-error", "Could not write /home/me/.config/ferry/forwards.yaml: disk full.");
+    expect(await page.getByTestId("forward-dialog").count()).toBe(1);
+
+    // Now it goes through.
+    await page.getByTestId("save-forward").click();
+    await gone(page, "forward-dialog");
+    await page.getByTestId("forward-row-big").waitFor();
+  });
+
+  it("shows advanced problems in the Advanced section", async () => {
+    const { page } = await open();
+    await page.getByTestId("add-forward").click();
+    await page.getByTestId("field-name").fill("adv");
+    await page.getByTestId("field-target").fill("echo");
+    await page.getByTestId("field-port").fill("80");
+    await page.locator("summary", { hasText: "Advanced" }).click();
+    await page.getByTestId("field-health-kind").selectOption("http");
+    await page.getByTestId("field-health-interval").fill("often");
+    await textOf(page, "error-health.interval", '"often" is not a duration like 5s or 500ms.');
+    await page.getByTestId("field-bind").fill("0.0.0.0");
+    expect(await page.getByTestId("forward-dialog").innerText()).toContain("Listens on all interfaces");
+  });
+});
+
+describe("details", () => {
+  it("shows the pod, health, history and log, tests the connection and copies kubectl", async () => {
+    const a = await open();
+    const { page } = a;
+    await a.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.url });
+    await page.getByTestId("forward-row-echo").first().getByRole("button", { name: "Details of echo" }).click();
+    const panel = page.getByTestId("details-panel");
+    await panel.waitFor();
+    const text = await panel.innerText();
+    expect(text).toContain("echo-7d9f8-abcde");
+    expect(text).toContain("probe 12 ms");
+    expect(text).toContain("unknown → up");
+    await page.getByTestId("test-connection").click();
+    expect(await textOf(page, "test-result", /Connected in 4 ms/)).toContain("connected to echo-7d9f8-abcde");
+    await page.getByTestId("copy-kubectl").click();
+    await eventually(
+      () => page.evaluate(() => navigator.clipboard.readText()),
+      (t) => t === "kubectl port-forward service/echo 18080:80 -n demo --context ferry-fake",
+      "clipboard",
+    );
+    // The log follows state changes without polling.
+    await a.fake((f) => f.setForwardState("echo", "reconnecting", { last_error: "pod echo-7d9f8-abcde went away" }));
+    await eventually(() => page.getByTestId("log").innerText(), (t) => t.includes("echo: active -> reconnecting"), "log line");
+    expect(await panel.innerText()).toContain("Reconnecting after: Pod echo-7d9f8-abcde went away.");
+    await page.keyboard.press("Escape");
+    await gone(page, "details-panel");
+  });
+
+  it("Esc never confirms a delete; the confirm button does", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("forward-row-web").first().getByRole("button", { name: "Details of web" }).click();
+    await page.getByTestId("delete-forward").click();
+    const confirm = page.getByTestId("confirm-dialog");
+    await confirm.waitFor();
+    // Cancel has the focus, so Enter would not delete either.
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("data-testid"))).toBe("confirm-cancel");
+    await page.keyboard.press("Escape");
+    await gone(page, "confirm-dialog");
+    expect(await page.getByTestId("forward-row-web").count()).toBe(1);
+    expect(await a.fake((f) => f.calls.some((c) => c.cmd === "delete_forward"))).toBe(false);
+
+    await page.getByTestId("delete-forward").click();
+    await page.getByTestId("confirm-ok").click();
+    await gone(page, "forward-row-web");
+    await gone(page, "details-panel");
+    expect(await a.fake((f) => f.config.profiles![0].forwards)).toEqual(["echo", "db"]);
+  });
+
+  it("edits a forward, renaming it", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("forward-row-echo").first().getByRole("button", { name: "Details of echo" }).click();
+    await page.getByTestId("edit-forward").click();
+    await page.getByTestId("forward-dialog").waitFor();
+    expect(await page.getByTestId("field-local-port").inputValue()).toBe("18080");
+    await page.getByTestId("field-name").fill("echo-2");
+    await page.getByTestId("save-forward").click();
+    await gone(page, "forward-dialog");
+    await page.getByTestId("forward-row-echo-2").waitFor();
+    expect(await a.fake((f) => f.calls.find((c) => c.cmd === "save_forward")!.args.original)).toBe("echo");
+    expect(await page.getByTestId("details-panel").getAttribute("data-forward")).toBe("echo-2");
+  });
+});
+
+describe("profiles, import, settings", () => {
+  it("creates a profile with chosen forwards, renames it and deletes it", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("new-profile").click();
+    await page.getByTestId("profile-dialog").waitFor();
+    await page.getByTestId("field-profile-name").fill("demo");
+    await page.getByTestId("profile-member-echo").check();
+    await page.getByTestId("profile-member-api").check();
+    await page.getByTestId("save-profile").click();
+    await textOf(page, "error-name", 'A profile named "demo" already exists.');
+    await page.getByTestId("field-profile-name").fill("mine");
+    await page.getByTestId("save-profile").click();
+    await gone(page, "profile-dialog");
+    const group = page.getByTestId("group-mine");
+    await group.waitFor();
+    expect(await a.fake((f) => f.config.profiles!.find((p) => p.name === "mine"))).toEqual({ name: "mine", forwards: ["echo", "api"] });
+
+    await page.getByRole("button", { name: "Edit profile mine" }).click();
+    await page.getByTestId("field-profile-name").fill("ours");
+    await page.getByTestId("save-profile").click();
+    await page.getByTestId("group-ours").waitFor();
+
+    await page.getByRole("button", { name: "Delete profile ours" }).click();
+    await page.getByTestId("confirm-ok").click();
+    await gone(page, "group-ours");
+    expect(await page.getByTestId("forward-row-api").count()).toBe(1); // still in "backend"
+  });
+
+  it("previews an import, then imports", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("open-import").click();
+    await page.getByTestId("import-dialog").waitFor();
+    await page.getByTestId("import-text").fill("kubectl port-forward svc/echo 18080:80 -n demo\nkubectl port-forward svc/kubernetes 16443:443\nnot a line at all here");
+    expect(await page.getByTestId("import-button").isDisabled()).toBe(true);
+    await page.getByTestId("import-preview-button").click();
+    const preview = await textOf(page, "import-preview");
+    expect(preview).toContain("Will add 1: kubernetes");
+    expect(preview).toContain("Will replace 1: echo");
+    expect(preview).toContain("line 3:");
+    expect(await a.fake((f) => f.calls.find((c) => c.cmd === "import_config")!.args)).toMatchObject({ format: "auto", dryRun: true });
+    expect(await page.getByTestId("forward-row-kubernetes").count()).toBe(0);
+    await page.getByTestId("import-button").click();
+    expect(await textOf(page, "import-result")).toContain("Added 1: kubernetes");
+    await page.getByTestId("forward-row-kubernetes").waitFor();
+    await page.getByTestId("close-dialog").click();
+    await gone(page, "import-dialog");
+  });
+
+  it("saves settings and shows a refused kubeconfig path", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("open-settings").click();
+    await page.getByTestId("settings-dialog").waitFor();
+    await page.getByTestId("setting-start-at-login").check();
+    await eventually(() => a.fake((f) => f.settings.start_at_login), (v) => v === true, "start at login saved");
+    await page.getByTestId("setting-kubeconfig-paths").fill("/home/me/.kube/extra.yaml\nrelative.yaml");
+    await page.getByTestId("setting-theme").focus();
+    await textOf(page, "error-kubeconfig_paths[1]", '"relative.yaml" is not an absolute path.');
+    await page.getByTestId("setting-kubeconfig-paths").fill("/home/me/.kube/extra.yaml");
+    await page.getByTestId("setting-theme").focus();
+    await eventually(() => a.fake((f) => f.settings.kubeconfig_paths), (p) => p.join() === "/home/me/.kube/extra.yaml", "paths saved");
+    await page.keyboard.press("Escape");
+    await gone(page, "settings-dialog");
+  });
+});
