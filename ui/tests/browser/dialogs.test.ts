@@ -126,6 +126,17 @@ describe("add a forward", () => {
     expect(await textOf(page, "error-quick_add")).toBe("The line has no port, like 18080:80.");
   });
 
+  it("quick add also fills the form from a typed line", async () => {
+    const { page } = await open();
+    await page.keyboard.press("n");
+    await page.getByTestId("quick-add").waitFor();
+    await page.keyboard.type("svc/db 15433:5432 -n demo");
+    await eventually(() => page.getByTestId("field-local-port").inputValue(), (v) => v === "15433", "typed line parsed");
+    expect(await page.getByTestId("field-name").inputValue()).toBe("db");
+    expect(await page.getByTestId("field-target").inputValue()).toBe("db");
+    expect(await page.getByTestId("field-port").inputValue()).toBe("5432");
+  });
+
   it("a rejected save shows the error under its field and keeps the input", async () => {
     const a = await open();
     const { page } = a;
