@@ -66,6 +66,18 @@ describe("empty states", () => {
   });
 });
 
+describe("when the engine does not answer", () => {
+  it("says so with the shell's message and tries again on request", async () => {
+    const a = await open({
+      init: `window.__ferryFake.failures.set("get_state", { code: "engine", message: "Ferry's engine is shutting down.", field: null });`,
+    });
+    const { page } = a;
+    expect(await textOf(page, "load-error")).toContain("Ferry's engine is shutting down.");
+    await page.getByRole("button", { name: "Try again" }).click();
+    await page.getByTestId("forward-row-echo").first().waitFor();
+  });
+});
+
 describe("forward rows", () => {
   it("shows target, address, health, traffic and problems", async () => {
     const { page } = await open();

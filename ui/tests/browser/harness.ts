@@ -87,7 +87,15 @@ export type AppPage = {
 export async function openApp(
   browser: Browser,
   url: string,
-  opts: { scenario?: Scenario; settleMs?: number; colorScheme?: "light" | "dark"; width?: number; height?: number } = {},
+  opts: {
+    scenario?: Scenario;
+    settleMs?: number;
+    colorScheme?: "light" | "dark";
+    width?: number;
+    height?: number;
+    /** Script run after the fake is installed, before the app starts. */
+    init?: string;
+  } = {},
 ): Promise<AppPage> {
   const context = await browser.newContext({
     viewport: { width: opts.width ?? 1000, height: opts.height ?? 700 },
@@ -105,6 +113,7 @@ export async function openApp(
      document.addEventListener("securitypolicyviolation", (e) => console.error("CSP violation: " + e.violatedDirective + " " + e.blockedURI));`,
   );
   await page.addInitScript({ path: FAKE });
+  if (opts.init) await page.addInitScript(opts.init);
   await page.goto(url);
   await page.locator(".toolbar").waitFor();
   return {
