@@ -274,32 +274,11 @@ impl Source {
     }
 }
 
-/// The demo forwards: the demo cluster's echo, web and db services.
-const DEMO_CONFIG: &str = "\
-version: 1
-forwards:
-  - {name: echo, context: ferry-fake, namespace: demo, target: service/echo, port: 80, local_port: 18080}
-  - {name: web, context: ferry-fake, namespace: demo, target: service/web, port: 80, local_port: 18081}
-  - {name: db, context: ferry-fake, namespace: demo, target: statefulset/db, port: pg, local_port: 15432}
-profiles:
-  - {name: demo, forwards: [echo, web, db]}
-";
-
 /// Starts the fake cluster in-process and writes its kubeconfig under the cache directory.
 async fn start_demo() -> anyhow::Result<(FakeCluster, PathBuf)> {
     let fake = FakeCluster::start(FakeOptions::default()).await?;
     // Let the demo pods become ready first, so the demo starts clean.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while tokio::time::Instant::now() < deadline
-        && !fake
-            .cluster()
-            .list(ferry_fakecluster::kind::Kind::Pod, None)
-            .1
-            .iter()
-            .all(|p| ferry_fakecluster::cluster::pod_is_ready(p))
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    fake.wait_pods_ready(Duration::from_secs(5)).await;
     let dir = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
@@ -332,7 +311,7 @@ fn load(source: &Source, profile: Option<&str>) -> Result<Config, String> {
         Source::File(path) => {
             Config::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?
         }
-        Source::Demo => Config::from_yaml(DEMO_CONFIG).map_err(|e| format!("demo config: {e}"))?,
+        Source::Demo => Config::from_yaml(ferry_fakecluster::scenario::DEMO_FORWARDS).map_err(|e| format!("demo config: {e}"))?,
     };
     if let Some(profile) = profile {
         let names: Vec<String> = config

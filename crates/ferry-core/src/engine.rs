@@ -119,6 +119,8 @@ impl Default for EngineOptions {
 /// until every listener is closed.
 pub struct Engine {
     commands: mpsc::Sender<Command>,
+    /// The clients the forwards use, shared with callers that browse the cluster.
+    pool: Arc<ClientPool>,
     bus: Arc<Bus>,
     token: CancellationToken,
     task: Option<JoinHandle<()>>,
@@ -137,6 +139,7 @@ impl Engine {
         config.validate()?;
         let token = CancellationToken::new();
         let bus = Arc::new(Bus::new());
+        let pool = Arc::new(ClientPool::with_exec(options.kubeconfig, options.exec));
         let (tx, rx) = mpsc::channel(64);
         let (notify_tx, notify_rx) = mpsc::channel(1);
         let (watch_tx, watch_rx) = mpsc::channel(64);
@@ -163,7 +166,7 @@ impl Engine {
             }),
             workers: BTreeMap::new(),
             feeds: HashMap::new(),
-            pool: Arc::new(ClientPool::with_exec(options.kubeconfig, options.exec)),
+            pool: pool.clone(),
             bus: bus.clone(),
             token: token.clone(),
             published: BTreeMap::new(),
@@ -172,6 +175,7 @@ impl Engine {
         let task = tokio::spawn(manager.run(config).instrument(debug_span!("engine")));
         Ok(Self {
             commands: tx,
+            pool,
             bus,
             token,
             task: Some(task),
@@ -226,6 +230,12 @@ impl Engine {
     /// The configuration the engine runs.
     pub async fn config(&self) -> Result<Arc<Config>, EngineError> {
         self.call(|reply| Command::Config { reply }).await
+    }
+
+    /// The per-context clients the forwards use (for browsing contexts, namespaces and
+    /// targets with the same credentials).
+    pub fn clients(&self) -> &Arc<ClientPool> {
+        &self.pool
     }
 
     /// Events and the latest snapshot.

@@ -255,6 +255,21 @@ impl FakeCluster {
         &self.tokens
     }
 
+    /// Waits until every pod is ready, for at most `within`; whether they all are.
+    pub async fn wait_pods_ready(&self, within: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (_, pods) = self.cluster.list(kind::Kind::Pod, None);
+            if pods.iter().all(|p| cluster::pod_is_ready(p)) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// A kubeconfig for this cluster: server URL, CA data and bearer token.
     pub fn kubeconfig_yaml(&self) -> String {
         let ca = base64::engine::general_purpose::STANDARD.encode(self.ca_pem.as_bytes());

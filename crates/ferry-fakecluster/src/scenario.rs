@@ -28,6 +28,19 @@ use serde::{Deserialize, Deserializer};
 /// The built-in scenario used when none is given.
 pub const DEMO_YAML: &str = include_str!("../scenarios/demo.yaml");
 
+/// Ferry forwards to the demo scenario's echo, web and db services, in Ferry's config
+/// format, with a `demo` profile holding them (used by `ferry up --demo` and the app's
+/// demo mode).
+pub const DEMO_FORWARDS: &str = "\
+version: 1
+forwards:
+  - {name: echo, context: ferry-fake, namespace: demo, target: service/echo, port: 80, local_port: 18080}
+  - {name: web, context: ferry-fake, namespace: demo, target: service/web, port: 80, local_port: 18081}
+  - {name: db, context: ferry-fake, namespace: demo, target: statefulset/db, port: pg, local_port: 15432}
+profiles:
+  - {name: demo, forwards: [echo, web, db]}
+";
+
 /// Why a scenario could not be loaded. Messages name the field path.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

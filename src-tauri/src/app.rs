@@ -1,0 +1,1030 @@
+//! The app's core, with no Tauri in it: the store, the engine, the demo cluster and every
+//! command's logic. The Tauri layer (`commands`, `bridge`, `tray`) only adapts this to IPC,
+//! so all of it is tested headless against the fake cluster.
+//!
+//! The store is the source of truth. A change is made with [`Store::modify`] (locked,
+//! validated, atomic) and the result is then applied to the engine, which restarts only
+//! what changed. The CLI may change the store at any time; [`AppCore::reload_store`] picks
+//! that up.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferry_core::cluster::KubeconfigSource;
+use ferry_core::config::import;
+use ferry_core::config::{Config, Forward, Profile};
+use ferry_core::events::Snapshot;
+use ferry_core::store::{Store, StoreDoc};
+use ferry_core::{Engine, EngineOptions};
+use ferry_fakecluster::FakeCluster;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{RwLock, watch};
+
+use crate::error::{AppError, ErrorCode};
+use crate::logs::{LogLine, Logs};
+use crate::settings::Settings;
+
+/// The context the demo cluster's kubeconfig names.
+pub const DEMO_CONTEXT: &str = "ferry-fake";
+
+/// How the app is started.
+#[derive(Debug, Clone, Default)]
+pub struct AppOptions {
+    /// The store file; default [`Store::default_path`].
+    pub store: Option<PathBuf>,
+    /// Where the app keeps its own files (logs, the demo kubeconfig).
+    pub data_dir: PathBuf,
+    /// Start the demo cluster and make sure the demo forwards exist.
+    pub demo: bool,
+    /// The kubeconfig files before the settings' extra ones; default: what kubectl reads.
+    pub kubeconfig: Option<KubeconfigSource>,
+}
+
+/// Everything the UI shows, but the counters' churn.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppState {
+    pub config: Config,
+    pub settings: Settings,
+    pub snapshot: Arc<Snapshot>,
+    pub banner: Option<String>,
+    pub kubeconfig: KubeconfigInfo,
+    pub demo: bool,
+    pub store_path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KubeconfigInfo {
+    pub found: bool,
+    pub paths: Vec<PathBuf>,
+    pub message: Option<String>,
+}
+
+/// One field's problem, for inline validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Contexts {
+    pub contexts: Vec<String>,
+    pub current: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetPort {
+    pub port: u16,
+    pub name: Option<String>,
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetInfo {
+    pub name: String,
+    pub ports: Vec<TargetPort>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TestResult {
+    pub ok: bool,
+    pub ms: u64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportFormat {
+    Auto,
+    Kubectl,
+    Kftray,
+    Kportal,
+    Ferry,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    pub added: Vec<String>,
+    pub replaced: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// The running demo cluster.
+struct Demo {
+    _cluster: FakeCluster,
+    kubeconfig: PathBuf,
+}
+
+/// The app's state and logic. Shared as `Arc<AppCore>`.
+pub struct AppCore {
+    store: Store,
+    data_dir: PathBuf,
+    base_kubeconfig: KubeconfigSource,
+    /// The store as last read or written.
+    doc: Mutex<StoreDoc>,
+    banner: Mutex<Option<String>>,
+    /// The engine; replaced whole when the kubeconfig files change. `None` only while
+    /// being replaced or after shutdown.
+    engine: RwLock<Option<Engine>>,
+    /// Bumped whenever the engine is replaced, so followers re-subscribe.
+    engine_gen: watch::Sender<u64>,
+    /// Bumped whenever config, settings, banner or demo change.
+    changed: watch::Sender<u64>,
+    demo: Mutex<Option<Demo>>,
+    /// Serializes starting the demo cluster and replacing the engine.
+    lifecycle: tokio::sync::Mutex<()>,
+    logs: Arc<Logs>,
+}
+
+impl AppCore {
+    /// Loads the store (keeping a corrupt one as a backup), starts the demo cluster when
+    /// asked or when saved forwards use it, and starts the engine.
+    pub async fn start(options: AppOptions) -> Result<Arc<AppCore>, AppError> {
+        let store = Store::new(options.store.unwrap_or_else(Store::default_path));
+        let (doc, recovered) = store.load_or_recover()?;
+        let (_, settings_warning) = Settings::from_store(&doc.settings);
+        let banner = match recovered {
+            Some(r) => Some(format!(
+                "The saved forwards could not be read ({}). They were kept as {} and Ferry started empty.",
+                r.reason,
+                r.backup.display()
+            )),
+            None => settings_warning,
+        };
+        let core = Arc::new(AppCore {
+            store,
+            data_dir: options.data_dir,
+            base_kubeconfig: options.kubeconfig.unwrap_or_else(KubeconfigSource::from_env),
+            doc: Mutex::new(doc),
+            banner: Mutex::new(banner),
+            engine: RwLock::new(None),
+            engine_gen: watch::channel(0).0,
+            changed: watch::channel(0).0,
+            demo: Mutex::new(None),
+            lifecycle: tokio::sync::Mutex::new(()),
+            logs: Arc::new(Logs::default()),
+        });
+        let uses_demo = core
+            .doc
+            .lock()
+            .config
+            .forwards
+            .iter()
+            .any(|f| f.context.as_deref() == Some(DEMO_CONTEXT));
+        if options.demo || uses_demo {
+            if let Err(e) = core.start_demo_cluster().await {
+                core.set_banner(Some(format!("The demo cluster could not start: {e}")));
+            }
+        }
+        core.restart_engine().await?;
+        if options.demo {
+            core.add_demo_forwards().await?;
+        }
+        Ok(core)
+    }
+
+    // === state ===
+
+    pub fn store_path(&self) -> &Path {
+        self.store.path()
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings::from_store(&self.doc.lock().settings).0
+    }
+
+    pub fn config(&self) -> Config {
+        self.doc.lock().config.clone()
+    }
+
+    pub fn demo_running(&self) -> bool {
+        self.demo.lock().is_some()
+    }
+
+    /// Bumped on every change of what [`AppCore::state`] shows apart from the snapshot.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Bumped whenever the engine is replaced.
+    pub fn engine_changes(&self) -> watch::Receiver<u64> {
+        self.engine_gen.subscribe()
+    }
+
+    pub fn logs(&self) -> &Arc<Logs> {
+        &self.logs
+    }
+
+    fn set_banner(&self, banner: Option<String>) {
+        *self.banner.lock() = banner;
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    pub async fn snapshot(&self) -> Arc<Snapshot> {
+        match self.engine.read().await.as_ref() {
+            Some(engine) => engine.snapshot().await.unwrap_or_default(),
+            None => Arc::default(),
+        }
+    }
+
+    /// A subscription to the current engine's events.
+    pub async fn subscribe(&self) -> Option<ferry_core::events::Subscription> {
+        self.engine.read().await.as_ref().map(Engine::subscribe)
+    }
+
+    pub async fn state(&self) -> AppState {
+        let snapshot = self.snapshot().await;
+        let (config, settings) = {
+            let doc = self.doc.lock();
+            (doc.config.clone(), Settings::from_store(&doc.settings).0)
+        };
+        let source = self.kubeconfig_source(&settings);
+        let (found, message) = match source.load() {
+            Ok(_) => (true, None),
+            Err(e) => (false, Some(e.to_string())),
+        };
+        AppState {
+            config,
+            settings,
+            snapshot,
+            banner: self.banner.lock().clone(),
+            kubeconfig: KubeconfigInfo {
+                found,
+                paths: source.paths().to_vec(),
+                message,
+            },
+            demo: self.demo_running(),
+            store_path: self.store.path().to_path_buf(),
+        }
+    }
+
+    pub fn dismiss_banner(&self) {
+        self.set_banner(None);
+    }
+
+    // === the engine ===
+
+    fn kubeconfig_source(&self, settings: &Settings) -> KubeconfigSource {
+        let mut paths = self.base_kubeconfig.paths().to_vec();
+        paths.extend(settings.kubeconfig_paths.iter().cloned());
+        if let Some(demo) = self.demo.lock().as_ref() {
+            paths.push(demo.kubeconfig.clone());
+        }
+        KubeconfigSource::from_paths(paths)
+    }
+
+    /// Stops the engine (freeing every local port) and starts a new one on the store's
+    /// config and the current kubeconfig files.
+    async fn restart_engine(&self) -> Result<(), AppError> {
+        let _turn = self.lifecycle.lock().await;
+        let mut slot = self.engine.write().await;
+        if let Some(old) = slot.take() {
+            old.shutdown().await;
+        }
+        let options = EngineOptions {
+            kubeconfig: self.kubeconfig_source(&self.settings()),
+            ..EngineOptions::default()
+        };
+        *slot = Some(Engine::start(self.config(), options)?);
+        drop(slot);
+        self.engine_gen.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Applies the store's config to the engine.
+    async fn apply(&self) -> Result<(), AppError> {
+        let config = self.config();
+        match self.engine.read().await.as_ref() {
+            Some(engine) => {
+                engine.apply(config).await?;
+            }
+            None => return Err(AppError::new(ErrorCode::Engine, "Ferry is shutting down")),
+        }
+        Ok(())
+    }
+
+    /// Changes the store (validated, atomic), then applies it.
+    async fn modify<T>(
+        &self,
+        change: impl FnOnce(&mut StoreDoc) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let (out, doc) = self.store.modify(change)?;
+        *self.doc.lock() = doc;
+        self.changed.send_modify(|n| *n += 1);
+        self.apply().await?;
+        Ok(out)
+    }
+
+    /// Re-reads the store (after another program, such as the CLI, changed it) and applies
+    /// it. Returns whether anything changed.
+    pub async fn reload_store(&self) -> Result<bool, AppError> {
+        let doc = self.store.load()?;
+        let (changed, kubeconfig_changed) = {
+            let mut current = self.doc.lock();
+            let changed = *current != doc;
+            let kubeconfig_changed = Settings::from_store(&current.settings).0.kubeconfig_paths
+                != Settings::from_store(&doc.settings).0.kubeconfig_paths;
+            *current = doc;
+            (changed, kubeconfig_changed)
+        };
+        if !changed {
+            return Ok(false);
+        }
+        self.changed.send_modify(|n| *n += 1);
+        if kubeconfig_changed {
+            self.restart_engine().await?;
+        } else {
+            self.apply().await?;
+        }
+        Ok(true)
+    }
+
+    /// Stops every forward and the demo cluster.
+    pub async fn shutdown(&self) {
+        let _turn = self.lifecycle.lock().await;
+        if let Some(engine) = self.engine.write().await.take() {
+            engine.shutdown().await;
+        }
+        self.demo.lock().take();
+    }
+
+    // === forwards ===
+
+    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), AppError> {
+        self.set_all_enabled(&[name.to_string()], enabled).await
+    }
+
+    pub async fn set_all_enabled(&self, names: &[String], enabled: bool) -> Result<(), AppError> {
+        self.modify(|doc| {
+            for name in names {
+                let forward = find_forward(&mut doc.config, name)?;
+                forward.enabled = enabled;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Adds a forward (`original` is `None`) or replaces the one named `original` (which
+    /// may rename it; profiles follow the new name).
+    pub async fn save_forward(
+        &self,
+        original: Option<&str>,
+        forward: Forward,
+    ) -> Result<(), AppError> {
+        let problems = self.validate_forward(original, &forward);
+        if let Some(first) = problems.first() {
+            let code = if first.message.contains("used by") || first.message.contains("overlaps")
+            {
+                ErrorCode::Conflict
+            } else {
+                ErrorCode::Invalid
+            };
+            return Err(AppError {
+                code,
+                message: first.message.clone(),
+                field: Some(first.field.clone()),
+            });
+        }
+        self.modify(|doc| put_forward(&mut doc.config, original, forward))
+            .await
+    }
+
+    /// Every problem `forward` would have if saved in place of `original`, with field
+    /// paths relative to the forward (`local_port`, `health.interval`).
+    pub fn validate_forward(&self, original: Option<&str>, forward: &Forward) -> Vec<FieldProblem> {
+        let mut config = self.config();
+        if let Err(e) = put_forward(&mut config, original, forward.clone()) {
+            return vec![FieldProblem {
+                field: e.field.unwrap_or_else(|| "name".into()),
+                message: e.message,
+            }];
+        }
+        // Validation blames the later of two clashing forwards: put this one last.
+        let index = config
+            .forwards
+            .iter()
+            .position(|f| f.name == forward.name);
+        if let Some(i) = index {
+            let f = config.forwards.remove(i);
+            config.forwards.push(f);
+        }
+        let prefix = format!("forwards[{}].", config.forwards.len() - 1);
+        let Err(ferry_core::config::ConfigError::Invalid(problems)) = config.validate() else {
+            return Vec::new();
+        };
+        problems
+            .into_iter()
+            .filter_map(|p| {
+                let field = p.path.strip_prefix(&prefix)?.to_string();
+                Some(FieldProblem {
+                    field,
+                    message: readable(&p.message),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn delete_forward(&self, name: &str) -> Result<(), AppError> {
+        self.modify(|doc| {
+            let before = doc.config.forwards.len();
+            doc.config.forwards.retain(|f| f.name != name);
+            if doc.config.forwards.len() == before {
+                return Err(no_forward(name));
+            }
+            for p in &mut doc.config.profiles {
+                p.forwards.retain(|f| f != name);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    // === profiles ===
+
+    pub async fn save_profile(&self, original: Option<&str>, profile: Profile) -> Result<(), AppError> {
+        check_name("name", &profile.name)?;
+        self.modify(|doc| {
+            let taken = doc
+                .config
+                .profiles
+                .iter()
+                .any(|p| p.name == profile.name && Some(p.name.as_str()) != original);
+            if taken {
+                return Err(AppError {
+                    code: ErrorCode::Conflict,
+                    message: format!("a profile named {:?} already exists", profile.name),
+                    field: Some("name".into()),
+                });
+            }
+            for (i, f) in profile.forwards.iter().enumerate() {
+                if !doc.config.forwards.iter().any(|x| &x.name == f) {
+                    return Err(AppError::invalid(
+                        format!("forwards[{i}]"),
+                        format!("there is no forward named {f:?}"),
+                    ));
+                }
+            }
+            match original {
+                Some(original) => {
+                    let slot = doc
+                        .config
+                        .profiles
+                        .iter_mut()
+                        .find(|p| p.name == original)
+                        .ok_or_else(|| no_profile(original))?;
+                    *slot = profile;
+                }
+                None => doc.config.profiles.push(profile),
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn delete_profile(&self, name: &str) -> Result<(), AppError> {
+        self.modify(|doc| {
+            let before = doc.config.profiles.len();
+            doc.config.profiles.retain(|p| p.name != name);
+            if doc.config.profiles.len() == before {
+                return Err(no_profile(name));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Enables (or disables) every forward of a profile; other forwards are untouched.
+    pub async fn set_profile_active(&self, name: &str, active: bool) -> Result<(), AppError> {
+        let names = self
+            .config()
+            .profiles
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.forwards.clone())
+            .ok_or_else(|| no_profile(name))?;
+        self.set_all_enabled(&names, active).await
+    }
+
+    // === settings ===
+
+    /// Saves the settings; a change of kubeconfig files restarts the engine.
+    pub async fn save_settings(&self, settings: Settings) -> Result<(), AppError> {
+        settings.validate()?;
+        let before = self.settings();
+        let value = serde_json::to_value(&settings)
+            .map_err(|e| AppError::new(ErrorCode::Store, e.to_string()))?;
+        let (_, doc) = self.store.modify(|doc| {
+            doc.settings = value;
+            Ok::<_, AppError>(())
+        })?;
+        *self.doc.lock() = doc;
+        if self.banner.lock().as_deref().is_some_and(|b| b.contains("settings")) {
+            *self.banner.lock() = None;
+        }
+        self.changed.send_modify(|n| *n += 1);
+        if before.kubeconfig_paths != settings.kubeconfig_paths {
+            self.restart_engine().await?;
+        }
+        Ok(())
+    }
+
+    // === the cluster ===
+
+    async fn client(
+        &self,
+        context: Option<&str>,
+    ) -> Result<ferry_core::cluster::ContextClient, AppError> {
+        let pool = match self.engine.read().await.as_ref() {
+            Some(engine) => engine.clients().clone(),
+            None => return Err(AppError::new(ErrorCode::Engine, "Ferry is shutting down")),
+        };
+        pool.client(context)
+            .await
+            .map_err(|e| AppError::cluster(e.to_string()))
+    }
+
+    pub async fn list_contexts(&self) -> Result<Contexts, AppError> {
+        let pool = match self.engine.read().await.as_ref() {
+            Some(engine) => engine.clients().clone(),
+            None => return Err(AppError::new(ErrorCode::Engine, "Ferry is shutting down")),
+        };
+        let (contexts, current) = pool
+            .contexts()
+            .map_err(|e| AppError::cluster(e.to_string()))?;
+        Ok(Contexts { contexts, current })
+    }
+
+    pub async fn list_namespaces(&self, context: Option<&str>) -> Result<Vec<String>, AppError> {
+        use k8s_openapi::api::core::v1::Namespace;
+        let cc = self.client(context).await?;
+        let api: kube::Api<Namespace> = kube::Api::all(cc.client);
+        let list = api
+            .list(&Default::default())
+            .await
+            .map_err(|e| cluster_error(&cc.context, e))?;
+        let mut names: Vec<String> = list.items.into_iter().filter_map(|n| n.metadata.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    pub async fn list_targets(
+        &self,
+        context: Option<&str>,
+        namespace: Option<&str>,
+        kind: &str,
+    ) -> Result<Vec<TargetInfo>, AppError> {
+        use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+        use k8s_openapi::api::core::v1::{Pod, PodSpec, Service};
+        let cc = self.client(context).await?;
+        let ns = namespace.unwrap_or(&cc.namespace).to_string();
+        let ctx = cc.context.clone();
+        let err = |e| cluster_error(&ctx, e);
+        let lp = kube::api::ListParams::default();
+        fn pod_ports(spec: Option<&PodSpec>) -> Vec<TargetPort> {
+            spec.into_iter()
+                .flat_map(|s| s.containers.iter())
+                .flat_map(|c| c.ports.iter().flatten())
+                .map(|p| TargetPort {
+                    port: u16::try_from(p.container_port).unwrap_or(0),
+                    name: p.name.clone(),
+                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                })
+                .collect()
+        }
+        let mut out: Vec<TargetInfo> = match kind {
+            "service" | "svc" => kube::Api::<Service>::namespaced(cc.client, &ns)
+                .list(&lp)
+                .await
+                .map_err(err)?
+                .items
+                .into_iter()
+                .map(|s| TargetInfo {
+                    name: s.metadata.name.unwrap_or_default(),
+                    ports: s
+                        .spec
+                        .and_then(|s| s.ports)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|p| TargetPort {
+                            port: u16::try_from(p.port).unwrap_or(0),
+                            name: p.name,
+                            protocol: p.protocol.unwrap_or_else(|| "TCP".into()),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            "deployment" | "deploy" => kube::Api::<Deployment>::namespaced(cc.client, &ns)
+                .list(&lp)
+                .await
+                .map_err(err)?
+                .items
+                .into_iter()
+                .map(|d| TargetInfo {
+                    name: d.metadata.name.unwrap_or_default(),
+                    ports: pod_ports(d.spec.as_ref().and_then(|s| s.template.spec.as_ref())),
+                })
+                .collect(),
+            "statefulset" | "sts" => kube::Api::<StatefulSet>::namespaced(cc.client, &ns)
+                .list(&lp)
+                .await
+                .map_err(err)?
+                .items
+                .into_iter()
+                .map(|d| TargetInfo {
+                    name: d.metadata.name.unwrap_or_default(),
+                    ports: pod_ports(d.spec.as_ref().and_then(|s| s.template.spec.as_ref())),
+                })
+                .collect(),
+            "pod" | "po" => kube::Api::<Pod>::namespaced(cc.client, &ns)
+                .list(&lp)
+                .await
+                .map_err(err)?
+                .items
+                .into_iter()
+                .map(|p| TargetInfo {
+                    name: p.metadata.name.unwrap_or_default(),
+                    ports: pod_ports(p.spec.as_ref()),
+                })
+                .collect(),
+            other => {
+                return Err(AppError::invalid(
+                    "kind",
+                    format!("`{other}` is not a kind; use service, deployment, statefulset or pod"),
+                ));
+            }
+        };
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Opens a tunnel to the pod the forward's next connection would use, and closes it.
+    pub async fn test_connection(&self, name: &str) -> Result<TestResult, AppError> {
+        let started = Instant::now();
+        let result = match self.engine.read().await.as_ref() {
+            Some(engine) => {
+                tokio::time::timeout(Duration::from_secs(10), engine.dial(name)).await
+            }
+            None => return Err(AppError::new(ErrorCode::Engine, "Ferry is shutting down")),
+        };
+        let ms = started.elapsed().as_millis() as u64;
+        let pod = self
+            .snapshot()
+            .await
+            .get(name)
+            .and_then(|s| s.pod.clone());
+        Ok(match result {
+            Ok(Ok(_stream)) => TestResult {
+                ok: true,
+                ms,
+                message: match pod {
+                    Some(pod) => format!("Opened a tunnel to pod {pod} in {ms} ms."),
+                    None => format!("Opened a tunnel in {ms} ms."),
+                },
+            },
+            Ok(Err(ferry_core::EngineError::UnknownForward(n))) => return Err(no_forward(&n)),
+            Ok(Err(e)) => TestResult {
+                ok: false,
+                ms,
+                message: e.to_string(),
+            },
+            Err(_) => TestResult {
+                ok: false,
+                ms,
+                message: "No tunnel within 10 s: the API server or the pod does not answer.".into(),
+            },
+        })
+    }
+
+    /// The forward as a `kubectl port-forward` command.
+    pub fn kubectl_command(&self, name: &str) -> Result<String, AppError> {
+        let config = self.config();
+        let f = config
+            .forwards
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| no_forward(name))?;
+        let mut words = vec!["kubectl".to_string(), "port-forward".to_string()];
+        if let Some(c) = &f.context {
+            words.extend(["--context".into(), c.clone()]);
+        }
+        if let Some(n) = &f.namespace {
+            words.extend(["-n".into(), n.clone()]);
+        }
+        if !f.bind.is_loopback() || f.bind != std::net::IpAddr::V4(Ipv4Addr::LOCALHOST) {
+            words.extend(["--address".into(), f.bind.to_string()]);
+        }
+        let short = match f.target.kind() {
+            "service" => "svc",
+            "deployment" => "deploy",
+            "statefulset" => "sts",
+            _ => "pod",
+        };
+        words.push(format!("{short}/{}", f.target.name()));
+        let local = if f.local_port == 0 {
+            String::new()
+        } else {
+            f.local_port.to_string()
+        };
+        words.push(format!("{local}:{}", f.port));
+        Ok(shell_words::join(words))
+    }
+
+    pub fn forward_log(&self, name: &str) -> Vec<LogLine> {
+        self.logs.lines(name)
+    }
+
+    /// A forward from a `kubectl port-forward` line, or its short form
+    /// (`svc/echo 18080:80 -n demo`). Several ports give the first.
+    pub fn parse_kubectl(&self, line: &str) -> Result<Forward, AppError> {
+        let line = line.trim();
+        if line.is_empty() {
+            return Err(AppError::invalid(
+                "line",
+                "paste a command such as `kubectl port-forward svc/echo 18080:80 -n demo`",
+            ));
+        }
+        let full = if line.starts_with("kubectl") {
+            line.to_string()
+        } else {
+            format!("kubectl port-forward {line}")
+        };
+        let imported = import::kubectl_lines(&full)
+            .map_err(|e| AppError::invalid("line", e.message))?;
+        let mut forward = imported
+            .forwards
+            .into_iter()
+            .next()
+            .ok_or_else(|| AppError::invalid("line", "the line names no port to forward"))?;
+        // A name not yet taken.
+        let config = self.config();
+        let base = forward.name.clone();
+        let mut n = 2;
+        while config.forwards.iter().any(|f| f.name == forward.name) {
+            forward.name = format!("{base}-{n}");
+            n += 1;
+        }
+        Ok(forward)
+    }
+
+    /// A local port for a remote port: the remote port itself when it is 1024 or above
+    /// and free (on loopback and in the config), else a free one from the system.
+    pub fn suggest_local_port(&self, remote: u16) -> u16 {
+        let config = self.config();
+        let taken = |p: u16| config.forwards.iter().any(|f| f.local_port == p);
+        let free = |p: u16| TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, p))).is_ok();
+        if remote >= 1024 && !taken(remote) && free(remote) {
+            return remote;
+        }
+        // Try the remote port shifted into the user range first (80 → 8080), as people do.
+        for candidate in [remote.saturating_add(8000), remote.saturating_add(10000)] {
+            if candidate >= 1024 && !taken(candidate) && free(candidate) {
+                return candidate;
+            }
+        }
+        for _ in 0..16 {
+            let Ok(listener) = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))) else {
+                break;
+            };
+            if let Ok(addr) = listener.local_addr()
+                && !taken(addr.port())
+            {
+                return addr.port();
+            }
+        }
+        0
+    }
+
+    // === import ===
+
+    pub async fn import_config(
+        &self,
+        text: &str,
+        format: ImportFormat,
+        dry_run: bool,
+    ) -> Result<ImportReport, AppError> {
+        let bad = |e: import::ImportError| {
+            AppError::invalid("text", format!("{e}; nothing was imported"))
+        };
+        let format = match format {
+            ImportFormat::Auto => {
+                let t = text.trim_start();
+                if t.starts_with('{') && t.contains("\"forwards\"") {
+                    ImportFormat::Ferry
+                } else if t.starts_with('[') || t.starts_with('{') {
+                    ImportFormat::Kftray
+                } else if import::looks_like_kportal(text) {
+                    ImportFormat::Kportal
+                } else if t.starts_with("version:") || t.contains("\nforwards:") {
+                    ImportFormat::Ferry
+                } else {
+                    ImportFormat::Kubectl
+                }
+            }
+            f => f,
+        };
+        let imported = match format {
+            ImportFormat::Kubectl => import::kubectl_lines(text).map_err(bad)?,
+            ImportFormat::Kftray => import::kftray_json(text).map_err(bad)?,
+            ImportFormat::Kportal => import::kportal_yaml(text).map_err(bad)?,
+            ImportFormat::Ferry | ImportFormat::Auto => {
+                let config = Config::from_yaml(text)
+                    .map_err(|e| AppError::invalid("text", format!("{e}; nothing was imported")))?;
+                import::Imported {
+                    forwards: config.forwards,
+                    ..Default::default()
+                }
+            }
+        };
+        if imported.forwards.is_empty() {
+            return Err(AppError::invalid("text", "no forwards found; nothing was imported"));
+        }
+        let plan = |config: &Config| -> Result<(Config, ImportReport), AppError> {
+            let (next, imported) = config.merged_with(imported.clone(), None)?;
+            let mut warnings = imported.notes.clone();
+            warnings.extend(
+                imported
+                    .renamed
+                    .iter()
+                    .map(|(wanted, given)| format!("{wanted} is taken; imported as {given}")),
+            );
+            Ok((
+                next,
+                ImportReport {
+                    added: imported.forwards.iter().map(|f| f.name.clone()).collect(),
+                    replaced: Vec::new(),
+                    warnings,
+                },
+            ))
+        };
+        if dry_run {
+            return Ok(plan(&self.config())?.1);
+        }
+        self.modify(|doc| {
+            let (next, report) = plan(&doc.config)?;
+            doc.config = next;
+            Ok(report)
+        })
+        .await
+    }
+
+    // === the demo ===
+
+    async fn start_demo_cluster(&self) -> Result<(), AppError> {
+        if self.demo_running() {
+            return Ok(());
+        }
+        let fail = |e: &dyn std::fmt::Display| AppError::cluster(format!("the demo cluster could not start: {e}"));
+        let cluster = FakeCluster::start(ferry_fakecluster::Options::default())
+            .await
+            .map_err(|e| fail(&e))?;
+        cluster.wait_pods_ready(Duration::from_secs(5)).await;
+        let kubeconfig = self.data_dir.join("demo-kubeconfig");
+        cluster.write_kubeconfig(&kubeconfig).map_err(|e| fail(&e))?;
+        *self.demo.lock() = Some(Demo {
+            _cluster: cluster,
+            kubeconfig,
+        });
+        self.changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Adds the demo forwards and profile, skipping any already there; a local port
+    /// another forward uses is replaced by a free one.
+    async fn add_demo_forwards(&self) -> Result<(), AppError> {
+        let demo = Config::from_yaml(ferry_fakecluster::scenario::DEMO_FORWARDS)?;
+        let ports: Vec<u16> = demo
+            .forwards
+            .iter()
+            .map(|f| self.suggest_local_port(f.local_port))
+            .collect();
+        self.modify(|doc| {
+            for (mut f, port) in demo.forwards.into_iter().zip(ports) {
+                if doc.config.forwards.iter().any(|x| x.name == f.name) {
+                    continue;
+                }
+                if doc.config.forwards.iter().any(|x| x.local_port == f.local_port) {
+                    f.local_port = port;
+                }
+                doc.config.forwards.push(f);
+            }
+            for p in demo.profiles {
+                if !doc.config.profiles.iter().any(|x| x.name == p.name) {
+                    doc.config.profiles.push(p);
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Starts the demo cluster and adds its forwards (the empty state's button).
+    pub async fn start_demo(&self) -> Result<(), AppError> {
+        if !self.demo_running() {
+            self.start_demo_cluster().await?;
+            self.restart_engine().await?;
+        }
+        self.add_demo_forwards().await
+    }
+}
+
+// === helpers ===
+
+fn no_forward(name: &str) -> AppError {
+    AppError::not_found(format!("there is no forward named {name:?}"))
+}
+
+fn no_profile(name: &str) -> AppError {
+    AppError::not_found(format!("there is no profile named {name:?}"))
+}
+
+fn find_forward<'a>(config: &'a mut Config, name: &str) -> Result<&'a mut Forward, AppError> {
+    config
+        .forwards
+        .iter_mut()
+        .find(|f| f.name == name)
+        .ok_or_else(|| no_forward(name))
+}
+
+/// Puts `forward` in place of `original` (renaming it in profiles), or appends it.
+fn put_forward(config: &mut Config, original: Option<&str>, forward: Forward) -> Result<(), AppError> {
+    let clash = config
+        .forwards
+        .iter()
+        .any(|f| f.name == forward.name && Some(f.name.as_str()) != original);
+    if clash {
+        return Err(AppError {
+            code: ErrorCode::Conflict,
+            message: format!("another forward is already named {:?}", forward.name),
+            field: Some("name".into()),
+        });
+    }
+    match original {
+        Some(original) => {
+            let new_name = forward.name.clone();
+            *find_forward(config, original)? = forward;
+            if new_name != original {
+                for p in &mut config.profiles {
+                    for f in &mut p.forwards {
+                        if f == original {
+                            f.clone_from(&new_name);
+                        }
+                    }
+                }
+            }
+        }
+        None => config.forwards.push(forward),
+    }
+    Ok(())
+}
+
+fn check_name(field: &str, name: &str) -> Result<(), AppError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::invalid(
+            field,
+            format!("{name:?} is not a valid name: use lower-case letters, digits and '-' (at most 63)"),
+        ))
+    }
+}
+
+/// A validation message without the config's indexes (`forwards[3] ("web")` → `"web"`).
+fn readable(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find("forwards[") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        match after.find("] (") {
+            Some(j) if after[9..j].bytes().all(|b| b.is_ascii_digit()) => {
+                out.push_str("forward (");
+                rest = &after[j + 3..];
+            }
+            _ => {
+                out.push_str("forwards[");
+                rest = &after[9..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn cluster_error(context: &str, e: kube::Error) -> AppError {
+    let why = match &e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    };
+    AppError::cluster(format!("context {context:?}: {why}"))
+}

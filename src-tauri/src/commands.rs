@@ -1,0 +1,167 @@
+//! The IPC commands (docs/app-ipc.md): each one validates its input through the core and
+//! maps errors to `{code, message, field}`. Nothing else happens here.
+
+use std::sync::Arc;
+
+use ferry_core::config::{Forward, Profile};
+use tauri::{AppHandle, State};
+use tracing::instrument;
+
+use crate::app::{
+    AppCore, AppState, Contexts, FieldProblem, ImportFormat, ImportReport, TargetInfo, TestResult,
+};
+use crate::error::AppError;
+use crate::logs::LogLine;
+use crate::settings::Settings;
+
+type Core<'a> = State<'a, Arc<AppCore>>;
+type Result<T> = std::result::Result<T, AppError>;
+
+#[tauri::command]
+pub async fn get_state(core: Core<'_>) -> Result<AppState> {
+    Ok(core.state().await)
+}
+
+#[tauri::command]
+#[instrument(skip(core), err(Debug))]
+pub async fn set_enabled(core: Core<'_>, name: String, enabled: bool) -> Result<()> {
+    core.set_enabled(&name, enabled).await
+}
+
+#[tauri::command]
+#[instrument(skip(core), err(Debug))]
+pub async fn set_all_enabled(core: Core<'_>, names: Vec<String>, enabled: bool) -> Result<()> {
+    core.set_all_enabled(&names, enabled).await
+}
+
+#[tauri::command]
+#[instrument(skip(core), err(Debug))]
+pub async fn set_profile_active(core: Core<'_>, name: String, active: bool) -> Result<()> {
+    core.set_profile_active(&name, active).await
+}
+
+#[tauri::command]
+#[instrument(skip(core, forward), err(Debug))]
+pub async fn save_forward(core: Core<'_>, original: Option<String>, forward: Forward) -> Result<()> {
+    core.save_forward(original.as_deref(), forward).await
+}
+
+#[tauri::command]
+#[instrument(skip(core), err(Debug))]
+pub async fn delete_forward(core: Core<'_>, name: String) -> Result<()> {
+    core.delete_forward(&name).await
+}
+
+#[tauri::command]
+pub async fn validate_forward(
+    core: Core<'_>,
+    original: Option<String>,
+    forward: Forward,
+) -> Result<Vec<FieldProblem>> {
+    Ok(core.validate_forward(original.as_deref(), &forward))
+}
+
+#[tauri::command]
+pub async fn parse_kubectl(core: Core<'_>, line: String) -> Result<Forward> {
+    core.parse_kubectl(&line)
+}
+
+#[tauri::command]
+pub async fn suggest_local_port(core: Core<'_>, port: u16) -> Result<u16> {
+    Ok(core.suggest_local_port(port))
+}
+
+#[tauri::command]
+pub async fn list_contexts(core: Core<'_>) -> Result<Contexts> {
+    core.list_contexts().await
+}
+
+#[tauri::command]
+pub async fn list_namespaces(core: Core<'_>, context: Option<String>) -> Result<Vec<String>> {
+    core.list_namespaces(context.as_deref()).await
+}
+
+#[tauri::command]
+pub async fn list_targets(
+    core: Core<'_>,
+    context: Option<String>,
+    namespace: Option<String>,
+    kind: String,
+) -> Result<Vec<TargetInfo>> {
+    core.list_targets(context.as_deref(), namespace.as_deref(), &kind)
+        .await
+}
+
+#[tauri::command]
+#[instrument(skip(core), err(Debug))]
+pub async fn test_connection(core: Core<'_>, name: String) -> Result<TestResult> {
+    core.test_connection(&name).await
+}
+
+#[tauri::command]
+pub async fn kubectl_command(core: Core<'_>, name: String) -> Result<String> {
+    core.kubectl_command(&name)
+}
+
+#[tauri::command]
+pub async fn forward_log(core: Core<'_>, name: String) -> Result<Vec<LogLine>> {
+    Ok(core.forward_log(&name))
+}
+
+#[tauri::command]
+#[instrument(skip(core, profile), err(Debug))]
+pub async fn save_profile(core: Core<'_>, original: Option<String>, profile: Profile) -> Result<()> {
+    core.save_profile(original.as_deref(), profile).await
+}
+
+#[tauri::command]
+#[instrument(skip(core), err(Debug))]
+pub async fn delete_profile(core: Core<'_>, name: String) -> Result<()> {
+    core.delete_profile(&name).await
+}
+
+#[tauri::command]
+#[instrument(skip(core, app, settings), err(Debug))]
+pub async fn save_settings(app: AppHandle, core: Core<'_>, settings: Settings) -> Result<()> {
+    let login_changed = core.settings().start_at_login != settings.start_at_login;
+    let start_at_login = settings.start_at_login;
+    core.save_settings(settings).await?;
+    if login_changed {
+        crate::set_start_at_login(&app, start_at_login)?;
+    }
+    Ok(())
+}
+
+#[tauri::command]
+#[instrument(skip(core), err(Debug))]
+pub async fn start_demo(core: Core<'_>) -> Result<()> {
+    core.start_demo().await
+}
+
+#[tauri::command]
+#[instrument(skip(core, text), err(Debug))]
+pub async fn import_config(
+    core: Core<'_>,
+    text: String,
+    format: ImportFormat,
+    dry_run: bool,
+) -> Result<ImportReport> {
+    core.import_config(&text, format, dry_run).await
+}
+
+#[tauri::command]
+pub async fn dismiss_banner(core: Core<'_>) -> Result<()> {
+    core.dismiss_banner();
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn open_url(app: AppHandle, url: String) -> Result<()> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(AppError::invalid("url", "only http and https addresses are opened"));
+    }
+    use tauri_plugin_opener::OpenerExt as _;
+    app.opener()
+        .open_url(url, None::<&str>)
+        .map_err(|e| AppError::new(crate::error::ErrorCode::Invalid, format!("could not open a browser: {e}")))
+}

@@ -1,0 +1,222 @@
+//! Ferry's desktop app: a thin Tauri 2 shell over `ferry-core`.
+//!
+//! - [`app`]: the core (store, engine, demo cluster, every command's logic), Tauri-free;
+//! - [`commands`]: the IPC commands, mapping errors to `{code, message, field}`;
+//! - [`bridge`]: engine events to the window, the tray and notifications;
+//! - [`tray`]: the tray icon and menu;
+//! - [`settings`], [`logs`], [`error`]: the app's settings, per-forward log lines, errors.
+//!
+//! The window is destroyed when closed (the app stays in the tray) and built again by
+//! "Open Ferry", so a hidden app holds no web view in memory.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod bridge;
+pub mod commands;
+pub mod error;
+pub mod logs;
+pub mod settings;
+pub mod tray;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tauri::{AppHandle, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder};
+
+use crate::app::{AppCore, AppOptions};
+use crate::error::{AppError, ErrorCode};
+
+const USAGE: &str = "\
+usage: ferry-app [--demo] [--hidden] [--store FILE]
+
+  --demo        start the built-in demo cluster and add its forwards (no cluster needed)
+  --hidden      start in the tray without opening the window
+  --store FILE  keep forwards and settings in FILE (default: $FERRY_STORE, else
+                ~/.config/ferry/store.json, shared with the `ferry` command)
+";
+
+#[derive(Debug, Default)]
+struct Args {
+    demo: bool,
+    hidden: bool,
+    store: Option<PathBuf>,
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut out = Args::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--demo" => out.demo = true,
+            "--hidden" => out.hidden = true,
+            "--store" => {
+                let file = args
+                    .next()
+                    .ok_or_else(|| "--store needs a file: --store FILE".to_string())?;
+                out.store = Some(PathBuf::from(file));
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the app until it quits.
+pub fn run() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("ferry-app: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ferry=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        eprintln!(
+            "ferry-app: no display (neither DISPLAY nor WAYLAND_DISPLAY is set). Run it in a desktop session, or use the `ferry` command (`ferry up`) where there is none."
+        );
+        return ExitCode::from(1);
+    }
+    let hidden = args.hidden;
+    let result = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            show_main_window(app);
+        }))
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            Some(vec!["--hidden"]),
+        ))
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_opener::init())
+        .invoke_handler(tauri::generate_handler![
+            commands::get_state,
+            commands::set_enabled,
+            commands::set_all_enabled,
+            commands::set_profile_active,
+            commands::save_forward,
+            commands::delete_forward,
+            commands::validate_forward,
+            commands::parse_kubectl,
+            commands::suggest_local_port,
+            commands::list_contexts,
+            commands::list_namespaces,
+            commands::list_targets,
+            commands::test_connection,
+            commands::kubectl_command,
+            commands::forward_log,
+            commands::save_profile,
+            commands::delete_profile,
+            commands::save_settings,
+            commands::start_demo,
+            commands::import_config,
+            commands::dismiss_banner,
+            commands::open_url,
+        ])
+        .setup(move |app| {
+            let data_dir = app
+                .path()
+                .app_data_dir()
+                .unwrap_or_else(|_| std::env::temp_dir().join("ferry-app"));
+            let options = AppOptions {
+                store: args.store.clone(),
+                data_dir,
+                demo: args.demo,
+                kubeconfig: None,
+            };
+            let core = tauri::async_runtime::block_on(AppCore::start(options))
+                .map_err(|e| format!("Ferry could not start: {e}"))?;
+            app.manage(core.clone());
+            let tray = tray::Tray::new(app.handle())?;
+            app.manage(tray);
+            tauri::async_runtime::spawn(bridge::run(app.handle().clone(), core));
+            if !hidden {
+                show_main_window(app.handle());
+            }
+            Ok(())
+        })
+        .build(tauri::generate_context!());
+    let app = match result {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("ferry-app: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    app.run(|app, event| {
+        if let RunEvent::ExitRequested { code: None, api, .. } = &event {
+            // The last window closed: stay in the tray unless the user turned that off.
+            let keep = app
+                .try_state::<Arc<AppCore>>()
+                .is_some_and(|core| core.settings().close_to_tray);
+            if keep {
+                api.prevent_exit();
+            }
+        }
+        if let RunEvent::Exit = event
+            && let Some(core) = app.try_state::<Arc<AppCore>>()
+        {
+            let core = core.inner().clone();
+            tauri::async_runtime::block_on(core.shutdown());
+        }
+    });
+    ExitCode::SUCCESS
+}
+
+/// Shows the main window, building it when it was closed.
+pub fn show_main_window(app: &AppHandle) {
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+        return;
+    }
+    let built = WebviewWindowBuilder::new(app, "main", WebviewUrl::App("index.html".into()))
+        .title("Ferry")
+        .inner_size(1120.0, 740.0)
+        .min_inner_size(720.0, 480.0)
+        .build();
+    if let Err(e) = built {
+        tracing::error!(error = %e, "the window could not be opened");
+    }
+}
+
+/// Turns starting at login on or off.
+pub fn set_start_at_login(app: &AppHandle, on: bool) -> Result<(), AppError> {
+    use tauri_plugin_autostart::ManagerExt as _;
+    let launcher = app.autolaunch();
+    let result = if on { launcher.enable() } else { launcher.disable() };
+    result.map_err(|e| {
+        AppError::new(
+            ErrorCode::Store,
+            format!("start at login could not be changed: {e}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args() {
+        let a = parse_args(["--demo", "--store", "/tmp/s.json"].map(String::from)).unwrap();
+        assert!(a.demo && !a.hidden);
+        assert_eq!(a.store.as_deref(), Some(std::path::Path::new("/tmp/s.json")));
+        assert!(parse_args(["--store".to_string()]).unwrap_err().contains("--store"));
+        assert!(parse_args(["--bogus".to_string()]).unwrap_err().contains("--bogus"));
+    }
+}

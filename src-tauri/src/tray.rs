@@ -1,0 +1,343 @@
+//! The tray icon and its menu. The icon shows the aggregate state; the menu lists the
+//! profiles and forwards as check items. The menu is rebuilt only when the list of
+//! profiles or forwards changes; otherwise its items are updated in place (no flicker).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ferry_core::config::Config;
+use ferry_core::events::{ForwardState, Snapshot};
+use parking_lot::Mutex;
+use tauri::image::Image;
+use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::{TrayIcon, TrayIconBuilder};
+use tauri::{AppHandle, Manager, Wry};
+
+use crate::app::AppCore;
+
+/// The aggregate state the icon shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    /// No forward is enabled.
+    Idle,
+    /// Every enabled forward is active.
+    Up,
+    /// Some enabled forward is starting, reconnecting or degraded.
+    Degraded,
+    /// Some forward needs the user.
+    Error,
+}
+
+pub fn aggregate(config: &Config, snapshot: &Snapshot) -> Aggregate {
+    let enabled: Vec<_> = config.forwards.iter().filter(|f| f.enabled).collect();
+    if enabled.is_empty() {
+        return Aggregate::Idle;
+    }
+    let states: Vec<ForwardState> = enabled
+        .iter()
+        .map(|f| {
+            snapshot
+                .get(&f.name)
+                .map(|s| s.state)
+                .unwrap_or(ForwardState::Starting)
+        })
+        .collect();
+    if states.contains(&ForwardState::Error) {
+        Aggregate::Error
+    } else if states.iter().all(|s| *s == ForwardState::Active) {
+        Aggregate::Up
+    } else {
+        Aggregate::Degraded
+    }
+}
+
+fn icon(state: Aggregate) -> Image<'static> {
+    let bytes: &'static [u8] = match state {
+        Aggregate::Idle => include_bytes!("../icons/tray-idle.png"),
+        Aggregate::Up => include_bytes!("../icons/tray-up.png"),
+        Aggregate::Degraded => include_bytes!("../icons/tray-degraded.png"),
+        Aggregate::Error => include_bytes!("../icons/tray-error.png"),
+    };
+    // The icons are part of the binary and decoded by a test; a failure would be a build
+    // defect, so fall back to an empty image rather than panic.
+    Image::from_bytes(bytes).unwrap_or_else(|_| Image::new_owned(vec![0; 4], 1, 1))
+}
+
+/// What the menu shows, item by item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MenuModel {
+    pub header: String,
+    /// (profile, checked): checked when every forward of the profile is enabled.
+    pub profiles: Vec<(String, bool)>,
+    /// (forward, label, checked).
+    pub forwards: Vec<(String, String, bool)>,
+}
+
+impl MenuModel {
+    pub fn new(config: &Config, snapshot: &Snapshot) -> Self {
+        let enabled = |name: &str| config.forwards.iter().any(|f| f.name == name && f.enabled);
+        let profiles = config
+            .profiles
+            .iter()
+            .map(|p| {
+                let on = !p.forwards.is_empty() && p.forwards.iter().all(|f| enabled(f));
+                (p.name.clone(), on)
+            })
+            .collect();
+        let forwards = config
+            .forwards
+            .iter()
+            .map(|f| {
+                let status = snapshot.get(&f.name);
+                let state = status.map(|s| s.state).unwrap_or(ForwardState::Disabled);
+                let local = status
+                    .and_then(|s| s.local.map(|a| a.to_string()))
+                    .unwrap_or_else(|| format!("{}:{}", f.bind, f.local_port));
+                let label = format!("{}  {}  {}", f.name, local, state);
+                (f.name.clone(), label, f.enabled)
+            })
+            .collect();
+        let on = config.forwards.iter().filter(|f| f.enabled).count();
+        let up = snapshot
+            .forwards
+            .iter()
+            .filter(|s| s.state == ForwardState::Active)
+            .count();
+        let header = if on == 0 {
+            "Ferry: no forward is on".to_string()
+        } else {
+            format!("Ferry: {up} of {on} up")
+        };
+        MenuModel {
+            header,
+            profiles,
+            forwards,
+        }
+    }
+
+    /// The items' identity: a change here needs a new menu.
+    fn shape(&self) -> (Vec<&str>, Vec<&str>) {
+        (
+            self.profiles.iter().map(|p| p.0.as_str()).collect(),
+            self.forwards.iter().map(|f| f.0.as_str()).collect(),
+        )
+    }
+}
+
+/// The live tray: the icon, the model it shows and the items to update in place.
+pub struct Tray {
+    icon: TrayIcon,
+    inner: Mutex<Shown>,
+}
+
+#[derive(Default)]
+struct Shown {
+    model: Option<MenuModel>,
+    aggregate: Option<Aggregate>,
+    header: Option<MenuItem<Wry>>,
+    items: HashMap<String, CheckMenuItem<Wry>>,
+}
+
+pub const FORWARD_PREFIX: &str = "forward:";
+pub const PROFILE_PREFIX: &str = "profile:";
+
+impl Tray {
+    pub fn new(app: &AppHandle) -> tauri::Result<Arc<Tray>> {
+        let icon = TrayIconBuilder::with_id("ferry")
+            .icon(icon(Aggregate::Idle))
+            .tooltip("Ferry")
+            .show_menu_on_left_click(true)
+            .on_menu_event(|app, event| on_menu(app, event.id().as_ref()))
+            .build(app)?;
+        Ok(Arc::new(Tray {
+            icon,
+            inner: Mutex::new(Shown::default()),
+        }))
+    }
+
+    /// Shows `config` and `snapshot`: a new menu when forwards or profiles came or went,
+    /// else in-place updates of what changed.
+    pub fn show(&self, app: &AppHandle, config: &Config, snapshot: &Snapshot) -> tauri::Result<()> {
+        let model = MenuModel::new(config, snapshot);
+        let agg = aggregate(config, snapshot);
+        let mut shown = self.inner.lock();
+        if shown.aggregate != Some(agg) {
+            self.icon.set_icon(Some(icon(agg)))?;
+            let tip = match agg {
+                Aggregate::Idle => "Ferry: idle",
+                Aggregate::Up => "Ferry: all forwards up",
+                Aggregate::Degraded => "Ferry: some forwards are not up",
+                Aggregate::Error => "Ferry: a forward needs attention",
+            };
+            self.icon.set_tooltip(Some(tip))?;
+            shown.aggregate = Some(agg);
+        }
+        if shown.model.as_ref() == Some(&model) {
+            return Ok(());
+        }
+        let same_shape = shown.model.as_ref().is_some_and(|m| m.shape() == model.shape());
+        if same_shape {
+            if let Some(header) = &shown.header {
+                header.set_text(&model.header)?;
+            }
+            for (name, on) in &model.profiles {
+                if let Some(item) = shown.items.get(&format!("{PROFILE_PREFIX}{name}")) {
+                    item.set_checked(*on)?;
+                }
+            }
+            for (name, label, on) in &model.forwards {
+                if let Some(item) = shown.items.get(&format!("{FORWARD_PREFIX}{name}")) {
+                    item.set_text(label)?;
+                    item.set_checked(*on)?;
+                }
+            }
+        } else {
+            let menu = Menu::new(app)?;
+            let header = MenuItem::with_id(app, "header", &model.header, false, None::<&str>)?;
+            menu.append(&header)?;
+            let mut items = HashMap::new();
+            if !model.profiles.is_empty() {
+                menu.append(&PredefinedMenuItem::separator(app)?)?;
+                for (name, on) in &model.profiles {
+                    let id = format!("{PROFILE_PREFIX}{name}");
+                    let item =
+                        CheckMenuItem::with_id(app, &id, format!("Profile {name}"), true, *on, None::<&str>)?;
+                    menu.append(&item)?;
+                    items.insert(id, item);
+                }
+            }
+            if !model.forwards.is_empty() {
+                menu.append(&PredefinedMenuItem::separator(app)?)?;
+                for (name, label, on) in &model.forwards {
+                    let id = format!("{FORWARD_PREFIX}{name}");
+                    let item = CheckMenuItem::with_id(app, &id, label, true, *on, None::<&str>)?;
+                    menu.append(&item)?;
+                    items.insert(id, item);
+                }
+            }
+            menu.append(&PredefinedMenuItem::separator(app)?)?;
+            menu.append(&MenuItem::with_id(app, "stop-all", "Stop all", true, None::<&str>)?)?;
+            menu.append(&MenuItem::with_id(app, "open", "Open Ferry", true, None::<&str>)?)?;
+            menu.append(&MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?)?;
+            self.icon.set_menu(Some(menu))?;
+            shown.header = Some(header);
+            shown.items = items;
+        }
+        shown.model = Some(model);
+        Ok(())
+    }
+
+    /// Forgets what is shown, so the next [`Tray::show`] puts every check mark right again
+    /// (a click toggles a check item's mark before Ferry has acted on it).
+    pub fn invalidate(&self) {
+        self.inner.lock().model = None;
+    }
+}
+
+fn on_menu(app: &AppHandle, id: &str) {
+    let Some(core) = app.try_state::<Arc<AppCore>>().map(|s| s.inner().clone()) else {
+        return;
+    };
+    if let Some(tray) = app.try_state::<Arc<Tray>>() {
+        tray.invalidate();
+    }
+    let app = app.clone();
+    let id = id.to_string();
+    tauri::async_runtime::spawn(async move {
+        let result = if let Some(name) = id.strip_prefix(FORWARD_PREFIX) {
+            let on = core
+                .config()
+                .forwards
+                .iter()
+                .any(|f| f.name == name && f.enabled);
+            core.set_enabled(name, !on).await
+        } else if let Some(name) = id.strip_prefix(PROFILE_PREFIX) {
+            let on = MenuModel::new(&core.config(), &Snapshot::default())
+                .profiles
+                .iter()
+                .any(|(p, on)| p == name && *on);
+            core.set_profile_active(name, !on).await
+        } else {
+            match id.as_str() {
+                "stop-all" => {
+                    let names: Vec<String> =
+                        core.config().forwards.iter().map(|f| f.name.clone()).collect();
+                    core.set_all_enabled(&names, false).await
+                }
+                "open" => {
+                    crate::show_main_window(&app);
+                    Ok(())
+                }
+                "quit" => {
+                    core.shutdown().await;
+                    app.exit(0);
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(menu.item = %id, error = %e, "tray action failed");
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_core::events::ForwardStatus;
+
+    fn config() -> Config {
+        Config::from_yaml(ferry_fakecluster::scenario::DEMO_FORWARDS).unwrap()
+    }
+
+    fn snapshot(states: &[(&str, ForwardState)]) -> Snapshot {
+        Snapshot {
+            generation: 1,
+            forwards: states
+                .iter()
+                .map(|(n, s)| ForwardStatus::new(n, "service/x:80".into(), *s))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn aggregate_follows_the_enabled_forwards() {
+        let mut c = config();
+        use ForwardState::*;
+        assert_eq!(
+            aggregate(&c, &snapshot(&[("echo", Active), ("web", Active), ("db", Active)])),
+            Aggregate::Up
+        );
+        assert_eq!(
+            aggregate(&c, &snapshot(&[("echo", Active), ("web", Reconnecting), ("db", Active)])),
+            Aggregate::Degraded
+        );
+        assert_eq!(
+            aggregate(&c, &snapshot(&[("echo", Error), ("web", Active), ("db", Active)])),
+            Aggregate::Error
+        );
+        for f in &mut c.forwards {
+            f.enabled = false;
+        }
+        assert_eq!(aggregate(&c, &snapshot(&[])), Aggregate::Idle);
+    }
+
+    #[test]
+    fn menu_model_labels_and_checks() {
+        let mut c = config();
+        c.forwards[1].enabled = false;
+        let m = MenuModel::new(&c, &snapshot(&[("echo", ForwardState::Active)]));
+        assert_eq!(m.header, "Ferry: 1 of 2 up");
+        assert_eq!(m.profiles, vec![("demo".to_string(), false)]);
+        assert_eq!(m.forwards[0].1, "echo  127.0.0.1:18080  active");
+        assert!(m.forwards[0].2 && !m.forwards[1].2);
+    }
+
+    #[test]
+    fn tray_icons_decode() {
+        for a in [Aggregate::Idle, Aggregate::Up, Aggregate::Degraded, Aggregate::Error] {
+            assert!(icon(a).width() > 1, "{a:?}");
+        }
+    }
+}
