@@ -10,18 +10,18 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
-use futures::StreamExt;
 use tracing::{Instrument, debug, debug_span, info};
 
 use crate::cluster::{Change, Cluster, EventType, StoreError, WatchStart};
 use crate::faults::Faults;
 use crate::kind::Kind;
 use crate::portforward;
-use crate::spdy;
 use crate::selector::{FieldSelector, LabelSelector};
+use crate::spdy;
 
 /// Everything a request handler needs.
 pub(crate) struct App {

@@ -27,9 +27,9 @@ pub mod cluster;
 mod faults;
 pub mod kind;
 mod portforward;
-mod spdy;
 pub mod scenario;
 pub mod selector;
+mod spdy;
 mod tls;
 pub mod tokens;
 

@@ -319,9 +319,14 @@ pub(crate) enum Control {
 pub(crate) enum Event {
     Control(Control),
     /// Part of a data frame's payload (never empty).
-    Data { stream: u32, bytes: Bytes },
+    Data {
+        stream: u32,
+        bytes: Bytes,
+    },
     /// A data frame with the FIN flag ended: the peer sends nothing more on `stream`.
-    Fin { stream: u32 },
+    Fin {
+        stream: u32,
+    },
 }
 
 enum State {
@@ -420,7 +425,9 @@ impl Decoder {
                         return Err(FrameError::Version(version));
                     }
                     let body = self.body.split().freeze();
-                    return self.control(kind, flags, body).map(|c| Some(Event::Control(c)));
+                    return self
+                        .control(kind, flags, body)
+                        .map(|c| Some(Event::Control(c)));
                 }
                 State::Data { stream, fin, left } => {
                     if input.is_empty() {

@@ -296,7 +296,7 @@ impl<C: PortConnector> State<C> {
             Control::Ping(id) => {
                 // Odd ids are the client's own pings: echo them. Even ones would answer
                 // pings of this server, which sends none.
-                if id % 2 == 1 {
+                if !id.is_multiple_of(2) {
                     self.control(frame::ping(id)).await;
                 }
             }
@@ -314,7 +314,7 @@ impl<C: PortConnector> State<C> {
     }
 
     async fn open(&mut self, stream: u32, fin: bool, headers: &HeaderList) {
-        if stream % 2 == 0 || stream <= self.last_client_stream {
+        if stream.is_multiple_of(2) || stream <= self.last_client_stream {
             debug!(stream, "invalid client stream id");
             self.control(frame::rst_stream(stream, rst::PROTOCOL_ERROR))
                 .await;
@@ -410,7 +410,9 @@ impl<C: PortConnector> State<C> {
                     relay.run(&*connector).await;
                     (error, data)
                 }
-                .instrument(tracing::debug_span!("connection", request = %request, pod.port = port)),
+                .instrument(
+                    tracing::debug_span!("connection", request = %request, pod.port = port),
+                ),
             );
         }
     }
@@ -482,7 +484,10 @@ impl Relay {
             Err(message) => {
                 debug!(%message, "pod port unreachable");
                 // kubelet writes the message, then closes the error and data streams.
-                let _ = self.out.send(frame::data(self.error, false, message.as_bytes())).await
+                let _ = self
+                    .out
+                    .send(frame::data(self.error, false, message.as_bytes()))
+                    .await
                     && self.out.send(frame::data(self.error, true, b"")).await
                     && self.out.send(frame::data(self.data, true, b"")).await;
             }
