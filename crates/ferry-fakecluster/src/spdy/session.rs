@@ -591,3 +591,205 @@ async fn write_loop<K: FrameSink>(
     let _ = sink.flush().await;
     let _ = sink.close().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
+    use tokio::net::TcpListener;
+
+    /// Connects port 9000 to a local echo server; any other port is refused.
+    struct Echo(std::net::SocketAddr);
+
+    impl PortConnector for Echo {
+        async fn connect(&self, port: u16) -> Result<TcpStream, String> {
+            if port != 9000 {
+                return Err(format!("port {port}: connection refused"));
+            }
+            TcpStream::connect(self.0).await.map_err(|e| e.to_string())
+        }
+    }
+
+    async fn echo_server() -> std::net::SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                    let _ = w.shutdown().await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// Plays kubectl's part over an in-memory connection.
+    struct Client {
+        w: WriteHalf<DuplexStream>,
+        r: ReadHalf<DuplexStream>,
+        deflater: Deflater,
+        decoder: Decoder,
+        pending: Bytes,
+    }
+
+    impl Client {
+        async fn start(end: CancellationToken) -> Self {
+            let (client, server) = tokio::io::duplex(256 * 1024);
+            let session = Session {
+                connector: Arc::new(Echo(echo_server().await)),
+                end,
+                abort: CancellationToken::new(),
+            };
+            tokio::spawn(session.serve_io(server));
+            let (r, w) = tokio::io::split(client);
+            Self {
+                w,
+                r,
+                deflater: Deflater::new().expect("deflater"),
+                decoder: Decoder::new(),
+                pending: Bytes::new(),
+            }
+        }
+
+        async fn send(&mut self, frame: Bytes) {
+            self.w.write_all(&frame).await.expect("client writes");
+        }
+
+        async fn open(&mut self, id: u32, kind: &str, port: &str, request: &str) {
+            let f = frame::syn_stream(
+                &mut self.deflater,
+                id,
+                &[("streamtype", kind), ("port", port), ("requestid", request)],
+                false,
+            )
+            .expect("encodes");
+            self.send(f).await;
+        }
+
+        /// The next event from the server, or `None` when it closed the connection.
+        async fn next(&mut self) -> Option<Event> {
+            loop {
+                if let Some(ev) = self.decoder.next(&mut self.pending).expect("decodes") {
+                    return Some(ev);
+                }
+                let mut buf = BytesMut::with_capacity(64 * 1024);
+                let n = tokio::time::timeout(Duration::from_secs(5), self.r.read_buf(&mut buf))
+                    .await
+                    .expect("the server answers in time")
+                    .expect("client reads");
+                if n == 0 {
+                    return None;
+                }
+                self.pending = buf.freeze();
+            }
+        }
+
+        /// Events until the error stream `error` is closed, data pieces joined per stream.
+        async fn until_fin(&mut self, error: u32) -> (Vec<Event>, HashMap<u32, Vec<u8>>) {
+            let mut events = Vec::new();
+            let mut data: HashMap<u32, Vec<u8>> = HashMap::new();
+            loop {
+                match self.next().await.expect("connection open") {
+                    Event::Data { stream, bytes } => {
+                        data.entry(stream).or_default().extend_from_slice(&bytes)
+                    }
+                    Event::Fin { stream } if stream == error => {
+                        events.push(Event::Fin { stream });
+                        return (events, data);
+                    }
+                    ev => events.push(ev),
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_echoes_half_closes_and_answers_pings() {
+        let mut c = Client::start(CancellationToken::new()).await;
+        c.open(1, "error", "9000", "0").await;
+        c.send(frame::data(1, true, b"")).await;
+        c.open(3, "data", "9000", "0").await;
+        c.send(frame::data(3, false, b"hello ")).await;
+        c.send(frame::ping(1)).await;
+        c.send(frame::data(3, true, b"world")).await;
+        let (events, data) = c.until_fin(1).await;
+        assert_eq!(data.get(&3).map(Vec::as_slice), Some(&b"hello world"[..]));
+        for expected in [
+            Event::Control(Control::SynReply { stream: 1 }),
+            Event::Control(Control::SynReply { stream: 3 }),
+            Event::Control(Control::Ping(1)),
+            Event::Fin { stream: 3 },
+        ] {
+            assert!(events.contains(&expected), "{expected:?} in {events:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_port_is_reported_on_the_error_stream() {
+        let mut c = Client::start(CancellationToken::new()).await;
+        c.open(1, "error", "9999", "7").await;
+        c.open(3, "data", "9999", "7").await;
+        let (events, data) = c.until_fin(1).await;
+        let msg = String::from_utf8_lossy(data.get(&1).expect("an error message"));
+        assert!(msg.contains("connection refused"), "{msg}");
+        assert!(!data.contains_key(&3));
+        assert!(events.contains(&Event::Control(Control::SynReply { stream: 3 })));
+    }
+
+    #[tokio::test]
+    async fn a_reset_ends_the_connection_and_closes_the_error_stream() {
+        let mut c = Client::start(CancellationToken::new()).await;
+        c.open(1, "error", "9000", "0").await;
+        c.open(3, "data", "9000", "0").await;
+        c.send(frame::data(3, false, b"abc")).await;
+        // Wait for the echo, then reset the data stream as kubectl does when it is done.
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            if let Some(Event::Data { stream: 3, bytes }) = c.next().await {
+                got.extend_from_slice(&bytes);
+            }
+        }
+        c.send(frame::rst_stream(3, rst::CANCEL)).await;
+        let (events, _) = c.until_fin(1).await;
+        assert!(!events.contains(&Event::Fin { stream: 3 }), "{events:?}");
+    }
+
+    #[tokio::test]
+    async fn bad_streams_are_reset_and_the_pod_going_away_says_goaway() {
+        let end = CancellationToken::new();
+        let mut c = Client::start(end.clone()).await;
+        c.open(1, "bogus", "9000", "0").await;
+        assert_eq!(
+            c.next().await,
+            Some(Event::Control(Control::RstStream {
+                stream: 1,
+                status: rst::CANCEL
+            }))
+        );
+        c.open(3, "error", "0", "0").await;
+        assert_eq!(
+            c.next().await,
+            Some(Event::Control(Control::RstStream {
+                stream: 3,
+                status: rst::CANCEL
+            }))
+        );
+        // Stream ids must grow.
+        c.open(3, "error", "9000", "1").await;
+        assert_eq!(
+            c.next().await,
+            Some(Event::Control(Control::RstStream {
+                stream: 3,
+                status: rst::PROTOCOL_ERROR
+            }))
+        );
+        end.cancel();
+        assert_eq!(
+            c.next().await,
+            Some(Event::Control(Control::GoAway { last_good: 3 }))
+        );
+        assert_eq!(c.next().await, None, "then the connection closes");
+    }
+}
