@@ -307,20 +307,3 @@ async fn every_installed_kubectl_version_lists_and_reads_pods() -> anyhow::Resul
     println!("kubectl binaries checked: {bins:?}");
     Ok(())
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_port_forward_gets_a_clear_refusal_until_spdy_is_served() -> anyhow::Result<()> {
-    // kubectl speaks SPDY (tunnelled through a WebSocket from 1.31 on); the fake cluster
-    // serves the WebSocket channel protocol only, and says so instead of failing obscurely.
-    let fx = Fixture::demo().await?;
-    let stderr = fx.kubectl_fails(&[
-        "port-forward",
-        "-n",
-        "demo",
-        "pod/solo",
-        "0:9000",
-        "--pod-running-timeout=5s",
-    ])?;
-    assert!(stderr.contains("SPDY"), "{stderr}");
-    Ok(())
-}

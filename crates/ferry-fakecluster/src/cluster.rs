@@ -465,6 +465,24 @@ impl Cluster {
         ))
     }
 
+    /// The token cancelled when `namespace/pod` goes away (deleted, or the cluster stopped).
+    /// Already cancelled when there is no such pod.
+    pub(crate) fn pod_token(&self, namespace: &str, pod: &str) -> CancellationToken {
+        let st = self.state.lock();
+        let uid = st
+            .objects
+            .get(&(Kind::Pod, namespace.to_string(), pod.to_string()))
+            .and_then(|obj| obj["metadata"]["uid"].as_str().map(str::to_string));
+        match uid.and_then(|uid| st.runtime.get(&uid)) {
+            Some(rt) => rt.token.clone(),
+            None => {
+                let t = CancellationToken::new();
+                t.cancel();
+                t
+            }
+        }
+    }
+
     /// How many tunnels were opened to `namespace/pod` (the pod object now, not earlier
     /// pods of the same name).
     pub fn tunnels_to(&self, namespace: &str, pod: &str) -> u64 {

@@ -5,8 +5,10 @@
 //! bearer-token auth, discovery, list/get/watch of namespaces, pods, services,
 //! endpointslices, deployments, statefulsets and replicasets, pod deletion with
 //! controller-style replacement, metadata patches, and the `pods/portforward` subresource
-//! over WebSocket. Pods are backed by small in-process servers whose behaviour can be
-//! switched at run time with the `fake.ferry.dev/behavior` annotation.
+//! over the WebSocket channel protocol and over SPDY/3.1 (plain, or tunnelled through a
+//! WebSocket), so `kubectl port-forward` works too. Pods are backed by small in-process
+//! servers whose behaviour can be switched at run time with the `fake.ferry.dev/behavior`
+//! annotation.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), ferry_fakecluster::StartError> {
@@ -27,6 +29,7 @@ pub mod kind;
 mod portforward;
 pub mod scenario;
 pub mod selector;
+mod spdy;
 mod tls;
 pub mod tokens;
 
@@ -64,6 +67,10 @@ pub struct Options {
     pub latency: Duration,
     /// The bearer token clients must send. Default: a random one.
     pub token: Option<String>,
+    /// Serve SPDY tunnelled through a WebSocket (`SPDY/3.1+portforward.k8s.io`), which
+    /// kubectl ≥ 1.31 tries first. Off, the server answers that upgrade as an API server
+    /// older than 1.30 does (400), and kubectl falls back to plain SPDY. Default: on.
+    pub spdy_over_websocket: bool,
 }
 
 impl Default for Options {
@@ -74,6 +81,7 @@ impl Default for Options {
             context_name: "ferry-fake".into(),
             latency: Duration::ZERO,
             token: None,
+            spdy_over_websocket: true,
         }
     }
 }
@@ -94,6 +102,13 @@ impl Options {
     /// Names the kubeconfig context.
     pub fn context_name(mut self, name: impl Into<String>) -> Self {
         self.context_name = name.into();
+        self
+    }
+
+    /// Serves (or not) SPDY tunnelled through a WebSocket; see
+    /// [`Options::spdy_over_websocket`].
+    pub fn spdy_over_websocket(mut self, on: bool) -> Self {
+        self.spdy_over_websocket = on;
         self
     }
 
@@ -193,6 +208,7 @@ impl FakeCluster {
             faults: faults.clone(),
             tokens: tokens.clone(),
             server_addr: host.clone(),
+            spdy_over_websocket: opts.spdy_over_websocket,
         });
         let router = Router::new().fallback(api::dispatch).with_state(app);
         let acceptor = TlsAcceptor::from(certs.server_config.clone());

@@ -215,37 +215,45 @@ impl Session {
         }
     }
 
-    /// Connects to the pod's port the way kubelet does, or explains why it could not.
     async fn connect(&self, port: u16) -> Result<(TcpStream, CancellationToken), String> {
-        let (target, token) = self
-            .cluster
-            .port_target(&self.namespace, &self.pod, port)
-            .map_err(|e| format!("error forwarding port {port} to pod {}: {e}", self.pod))?;
-        let uid = &target.pod_uid;
-        if !target.running {
-            return Err(format!(
-                "error forwarding port {port} to pod {uid}, uid : container not running in pod {}/{}",
-                self.namespace, self.pod
-            ));
+        connect_pod(&self.cluster, &self.namespace, &self.pod, port).await
+    }
+}
+
+/// Connects to a pod's port the way kubelet does, or explains why it could not, in
+/// kubelet's words. Also returns the token cancelled when the pod goes away.
+pub(crate) async fn connect_pod(
+    cluster: &Cluster,
+    namespace: &str,
+    pod: &str,
+    port: u16,
+) -> Result<(TcpStream, CancellationToken), String> {
+    let (target, token) = cluster
+        .port_target(namespace, pod, port)
+        .map_err(|e| format!("error forwarding port {port} to pod {pod}: {e}"))?;
+    let uid = &target.pod_uid;
+    if !target.running {
+        return Err(format!(
+            "error forwarding port {port} to pod {uid}, uid : container not running in pod {namespace}/{pod}"
+        ));
+    }
+    let refused = || {
+        format!(
+            "error forwarding port {port} to pod {uid}, uid : failed to execute portforward in network namespace \"/var/run/netns/cni-{uid}\": failed to connect to localhost:{port} inside namespace \"{uid}\", IPv4: dial tcp4 127.0.0.1:{port}: connect: connection refused IPv6 dial tcp6 [::1]:{port}: connect: connection refused "
+        )
+    };
+    let Some(addr) = target.addr else {
+        return Err(refused());
+    };
+    match TcpStream::connect(addr).await {
+        Ok(sock) => {
+            let _ = sock.set_nodelay(true);
+            Ok((sock, token))
         }
-        let refused = || {
-            format!(
-                "error forwarding port {port} to pod {uid}, uid : failed to execute portforward in network namespace \"/var/run/netns/cni-{uid}\": failed to connect to localhost:{port} inside namespace \"{uid}\", IPv4: dial tcp4 127.0.0.1:{port}: connect: connection refused IPv6 dial tcp6 [::1]:{port}: connect: connection refused "
-            )
-        };
-        let Some(addr) = target.addr else {
-            return Err(refused());
-        };
-        match TcpStream::connect(addr).await {
-            Ok(sock) => {
-                let _ = sock.set_nodelay(true);
-                Ok((sock, token))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(refused()),
-            Err(e) => Err(format!(
-                "error forwarding port {port} to pod {uid}, uid : failed to connect to localhost:{port}: {e}"
-            )),
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(refused()),
+        Err(e) => Err(format!(
+            "error forwarding port {port} to pod {uid}, uid : failed to connect to localhost:{port}: {e}"
+        )),
     }
 }
 
