@@ -67,6 +67,8 @@ pub struct KubeconfigInfo {
 pub struct FieldProblem {
     pub field: String,
     pub message: String,
+    /// `invalid`, or `conflict` when another forward has the name or the port.
+    pub code: ErrorCode,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -180,6 +182,7 @@ impl AppCore {
             }
         }
         core.restart_engine().await?;
+        tokio::spawn(follow_logs(Arc::downgrade(&core)));
         if options.demo {
             core.add_demo_forwards().await?;
         }
@@ -311,7 +314,9 @@ impl AppCore {
         &self,
         change: impl FnOnce(&mut StoreDoc) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
-        let (out, doc) = self.store.modify(change)?;
+        // The store's lock may be held by another program for a moment: wait for it off
+        // the async workers' hands.
+        let (out, doc) = tokio::task::block_in_place(|| self.store.modify(change))?;
         *self.doc.lock() = doc;
         self.changed.send_modify(|n| *n += 1);
         self.apply().await?;
@@ -376,17 +381,11 @@ impl AppCore {
         forward: Forward,
     ) -> Result<(), AppError> {
         let problems = self.validate_forward(original, &forward);
-        if let Some(first) = problems.first() {
-            let code = if first.message.contains("used by") || first.message.contains("overlaps")
-            {
-                ErrorCode::Conflict
-            } else {
-                ErrorCode::Invalid
-            };
+        if let Some(first) = problems.into_iter().next() {
             return Err(AppError {
-                code,
-                message: first.message.clone(),
-                field: Some(first.field.clone()),
+                code: first.code,
+                message: first.message,
+                field: Some(first.field),
             });
         }
         self.modify(|doc| put_forward(&mut doc.config, original, forward))
@@ -401,6 +400,7 @@ impl AppCore {
             return vec![FieldProblem {
                 field: e.field.unwrap_or_else(|| "name".into()),
                 message: e.message,
+                code: e.code,
             }];
         }
         // Validation blames the later of two clashing forwards: put this one last.
@@ -420,9 +420,15 @@ impl AppCore {
             .into_iter()
             .filter_map(|p| {
                 let field = p.path.strip_prefix(&prefix)?.to_string();
+                let code = if p.message.contains("used by") || p.message.contains("overlaps") {
+                    ErrorCode::Conflict
+                } else {
+                    ErrorCode::Invalid
+                };
                 Some(FieldProblem {
                     field,
                     message: readable(&p.message),
+                    code,
                 })
             })
             .collect()
@@ -517,9 +523,11 @@ impl AppCore {
         let before = self.settings();
         let value = serde_json::to_value(&settings)
             .map_err(|e| AppError::new(ErrorCode::Store, e.to_string()))?;
-        let (_, doc) = self.store.modify(|doc| {
-            doc.settings = value;
-            Ok::<_, AppError>(())
+        let (_, doc) = tokio::task::block_in_place(|| {
+            self.store.modify(|doc| {
+                doc.settings = value;
+                Ok::<_, AppError>(())
+            })
         })?;
         *self.doc.lock() = doc;
         if self.banner.lock().as_deref().is_some_and(|b| b.contains("settings")) {
@@ -928,6 +936,44 @@ impl AppCore {
             self.restart_engine().await?;
         }
         self.add_demo_forwards().await
+    }
+}
+
+/// Records every engine event in the per-forward logs, following the engine across
+/// replacements, until the core is dropped or shut down.
+async fn follow_logs(core: std::sync::Weak<AppCore>) {
+    let Some(strong) = core.upgrade() else { return };
+    let mut engines = strong.engine_changes();
+    let logs = strong.logs.clone();
+    let mut sub = strong.subscribe().await;
+    drop(strong);
+    loop {
+        let update = match sub.as_mut() {
+            Some(s) => {
+                tokio::select! {
+                    u = s.next() => u,
+                    changed = engines.changed() => {
+                        if changed.is_err() { return; }
+                        None
+                    }
+                }
+            }
+            None => {
+                if engines.changed().await.is_err() {
+                    return;
+                }
+                None
+            }
+        };
+        match update {
+            Some(ferry_core::events::Update::Event(event)) => logs.record(&event),
+            Some(ferry_core::events::Update::Resync(_)) => {}
+            None => {
+                // The engine was replaced or is gone: follow the current one, if any.
+                let Some(strong) = core.upgrade() else { return };
+                sub = strong.subscribe().await;
+            }
+        }
     }
 }
 

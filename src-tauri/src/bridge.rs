@@ -1,6 +1,5 @@
 //! The bridge from the engine to the window, the tray and notifications. One task:
-//! it follows the engine's events (re-subscribing when the engine is replaced), records
-//! them in the per-forward logs, and emits
+//! it follows the engine's events (re-subscribing when the engine is replaced) and emits
 //! - `ferry://state` when config, settings, banner or demo change;
 //! - `ferry://snapshot` when forward states change, at most four times a second, and
 //!   when traffic counters change, at most once a second.
@@ -44,7 +43,6 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
         tokio::select! {
             update = next(&mut sub) => match update {
                 Some(Update::Event(event)) => {
-                    core.logs().record(&event);
                     if let Event::Forward { status } = &event {
                         notifier.consider(&app, &core, &status.forward, status.state, status.error.as_deref());
                     }

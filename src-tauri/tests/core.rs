@@ -1,0 +1,376 @@
+//! The app's command layer against the fake cluster: what each command does to the
+//! store and to the running forwards, and what it refuses.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_app::app::{AppCore, AppOptions, ImportFormat};
+use ferry_app::error::ErrorCode;
+use ferry_app::settings::{Settings, Theme};
+use ferry_core::cluster::KubeconfigSource;
+use ferry_core::config::{Config, Forward, PortRef, Profile, Target};
+use ferry_core::events::ForwardState;
+use ferry_core::store::Store;
+use ferry_fakecluster::{FakeCluster, Options};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: PathBuf,
+    data: PathBuf,
+    kubeconfig: PathBuf,
+    _fake: FakeCluster,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeCluster::start(Options::default()).await.unwrap();
+        fake.wait_pods_ready(Duration::from_secs(5)).await;
+        let kubeconfig = dir.path().join("kubeconfig");
+        fake.write_kubeconfig(&kubeconfig).unwrap();
+        Fixture {
+            store: dir.path().join("store.json"),
+            data: dir.path().join("data"),
+            kubeconfig,
+            _dir: dir,
+            _fake: fake,
+        }
+    }
+
+    fn options(&self) -> AppOptions {
+        AppOptions {
+            store: Some(self.store.clone()),
+            data_dir: self.data.clone(),
+            demo: false,
+            kubeconfig: Some(KubeconfigSource::from_paths(vec![self.kubeconfig.clone()])),
+        }
+    }
+
+    async fn core(&self) -> Arc<AppCore> {
+        AppCore::start(self.options()).await.unwrap()
+    }
+}
+
+fn forward(name: &str, target: &str, port: u16) -> Forward {
+    let mut f = Forward::new(
+        name,
+        target.parse::<Target>().unwrap(),
+        PortRef::Number(port),
+        0,
+    );
+    f.namespace = Some("demo".into());
+    f
+}
+
+async fn wait_state(core: &AppCore, name: &str, want: ForwardState) -> ferry_core::events::ForwardStatus {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let snap = core.snapshot().await;
+        if let Some(s) = snap.get(name)
+            && s.state == want
+        {
+            return s.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never reached {want}: {:?}",
+            snap.get(name)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn echo(addr: std::net::SocketAddr, data: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(data).await.unwrap();
+    let mut out = vec![0; data.len()];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+fn stored(path: &Path) -> Config {
+    Store::new(path).load().unwrap().config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_forward_runs_carries_bytes_and_is_saved() {
+    let fx = Fixture::new().await;
+    let core = fx.core().await;
+    core.save_forward(None, forward("echo", "svc/echo", 80)).await.unwrap();
+    let status = wait_state(&core, "echo", ForwardState::Active).await;
+    let local = status.local.unwrap();
+    assert_eq!(echo(local, b"through the app").await, b"through the app");
+    assert_eq!(stored(&fx.store).forwards[0].name, "echo");
+
+    // Switching it off frees the port.
+    core.set_enabled("echo", false).await.unwrap();
+    wait_state(&core, "echo", ForwardState::Disabled).await;
+    assert!(TcpStream::connect(local).await.is_err(), "{local} still accepts");
+    assert!(!stored(&fx.store).forwards[0].enabled);
+
+    // Test connection and the kubectl command.
+    core.set_enabled("echo", true).await.unwrap();
+    wait_state(&core, "echo", ForwardState::Active).await;
+    let test = core.test_connection("echo").await.unwrap();
+    assert!(test.ok, "{}", test.message);
+    assert!(test.message.contains("echo-"), "{}", test.message);
+    assert_eq!(
+        core.kubectl_command("echo").unwrap(),
+        "kubectl port-forward -n demo svc/echo :80"
+    );
+    let log: Vec<String> = core.forward_log("echo").into_iter().map(|l| l.message).collect();
+    assert!(log.iter().any(|l| l.starts_with("state active")), "{log:?}");
+    core.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_saves_name_the_field_and_change_nothing() {
+    let fx = Fixture::new().await;
+    let core = fx.core().await;
+    let mut a = forward("a", "svc/echo", 80);
+    a.local_port = 24001;
+    core.save_forward(None, a.clone()).await.unwrap();
+    let before = std::fs::read(&fx.store).unwrap();
+
+    let e = core.save_forward(None, forward("a", "svc/web", 80)).await.unwrap_err();
+    assert_eq!((e.code, e.field.as_deref()), (ErrorCode::Conflict, Some("name")), "{e:?}");
+
+    let mut b = forward("b", "svc/web", 80);
+    b.local_port = 24001;
+    let e = core.save_forward(None, b.clone()).await.unwrap_err();
+    assert_eq!((e.code, e.field.as_deref()), (ErrorCode::Conflict, Some("local_port")), "{e:?}");
+    assert!(e.message.contains("\"a\""), "{}", e.message);
+    assert!(!e.message.contains("forwards["), "{}", e.message);
+
+    let bad = forward("Bad Name", "svc/web", 80);
+    let e = core.save_forward(None, bad.clone()).await.unwrap_err();
+    assert_eq!((e.code, e.field.as_deref()), (ErrorCode::Invalid, Some("name")), "{e:?}");
+    let problems = core.validate_forward(None, &bad);
+    assert_eq!(problems[0].field, "name");
+
+    let e = core.save_forward(Some("nope"), forward("c", "svc/web", 80)).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound);
+    assert_eq!(std::fs::read(&fx.store).unwrap(), before, "a rejected save wrote");
+
+    // The same checks pass for a valid edit of `a` itself (its own port is no clash).
+    assert!(core.validate_forward(Some("a"), &a).is_empty());
+    core.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_rename_activate_and_delete() {
+    let fx = Fixture::new().await;
+    let core = fx.core().await;
+    for name in ["one", "two"] {
+        let mut f = forward(name, "svc/echo", 80);
+        f.enabled = false;
+        core.save_forward(None, f).await.unwrap();
+    }
+    core.save_profile(
+        None,
+        Profile {
+            name: "work".into(),
+            forwards: vec!["one".into(), "two".into()],
+        },
+    )
+    .await
+    .unwrap();
+    let e = core
+        .save_profile(None, Profile { name: "work".into(), forwards: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("name"));
+    let e = core
+        .save_profile(None, Profile { name: "x".into(), forwards: vec!["ghost".into()] })
+        .await
+        .unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("forwards[0]"));
+
+    core.set_profile_active("work", true).await.unwrap();
+    wait_state(&core, "one", ForwardState::Active).await;
+    wait_state(&core, "two", ForwardState::Active).await;
+
+    // Renaming a forward renames it in its profiles.
+    let mut renamed = stored(&fx.store).forwards[0].clone();
+    renamed.name = "uno".into();
+    core.save_forward(Some("one"), renamed).await.unwrap();
+    let config = stored(&fx.store);
+    assert_eq!(config.profiles[0].forwards, ["uno", "two"]);
+
+    core.set_profile_active("work", false).await.unwrap();
+    wait_state(&core, "two", ForwardState::Disabled).await;
+    core.delete_forward("two").await.unwrap();
+    assert_eq!(stored(&fx.store).profiles[0].forwards, ["uno"]);
+    core.delete_profile("work").await.unwrap();
+    assert!(stored(&fx.store).profiles.is_empty());
+    assert_eq!(stored(&fx.store).forwards.len(), 1, "forwards stay");
+    core.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pickers_list_the_cluster() {
+    let fx = Fixture::new().await;
+    let core = fx.core().await;
+    let contexts = core.list_contexts().await.unwrap();
+    assert_eq!(contexts.contexts, ["ferry-fake"]);
+    assert_eq!(contexts.current.as_deref(), Some("ferry-fake"));
+    let ns = core.list_namespaces(None).await.unwrap();
+    assert!(ns.contains(&"demo".to_string()), "{ns:?}");
+    let services = core.list_targets(None, Some("demo"), "service").await.unwrap();
+    let echo = services.iter().find(|s| s.name == "echo").unwrap();
+    assert_eq!(echo.ports[0].port, 80);
+    let sts = core.list_targets(None, Some("demo"), "statefulset").await.unwrap();
+    let db = sts.iter().find(|s| s.name == "db").unwrap();
+    assert!(db.ports.iter().any(|p| p.name.as_deref() == Some("pg")), "{db:?}");
+    let e = core.list_targets(None, Some("demo"), "cronjob").await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("kind"));
+    let e = core.list_namespaces(Some("nowhere")).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::Cluster);
+    assert!(e.message.contains("nowhere"), "{}", e.message);
+    core.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_add_and_import() {
+    let fx = Fixture::new().await;
+    let core = fx.core().await;
+    let f = core.parse_kubectl("svc/echo 18080:80 -n demo").unwrap();
+    assert_eq!((f.target.to_string().as_str(), f.local_port), ("service/echo", 18080));
+    assert_eq!(f.namespace.as_deref(), Some("demo"));
+    let f = core
+        .parse_kubectl("kubectl port-forward --context ferry-fake -n demo deploy/web 8080:http")
+        .unwrap();
+    assert_eq!(f.context.as_deref(), Some("ferry-fake"));
+    assert_eq!(f.port, PortRef::Name("http".into()));
+    let e = core.parse_kubectl("svc/echo").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("line"));
+
+    let text = "kubectl port-forward -n demo svc/echo 0:80\nkubectl port-forward -n demo svc/web 0:80\n";
+    let report = core.import_config(text, ImportFormat::Auto, true).await.unwrap();
+    assert_eq!(report.added.len(), 2);
+    assert!(stored(&fx.store).forwards.is_empty(), "a dry run wrote");
+    let report = core.import_config(text, ImportFormat::Kubectl, false).await.unwrap();
+    assert_eq!(stored(&fx.store).forwards.len(), 2);
+    // Importing again renames and says so.
+    let again = core.import_config(text, ImportFormat::Auto, false).await.unwrap();
+    assert_ne!(again.added, report.added);
+    assert!(again.warnings.iter().any(|w| w.contains("imported as")), "{again:?}");
+    let e = core.import_config("{\"bad", ImportFormat::Kftray, false).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::Invalid);
+    assert_eq!(stored(&fx.store).forwards.len(), 4);
+    core.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_store_is_kept_and_reported_then_the_app_starts_empty() {
+    let fx = Fixture::new().await;
+    std::fs::write(&fx.store, "{\"version\": 1, \"config\": {\"forwards\": [").unwrap();
+    let core = fx.core().await;
+    let state = core.state().await;
+    assert!(state.config.forwards.is_empty());
+    let banner = state.banner.expect("a banner");
+    let backup = banner
+        .split_whitespace()
+        .find(|w| w.contains(".corrupt-"))
+        .map(|w| w.trim_end_matches([',', '.']).to_string())
+        .expect("the banner names the backup");
+    assert!(
+        std::fs::read_to_string(&backup).unwrap().starts_with("{\"version\": 1"),
+        "{banner}"
+    );
+    // The next save writes a fresh store and the backup stays.
+    core.save_forward(None, forward("echo", "svc/echo", 80)).await.unwrap();
+    assert_eq!(stored(&fx.store).forwards.len(), 1);
+    assert!(Path::new(&backup).exists());
+    core.dismiss_banner();
+    assert!(core.state().await.banner.is_none());
+    core.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_persist_and_bad_ones_change_nothing() {
+    let fx = Fixture::new().await;
+    let core = fx.core().await;
+    let settings = Settings {
+        theme: Theme::Dark,
+        notifications: false,
+        ..Settings::default()
+    };
+    core.save_settings(settings.clone()).await.unwrap();
+    let bad = Settings {
+        kubeconfig_paths: vec!["relative/config".into()],
+        ..settings.clone()
+    };
+    let e = core.save_settings(bad).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("kubeconfig_paths[0]"));
+    core.shutdown().await;
+    drop(core);
+    let core = fx.core().await;
+    assert_eq!(core.settings(), settings);
+    core.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_writes_to_the_store_reach_the_running_app_and_nothing_is_lost() {
+    let fx = Fixture::new().await;
+    let core = fx.core().await;
+    // Another program (the CLI) and the app write at the same time.
+    let path = fx.store.clone();
+    let cli = std::thread::spawn(move || {
+        let store = Store::new(&path);
+        for i in 0..20 {
+            store
+                .modify(|doc| {
+                    doc.config.forwards.push(forward(&format!("cli-{i}"), "svc/echo", 80));
+                    Ok::<_, ferry_core::store::StoreError>(())
+                })
+                .unwrap();
+        }
+    });
+    for i in 0..20 {
+        core.save_forward(None, forward(&format!("app-{i}"), "svc/echo", 80))
+            .await
+            .unwrap();
+    }
+    cli.join().unwrap();
+    assert!(core.reload_store().await.unwrap() || core.config().forwards.len() == 40);
+    let config = stored(&fx.store);
+    assert_eq!(config.forwards.len(), 40, "{:?}", config.forwards.iter().map(|f| &f.name).collect::<Vec<_>>());
+    config.validate().unwrap();
+    // The app runs what the CLI added.
+    wait_state(&core, "cli-19", ForwardState::Active).await;
+    core.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_mode_adds_the_demo_forwards_and_they_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = AppOptions {
+        store: Some(dir.path().join("store.json")),
+        data_dir: dir.path().join("data"),
+        demo: true,
+        kubeconfig: Some(KubeconfigSource::from_paths(vec![])),
+    };
+    let core = AppCore::start(options.clone()).await.unwrap();
+    let state = core.state().await;
+    assert!(state.demo && state.kubeconfig.found);
+    let names: Vec<&str> = state.config.forwards.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["echo", "web", "db"]);
+    assert_eq!(state.config.profiles[0].name, "demo");
+    let echo_status = wait_state(&core, "echo", ForwardState::Active).await;
+    assert_eq!(echo(echo_status.local.unwrap(), b"demo").await, b"demo");
+    core.shutdown().await;
+    drop(core);
+    // Started again without --demo: the saved forwards use the demo cluster, so it starts.
+    let core = AppCore::start(AppOptions { demo: false, ..options }).await.unwrap();
+    assert!(core.demo_running());
+    assert_eq!(core.config().forwards.len(), 3, "the demo forwards are not added twice");
+    wait_state(&core, "web", ForwardState::Active).await;
+    core.shutdown().await;
+}
