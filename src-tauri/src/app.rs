@@ -145,6 +145,9 @@ impl AppCore {
     /// Loads the store (keeping a corrupt one as a backup), starts the demo cluster when
     /// asked or when saved forwards use it, and starts the engine.
     pub async fn start(options: AppOptions) -> Result<Arc<AppCore>, AppError> {
+        // Ferry's TLS uses ring. Say so for the whole process, in case another dependency
+        // also brings a provider (then rustls could not choose and clients would fail).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let store = Store::new(options.store.unwrap_or_else(Store::default_path));
         let (doc, recovered) = store.load_or_recover()?;
         let (_, settings_warning) = Settings::from_store(&doc.settings);

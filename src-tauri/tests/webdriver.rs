@@ -1,0 +1,362 @@
+//! The real app, end to end: the built binary on a private X display (Xvfb), driven by
+//! WebDriver (`tauri-driver` + WebKitWebDriver) in demo mode, with an XEmbed tray
+//! (`trayer`) clicked through `xdotool`. Saves screenshots into `docs/screenshots/`.
+//!
+//! Needs: Xvfb, dbus-run-session, tauri-driver, WebKitWebDriver, trayer, xdotool
+//! (`scripts/setup` installs them). A missing one fails the test with its name.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream as StdTcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A child process in its own process group, killed with its group when dropped.
+struct Group(Child);
+
+impl Group {
+    fn spawn(cmd: &mut Command) -> Group {
+        use std::os::unix::process::CommandExt as _;
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let child = cmd
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program} ({e}); scripts/setup installs it"));
+        Group(child)
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let pgid = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &pgid]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &pgid]).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    while StdTcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Xvfb on a display it picks, with an XEmbed tray on it.
+struct Desktop {
+    display: String,
+    _xvfb: Group,
+    _tray: Group,
+}
+
+impl Desktop {
+    fn start() -> Desktop {
+        let mut xvfb = Group::spawn(
+            Command::new("Xvfb")
+                .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        );
+        let mut line = String::new();
+        let stdout = xvfb.0.stdout.take().expect("Xvfb's stdout");
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let display = format!(":{}", line.trim());
+        let tray = Group::spawn(
+            Command::new("trayer")
+                .args(["--edge", "top", "--align", "right", "--widthtype", "request"])
+                .args(["--height", "32", "--transparent", "false", "--SetDockType", "true"])
+                .env("DISPLAY", &display)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        Desktop {
+            display,
+            _xvfb: xvfb,
+            _tray: tray,
+        }
+    }
+
+    fn xdotool(&self, args: &[&str]) -> String {
+        let out = Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .output()
+            .expect("xdotool (scripts/setup installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// tauri-driver on a private session bus, on the desktop's display.
+struct Driver {
+    port: u16,
+    _driver: Group,
+}
+
+impl Driver {
+    fn start(desktop: &Desktop, store: &Path, data: &Path) -> Driver {
+        let port = free_port();
+        let native = free_port();
+        let driver = Group::spawn(
+            Command::new("dbus-run-session")
+                .args(["--", "tauri-driver", "--port", &port.to_string()])
+                .args(["--native-port", &native.to_string()])
+                .env("DISPLAY", &desktop.display)
+                .env("FERRY_STORE", store)
+                .env("XDG_DATA_HOME", data)
+                .env("XDG_CONFIG_HOME", data.join("config"))
+                .env("KUBECONFIG", data.join("no-kubeconfig"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        wait_port(port, Duration::from_secs(20));
+        Driver {
+            port,
+            _driver: driver,
+        }
+    }
+
+    async fn open_app(&self, args: &[&str]) -> Client {
+        let app = PathBuf::from(env!("CARGO_BIN_EXE_ferry-app"));
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("wry"));
+        caps.insert(
+            "tauri:options".into(),
+            json!({"application": app, "args": args}),
+        );
+        let client = ClientBuilder::rustls()
+            .expect("a TLS config")
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a WebDriver session with the app");
+        let _ = client.set_window_size(1200, 760).await;
+        client
+    }
+}
+
+fn css(id: &str) -> String {
+    format!("[data-testid=\"{id}\"]")
+}
+
+async fn text_of(c: &Client, id: &str) -> Option<String> {
+    text_of_css(c, &css(id)).await
+}
+
+async fn text_of_css(c: &Client, selector: &str) -> Option<String> {
+    let el = c.find(Locator::Css(selector)).await.ok()?;
+    el.text().await.ok()
+}
+
+/// Waits until the element's text is `want`.
+async fn wait_text(c: &Client, id: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = text_of(c, id).await;
+        if got.as_deref().map(str::trim) == Some(want) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let page = text_of_css(c, "main").await.unwrap_or_default();
+            panic!("{id} shows {got:?}, not {want:?}; the window shows:\n{page}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn click(c: &Client, id: &str) {
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(&css(id)))
+        .await
+        .unwrap_or_else(|e| panic!("no {id}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {id}: {e}"));
+}
+
+async fn type_into(c: &Client, id: &str, text: &str) {
+    let el = c.find(Locator::Css(&css(id))).await.unwrap();
+    el.clear().await.unwrap();
+    el.send_keys(text).await.unwrap();
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let png = c.screenshot().await.expect("a screenshot");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), png).unwrap();
+}
+
+async fn local_addr(c: &Client, name: &str) -> SocketAddr {
+    let text = text_of(c, &format!("local-{name}")).await.unwrap_or_default();
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("local-{name} shows {text:?}, not an address"))
+}
+
+async fn echo_through(addr: SocketAddr) -> Vec<u8> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let msg = b"bytes through the app";
+    s.write_all(msg).await.unwrap();
+    let mut out = vec![0; msg.len()];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut out))
+        .await
+        .expect("an echo within 10 s")
+        .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_in_demo_mode_as_a_person_uses_it() {
+    // rustls has two providers in this build (ring for Ferry, aws-lc for the WebDriver
+    // client's default): choose one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.json");
+    let data = dir.path().join("data");
+    let desktop = Desktop::start();
+    let driver = Driver::start(&desktop, &store, &data);
+
+    // --- first run: the demo forwards appear and work.
+    let c = driver.open_app(&["--demo"]).await;
+    c.wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css(&css("forward-row-echo")))
+        .await
+        .expect("the demo forwards appear");
+    wait_text(&c, "state-echo", "active").await;
+
+    // Off: the local port is freed.
+    let addr = local_addr(&c, "echo").await;
+    click(&c, "toggle-echo").await;
+    wait_text(&c, "state-echo", "disabled").await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "{addr} still accepts after switching echo off"
+    );
+    // On: active, and bytes come back from the echo pod.
+    click(&c, "toggle-echo").await;
+    wait_text(&c, "state-echo", "active").await;
+    let addr = local_addr(&c, "echo").await;
+    assert_eq!(echo_through(addr).await, b"bytes through the app");
+    wait_text(&c, "state-web", "active").await;
+    screenshot(&c, "main-light.png").await;
+
+    // Dark theme, through the settings dialog.
+    click(&c, "open-settings").await;
+    c.find(Locator::Css(&css("setting-theme")))
+        .await
+        .unwrap()
+        .select_by_value("dark")
+        .await
+        .unwrap();
+    click(&c, "close-dialog").await;
+    let theme = c
+        .execute("return document.documentElement.dataset.theme", vec![])
+        .await
+        .unwrap();
+    assert_eq!(theme, json!("dark"));
+    screenshot(&c, "main-dark.png").await;
+
+    // Add a forward through the dialog, from a pasted kubectl line.
+    click(&c, "add-forward").await;
+    type_into(&c, "quick-add", "svc/web 0:80 -n demo --context ferry-fake").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let target = c
+            .find(Locator::Css(&css("field-target")))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap();
+        if target.as_deref() == Some("web") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "quick add did not fill the form: {target:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    type_into(&c, "field-name", "added").await;
+    screenshot(&c, "add-dialog.png").await;
+    click(&c, "save-forward").await;
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(&css("forward-row-added")))
+        .await
+        .expect("the added forward is listed");
+    wait_text(&c, "state-added", "active").await;
+
+    // --- the tray: switch echo off in the window, then on from the tray menu.
+    click(&c, "toggle-echo").await;
+    wait_text(&c, "state-echo", "disabled").await;
+    // trayer has a small hidden window and the visible panel: take the widest.
+    let geometries: Vec<String> = desktop
+        .xdotool(&["search", "--class", "trayer"])
+        .lines()
+        .map(|w| desktop.xdotool(&["getwindowgeometry", "--shell", w]))
+        .collect();
+    let value = |geometry: &str, k: &str| -> i64 {
+        geometry
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let geometry = geometries
+        .iter()
+        .max_by_key(|g| value(g, "WIDTH"))
+        .expect("the trayer window");
+    let value = |k: &str| value(geometry, k);
+    let (x, y, h) = (value("X"), value("Y"), value("HEIGHT"));
+    // The first (only) icon sits at the tray's left edge.
+    let (cx, cy) = ((x + h / 2).to_string(), (y + h / 2).to_string());
+    desktop.xdotool(&["mousemove", &cx, &cy, "click", "1"]);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Menu: header (insensitive), profile demo, echo, web, db, added, Stop all, Open, Quit.
+    // The keyboard skips the header and separators: two downs reach echo.
+    desktop.xdotool(&["key", "Down", "Down", "Return"]);
+    wait_text(&c, "state-echo", "active").await;
+    c.close().await.unwrap();
+    // The first app must be gone, or the second launch would only focus it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let app = env!("CARGO_BIN_EXE_ferry-app");
+    while Command::new("pgrep")
+        .args(["-f", app])
+        .output()
+        .is_ok_and(|o| !o.stdout.is_empty())
+    {
+        assert!(Instant::now() < deadline, "the first app did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // --- second run, without --demo: the added forward was kept, and the demo cluster
+    // starts again because saved forwards use it.
+    let c = driver.open_app(&[]).await;
+    c.wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css(&css("forward-row-added")))
+        .await
+        .expect("the added forward survives a restart");
+    wait_text(&c, "state-added", "active").await;
+    c.close().await.unwrap();
+}
