@@ -162,7 +162,9 @@ impl AppCore {
         let core = Arc::new(AppCore {
             store,
             data_dir: options.data_dir,
-            base_kubeconfig: options.kubeconfig.unwrap_or_else(KubeconfigSource::from_env),
+            base_kubeconfig: options
+                .kubeconfig
+                .unwrap_or_else(KubeconfigSource::from_env),
             doc: Mutex::new(doc),
             banner: Mutex::new(banner),
             engine: RwLock::new(None),
@@ -179,10 +181,10 @@ impl AppCore {
             .forwards
             .iter()
             .any(|f| f.context.as_deref() == Some(DEMO_CONTEXT));
-        if options.demo || uses_demo {
-            if let Err(e) = core.start_demo_cluster().await {
-                core.set_banner(Some(format!("The demo cluster could not start: {e}")));
-            }
+        if (options.demo || uses_demo)
+            && let Err(e) = core.start_demo_cluster().await
+        {
+            core.set_banner(Some(format!("The demo cluster could not start: {e}")));
         }
         core.restart_engine().await?;
         tokio::spawn(follow_logs(Arc::downgrade(&core)));
@@ -407,10 +409,7 @@ impl AppCore {
             }];
         }
         // Validation blames the later of two clashing forwards: put this one last.
-        let index = config
-            .forwards
-            .iter()
-            .position(|f| f.name == forward.name);
+        let index = config.forwards.iter().position(|f| f.name == forward.name);
         if let Some(i) = index {
             let f = config.forwards.remove(i);
             config.forwards.push(f);
@@ -454,7 +453,11 @@ impl AppCore {
 
     // === profiles ===
 
-    pub async fn save_profile(&self, original: Option<&str>, profile: Profile) -> Result<(), AppError> {
+    pub async fn save_profile(
+        &self,
+        original: Option<&str>,
+        profile: Profile,
+    ) -> Result<(), AppError> {
         check_name("name", &profile.name)?;
         self.modify(|doc| {
             let taken = doc
@@ -533,7 +536,12 @@ impl AppCore {
             })
         })?;
         *self.doc.lock() = doc;
-        if self.banner.lock().as_deref().is_some_and(|b| b.contains("settings")) {
+        if self
+            .banner
+            .lock()
+            .as_deref()
+            .is_some_and(|b| b.contains("settings"))
+        {
             *self.banner.lock() = None;
         }
         self.changed.send_modify(|n| *n += 1);
@@ -577,7 +585,11 @@ impl AppCore {
             .list(&Default::default())
             .await
             .map_err(|e| cluster_error(&cc.context, e))?;
-        let mut names: Vec<String> = list.items.into_iter().filter_map(|n| n.metadata.name).collect();
+        let mut names: Vec<String> = list
+            .items
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .collect();
         names.sort();
         Ok(names)
     }
@@ -676,17 +688,11 @@ impl AppCore {
     pub async fn test_connection(&self, name: &str) -> Result<TestResult, AppError> {
         let started = Instant::now();
         let result = match self.engine.read().await.as_ref() {
-            Some(engine) => {
-                tokio::time::timeout(Duration::from_secs(10), engine.dial(name)).await
-            }
+            Some(engine) => tokio::time::timeout(Duration::from_secs(10), engine.dial(name)).await,
             None => return Err(AppError::new(ErrorCode::Engine, "Ferry is shutting down")),
         };
         let ms = started.elapsed().as_millis() as u64;
-        let pod = self
-            .snapshot()
-            .await
-            .get(name)
-            .and_then(|s| s.pod.clone());
+        let pod = self.snapshot().await.get(name).and_then(|s| s.pod.clone());
         Ok(match result {
             Ok(Ok(_stream)) => TestResult {
                 ok: true,
@@ -763,8 +769,8 @@ impl AppCore {
         } else {
             format!("kubectl port-forward {line}")
         };
-        let imported = import::kubectl_lines(&full)
-            .map_err(|e| AppError::invalid("line", e.message))?;
+        let imported =
+            import::kubectl_lines(&full).map_err(|e| AppError::invalid("line", e.message))?;
         let mut forward = imported
             .forwards
             .into_iter()
@@ -851,7 +857,10 @@ impl AppCore {
             }
         };
         if imported.forwards.is_empty() {
-            return Err(AppError::invalid("text", "no forwards found; nothing was imported"));
+            return Err(AppError::invalid(
+                "text",
+                "no forwards found; nothing was imported",
+            ));
         }
         let plan = |config: &Config| -> Result<(Config, ImportReport), AppError> {
             let (next, imported) = config.merged_with(imported.clone(), None)?;
@@ -888,13 +897,17 @@ impl AppCore {
         if self.demo_running() {
             return Ok(());
         }
-        let fail = |e: &dyn std::fmt::Display| AppError::cluster(format!("the demo cluster could not start: {e}"));
+        let fail = |e: &dyn std::fmt::Display| {
+            AppError::cluster(format!("the demo cluster could not start: {e}"))
+        };
         let cluster = FakeCluster::start(ferry_fakecluster::Options::default())
             .await
             .map_err(|e| fail(&e))?;
         cluster.wait_pods_ready(Duration::from_secs(5)).await;
         let kubeconfig = self.data_dir.join("demo-kubeconfig");
-        cluster.write_kubeconfig(&kubeconfig).map_err(|e| fail(&e))?;
+        cluster
+            .write_kubeconfig(&kubeconfig)
+            .map_err(|e| fail(&e))?;
         *self.demo.lock() = Some(Demo {
             _cluster: cluster,
             kubeconfig,
@@ -917,7 +930,12 @@ impl AppCore {
                 if doc.config.forwards.iter().any(|x| x.name == f.name) {
                     continue;
                 }
-                if doc.config.forwards.iter().any(|x| x.local_port == f.local_port) {
+                if doc
+                    .config
+                    .forwards
+                    .iter()
+                    .any(|x| x.local_port == f.local_port)
+                {
                     f.local_port = port;
                 }
                 doc.config.forwards.push(f);
@@ -999,7 +1017,11 @@ fn find_forward<'a>(config: &'a mut Config, name: &str) -> Result<&'a mut Forwar
 }
 
 /// Puts `forward` in place of `original` (renaming it in profiles), or appends it.
-fn put_forward(config: &mut Config, original: Option<&str>, forward: Forward) -> Result<(), AppError> {
+fn put_forward(
+    config: &mut Config,
+    original: Option<&str>,
+    forward: Forward,
+) -> Result<(), AppError> {
     let clash = config
         .forwards
         .iter()
@@ -1043,7 +1065,9 @@ fn check_name(field: &str, name: &str) -> Result<(), AppError> {
     } else {
         Err(AppError::invalid(
             field,
-            format!("{name:?} is not a valid name: use lower-case letters, digits and '-' (at most 63)"),
+            format!(
+                "{name:?} is not a valid name: use lower-case letters, digits and '-' (at most 63)"
+            ),
         ))
     }
 }

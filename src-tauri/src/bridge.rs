@@ -91,9 +91,7 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
     }
 }
 
-async fn next(
-    sub: &mut Option<ferry_core::events::Subscription>,
-) -> Option<Update> {
+async fn next(sub: &mut Option<ferry_core::events::Subscription>) -> Option<Update> {
     match sub {
         Some(s) => s.next().await,
         None => std::future::pending().await,
@@ -169,9 +167,16 @@ impl Notifier {
         if !core.settings().notifications || sent.is_some_and(|t| t.elapsed() < NOTIFY_EVERY) {
             return;
         }
-        self.last.insert(forward.to_string(), (state, Some(Instant::now())));
+        self.last
+            .insert(forward.to_string(), (state, Some(Instant::now())));
         use tauri_plugin_notification::NotificationExt as _;
-        if let Err(e) = app.notification().builder().title("Ferry").body(message).show() {
+        if let Err(e) = app
+            .notification()
+            .builder()
+            .title("Ferry")
+            .body(message)
+            .show()
+        {
             tracing::debug!(error = %e, "notification not shown");
         }
     }

@@ -42,7 +42,11 @@ pub async fn set_profile_active(core: Core<'_>, name: String, active: bool) -> R
 
 #[tauri::command]
 #[instrument(skip(core, forward), err(Debug))]
-pub async fn save_forward(core: Core<'_>, original: Option<String>, forward: Forward) -> Result<()> {
+pub async fn save_forward(
+    core: Core<'_>,
+    original: Option<String>,
+    forward: Forward,
+) -> Result<()> {
     core.save_forward(original.as_deref(), forward).await
 }
 
@@ -110,7 +114,11 @@ pub async fn forward_log(core: Core<'_>, name: String) -> Result<Vec<LogLine>> {
 
 #[tauri::command]
 #[instrument(skip(core, profile), err(Debug))]
-pub async fn save_profile(core: Core<'_>, original: Option<String>, profile: Profile) -> Result<()> {
+pub async fn save_profile(
+    core: Core<'_>,
+    original: Option<String>,
+    profile: Profile,
+) -> Result<()> {
     core.save_profile(original.as_deref(), profile).await
 }
 
@@ -158,10 +166,16 @@ pub async fn dismiss_banner(core: Core<'_>) -> Result<()> {
 #[tauri::command]
 pub async fn open_url(app: AppHandle, url: String) -> Result<()> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(AppError::invalid("url", "only http and https addresses are opened"));
+        return Err(AppError::invalid(
+            "url",
+            "only http and https addresses are opened",
+        ));
     }
     use tauri_plugin_opener::OpenerExt as _;
-    app.opener()
-        .open_url(url, None::<&str>)
-        .map_err(|e| AppError::new(crate::error::ErrorCode::Invalid, format!("could not open a browser: {e}")))
+    app.opener().open_url(url, None::<&str>).map_err(|e| {
+        AppError::new(
+            crate::error::ErrorCode::Invalid,
+            format!("could not open a browser: {e}"),
+        )
+    })
 }

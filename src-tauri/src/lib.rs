@@ -157,7 +157,10 @@ pub fn run() -> ExitCode {
         }
     };
     app.run(|app, event| {
-        if let RunEvent::ExitRequested { code: None, api, .. } = &event {
+        if let RunEvent::ExitRequested {
+            code: None, api, ..
+        } = &event
+        {
             // The last window closed: stay in the tray unless the user turned that off.
             let keep = app
                 .try_state::<Arc<AppCore>>()
@@ -198,7 +201,11 @@ pub fn show_main_window(app: &AppHandle) {
 pub fn set_start_at_login(app: &AppHandle, on: bool) -> Result<(), AppError> {
     use tauri_plugin_autostart::ManagerExt as _;
     let launcher = app.autolaunch();
-    let result = if on { launcher.enable() } else { launcher.disable() };
+    let result = if on {
+        launcher.enable()
+    } else {
+        launcher.disable()
+    };
     result.map_err(|e| {
         AppError::new(
             ErrorCode::Store,
@@ -215,8 +222,19 @@ mod tests {
     fn args() {
         let a = parse_args(["--demo", "--store", "/tmp/s.json"].map(String::from)).unwrap();
         assert!(a.demo && !a.hidden);
-        assert_eq!(a.store.as_deref(), Some(std::path::Path::new("/tmp/s.json")));
-        assert!(parse_args(["--store".to_string()]).unwrap_err().contains("--store"));
-        assert!(parse_args(["--bogus".to_string()]).unwrap_err().contains("--bogus"));
+        assert_eq!(
+            a.store.as_deref(),
+            Some(std::path::Path::new("/tmp/s.json"))
+        );
+        assert!(
+            parse_args(["--store".to_string()])
+                .unwrap_err()
+                .contains("--store")
+        );
+        assert!(
+            parse_args(["--bogus".to_string()])
+                .unwrap_err()
+                .contains("--bogus")
+        );
     }
 }

@@ -17,10 +17,13 @@ pub struct LogLine {
     pub message: String,
 }
 
-/// Per-forward ring buffers, and the last status seen (to say what changed).
+/// One forward's recent lines and the last status seen (to say what changed).
+type Entry = (VecDeque<LogLine>, Option<ForwardStatus>);
+
+/// Per-forward ring buffers.
 #[derive(Default)]
 pub struct Logs {
-    inner: Mutex<HashMap<String, (VecDeque<LogLine>, Option<ForwardStatus>)>>,
+    inner: Mutex<HashMap<String, Entry>>,
 }
 
 impl Logs {
@@ -84,15 +87,15 @@ fn describe(before: Option<&ForwardStatus>, now: &ForwardStatus) -> Vec<(&'stati
         }
         out.push((level, line));
     }
-    if now.pod.is_some() && before.and_then(|b| b.pod.as_ref()) != now.pod.as_ref() {
-        if let Some(pod) = &now.pod {
-            out.push(("info", format!("connections go to pod {pod}")));
-        }
+    if let Some(pod) = &now.pod
+        && before.and_then(|b| b.pod.as_ref()) != Some(pod)
+    {
+        out.push(("info", format!("connections go to pod {pod}")));
     }
-    if now.error.is_some() && before.and_then(|b| b.error.as_ref()) != now.error.as_ref() {
-        if let Some(error) = &now.error {
-            out.push(("error", error.clone()));
-        }
+    if let Some(error) = &now.error
+        && before.and_then(|b| b.error.as_ref()) != Some(error)
+    {
+        out.push(("error", error.clone()));
     }
     if before.map(|b| b.health) != Some(now.health) && before.is_some() {
         let detail = now.detail.clone().unwrap_or_default();

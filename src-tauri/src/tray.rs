@@ -175,7 +175,10 @@ impl Tray {
         if shown.model.as_ref() == Some(&model) {
             return Ok(());
         }
-        let same_shape = shown.model.as_ref().is_some_and(|m| m.shape() == model.shape());
+        let same_shape = shown
+            .model
+            .as_ref()
+            .is_some_and(|m| m.shape() == model.shape());
         if same_shape {
             if let Some(header) = &shown.header {
                 header.set_text(&model.header)?;
@@ -200,8 +203,14 @@ impl Tray {
                 menu.append(&PredefinedMenuItem::separator(app)?)?;
                 for (name, on) in &model.profiles {
                     let id = format!("{PROFILE_PREFIX}{name}");
-                    let item =
-                        CheckMenuItem::with_id(app, &id, format!("Profile {name}"), true, *on, None::<&str>)?;
+                    let item = CheckMenuItem::with_id(
+                        app,
+                        &id,
+                        format!("Profile {name}"),
+                        true,
+                        *on,
+                        None::<&str>,
+                    )?;
                     menu.append(&item)?;
                     items.insert(id, item);
                 }
@@ -216,8 +225,20 @@ impl Tray {
                 }
             }
             menu.append(&PredefinedMenuItem::separator(app)?)?;
-            menu.append(&MenuItem::with_id(app, "stop-all", "Stop all", true, None::<&str>)?)?;
-            menu.append(&MenuItem::with_id(app, "open", "Open Ferry", true, None::<&str>)?)?;
+            menu.append(&MenuItem::with_id(
+                app,
+                "stop-all",
+                "Stop all",
+                true,
+                None::<&str>,
+            )?)?;
+            menu.append(&MenuItem::with_id(
+                app,
+                "open",
+                "Open Ferry",
+                true,
+                None::<&str>,
+            )?)?;
             menu.append(&MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?)?;
             self.icon.set_menu(Some(menu))?;
             shown.header = Some(header);
@@ -260,8 +281,12 @@ fn on_menu(app: &AppHandle, id: &str) {
         } else {
             match id.as_str() {
                 "stop-all" => {
-                    let names: Vec<String> =
-                        core.config().forwards.iter().map(|f| f.name.clone()).collect();
+                    let names: Vec<String> = core
+                        .config()
+                        .forwards
+                        .iter()
+                        .map(|f| f.name.clone())
+                        .collect();
                     core.set_all_enabled(&names, false).await
                 }
                 "open" => {
@@ -306,15 +331,24 @@ mod tests {
         let mut c = config();
         use ForwardState::*;
         assert_eq!(
-            aggregate(&c, &snapshot(&[("echo", Active), ("web", Active), ("db", Active)])),
+            aggregate(
+                &c,
+                &snapshot(&[("echo", Active), ("web", Active), ("db", Active)])
+            ),
             Aggregate::Up
         );
         assert_eq!(
-            aggregate(&c, &snapshot(&[("echo", Active), ("web", Reconnecting), ("db", Active)])),
+            aggregate(
+                &c,
+                &snapshot(&[("echo", Active), ("web", Reconnecting), ("db", Active)])
+            ),
             Aggregate::Degraded
         );
         assert_eq!(
-            aggregate(&c, &snapshot(&[("echo", Error), ("web", Active), ("db", Active)])),
+            aggregate(
+                &c,
+                &snapshot(&[("echo", Error), ("web", Active), ("db", Active)])
+            ),
             Aggregate::Error
         );
         for f in &mut c.forwards {
@@ -336,7 +370,12 @@ mod tests {
 
     #[test]
     fn tray_icons_decode() {
-        for a in [Aggregate::Idle, Aggregate::Up, Aggregate::Degraded, Aggregate::Error] {
+        for a in [
+            Aggregate::Idle,
+            Aggregate::Up,
+            Aggregate::Degraded,
+            Aggregate::Error,
+        ] {
             assert!(icon(a).width() > 1, "{a:?}");
         }
     }

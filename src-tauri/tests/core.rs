@@ -1,6 +1,9 @@
 //! The app's command layer against the fake cluster: what each command does to the
 //! store and to the running forwards, and what it refuses.
 
+// Helpers of a test panic on failure, as the tests do.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +68,11 @@ fn forward(name: &str, target: &str, port: u16) -> Forward {
     f
 }
 
-async fn wait_state(core: &AppCore, name: &str, want: ForwardState) -> ferry_core::events::ForwardStatus {
+async fn wait_state(
+    core: &AppCore,
+    name: &str,
+    want: ForwardState,
+) -> ferry_core::events::ForwardStatus {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let snap = core.snapshot().await;
@@ -102,7 +109,9 @@ fn stored(path: &Path) -> Config {
 async fn added_forward_runs_carries_bytes_and_is_saved() {
     let fx = Fixture::new().await;
     let core = fx.core().await;
-    core.save_forward(None, forward("echo", "svc/echo", 80)).await.unwrap();
+    core.save_forward(None, forward("echo", "svc/echo", 80))
+        .await
+        .unwrap();
     let status = wait_state(&core, "echo", ForwardState::Active).await;
     let local = status.local.unwrap();
     assert_eq!(echo(local, b"through the app").await, b"through the app");
@@ -111,7 +120,10 @@ async fn added_forward_runs_carries_bytes_and_is_saved() {
     // Switching it off frees the port.
     core.set_enabled("echo", false).await.unwrap();
     wait_state(&core, "echo", ForwardState::Disabled).await;
-    assert!(TcpStream::connect(local).await.is_err(), "{local} still accepts");
+    assert!(
+        TcpStream::connect(local).await.is_err(),
+        "{local} still accepts"
+    );
     assert!(!stored(&fx.store).forwards[0].enabled);
 
     // Test connection and the kubectl command.
@@ -124,7 +136,11 @@ async fn added_forward_runs_carries_bytes_and_is_saved() {
         core.kubectl_command("echo").unwrap(),
         "kubectl port-forward -n demo svc/echo :80"
     );
-    let log: Vec<String> = core.forward_log("echo").into_iter().map(|l| l.message).collect();
+    let log: Vec<String> = core
+        .forward_log("echo")
+        .into_iter()
+        .map(|l| l.message)
+        .collect();
     assert!(log.iter().any(|l| l.starts_with("state active")), "{log:?}");
     core.shutdown().await;
 }
@@ -138,25 +154,47 @@ async fn rejected_saves_name_the_field_and_change_nothing() {
     core.save_forward(None, a.clone()).await.unwrap();
     let before = std::fs::read(&fx.store).unwrap();
 
-    let e = core.save_forward(None, forward("a", "svc/web", 80)).await.unwrap_err();
-    assert_eq!((e.code, e.field.as_deref()), (ErrorCode::Conflict, Some("name")), "{e:?}");
+    let e = core
+        .save_forward(None, forward("a", "svc/web", 80))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.field.as_deref()),
+        (ErrorCode::Conflict, Some("name")),
+        "{e:?}"
+    );
 
     let mut b = forward("b", "svc/web", 80);
     b.local_port = 24001;
     let e = core.save_forward(None, b.clone()).await.unwrap_err();
-    assert_eq!((e.code, e.field.as_deref()), (ErrorCode::Conflict, Some("local_port")), "{e:?}");
+    assert_eq!(
+        (e.code, e.field.as_deref()),
+        (ErrorCode::Conflict, Some("local_port")),
+        "{e:?}"
+    );
     assert!(e.message.contains("\"a\""), "{}", e.message);
     assert!(!e.message.contains("forwards["), "{}", e.message);
 
     let bad = forward("Bad Name", "svc/web", 80);
     let e = core.save_forward(None, bad.clone()).await.unwrap_err();
-    assert_eq!((e.code, e.field.as_deref()), (ErrorCode::Invalid, Some("name")), "{e:?}");
+    assert_eq!(
+        (e.code, e.field.as_deref()),
+        (ErrorCode::Invalid, Some("name")),
+        "{e:?}"
+    );
     let problems = core.validate_forward(None, &bad);
     assert_eq!(problems[0].field, "name");
 
-    let e = core.save_forward(Some("nope"), forward("c", "svc/web", 80)).await.unwrap_err();
+    let e = core
+        .save_forward(Some("nope"), forward("c", "svc/web", 80))
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::NotFound);
-    assert_eq!(std::fs::read(&fx.store).unwrap(), before, "a rejected save wrote");
+    assert_eq!(
+        std::fs::read(&fx.store).unwrap(),
+        before,
+        "a rejected save wrote"
+    );
 
     // The same checks pass for a valid edit of `a` itself (its own port is no clash).
     assert!(core.validate_forward(Some("a"), &a).is_empty());
@@ -182,12 +220,24 @@ async fn profiles_rename_activate_and_delete() {
     .await
     .unwrap();
     let e = core
-        .save_profile(None, Profile { name: "work".into(), forwards: vec![] })
+        .save_profile(
+            None,
+            Profile {
+                name: "work".into(),
+                forwards: vec![],
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(e.field.as_deref(), Some("name"));
     let e = core
-        .save_profile(None, Profile { name: "x".into(), forwards: vec!["ghost".into()] })
+        .save_profile(
+            None,
+            Profile {
+                name: "x".into(),
+                forwards: vec!["ghost".into()],
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(e.field.as_deref(), Some("forwards[0]"));
@@ -222,13 +272,25 @@ async fn pickers_list_the_cluster() {
     assert_eq!(contexts.current.as_deref(), Some("ferry-fake"));
     let ns = core.list_namespaces(None).await.unwrap();
     assert!(ns.contains(&"demo".to_string()), "{ns:?}");
-    let services = core.list_targets(None, Some("demo"), "service").await.unwrap();
+    let services = core
+        .list_targets(None, Some("demo"), "service")
+        .await
+        .unwrap();
     let echo = services.iter().find(|s| s.name == "echo").unwrap();
     assert_eq!(echo.ports[0].port, 80);
-    let sts = core.list_targets(None, Some("demo"), "statefulset").await.unwrap();
+    let sts = core
+        .list_targets(None, Some("demo"), "statefulset")
+        .await
+        .unwrap();
     let db = sts.iter().find(|s| s.name == "db").unwrap();
-    assert!(db.ports.iter().any(|p| p.name.as_deref() == Some("pg")), "{db:?}");
-    let e = core.list_targets(None, Some("demo"), "cronjob").await.unwrap_err();
+    assert!(
+        db.ports.iter().any(|p| p.name.as_deref() == Some("pg")),
+        "{db:?}"
+    );
+    let e = core
+        .list_targets(None, Some("demo"), "cronjob")
+        .await
+        .unwrap_err();
     assert_eq!(e.field.as_deref(), Some("kind"));
     let e = core.list_namespaces(Some("nowhere")).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::Cluster);
@@ -241,7 +303,10 @@ async fn quick_add_and_import() {
     let fx = Fixture::new().await;
     let core = fx.core().await;
     let f = core.parse_kubectl("svc/echo 18080:80 -n demo").unwrap();
-    assert_eq!((f.target.to_string().as_str(), f.local_port), ("service/echo", 18080));
+    assert_eq!(
+        (f.target.to_string().as_str(), f.local_port),
+        ("service/echo", 18080)
+    );
     assert_eq!(f.namespace.as_deref(), Some("demo"));
     let f = core
         .parse_kubectl("kubectl port-forward --context ferry-fake -n demo deploy/web 8080:http")
@@ -251,17 +316,33 @@ async fn quick_add_and_import() {
     let e = core.parse_kubectl("svc/echo").unwrap_err();
     assert_eq!(e.field.as_deref(), Some("line"));
 
-    let text = "kubectl port-forward -n demo svc/echo 0:80\nkubectl port-forward -n demo svc/web 0:80\n";
-    let report = core.import_config(text, ImportFormat::Auto, true).await.unwrap();
+    let text =
+        "kubectl port-forward -n demo svc/echo 0:80\nkubectl port-forward -n demo svc/web 0:80\n";
+    let report = core
+        .import_config(text, ImportFormat::Auto, true)
+        .await
+        .unwrap();
     assert_eq!(report.added.len(), 2);
     assert!(stored(&fx.store).forwards.is_empty(), "a dry run wrote");
-    let report = core.import_config(text, ImportFormat::Kubectl, false).await.unwrap();
+    let report = core
+        .import_config(text, ImportFormat::Kubectl, false)
+        .await
+        .unwrap();
     assert_eq!(stored(&fx.store).forwards.len(), 2);
     // Importing again renames and says so.
-    let again = core.import_config(text, ImportFormat::Auto, false).await.unwrap();
+    let again = core
+        .import_config(text, ImportFormat::Auto, false)
+        .await
+        .unwrap();
     assert_ne!(again.added, report.added);
-    assert!(again.warnings.iter().any(|w| w.contains("imported as")), "{again:?}");
-    let e = core.import_config("{\"bad", ImportFormat::Kftray, false).await.unwrap_err();
+    assert!(
+        again.warnings.iter().any(|w| w.contains("imported as")),
+        "{again:?}"
+    );
+    let e = core
+        .import_config("{\"bad", ImportFormat::Kftray, false)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::Invalid);
     assert_eq!(stored(&fx.store).forwards.len(), 4);
     core.shutdown().await;
@@ -281,11 +362,15 @@ async fn corrupt_store_is_kept_and_reported_then_the_app_starts_empty() {
         .map(|w| w.trim_end_matches([',', '.']).to_string())
         .expect("the banner names the backup");
     assert!(
-        std::fs::read_to_string(&backup).unwrap().starts_with("{\"version\": 1"),
+        std::fs::read_to_string(&backup)
+            .unwrap()
+            .starts_with("{\"version\": 1"),
         "{banner}"
     );
     // The next save writes a fresh store and the backup stays.
-    core.save_forward(None, forward("echo", "svc/echo", 80)).await.unwrap();
+    core.save_forward(None, forward("echo", "svc/echo", 80))
+        .await
+        .unwrap();
     assert_eq!(stored(&fx.store).forwards.len(), 1);
     assert!(Path::new(&backup).exists());
     core.dismiss_banner();
@@ -327,7 +412,9 @@ async fn cli_writes_to_the_store_reach_the_running_app_and_nothing_is_lost() {
         for i in 0..20 {
             store
                 .modify(|doc| {
-                    doc.config.forwards.push(forward(&format!("cli-{i}"), "svc/echo", 80));
+                    doc.config
+                        .forwards
+                        .push(forward(&format!("cli-{i}"), "svc/echo", 80));
                     Ok::<_, ferry_core::store::StoreError>(())
                 })
                 .unwrap();
@@ -341,7 +428,12 @@ async fn cli_writes_to_the_store_reach_the_running_app_and_nothing_is_lost() {
     cli.join().unwrap();
     assert!(core.reload_store().await.unwrap() || core.config().forwards.len() == 40);
     let config = stored(&fx.store);
-    assert_eq!(config.forwards.len(), 40, "{:?}", config.forwards.iter().map(|f| &f.name).collect::<Vec<_>>());
+    assert_eq!(
+        config.forwards.len(),
+        40,
+        "{:?}",
+        config.forwards.iter().map(|f| &f.name).collect::<Vec<_>>()
+    );
     config.validate().unwrap();
     // The app runs what the CLI added.
     wait_state(&core, "cli-19", ForwardState::Active).await;
@@ -360,7 +452,12 @@ async fn demo_mode_adds_the_demo_forwards_and_they_work() {
     let core = AppCore::start(options.clone()).await.unwrap();
     let state = core.state().await;
     assert!(state.demo && state.kubeconfig.found);
-    let names: Vec<&str> = state.config.forwards.iter().map(|f| f.name.as_str()).collect();
+    let names: Vec<&str> = state
+        .config
+        .forwards
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
     assert_eq!(names, ["echo", "web", "db"]);
     assert_eq!(state.config.profiles[0].name, "demo");
     let echo_status = wait_state(&core, "echo", ForwardState::Active).await;
@@ -368,9 +465,18 @@ async fn demo_mode_adds_the_demo_forwards_and_they_work() {
     core.shutdown().await;
     drop(core);
     // Started again without --demo: the saved forwards use the demo cluster, so it starts.
-    let core = AppCore::start(AppOptions { demo: false, ..options }).await.unwrap();
+    let core = AppCore::start(AppOptions {
+        demo: false,
+        ..options
+    })
+    .await
+    .unwrap();
     assert!(core.demo_running());
-    assert_eq!(core.config().forwards.len(), 3, "the demo forwards are not added twice");
+    assert_eq!(
+        core.config().forwards.len(),
+        3,
+        "the demo forwards are not added twice"
+    );
     wait_state(&core, "web", ForwardState::Active).await;
     core.shutdown().await;
 }

@@ -5,6 +5,9 @@
 //! Needs: Xvfb, dbus-run-session, tauri-driver, WebKitWebDriver, trayer, xdotool
 //! (`scripts/setup` installs them). A missing one fails the test with its name.
 
+// Helpers of a test panic on failure, as the tests do.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream as StdTcpStream};
 use std::path::{Path, PathBuf};
@@ -73,7 +76,15 @@ impl Desktop {
     fn start() -> Desktop {
         let mut xvfb = Group::spawn(
             Command::new("Xvfb")
-                .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+                .args([
+                    "-displayfd",
+                    "1",
+                    "-screen",
+                    "0",
+                    "1280x800x24",
+                    "-nolisten",
+                    "tcp",
+                ])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null()),
         );
@@ -83,8 +94,22 @@ impl Desktop {
         let display = format!(":{}", line.trim());
         let tray = Group::spawn(
             Command::new("trayer")
-                .args(["--edge", "top", "--align", "right", "--widthtype", "request"])
-                .args(["--height", "32", "--transparent", "false", "--SetDockType", "true"])
+                .args([
+                    "--edge",
+                    "top",
+                    "--align",
+                    "right",
+                    "--widthtype",
+                    "request",
+                ])
+                .args([
+                    "--height",
+                    "32",
+                    "--transparent",
+                    "false",
+                    "--SetDockType",
+                    "true",
+                ])
                 .env("DISPLAY", &display)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
@@ -208,7 +233,9 @@ async fn screenshot(c: &Client, name: &str) {
 }
 
 async fn local_addr(c: &Client, name: &str) -> SocketAddr {
-    let text = text_of(c, &format!("local-{name}")).await.unwrap_or_default();
+    let text = text_of(c, &format!("local-{name}"))
+        .await
+        .unwrap_or_default();
     text.trim()
         .parse()
         .unwrap_or_else(|_| panic!("local-{name} shows {text:?}, not an address"))
@@ -293,7 +320,10 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
         if target.as_deref() == Some("web") {
             break;
         }
-        assert!(Instant::now() < deadline, "quick add did not fill the form: {target:?}");
+        assert!(
+            Instant::now() < deadline,
+            "quick add did not fill the form: {target:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     type_into(&c, "field-name", "added").await;

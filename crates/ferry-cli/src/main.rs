@@ -311,7 +311,8 @@ fn load(source: &Source, profile: Option<&str>) -> Result<Config, String> {
         Source::File(path) => {
             Config::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?
         }
-        Source::Demo => Config::from_yaml(ferry_fakecluster::scenario::DEMO_FORWARDS).map_err(|e| format!("demo config: {e}"))?,
+        Source::Demo => Config::from_yaml(ferry_fakecluster::scenario::DEMO_FORWARDS)
+            .map_err(|e| format!("demo config: {e}"))?,
     };
     if let Some(profile) = profile {
         let names: Vec<String> = config

@@ -151,11 +151,13 @@ impl Store {
         let stamp = now_ms();
         let backup = (0..)
             .map(|n| {
-                let suffix = if n == 0 { String::new() } else { format!("-{n}") };
-                self.path.with_file_name(format!(
-                    "{}.corrupt-{stamp}{suffix}",
-                    file_name(&self.path)
-                ))
+                let suffix = if n == 0 {
+                    String::new()
+                } else {
+                    format!("-{n}")
+                };
+                self.path
+                    .with_file_name(format!("{}.corrupt-{stamp}{suffix}", file_name(&self.path)))
             })
             .find(|p| !p.exists())
             .unwrap_or_else(|| self.path.with_extension("corrupt"));
@@ -322,7 +324,12 @@ mod tests {
     use crate::config::{Forward, PortRef, Target};
 
     fn forward(name: &str, port: u16) -> Forward {
-        Forward::new(name, Target::Service("echo".into()), PortRef::Number(80), port)
+        Forward::new(
+            name,
+            Target::Service("echo".into()),
+            PortRef::Number(80),
+            port,
+        )
     }
 
     #[test]
@@ -341,7 +348,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(store.path()).unwrap().permissions().mode();
+            let mode = std::fs::metadata(store.path())
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
