@@ -10,6 +10,7 @@ use ferry_core::cluster::KubeconfigSource;
 use ferry_core::config::Config;
 use ferry_core::engine::{Engine, EngineOptions};
 use ferry_core::events::{Event, ForwardStatus, HealthState, Snapshot, Update};
+use ferry_core::store::{FileLock, Store, StoreError, resolve_link, write_atomic};
 use ferry_fakecluster::{FakeCluster, Options as FakeOptions};
 use tracing_subscriber::EnvFilter;
 
@@ -28,8 +29,9 @@ enum Command {
     /// SIGHUP, or a change of the file on disk, re-reads it and applies the difference:
     /// unchanged forwards keep their connections.
     Up {
-        /// The config file (YAML, or JSON when it ends in .json).
-        #[arg(short = 'c', long = "config", required_unless_present = "demo")]
+        /// The config file (YAML, or JSON when it ends in .json); default: the store the
+        /// app uses (~/.config/ferry/store.json, or $FERRY_STORE).
+        #[arg(short = 'c', long = "config")]
         config: Option<PathBuf>,
         /// Run against a built-in demo cluster (no real cluster needed); without `-c`,
         /// forwards svc/echo, svc/web and sts/db of its `demo` namespace.
@@ -182,7 +184,8 @@ fn import_file(
 /// Where a config-editing command reads and writes.
 #[derive(Debug, clap::Args)]
 struct ConfigArg {
-    /// The config file; default: ~/.config/ferry/ferry.yaml (created when missing).
+    /// The config file; default: the store the app uses, ~/.config/ferry/store.json (or
+    /// $FERRY_STORE), created when missing.
     #[arg(short = 'c', long = "config")]
     config: Option<PathBuf>,
     /// Print machine-readable JSON.
@@ -235,7 +238,8 @@ fn main() -> ExitCode {
             }
             let source = match &config {
                 Some(path) => Source::File(path.clone()),
-                None => Source::Demo,
+                None if demo => Source::Demo,
+                None => Source::File(default_config_path()),
             };
             let code = up(&source, profile.as_deref(), events, options).await;
             if let Some(fake) = demo_cluster {
@@ -307,6 +311,9 @@ fn load(source: &Source, profile: Option<&str>) -> Result<Config, String> {
                 .merged_with(imported, None)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             config
+        }
+        Source::File(path) if is_store(path) => {
+            Store::new(path).load().map_err(|e| e.to_string())?.config
         }
         Source::File(path) => {
             Config::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?
@@ -615,41 +622,45 @@ enum EditError {
     Failed(String),
 }
 
+/// The store the app keeps its forwards in, which the CLI edits by default.
 fn default_config_path() -> PathBuf {
-    std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("ferry")
-        .join("ferry.yaml")
+    Store::default_path()
 }
 
-/// Holds an exclusive lock on `<config>.lock` while alive, so concurrent writers (another
-/// `ferry` command, the app) take turns: read, change, write atomically, unlock.
-struct ConfigLock(std::fs::File);
+/// Whether `path` is a store (the app's JSON file with `config` and `settings`) rather than
+/// a plain config file: the default store, or a JSON file with a top-level `config`.
+fn is_store(path: &Path) -> bool {
+    if resolve_link(path) == resolve_link(&Store::default_path()) {
+        return true;
+    }
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    is_json
+        && std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| v.get("config").is_some())
+}
 
-impl ConfigLock {
-    fn take(path: &Path) -> Result<Self, EditError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| EditError::Failed(format!("creating {}: {e}", dir.display())))?;
-        }
-        let lock_path = path.with_extension("lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| EditError::Failed(format!("opening {}: {e}", lock_path.display())))?;
-        file.lock()
-            .map_err(|e| EditError::Failed(format!("locking {}: {e}", lock_path.display())))?;
-        Ok(Self(file))
+/// An edit's error inside [`Store::modify`].
+struct StoreEdit(EditError);
+
+impl From<StoreError> for StoreEdit {
+    fn from(e: StoreError) -> Self {
+        StoreEdit(store_error(e))
     }
 }
 
-impl Drop for ConfigLock {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
+fn store_error(e: StoreError) -> EditError {
+    match e {
+        StoreError::Invalid(e) => EditError::Usage(format!(
+            "the change would make the config invalid, so nothing was written:\n{e}"
+        )),
+        StoreError::Corrupt { .. } => EditError::Usage(format!(
+            "{e}; nothing was written (the app keeps such a file as a backup when it starts)"
+        )),
+        other => EditError::Failed(other.to_string()),
     }
 }
 
@@ -658,8 +669,13 @@ fn read_config(path: &Path) -> Result<Config, EditError> {
     Ok(read_config_text(path)?.0)
 }
 
-/// The config and its text (empty for a file that does not exist yet), read once.
+/// The config and its text (empty for a file that does not exist yet, and for a store),
+/// read once.
 fn read_config_text(path: &Path) -> Result<(Config, String), EditError> {
+    if is_store(path) {
+        let doc = Store::new(path).load().map_err(store_error)?;
+        return Ok((doc.config, String::new()));
+    }
     if !path.exists() {
         return Ok((Config::default(), String::new()));
     }
@@ -677,11 +693,8 @@ fn read_config_text(path: &Path) -> Result<(Config, String), EditError> {
     Ok((config, text))
 }
 
-/// Writes the config atomically (a temporary file in the same directory, flushed to disk,
-/// then renamed over the file), keeping the file's permissions; a symlinked config is
-/// written through to its target.
+/// Writes the config atomically (see [`write_atomic`]), keeping the file's permissions.
 fn write_config(path: &Path, config: &Config) -> Result<(), EditError> {
-    let path = &resolve_link(path);
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
@@ -691,40 +704,24 @@ fn write_config(path: &Path, config: &Config) -> Result<(), EditError> {
         config.to_yaml()
     }
     .map_err(|e| EditError::Failed(e.to_string()))?;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        use std::io::Write as _;
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            file.set_permissions(meta.permissions())?;
-        }
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        EditError::Failed(format!("writing {}: {e}", path.display()))
-    })
+    write_atomic(path, text.as_bytes())
+        .map_err(|e| EditError::Failed(format!("writing {}: {e}", path.display())))
 }
 
-/// Read, change, validate, write — under the lock. `change` says what it did.
-/// The file a symlinked config points at (so writes and the lock go there).
-fn resolve_link(path: &Path) -> PathBuf {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => {
-            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
-        }
-        _ => path.to_path_buf(),
-    }
-}
-
+/// Read, change, validate, write — under the file's lock, which the app takes too, so
+/// concurrent writers take turns. `change` says what it did.
 fn modify(
     path: &Path,
     change: impl FnOnce(&mut Config) -> Result<String, EditError>,
 ) -> Result<String, EditError> {
     let path = &resolve_link(path);
-    let _lock = ConfigLock::take(path)?;
+    if is_store(path) {
+        return Store::new(path)
+            .modify(|doc| change(&mut doc.config).map_err(StoreEdit))
+            .map(|(said, _)| said)
+            .map_err(|StoreEdit(e)| e);
+    }
+    let _lock = FileLock::take(path).map_err(|e| EditError::Failed(e.to_string()))?;
     let (mut config, text) = read_config_text(path)?;
     if text
         .lines()

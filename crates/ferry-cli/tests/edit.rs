@@ -319,3 +319,116 @@ fn add_takes_its_options_after_the_line_as_the_readme_writes_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a port number or port name"));
     assert!(Config::from_file(&cfg).is_ok(), "the config still reads");
 }
+
+/// `ferry` with the default config: the store named by `FERRY_STORE`.
+fn ferry_on_store(store: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("FERRY_LOG")
+        .env("FERRY_STORE", store)
+        .output()
+        .expect("ferry runs")
+}
+
+#[test]
+fn the_default_config_is_the_apps_store_and_settings_survive_edits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store.json");
+    // What the app wrote: a forward and its settings.
+    std::fs::write(
+        &store,
+        r#"{"version": 1, "config": {"version": 1, "forwards": [
+            {"name": "app", "namespace": "demo", "target": "service/web", "port": 80, "local_port": 28080}]},
+           "settings": {"theme": "dark", "close_to_tray": false}}"#,
+    )
+    .expect("write store");
+    let out = ferry_on_store(&store, &["add", "svc/echo", "28081:80", "-n", "demo"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ferry_on_store(&store, &["ls", "--json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(names, ["app", "echo"]);
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&store).expect("store")).expect("json");
+    assert_eq!(doc["settings"]["theme"], "dark", "{doc}");
+    assert_eq!(doc["config"]["forwards"][1]["local_port"], 28081);
+
+    // A change that would break the config is refused and writes nothing.
+    let before = std::fs::read(&store).expect("store");
+    let out = ferry_on_store(&store, &["add", "svc/db", "28081:5432", "-n", "demo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("local_port"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&store).expect("store"), before);
+}
+
+#[test]
+fn concurrent_cli_and_app_writes_leave_a_valid_store_with_every_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store.json");
+    // The app's writes, through the same store code the app uses.
+    let app_store = store.clone();
+    let app = std::thread::spawn(move || {
+        let s = ferry_core::store::Store::new(&app_store);
+        for i in 0..15u16 {
+            s.modify(|doc| {
+                let mut f = ferry_core::config::Forward::new(
+                    format!("app-{i}"),
+                    "svc/web".parse().expect("target"),
+                    ferry_core::config::PortRef::Number(80),
+                    29000 + i,
+                );
+                f.namespace = Some("demo".into());
+                doc.config.forwards.push(f);
+                doc.settings = serde_json::json!({"theme": "dark", "n": i});
+                Ok::<_, ferry_core::store::StoreError>(())
+            })
+            .expect("app write");
+        }
+    });
+    // Two CLI processes at a time, next to the app.
+    let clis: Vec<_> = (0..2)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..8 {
+                    let port = format!("{}:80", 30000 + t * 100 + i);
+                    let name = format!("cli-{t}-{i}");
+                    let out = ferry_on_store(
+                        &store,
+                        &["add", "svc/echo", &port, "-n", "demo", "--name", &name],
+                    );
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            })
+        })
+        .collect();
+    app.join().expect("app thread");
+    for c in clis {
+        c.join().expect("cli thread");
+    }
+    let doc = ferry_core::store::Store::new(&store)
+        .load()
+        .expect("a valid store");
+    assert_eq!(doc.config.forwards.len(), 15 + 16);
+    assert_eq!(
+        doc.settings["n"], 14,
+        "the app's last settings write is kept"
+    );
+}
