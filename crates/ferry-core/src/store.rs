@@ -92,15 +92,20 @@ impl Store {
         }
     }
 
-    /// The default store: `$FERRY_STORE`, else `$XDG_CONFIG_HOME/ferry/store.json`, else
-    /// `~/.config/ferry/store.json`.
+    /// The default store: `$FERRY_STORE`, else `%APPDATA%\\ferry\\store.json` on Windows,
+    /// else `$XDG_CONFIG_HOME/ferry/store.json`, else `~/.config/ferry/store.json` (macOS
+    /// too, so that the CLI and the app agree without configuration).
     pub fn default_path() -> PathBuf {
         if let Some(p) = std::env::var_os("FERRY_STORE").filter(|p| !p.is_empty()) {
             return PathBuf::from(p);
         }
-        std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
+        let windows = cfg!(windows)
+            .then(|| std::env::var_os("APPDATA"))
+            .flatten()
+            .map(PathBuf::from);
+        windows
+            .or_else(|| std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from))
+            .filter(|p| !p.as_os_str().is_empty())
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
             .unwrap_or_else(std::env::temp_dir)
             .join("ferry")
