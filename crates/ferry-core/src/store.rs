@@ -92,7 +92,7 @@ impl Store {
         }
     }
 
-    /// The default store: `$FERRY_STORE`, else `%APPDATA%\\ferry\\store.json` on Windows,
+    /// The default store: `$FERRY_STORE`, else `%APPDATA%\ferry\store.json` on Windows,
     /// else `$XDG_CONFIG_HOME/ferry/store.json`, else `~/.config/ferry/store.json` (macOS
     /// too, so that the CLI and the app agree without configuration).
     pub fn default_path() -> PathBuf {
