@@ -168,8 +168,8 @@ impl Driver {
             "tauri:options".into(),
             json!({"application": app, "args": args}),
         );
-        let client = ClientBuilder::rustls()
-            .expect("a TLS config")
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{}", self.port))
             .await
@@ -204,6 +204,15 @@ async fn wait_text(c: &Client, id: &str, want: &str) {
             let page = text_of_css(c, "main").await.unwrap_or_default();
             panic!("{id} shows {got:?}, not {want:?}; the window shows:\n{page}");
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until no element has the test id (a dialog closed).
+async fn wait_gone(c: &Client, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.find(Locator::Css(&css(id))).await.is_ok() {
+        assert!(Instant::now() < deadline, "{id} is still shown");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -255,9 +264,6 @@ async fn echo_through(addr: SocketAddr) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_in_demo_mode_as_a_person_uses_it() {
-    // rustls has two providers in this build (ring for Ferry, aws-lc for the WebDriver
-    // client's default): choose one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store.json");
     let data = dir.path().join("data");
@@ -298,6 +304,7 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
         .await
         .unwrap();
     click(&c, "close-dialog").await;
+    wait_gone(&c, "settings-dialog").await;
     let theme = c
         .execute("return document.documentElement.dataset.theme", vec![])
         .await
