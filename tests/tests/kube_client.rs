@@ -305,6 +305,13 @@ async fn deleting_a_pod_ends_its_tunnels() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs one step of a test with a deadline, so a hang fails with the step's name.
+async fn step<T>(what: &str, f: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .map_err(|_| anyhow::anyhow!("{what}: no result within 20 s"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_switches_break_and_heal() -> anyhow::Result<()> {
     let fx = Fixture::demo().await?;
@@ -312,13 +319,13 @@ async fn fault_switches_break_and_heal() -> anyhow::Result<()> {
     let pods: Api<Pod> = Api::namespaced(client, "demo");
 
     // Dropping tunnels ends an open stream.
-    let mut pf = pods.portforward("solo", &[9000]).await?;
+    let mut pf = step("open a tunnel", pods.portforward("solo", &[9000])).await??;
     let mut s = pf
         .take_stream(9000)
         .ok_or_else(|| anyhow::anyhow!("no stream"))?;
     s.write_all(b"x").await?;
     let mut one = [0u8; 1];
-    s.read_exact(&mut one).await?;
+    step("echo one byte", s.read_exact(&mut one)).await??;
     eventually(Duration::from_secs(5), "the tunnel to be counted", || {
         fx.fake.faults().open_tunnels() == 1
     })
@@ -327,29 +334,50 @@ async fn fault_switches_break_and_heal() -> anyhow::Result<()> {
     let mut rest = Vec::new();
     let ended = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
     assert!(ended.is_ok(), "the stream ends after the drop");
+    // kube-rs's forwarder task may still be relaying our half of the stream; let it go so
+    // that the task can end (under heavy load it otherwise waits on it).
+    drop(s);
     assert!(
-        pf.join().await.is_err(),
+        step("the dropped tunnel's task to end", pf.join())
+            .await?
+            .is_err(),
         "a dropped tunnel is an error, not a clean close"
     );
 
     // Refused upgrades for a while, then working again.
     fx.fake.faults().refuse_portforward(Duration::from_secs(60));
-    match pods.portforward("solo", &[9000]).await {
+    match step("a refused upgrade", pods.portforward("solo", &[9000])).await? {
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 500),
         other => panic!("expected a 500, got {:?}", other.map(|_| "a tunnel")),
     }
     fx.fake.faults().clear();
     let data = b"back again".to_vec();
-    assert_eq!(echo_round_trip(&pods, "solo", 9000, &data).await?, data);
+    assert_eq!(
+        step(
+            "a tunnel after the refusal",
+            echo_round_trip(&pods, "solo", 9000, &data)
+        )
+        .await??,
+        data
+    );
 
     // API failures for a while.
     fx.fake.faults().fail_api(Duration::from_secs(60));
-    match pods.list(&ListParams::default()).await {
+    match step("a failing list", pods.list(&ListParams::default())).await? {
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 500),
         other => panic!("expected a 500, got {other:?}"),
     }
     fx.fake.faults().clear();
-    assert_eq!(pods.list(&ListParams::default()).await?.items.len(), 5);
+    assert_eq!(
+        step(
+            "a list after the failure",
+            pods.list(&ListParams::default())
+        )
+        .await??
+        .items
+        .len(),
+        5
+    );
     Ok(())
 }
 
