@@ -32,6 +32,7 @@ pub mod selector;
 mod spdy;
 mod tls;
 pub mod tokens;
+mod upgrade;
 
 use std::net::SocketAddr;
 use std::path::Path;
