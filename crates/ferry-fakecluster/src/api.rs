@@ -93,6 +93,15 @@ fn store_error(err: StoreError, kind: Option<Kind>) -> Response {
             None,
         ),
         StoreError::Expired { .. } => status(StatusCode::GONE, "Expired", err.to_string(), None),
+        StoreError::AlreadyExists { plural, ref name } => status(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            err.to_string(),
+            Some(
+                json!({"name": name, "kind": plural, "group": kind.map(Kind::group).unwrap_or("")}),
+            ),
+        ),
+        StoreError::Conflict(msg) => status(StatusCode::CONFLICT, "Conflict", msg, None),
     }
 }
 
@@ -234,10 +243,7 @@ fn resource_list(group_version: &str) -> Value {
         .into_iter()
         .filter(|k| k.api_version() == group_version)
     {
-        let mut verbs = vec!["get", "list", "watch", "patch"];
-        if kind == Kind::Pod {
-            verbs.push("delete");
-        }
+        let verbs = ["create", "delete", "get", "list", "patch", "watch"];
         let mut r = json!({
             "name": kind.plural(),
             "singularName": kind.singular(),
@@ -252,6 +258,13 @@ fn resource_list(group_version: &str) -> Value {
             r["categories"] = json!(["all"]);
         }
         resources.push(r);
+        if kind != Kind::Namespace {
+            resources.push(json!({
+                "name": format!("{}/status", kind.plural()), "singularName": "",
+                "namespaced": kind.namespaced(), "kind": kind.name(),
+                "verbs": ["get", "patch"],
+            }));
+        }
         if kind == Kind::Pod {
             resources.push(json!({
                 "name": "pods/portforward", "singularName": "", "namespaced": true,
@@ -318,6 +331,7 @@ async fn resource(app: &Arc<App>, group: &str, rest: &[&str], req: Request) -> R
         ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name), None),
         ["namespaces", ns, plural, name, sub] => (Some(*ns), *plural, Some(*name), Some(*sub)),
         [plural, name] => (None, *plural, Some(*name), None),
+        [plural, name, sub] => (None, *plural, Some(*name), Some(*sub)),
         _ => {
             return status(
                 StatusCode::NOT_FOUND,
@@ -356,6 +370,11 @@ async fn resource(app: &Arc<App>, group: &str, rest: &[&str], req: Request) -> R
                 Err(e) => store_error(e, Some(kind)),
             }
         }
+        (Some("status"), Some(name)) if method == Method::PATCH => {
+            let ns = namespace.unwrap_or("").to_string();
+            let name = name.to_string();
+            patch(app, kind, &ns, &name, Some("status"), req).await
+        }
         (Some(_), _) => status(
             StatusCode::NOT_FOUND,
             "NotFound",
@@ -364,6 +383,39 @@ async fn resource(app: &Arc<App>, group: &str, rest: &[&str], req: Request) -> R
         ),
         (None, None) => match method {
             Method::GET => list_or_watch(app, kind, namespace, &req),
+            Method::POST => {
+                let ns = namespace.unwrap_or("").to_string();
+                let body = match axum::body::to_bytes(req.into_body(), 4 << 20).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return status(
+                            StatusCode::BAD_REQUEST,
+                            "BadRequest",
+                            format!("reading the object failed: {e}"),
+                            None,
+                        );
+                    }
+                };
+                let obj: Value = match serde_json::from_slice(&body) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return status(
+                            StatusCode::BAD_REQUEST,
+                            "BadRequest",
+                            format!("the object is not valid JSON: {e}"),
+                            None,
+                        );
+                    }
+                };
+                match app.cluster.create(kind, &ns, obj) {
+                    Ok(obj) => {
+                        let mut res = json_response(&obj);
+                        *res.status_mut() = StatusCode::CREATED;
+                        res
+                    }
+                    Err(e) => store_error(e, Some(kind)),
+                }
+            }
             _ => status(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",
@@ -393,35 +445,23 @@ async fn resource(app: &Arc<App>, group: &str, rest: &[&str], req: Request) -> R
                     }
                     Err(e) => store_error(e, Some(kind)),
                 },
-                Method::DELETE if kind == Kind::Pod => match app.cluster.delete_pod(ns, name) {
-                    Ok(obj) => json_response(&obj),
-                    Err(e) => store_error(e, Some(kind)),
-                },
-                Method::PATCH => {
-                    let content_type = req
-                        .headers()
-                        .get(header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string();
-                    let body = match axum::body::to_bytes(req.into_body(), 1 << 20).await {
-                        Ok(b) => b,
-                        Err(e) => {
-                            return status(
-                                StatusCode::BAD_REQUEST,
-                                "BadRequest",
-                                format!("reading the patch failed: {e}"),
-                                None,
-                            );
-                        }
-                    };
-                    match app.cluster.patch(kind, ns, name, &content_type, &body) {
-                        Ok(obj) => {
-                            info!(kind = kind.name(), namespace = ns, name, "patched");
-                            json_response(&obj)
-                        }
+                Method::DELETE => {
+                    let (ns, name) = (ns.to_string(), name.to_string());
+                    let query = parse_delete_query(req.uri());
+                    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                        .await
+                        .unwrap_or_default();
+                    let opts: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let grace = query.or_else(|| opts["gracePeriodSeconds"].as_i64());
+                    let uid = opts["preconditions"]["uid"].as_str();
+                    match app.cluster.delete(kind, &ns, &name, grace, uid) {
+                        Ok(obj) => json_response(&obj),
                         Err(e) => store_error(e, Some(kind)),
                     }
+                }
+                Method::PATCH => {
+                    let (ns, name) = (ns.to_string(), name.to_string());
+                    patch(app, kind, &ns, &name, None, req).await
                 }
                 other => status(
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -434,6 +474,52 @@ async fn resource(app: &Arc<App>, group: &str, rest: &[&str], req: Request) -> R
                 ),
             }
         }
+    }
+}
+
+/// `gracePeriodSeconds` from a DELETE's query.
+fn parse_delete_query(uri: &http::Uri) -> Option<i64> {
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri).ok()?;
+    pairs
+        .iter()
+        .find(|(k, _)| k == "gracePeriodSeconds")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+async fn patch(
+    app: &Arc<App>,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+    sub: Option<&str>,
+    req: Request,
+) -> Response {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = match axum::body::to_bytes(req.into_body(), 4 << 20).await {
+        Ok(b) => b,
+        Err(e) => {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("reading the patch failed: {e}"),
+                None,
+            );
+        }
+    };
+    match app
+        .cluster
+        .patch_sub(kind, ns, name, sub, &content_type, &body)
+    {
+        Ok(obj) => {
+            info!(kind = kind.name(), namespace = ns, name, "patched");
+            json_response(&obj)
+        }
+        Err(e) => store_error(e, Some(kind)),
     }
 }
 
@@ -808,6 +894,19 @@ fn table(kind: Kind, items: &[Arc<Value>], rv: u64, include_object: &str) -> Val
             col("Ready", "integer", 0),
             col("Age", "string", 0),
         ],
+        Kind::Node => vec![
+            col("Name", "string", 0),
+            col("Status", "string", 0),
+            col("Roles", "string", 0),
+            col("Age", "string", 0),
+            col("Version", "string", 0),
+            col("Internal-IP", "string", 1),
+        ],
+        Kind::ServiceAccount => vec![
+            col("Name", "string", 0),
+            col("Secrets", "integer", 0),
+            col("Age", "string", 0),
+        ],
         Kind::EndpointSlice => vec![
             col("Name", "string", 0),
             col("AddressType", "string", 0),
@@ -905,6 +1004,30 @@ fn table(kind: Kind, items: &[Arc<Value>], rv: u64, include_object: &str) -> Val
                     n(&o["spec"]["replicas"]),
                     n(&o["status"]["replicas"]),
                     n(&o["status"]["readyReplicas"]),
+                    age(o)
+                ]),
+                Kind::Node => {
+                    let ready = o["status"]["conditions"].as_array().is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    });
+                    let ip = o["status"]["addresses"].as_array().and_then(|a| {
+                        a.iter()
+                            .find(|a| a["type"] == "InternalIP")
+                            .and_then(|a| a["address"].as_str())
+                    });
+                    json!([
+                        name,
+                        if ready { "Ready" } else { "NotReady" },
+                        "<none>",
+                        age(o),
+                        o["status"]["nodeInfo"]["kubeletVersion"],
+                        ip.unwrap_or("<none>")
+                    ])
+                }
+                Kind::ServiceAccount => json!([
+                    name,
+                    o["secrets"].as_array().map_or(0, Vec::len),
                     age(o)
                 ]),
                 Kind::EndpointSlice => {

@@ -26,6 +26,8 @@ mod backend;
 pub mod cluster;
 mod faults;
 pub mod kind;
+pub mod node;
+mod objects;
 mod portforward;
 pub mod scenario;
 pub mod selector;
@@ -351,7 +353,9 @@ fn random_token() -> String {
         .collect()
 }
 
-async fn serve(
+/// Serves `router` over TLS on `listener` until `shutdown` (the API server and the node
+/// endpoint alike).
+pub(crate) async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     router: Router,
