@@ -1025,11 +1025,9 @@ fn table(kind: Kind, items: &[Arc<Value>], rv: u64, include_object: &str) -> Val
                         ip.unwrap_or("<none>")
                     ])
                 }
-                Kind::ServiceAccount => json!([
-                    name,
-                    o["secrets"].as_array().map_or(0, Vec::len),
-                    age(o)
-                ]),
+                Kind::ServiceAccount => {
+                    json!([name, o["secrets"].as_array().map_or(0, Vec::len), age(o)])
+                }
                 Kind::EndpointSlice => {
                     let ports = o["ports"]
                         .as_array()

@@ -22,8 +22,7 @@ use tracing::{debug, info, warn};
 use crate::backend::PortBackend;
 use crate::kind::Kind;
 use crate::objects::{
-    self, PodTemplate, controller_owner, is_owned_by, owner_ref, set_pod_running, strip_times,
-    uid,
+    self, PodTemplate, controller_owner, is_owned_by, owner_ref, set_pod_running, strip_times, uid,
 };
 pub use crate::objects::{now, pod_is_ready};
 use crate::scenario::{Behavior, NamespaceSpec, PortSpec, Scenario, Timing};
@@ -598,7 +597,12 @@ impl Cluster {
                 next["metadata"]["deletionTimestamp"] =
                     json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
                 next["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
-                info!(pod.namespace = namespace, pod.name = name, grace, "pod terminating");
+                info!(
+                    pod.namespace = namespace,
+                    pod.name = name,
+                    grace,
+                    "pod terminating"
+                );
                 return Ok(self.put(&mut st, kind, next, Some(obj)));
             }
         }
@@ -867,10 +871,18 @@ impl Cluster {
         let ns = spec.name.as_str();
         self.create_namespace(st, ns);
         for d in &spec.deployments {
-            let deploy = self.put(st, Kind::Deployment, objects::deployment_object(ns, d), None);
+            let deploy = self.put(
+                st,
+                Kind::Deployment,
+                objects::deployment_object(ns, d),
+                None,
+            );
             let (rs, rs_labels) = objects::replicaset_object(ns, d, &deploy);
             let rs = self.put(st, Kind::ReplicaSet, rs, None);
-            let rs_name = rs["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let rs_name = rs["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             for _ in 0..d.replicas {
                 let pod_name = format!("{rs_name}-{}", objects::random_suffix());
                 self.create_pod(
@@ -886,7 +898,12 @@ impl Cluster {
             }
         }
         for s in &spec.statefulsets {
-            let sts = self.put(st, Kind::StatefulSet, objects::statefulset_object(ns, s), None);
+            let sts = self.put(
+                st,
+                Kind::StatefulSet,
+                objects::statefulset_object(ns, s),
+                None,
+            );
             let revision = objects::statefulset_revision(ns, &s.name);
             for i in 0..s.replicas {
                 let pod_name = format!("{}-{i}", s.name);
@@ -909,7 +926,12 @@ impl Cluster {
         for s in &spec.services {
             let ip = format!("10.96.0.{}", st.next_service_ip);
             st.next_service_ip += 1;
-            self.put(st, Kind::Service, objects::service_object(ns, s, Some(&ip)), None);
+            self.put(
+                st,
+                Kind::Service,
+                objects::service_object(ns, s, Some(&ip)),
+                None,
+            );
         }
         self.sync_namespace(st, ns);
     }
@@ -929,7 +951,9 @@ impl Cluster {
         owner: Option<Value>,
         subdomain: Option<&str>,
     ) {
-        let mut pod = objects::pod_object(ns, name, container, labels, ports, owner, subdomain, NODE_NAME);
+        let mut pod = objects::pod_object(
+            ns, name, container, labels, ports, owner, subdomain, NODE_NAME,
+        );
         pod["status"] = objects::pending_status(container, HOST_IP);
         let pod = self.put(st, Kind::Pod, pod, None);
         let uid = pod["metadata"]["uid"]
@@ -1104,7 +1128,12 @@ impl Cluster {
                     next["ports"] = slice.ports.clone();
                     self.put(st, Kind::EndpointSlice, next, Some(cur.clone()));
                 } else {
-                    self.put(st, Kind::EndpointSlice, objects::slice_object(ns, &svc, slice), None);
+                    self.put(
+                        st,
+                        Kind::EndpointSlice,
+                        objects::slice_object(ns, &svc, slice),
+                        None,
+                    );
                 }
             }
             for old in existing {
@@ -1171,8 +1200,14 @@ fn owned_pods(st: &State, ns: &str, owner: &Value) -> Vec<Arc<Value>> {
 fn key_of(kind: Kind, obj: &Value) -> ObjKey {
     (
         kind,
-        ns_key(kind, obj["metadata"]["namespace"].as_str().unwrap_or_default()),
-        obj["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+        ns_key(
+            kind,
+            obj["metadata"]["namespace"].as_str().unwrap_or_default(),
+        ),
+        obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
     )
 }
 
@@ -1190,4 +1225,3 @@ fn not_found(kind: Kind, name: &str) -> StoreError {
         name: name.to_string(),
     }
 }
-

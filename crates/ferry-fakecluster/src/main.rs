@@ -135,8 +135,7 @@ async fn main() -> anyhow::Result<()> {
     let fake = FakeCluster::start(opts)
         .await
         .context("starting the fake cluster")?;
-    fake.write_kubeconfig(&kubeconfig)
-        .context("--kubeconfig")?;
+    fake.write_kubeconfig(&kubeconfig).context("--kubeconfig")?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "ready {}", fake.url())?;

@@ -85,7 +85,11 @@ pub(crate) fn container_spec(name: &str, ports: &[PortSpec]) -> Value {
     })
 }
 
-pub(crate) fn pod_template(container: &str, labels: &BTreeMap<String, String>, ports: &[PortSpec]) -> Value {
+pub(crate) fn pod_template(
+    container: &str,
+    labels: &BTreeMap<String, String>,
+    ports: &[PortSpec],
+) -> Value {
     json!({
         "metadata": {"labels": labels},
         "spec": {
@@ -237,9 +241,11 @@ pub(crate) fn short_hash_random(len: usize) -> String {
 /// The ports of a pod's first container, with the behaviour each had in the scenario (it
 /// rides along in the environment as `FAKE_BEHAVIOR_<port>`).
 pub(crate) fn pod_ports(pod: &Value) -> Vec<PortSpec> {
-    PodTemplate::read(&json!({"spec": {"template": {"metadata": {"labels": {}}, "spec": pod["spec"]}}}))
-        .map(|t| t.ports)
-        .unwrap_or_default()
+    PodTemplate::read(
+        &json!({"spec": {"template": {"metadata": {"labels": {}}, "spec": pod["spec"]}}}),
+    )
+    .map(|t| t.ports)
+    .unwrap_or_default()
 }
 
 /// A new pod as a workload controller (or a user, for bare pods) creates it, bound to
@@ -307,7 +313,9 @@ pub(crate) fn pending_status(container: &str, host_ip: &str) -> Value {
 pub(crate) fn running_status(pod: &Value, pod_ip: &str, host_ip: &str) -> Value {
     let mut next = pod.clone();
     if !next["status"]["containerStatuses"].is_array() {
-        let container = pod["spec"]["containers"][0]["name"].as_str().unwrap_or("main");
+        let container = pod["spec"]["containers"][0]["name"]
+            .as_str()
+            .unwrap_or("main");
         next["status"] = pending_status(container, host_ip);
     }
     next["status"]["podIP"] = json!(pod_ip);
@@ -398,7 +406,10 @@ pub(crate) fn statefulset_pod_labels(
     revision: Option<&str>,
 ) -> BTreeMap<String, String> {
     let mut labels = labels.clone();
-    labels.insert("statefulset.kubernetes.io/pod-name".into(), name.to_string());
+    labels.insert(
+        "statefulset.kubernetes.io/pod-name".into(),
+        name.to_string(),
+    );
     if let Some(rev) = revision {
         labels.insert("controller-revision-hash".into(), rev.to_string());
     }

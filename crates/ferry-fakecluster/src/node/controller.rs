@@ -310,7 +310,11 @@ impl Controller {
                 ..DeleteParams::default()
             };
             match api.delete(name, &params).await {
-                Ok(_) => info!(pod.namespace = ns, pod.name = name, "pod deletion completed"),
+                Ok(_) => info!(
+                    pod.namespace = ns,
+                    pod.name = name,
+                    "pod deletion completed"
+                ),
                 Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
                 Err(e) => return Err(api_err(format!("deleting pod {ns}/{name}"))(e)),
             }
@@ -321,7 +325,8 @@ impl Controller {
             .cloned()
             .map(Arc::new)
             .collect();
-        self.pods.retain(|uid| live.iter().any(|p| p["metadata"]["uid"] == uid));
+        self.pods
+            .retain(|uid| live.iter().any(|p| p["metadata"]["uid"] == uid));
         self.ready_at
             .retain(|uid, _| live.iter().any(|p| p["metadata"]["uid"] == uid.as_str()));
 
@@ -390,10 +395,7 @@ impl Controller {
                     ports,
                     replicas,
                 } => {
-                    let have = live
-                        .iter()
-                        .filter(|p| objects::is_owned_by(p, obj))
-                        .count();
+                    let have = live.iter().filter(|p| objects::is_owned_by(p, obj)).count();
                     let want = *replicas as usize;
                     let slot = format!("rs/{ns}/{}", obj["metadata"]["name"]);
                     if have >= want {
@@ -467,7 +469,10 @@ impl Controller {
             }
         }
         for (ns, pod) in creates {
-            let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let name = pod["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
             let typed: Pod = from_value(pod, "a pod")?;
             match api.create(&PostParams::default(), &typed).await {
@@ -499,7 +504,9 @@ impl Controller {
                         .labels(&format!("kubernetes.io/service-name={svc_name}")),
                 )
                 .await
-                .map_err(api_err(format!("listing the EndpointSlices of {ns}/{svc_name}")))?;
+                .map_err(api_err(format!(
+                    "listing the EndpointSlices of {ns}/{svc_name}"
+                )))?;
             let existing: Vec<Value> = existing.items.iter().map(to_value).collect();
             for slice in &desired {
                 match existing
@@ -513,7 +520,10 @@ impl Controller {
                         let patch = json!({"endpoints": slice.endpoints, "ports": slice.ports});
                         api.patch(&slice.name, &PatchParams::default(), &Patch::Merge(patch))
                             .await
-                            .map_err(api_err(format!("updating EndpointSlice {ns}/{}", slice.name)))?;
+                            .map_err(api_err(format!(
+                                "updating EndpointSlice {ns}/{}",
+                                slice.name
+                            )))?;
                     }
                     None => {
                         let obj: EndpointSlice =

@@ -181,10 +181,9 @@ impl Node {
             pods.clone(),
         )
         .await?;
-        tasks.push(tokio::spawn(
-            ctl.run(shutdown.clone())
-                .instrument(debug_span!("node.controllers", node.name = %opts.name)),
-        ));
+        tasks.push(tokio::spawn(ctl.run(shutdown.clone()).instrument(
+            debug_span!("node.controllers", node.name = %opts.name),
+        )));
         info!(node.name = %opts.name, node.addr = %addr, "node serving");
         Ok(Self {
             name: opts.name,
@@ -356,7 +355,12 @@ impl Pods {
         self.inner.lock().retain(|_, e| keep(&e.uid));
     }
 
-    fn target(&self, namespace: &str, pod: &str, port: u16) -> Option<(PortTarget, CancellationToken)> {
+    fn target(
+        &self,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+    ) -> Option<(PortTarget, CancellationToken)> {
         let inner = self.inner.lock();
         let e = inner.get(&(namespace.to_string(), pod.to_string()))?;
         let backend = e.backends.iter().find(|b| b.container_port == port);
