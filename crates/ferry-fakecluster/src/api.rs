@@ -733,6 +733,18 @@ async fn portforward_upgrade(app: &Arc<App>, namespace: &str, pod: &str, req: Re
     }
     let query = req.uri().query().unwrap_or("").to_string();
     let (mut parts, _body) = req.into_parts();
+    if let Some(kubelet) = app.cluster.kubelet_of(namespace, pod) {
+        return crate::kubelet_proxy::proxy(
+            kubelet,
+            namespace,
+            pod,
+            &query,
+            parts,
+            app.faults.tunnel_token(),
+            app.faults.tunnel_opened(),
+        )
+        .await;
+    }
     let connector = Arc::new(PodPorts {
         cluster: app.cluster.clone(),
         namespace: namespace.to_string(),

@@ -695,6 +695,30 @@ impl Cluster {
         ))
     }
 
+    /// The kubelet endpoint of the node running `namespace/pod`, when the pod was created
+    /// through the API and is bound to a registered Node on a loopback address.
+    pub(crate) fn kubelet_of(&self, namespace: &str, pod: &str) -> Option<SocketAddr> {
+        let st = self.state.lock();
+        let key = (Kind::Pod, namespace.to_string(), pod.to_string());
+        if !st.external.contains(&key) {
+            return None;
+        }
+        let node_name = st.objects.get(&key)?["spec"]["nodeName"].as_str()?.to_string();
+        let node = st.objects.get(&(Kind::Node, String::new(), node_name))?;
+        let ip: std::net::IpAddr = node["status"]["addresses"]
+            .as_array()?
+            .iter()
+            .find(|a| a["type"] == "InternalIP")?["address"]
+            .as_str()?
+            .parse()
+            .ok()?;
+        let port = u16::try_from(
+            node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64()?,
+        )
+        .ok()?;
+        ip.is_loopback().then_some(SocketAddr::new(ip, port))
+    }
+
     /// The token cancelled when `namespace/pod` goes away (deleted, or the cluster stopped).
     /// Already cancelled when there is no such pod.
     pub(crate) fn pod_token(&self, namespace: &str, pod: &str) -> CancellationToken {

@@ -26,6 +26,7 @@ mod backend;
 pub mod cluster;
 mod faults;
 pub mod kind;
+mod kubelet_proxy;
 pub mod node;
 mod objects;
 mod portforward;
