@@ -703,7 +703,9 @@ impl Cluster {
         if !st.external.contains(&key) {
             return None;
         }
-        let node_name = st.objects.get(&key)?["spec"]["nodeName"].as_str()?.to_string();
+        let node_name = st.objects.get(&key)?["spec"]["nodeName"]
+            .as_str()?
+            .to_string();
         let node = st.objects.get(&(Kind::Node, String::new(), node_name))?;
         let ip: std::net::IpAddr = node["status"]["addresses"]
             .as_array()?
@@ -712,10 +714,9 @@ impl Cluster {
             .as_str()?
             .parse()
             .ok()?;
-        let port = u16::try_from(
-            node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64()?,
-        )
-        .ok()?;
+        let port =
+            u16::try_from(node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64()?)
+                .ok()?;
         ip.is_loopback().then_some(SocketAddr::new(ip, port))
     }
 

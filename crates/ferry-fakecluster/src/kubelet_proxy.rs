@@ -167,7 +167,13 @@ pub(crate) async fn proxy(
 }
 
 fn bad_gateway(message: String) -> Response {
-    status(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message, None).into_response()
+    status(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalError",
+        message,
+        None,
+    )
+    .into_response()
 }
 
 async fn connect(
