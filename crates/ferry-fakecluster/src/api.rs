@@ -6,15 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
-use tracing::{Instrument, debug, debug_span, info};
+use tracing::{debug, info};
 
 use crate::cluster::{Change, Cluster, EventType, StoreError, WatchStart};
 use crate::faults::Faults;
@@ -22,6 +20,7 @@ use crate::kind::Kind;
 use crate::portforward;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::spdy;
+use crate::upgrade;
 
 /// Everything a request handler needs.
 pub(crate) struct App {
@@ -94,6 +93,15 @@ fn store_error(err: StoreError, kind: Option<Kind>) -> Response {
             None,
         ),
         StoreError::Expired { .. } => status(StatusCode::GONE, "Expired", err.to_string(), None),
+        StoreError::AlreadyExists { plural, ref name } => status(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            err.to_string(),
+            Some(
+                json!({"name": name, "kind": plural, "group": kind.map(Kind::group).unwrap_or("")}),
+            ),
+        ),
+        StoreError::Conflict(msg) => status(StatusCode::CONFLICT, "Conflict", msg, None),
     }
 }
 
@@ -235,10 +243,7 @@ fn resource_list(group_version: &str) -> Value {
         .into_iter()
         .filter(|k| k.api_version() == group_version)
     {
-        let mut verbs = vec!["get", "list", "watch", "patch"];
-        if kind == Kind::Pod {
-            verbs.push("delete");
-        }
+        let verbs = ["create", "delete", "get", "list", "patch", "watch"];
         let mut r = json!({
             "name": kind.plural(),
             "singularName": kind.singular(),
@@ -253,6 +258,13 @@ fn resource_list(group_version: &str) -> Value {
             r["categories"] = json!(["all"]);
         }
         resources.push(r);
+        if kind != Kind::Namespace {
+            resources.push(json!({
+                "name": format!("{}/status", kind.plural()), "singularName": "",
+                "namespaced": kind.namespaced(), "kind": kind.name(),
+                "verbs": ["get", "patch"],
+            }));
+        }
         if kind == Kind::Pod {
             resources.push(json!({
                 "name": "pods/portforward", "singularName": "", "namespaced": true,
@@ -319,6 +331,7 @@ async fn resource(app: &Arc<App>, group: &str, rest: &[&str], req: Request) -> R
         ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name), None),
         ["namespaces", ns, plural, name, sub] => (Some(*ns), *plural, Some(*name), Some(*sub)),
         [plural, name] => (None, *plural, Some(*name), None),
+        [plural, name, sub] => (None, *plural, Some(*name), Some(*sub)),
         _ => {
             return status(
                 StatusCode::NOT_FOUND,
@@ -357,6 +370,11 @@ async fn resource(app: &Arc<App>, group: &str, rest: &[&str], req: Request) -> R
                 Err(e) => store_error(e, Some(kind)),
             }
         }
+        (Some("status"), Some(name)) if method == Method::PATCH => {
+            let ns = namespace.unwrap_or("").to_string();
+            let name = name.to_string();
+            patch(app, kind, &ns, &name, Some("status"), req).await
+        }
         (Some(_), _) => status(
             StatusCode::NOT_FOUND,
             "NotFound",
@@ -365,6 +383,39 @@ async fn resource(app: &Arc<App>, group: &str, rest: &[&str], req: Request) -> R
         ),
         (None, None) => match method {
             Method::GET => list_or_watch(app, kind, namespace, &req),
+            Method::POST => {
+                let ns = namespace.unwrap_or("").to_string();
+                let body = match axum::body::to_bytes(req.into_body(), 4 << 20).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return status(
+                            StatusCode::BAD_REQUEST,
+                            "BadRequest",
+                            format!("reading the object failed: {e}"),
+                            None,
+                        );
+                    }
+                };
+                let obj: Value = match serde_json::from_slice(&body) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return status(
+                            StatusCode::BAD_REQUEST,
+                            "BadRequest",
+                            format!("the object is not valid JSON: {e}"),
+                            None,
+                        );
+                    }
+                };
+                match app.cluster.create(kind, &ns, obj) {
+                    Ok(obj) => {
+                        let mut res = json_response(&obj);
+                        *res.status_mut() = StatusCode::CREATED;
+                        res
+                    }
+                    Err(e) => store_error(e, Some(kind)),
+                }
+            }
             _ => status(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",
@@ -394,35 +445,23 @@ async fn resource(app: &Arc<App>, group: &str, rest: &[&str], req: Request) -> R
                     }
                     Err(e) => store_error(e, Some(kind)),
                 },
-                Method::DELETE if kind == Kind::Pod => match app.cluster.delete_pod(ns, name) {
-                    Ok(obj) => json_response(&obj),
-                    Err(e) => store_error(e, Some(kind)),
-                },
-                Method::PATCH => {
-                    let content_type = req
-                        .headers()
-                        .get(header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string();
-                    let body = match axum::body::to_bytes(req.into_body(), 1 << 20).await {
-                        Ok(b) => b,
-                        Err(e) => {
-                            return status(
-                                StatusCode::BAD_REQUEST,
-                                "BadRequest",
-                                format!("reading the patch failed: {e}"),
-                                None,
-                            );
-                        }
-                    };
-                    match app.cluster.patch(kind, ns, name, &content_type, &body) {
-                        Ok(obj) => {
-                            info!(kind = kind.name(), namespace = ns, name, "patched");
-                            json_response(&obj)
-                        }
+                Method::DELETE => {
+                    let (ns, name) = (ns.to_string(), name.to_string());
+                    let query = parse_delete_query(req.uri());
+                    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                        .await
+                        .unwrap_or_default();
+                    let opts: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let grace = query.or_else(|| opts["gracePeriodSeconds"].as_i64());
+                    let uid = opts["preconditions"]["uid"].as_str();
+                    match app.cluster.delete(kind, &ns, &name, grace, uid) {
+                        Ok(obj) => json_response(&obj),
                         Err(e) => store_error(e, Some(kind)),
                     }
+                }
+                Method::PATCH => {
+                    let (ns, name) = (ns.to_string(), name.to_string());
+                    patch(app, kind, &ns, &name, None, req).await
                 }
                 other => status(
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -435,6 +474,52 @@ async fn resource(app: &Arc<App>, group: &str, rest: &[&str], req: Request) -> R
                 ),
             }
         }
+    }
+}
+
+/// `gracePeriodSeconds` from a DELETE's query.
+fn parse_delete_query(uri: &http::Uri) -> Option<i64> {
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri).ok()?;
+    pairs
+        .iter()
+        .find(|(k, _)| k == "gracePeriodSeconds")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+async fn patch(
+    app: &Arc<App>,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+    sub: Option<&str>,
+    req: Request,
+) -> Response {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = match axum::body::to_bytes(req.into_body(), 4 << 20).await {
+        Ok(b) => b,
+        Err(e) => {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("reading the patch failed: {e}"),
+                None,
+            );
+        }
+    };
+    match app
+        .cluster
+        .patch_sub(kind, ns, name, sub, &content_type, &body)
+    {
+        Ok(obj) => {
+            info!(kind = kind.name(), namespace = ns, name, "patched");
+            json_response(&obj)
+        }
+        Err(e) => store_error(e, Some(kind)),
     }
 }
 
@@ -648,96 +733,36 @@ async fn portforward_upgrade(app: &Arc<App>, namespace: &str, pod: &str, req: Re
     }
     let query = req.uri().query().unwrap_or("").to_string();
     let (mut parts, _body) = req.into_parts();
-    let offered: Vec<String> = parts
-        .headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_string()))
-        .collect();
-    let upgrade = parts
-        .headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if upgrade.starts_with("spdy") {
-        return spdy_upgrade(app, namespace, pod, parts);
+    if let Some(kubelet) = app.cluster.kubelet_of(namespace, pod) {
+        return crate::kubelet_proxy::proxy(
+            kubelet,
+            namespace,
+            pod,
+            &query,
+            parts,
+            app.faults.tunnel_token(),
+            app.faults.tunnel_opened(),
+        )
+        .await;
     }
-    // kubectl ≥ 1.31 first offers SPDY tunnelled through a WebSocket, as API servers from
-    // 1.30 on serve it; any other answer than 101 makes it fall back to plain SPDY.
-    let tunnel = offered
-        .iter()
-        .any(|p| p.starts_with(SPDY_TUNNEL_PREFIX) && p.ends_with(".k8s.io"));
-    if tunnel && app.spdy_over_websocket {
-        return spdy_tunnel(app, namespace, pod, parts).await;
-    }
-    if tunnel && offered.iter().all(|p| p.starts_with(SPDY_TUNNEL_PREFIX)) {
-        // What an API server older than 1.30 answers; kubectl then falls back to SPDY.
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "unable to upgrade: SPDY tunnelled through a WebSocket is not served here; use SPDY/3.1 (POST with Upgrade: SPDY/3.1) or v4.channel.k8s.io",
-            None,
-        );
-    }
-    let ports = match portforward::parse_ports(&query) {
-        Ok(p) => p,
-        Err(msg) => return status(StatusCode::BAD_REQUEST, "BadRequest", msg, None),
-    };
-    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(ws) => ws,
-        Err(_) => {
-            return status(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                "Upgrade request required",
-                None,
-            );
-        }
-    };
-    let ws = ws.protocols(portforward::PROTOCOLS);
-    if ws.selected_protocol().is_none() && !offered.is_empty() {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            format!(
-                "unable to upgrade connection: none of the requested subprotocols {offered:?} is supported; use v4.channel.k8s.io"
-            ),
-            None,
-        );
-    }
-    let session = portforward::Session {
+    let connector = Arc::new(PodPorts {
         cluster: app.cluster.clone(),
         namespace: namespace.to_string(),
         pod: pod.to_string(),
-        ports,
-        faults: app.faults.clone(),
-        drop_all: app.faults.tunnel_token(),
-    };
-    ws.write_buffer_size(0)
-        .max_message_size(16 << 20)
-        .on_upgrade(move |socket| session.run(socket))
-}
-
-/// The SPDY protocol port-forwarding speaks (`X-Stream-Protocol-Version`).
-const SPDY_PORTFORWARD_PROTOCOL: &str = "portforward.k8s.io";
-/// The WebSocket subprotocol prefix of SPDY tunnelled through a WebSocket.
-const SPDY_TUNNEL_PREFIX: &str = "SPDY/3.1+";
-
-fn spdy_session(app: &App, namespace: &str, pod: &str) -> spdy::session::Session<PodPorts> {
-    spdy::session::Session {
-        connector: Arc::new(PodPorts {
-            cluster: app.cluster.clone(),
-            namespace: namespace.to_string(),
-            pod: pod.to_string(),
-        }),
+    });
+    let target = upgrade::Target {
+        connector,
+        namespace: namespace.to_string(),
+        pod: pod.to_string(),
         end: app.cluster.pod_token(namespace, pod),
         abort: app.faults.tunnel_token(),
-    }
+        guard: Some(app.faults.tunnel_opened()),
+    };
+    let spdy_over_websocket = app.spdy_over_websocket;
+    upgrade::portforward(&mut parts, &query, "ports", spdy_over_websocket, target).await
 }
 
-/// The pod ports a SPDY session connects to, reached as kubelet reaches them.
+/// The pod ports a session connects to, reached as kubelet reaches them.
 pub(crate) struct PodPorts {
     cluster: Arc<Cluster>,
     namespace: String,
@@ -746,158 +771,8 @@ pub(crate) struct PodPorts {
 
 impl spdy::session::PortConnector for PodPorts {
     async fn connect(&self, port: u16) -> Result<tokio::net::TcpStream, String> {
-        portforward::connect_pod(&self.cluster, &self.namespace, &self.pod, port)
-            .await
-            .map(|(sock, _)| sock)
+        portforward::connect_pod(&self.cluster, &self.namespace, &self.pod, port).await
     }
-}
-
-/// `POST …/portforward` with `Upgrade: SPDY/3.1`, as kubelet answers it: the protocol
-/// handshake on `X-Stream-Protocol-Version`, then `101 Switching Protocols` and a SPDY
-/// session on the connection.
-fn spdy_upgrade(
-    app: &Arc<App>,
-    namespace: &str,
-    pod: &str,
-    mut parts: http::request::Parts,
-) -> Response {
-    let connection = parts
-        .headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.to_ascii_lowercase().contains("upgrade"));
-    let upgrade = parts
-        .headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !connection || !upgrade.to_ascii_lowercase().contains("spdy/3.1") {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            format!(
-                "unable to upgrade: missing upgrade headers in request: Connection must include Upgrade and Upgrade must be SPDY/3.1 (got {upgrade:?})"
-            ),
-            None,
-        );
-    }
-    let versions: Vec<String> = parts
-        .headers
-        .get_all("x-stream-protocol-version")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_string()))
-        .filter(|s| !s.is_empty())
-        .collect();
-    if versions.is_empty() {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "unable to upgrade: X-Stream-Protocol-Version is required",
-            None,
-        );
-    }
-    if !versions.iter().any(|v| v == SPDY_PORTFORWARD_PROTOCOL) {
-        let mut res = status(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            format!(
-                "unable to upgrade: unable to negotiate protocol: client supports {versions:?}, server accepts [\"{SPDY_PORTFORWARD_PROTOCOL}\"]"
-            ),
-            None,
-        );
-        res.headers_mut().insert(
-            "x-accepted-stream-protocol-versions",
-            HeaderValue::from_static(SPDY_PORTFORWARD_PROTOCOL),
-        );
-        return res;
-    }
-    let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "unable to upgrade: this connection cannot be upgraded (HTTP/1.1 is required)",
-            None,
-        );
-    };
-    let session = spdy_session(app, namespace, pod);
-    let faults = app.faults.clone();
-    let span = debug_span!("spdy", pod.namespace = %namespace, pod.name = %pod);
-    tokio::spawn(
-        async move {
-            match on_upgrade.await {
-                Ok(upgraded) => {
-                    let _open = faults.tunnel_opened();
-                    debug!("SPDY session opened");
-                    session
-                        .serve_io(hyper_util::rt::TokioIo::new(upgraded))
-                        .await;
-                    debug!("SPDY session closed");
-                }
-                Err(e) => debug!(error = %e, "SPDY upgrade failed"),
-            }
-        }
-        .instrument(span),
-    );
-    let mut res = Response::new(Body::empty());
-    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = res.headers_mut();
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
-    h.insert(
-        "x-stream-protocol-version",
-        HeaderValue::from_static(SPDY_PORTFORWARD_PROTOCOL),
-    );
-    res
-}
-
-/// `GET …/portforward` offering `SPDY/3.1+portforward.k8s.io`: a WebSocket whose binary
-/// messages carry the SPDY byte stream, as API servers from 1.30 on serve it.
-async fn spdy_tunnel(
-    app: &Arc<App>,
-    namespace: &str,
-    pod: &str,
-    mut parts: http::request::Parts,
-) -> Response {
-    let Ok(ws) = WebSocketUpgrade::from_request_parts(&mut parts, &()).await else {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "Upgrade request required",
-            None,
-        );
-    };
-    let protocol = format!("{SPDY_TUNNEL_PREFIX}{SPDY_PORTFORWARD_PROTOCOL}");
-    let ws = ws.protocols([protocol.clone()]);
-    if ws.selected_protocol().is_none() {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            format!("unable to upgrade: no tunneling spdy protocols provided; use {protocol}"),
-            None,
-        );
-    }
-    let session = spdy_session(app, namespace, pod);
-    let faults = app.faults.clone();
-    let span = debug_span!("spdy-ws", pod.namespace = %namespace, pod.name = %pod);
-    ws.write_buffer_size(0)
-        .max_message_size(16 << 20)
-        .on_upgrade(move |socket| {
-            async move {
-                let _open = faults.tunnel_opened();
-                debug!("SPDY-over-WebSocket session opened");
-                let (sink, stream) = socket.split();
-                session
-                    .serve(
-                        spdy::transport::WsSource(stream),
-                        spdy::transport::WsSink(sink),
-                    )
-                    .await;
-                debug!("SPDY-over-WebSocket session closed");
-            }
-            .instrument(span)
-        })
 }
 
 fn fake_endpoint(app: &App, method: &Method, rest: &str, query: Option<&str>) -> Response {
@@ -1031,6 +906,19 @@ fn table(kind: Kind, items: &[Arc<Value>], rv: u64, include_object: &str) -> Val
             col("Ready", "integer", 0),
             col("Age", "string", 0),
         ],
+        Kind::Node => vec![
+            col("Name", "string", 0),
+            col("Status", "string", 0),
+            col("Roles", "string", 0),
+            col("Age", "string", 0),
+            col("Version", "string", 0),
+            col("Internal-IP", "string", 1),
+        ],
+        Kind::ServiceAccount => vec![
+            col("Name", "string", 0),
+            col("Secrets", "integer", 0),
+            col("Age", "string", 0),
+        ],
         Kind::EndpointSlice => vec![
             col("Name", "string", 0),
             col("AddressType", "string", 0),
@@ -1130,6 +1018,28 @@ fn table(kind: Kind, items: &[Arc<Value>], rv: u64, include_object: &str) -> Val
                     n(&o["status"]["readyReplicas"]),
                     age(o)
                 ]),
+                Kind::Node => {
+                    let ready = o["status"]["conditions"].as_array().is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    });
+                    let ip = o["status"]["addresses"].as_array().and_then(|a| {
+                        a.iter()
+                            .find(|a| a["type"] == "InternalIP")
+                            .and_then(|a| a["address"].as_str())
+                    });
+                    json!([
+                        name,
+                        if ready { "Ready" } else { "NotReady" },
+                        "<none>",
+                        age(o),
+                        o["status"]["nodeInfo"]["kubeletVersion"],
+                        ip.unwrap_or("<none>")
+                    ])
+                }
+                Kind::ServiceAccount => {
+                    json!([name, o["secrets"].as_array().map_or(0, Vec::len), age(o)])
+                }
                 Kind::EndpointSlice => {
                     let ports = o["ports"]
                         .as_array()

@@ -8,13 +8,12 @@
 //! bounded history and broadcast while the lock is held, so a watcher that reads the
 //! history and subscribes under the same lock sees every change exactly once.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use rand::Rng;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +21,11 @@ use tracing::{debug, info, warn};
 
 use crate::backend::PortBackend;
 use crate::kind::Kind;
-use crate::scenario::{Behavior, NamespaceSpec, PortSpec, Scenario, TargetPort, Timing};
+use crate::objects::{
+    self, PodTemplate, controller_owner, is_owned_by, owner_ref, set_pod_running, strip_times, uid,
+};
+pub use crate::objects::{now, pod_is_ready};
+use crate::scenario::{Behavior, NamespaceSpec, PortSpec, Scenario, Timing};
 
 /// The annotation that switches every port of a pod to another behaviour.
 pub const BEHAVIOR_ANNOTATION: &str = "fake.ferry.dev/behavior";
@@ -32,6 +35,9 @@ const HISTORY: usize = 8192;
 
 /// The node every fake pod runs on.
 pub const NODE_NAME: &str = "ferry-fake-node";
+
+/// The address of that node, as pods' `hostIP` gives it.
+const HOST_IP: &str = "192.0.2.10";
 
 /// A watch event type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +86,10 @@ pub enum StoreError {
     MethodNotAllowed(String),
     #[error("too old resource version: {requested} ({oldest})")]
     Expired { requested: u64, oldest: u64 },
+    #[error("{plural} \"{name}\" already exists")]
+    AlreadyExists { plural: &'static str, name: String },
+    #[error("{0}")]
+    Conflict(String),
 }
 
 type ObjKey = (Kind, String, String);
@@ -138,6 +148,10 @@ struct State {
     forgotten: u64,
     /// Run-time pieces keyed by pod uid.
     runtime: HashMap<String, PodRuntime>,
+    /// Objects created through the API (by a client, such as a node's controllers): the
+    /// fake's own controllers leave them alone, as a real API server without a controller
+    /// manager does.
+    external: HashSet<ObjKey>,
     next_pod_ip: u32,
     next_service_ip: u32,
 }
@@ -166,6 +180,7 @@ impl Cluster {
                 history: VecDeque::new(),
                 forgotten: 0,
                 runtime: HashMap::new(),
+                external: HashSet::new(),
                 next_pod_ip: 10,
                 next_service_ip: 10,
             }),
@@ -302,6 +317,22 @@ impl Cluster {
         content_type: &str,
         body: &[u8],
     ) -> Result<Arc<Value>, StoreError> {
+        self.patch_sub(kind, namespace, name, None, content_type, body)
+    }
+
+    /// Applies a patch to an object, or with `subresource` `status`, to its status. The
+    /// fake's own objects take metadata patches only; objects created through the API
+    /// take any patch, as a real API server without controllers would: the main resource
+    /// keeps its status, the `status` subresource changes nothing else.
+    pub fn patch_sub(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        subresource: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<Arc<Value>, StoreError> {
         let patch: Value = serde_json::from_slice(body)
             .map_err(|e| StoreError::BadRequest(format!("the patch is not valid JSON: {e}")))?;
         let mut st = self.state.lock();
@@ -328,6 +359,44 @@ impl Cluster {
                     "the fake cluster does not support patch type `{other}`; use merge, strategic merge or JSON patch"
                 )));
             }
+        }
+        let external = st.external.contains(&key);
+        if subresource.is_some() && !external {
+            return Err(StoreError::MethodNotAllowed(format!(
+                "the fake cluster's own {} have their status written by its controllers",
+                kind.plural()
+            )));
+        }
+        if external {
+            let mut next = (*before).clone();
+            if subresource == Some("status") {
+                next["status"] = after["status"].take();
+            } else {
+                let status = next["status"].take();
+                next = after;
+                if status.is_null() {
+                    if let Some(m) = next.as_object_mut() {
+                        m.remove("status");
+                    }
+                } else {
+                    next["status"] = status;
+                }
+            }
+            for field in ["name", "namespace", "uid", "creationTimestamp"] {
+                next["metadata"][field] = before["metadata"][field].clone();
+            }
+            if kind == Kind::Pod
+                && let Some(text) = next["metadata"]["annotations"][BEHAVIOR_ANNOTATION].as_str()
+            {
+                text.parse::<Behavior>().map_err(|e| {
+                    StoreError::Invalid(format!("metadata.annotations[{BEHAVIOR_ANNOTATION}]: {e}"))
+                })?;
+            }
+            if let Some(m) = next["metadata"].as_object_mut() {
+                m.remove("managedFields");
+                m.retain(|_, v| !v.is_null());
+            }
+            return Ok(self.put(&mut st, kind, next, Some(before)));
         }
         // Only labels and annotations may change.
         let mut rest = after.clone();
@@ -385,6 +454,167 @@ impl Cluster {
             self.sync_namespace(&mut st, namespace);
         }
         Ok(updated)
+    }
+
+    /// Creates an object sent by a client (`POST`). The fake's controllers leave it alone:
+    /// a pod created this way is its node's to start, a Service gets no EndpointSlices but
+    /// those a client writes, as with a real API server without a controller manager.
+    pub fn create(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        mut obj: Value,
+    ) -> Result<Arc<Value>, StoreError> {
+        if !obj.is_object() || !obj["metadata"].is_object() {
+            if obj.is_object() && obj.get("metadata").is_none() {
+                obj["metadata"] = json!({});
+            } else {
+                return Err(StoreError::BadRequest(format!(
+                    "the body is not a {} object",
+                    kind.name()
+                )));
+            }
+        }
+        let mut st = self.state.lock();
+        if kind.namespaced() {
+            match obj["metadata"]["namespace"].as_str() {
+                Some(ns) if ns != namespace => {
+                    return Err(StoreError::BadRequest(format!(
+                        "the namespace of the provided object ({ns}) does not match the namespace sent on the request ({namespace})"
+                    )));
+                }
+                _ => obj["metadata"]["namespace"] = json!(namespace),
+            }
+            if self.find(&st, Kind::Namespace, "", namespace).is_none() {
+                return Err(not_found(Kind::Namespace, namespace));
+            }
+        }
+        let name = match (
+            obj["metadata"]["name"].as_str(),
+            obj["metadata"]["generateName"].as_str(),
+        ) {
+            (Some(n), _) if !n.is_empty() => n.to_string(),
+            (_, Some(prefix)) if !prefix.is_empty() => {
+                format!("{prefix}{}", objects::random_suffix())
+            }
+            _ => {
+                return Err(StoreError::Invalid(format!(
+                    "{} is invalid: metadata.name: Required value: name or generateName is required",
+                    kind.name()
+                )));
+            }
+        };
+        obj["metadata"]["name"] = json!(name);
+        if self.find(&st, kind, namespace, &name).is_some() {
+            return Err(StoreError::AlreadyExists {
+                plural: kind.plural(),
+                name,
+            });
+        }
+        if let Some(m) = obj["metadata"].as_object_mut() {
+            for field in [
+                "uid",
+                "resourceVersion",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "managedFields",
+            ] {
+                m.remove(field);
+            }
+        }
+        match kind {
+            Kind::Pod => {
+                // As a real API server: a new pod is Pending until its node says otherwise.
+                obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+            }
+            Kind::Namespace => {
+                obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+                obj["status"] = json!({"phase": "Active"});
+            }
+            Kind::Service if obj["spec"]["clusterIP"].is_null() => {
+                let ip = format!("10.96.0.{}", st.next_service_ip);
+                st.next_service_ip += 1;
+                obj["spec"]["clusterIP"] = json!(ip);
+                obj["spec"]["clusterIPs"] = json!([ip]);
+            }
+            _ => {}
+        }
+        let key = (kind, ns_key(kind, namespace), name.clone());
+        st.external.insert(key);
+        let created = self.put(&mut st, kind, obj, None);
+        info!(kind = kind.name(), namespace, name, "created");
+        Ok(created)
+    }
+
+    /// Deletes an object as `DELETE` asks. The fake's own pods go at once (and are
+    /// replaced by their workload); other fake objects cannot be deleted. Objects created
+    /// through the API are removed, except pods bound to a node: those get a
+    /// `deletionTimestamp` and stay until deleted with a grace period of 0, which is what
+    /// their node does (as with a real API server and kubelet).
+    pub fn delete(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        grace_seconds: Option<i64>,
+        uid_precondition: Option<&str>,
+    ) -> Result<Arc<Value>, StoreError> {
+        let key = (kind, ns_key(kind, namespace), name.to_string());
+        let mut st = self.state.lock();
+        let Some(obj) = st.objects.get(&key).cloned() else {
+            return Err(not_found(kind, name));
+        };
+        if let Some(want) = uid_precondition
+            && obj["metadata"]["uid"].as_str() != Some(want)
+        {
+            return Err(StoreError::Conflict(format!(
+                "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {want}, UID in object meta: {}",
+                kind.plural(),
+                obj["metadata"]["uid"].as_str().unwrap_or_default()
+            )));
+        }
+        if !st.external.contains(&key) {
+            drop(st);
+            if kind == Kind::Pod {
+                return self.delete_pod(namespace, name);
+            }
+            return Err(StoreError::MethodNotAllowed(format!(
+                "the fake cluster does not delete its own {}",
+                kind.plural()
+            )));
+        }
+        if kind == Kind::Pod && obj["spec"]["nodeName"].is_string() {
+            let grace = grace_seconds
+                .or_else(|| obj["spec"]["terminationGracePeriodSeconds"].as_i64())
+                .unwrap_or(30);
+            if grace > 0 {
+                if obj["metadata"].get("deletionTimestamp").is_some() {
+                    return Ok(obj);
+                }
+                let mut next = (*obj).clone();
+                let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
+                next["metadata"]["deletionTimestamp"] =
+                    json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                next["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+                info!(
+                    pod.namespace = namespace,
+                    pod.name = name,
+                    grace,
+                    "pod terminating"
+                );
+                return Ok(self.put(&mut st, kind, next, Some(obj)));
+            }
+        }
+        st.external.remove(&key);
+        let mut last = (*obj).clone();
+        if kind == Kind::Pod && last["metadata"].get("deletionTimestamp").is_none() {
+            last["metadata"]["deletionTimestamp"] = json!(now());
+            last["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        }
+        let gone = self.remove(&mut st, kind, namespace, name, Some(last));
+        info!(kind = kind.name(), namespace, name, "deleted");
+        Ok(gone)
     }
 
     /// Marks a Running pod Ready or not Ready, as a failing readiness probe would.
@@ -463,6 +693,31 @@ impl Cluster {
             },
             token,
         ))
+    }
+
+    /// The kubelet endpoint of the node running `namespace/pod`, when the pod was created
+    /// through the API and is bound to a registered Node on a loopback address.
+    pub(crate) fn kubelet_of(&self, namespace: &str, pod: &str) -> Option<SocketAddr> {
+        let st = self.state.lock();
+        let key = (Kind::Pod, namespace.to_string(), pod.to_string());
+        if !st.external.contains(&key) {
+            return None;
+        }
+        let node_name = st.objects.get(&key)?["spec"]["nodeName"]
+            .as_str()?
+            .to_string();
+        let node = st.objects.get(&(Kind::Node, String::new(), node_name))?;
+        let ip: std::net::IpAddr = node["status"]["addresses"]
+            .as_array()?
+            .iter()
+            .find(|a| a["type"] == "InternalIP")?["address"]
+            .as_str()?
+            .parse()
+            .ok()?;
+        let port =
+            u16::try_from(node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64()?)
+                .ok()?;
+        ip.is_loopback().then_some(SocketAddr::new(ip, port))
     }
 
     /// The token cancelled when `namespace/pod` goes away (deleted, or the cluster stopped).
@@ -641,41 +896,20 @@ impl Cluster {
         let ns = spec.name.as_str();
         self.create_namespace(st, ns);
         for d in &spec.deployments {
-            let template = pod_template(&d.name, &d.labels, &d.ports);
-            let deploy = self.put(st, Kind::Deployment, json!({
-                "metadata": {
-                    "name": d.name, "namespace": ns, "generation": 1,
-                    "labels": d.labels,
-                    "annotations": {"deployment.kubernetes.io/revision": "1"},
-                },
-                "spec": {
-                    "replicas": d.replicas,
-                    "selector": {"matchLabels": d.labels},
-                    "template": template,
-                    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
-                    "revisionHistoryLimit": 10,
-                    "progressDeadlineSeconds": 600,
-                },
-                "status": {},
-            }), None);
-            let hash = short_hash(&format!("{ns}/{}", d.name), 10);
-            let mut rs_labels = d.labels.clone();
-            rs_labels.insert("pod-template-hash".into(), hash.clone());
-            let mut rs_template = pod_template(&d.name, &rs_labels, &d.ports);
-            rs_template["metadata"]["labels"] = json!(rs_labels);
-            let rs_name = format!("{}-{hash}", d.name);
-            let rs = self.put(st, Kind::ReplicaSet, json!({
-                "metadata": {
-                    "name": rs_name, "namespace": ns, "generation": 1,
-                    "labels": rs_labels,
-                    "annotations": {"deployment.kubernetes.io/desired-replicas": d.replicas.to_string(), "deployment.kubernetes.io/revision": "1"},
-                    "ownerReferences": [owner_ref("apps/v1", "Deployment", &deploy)],
-                },
-                "spec": {"replicas": d.replicas, "selector": {"matchLabels": rs_labels}, "template": rs_template},
-                "status": {},
-            }), None);
+            let deploy = self.put(
+                st,
+                Kind::Deployment,
+                objects::deployment_object(ns, d),
+                None,
+            );
+            let (rs, rs_labels) = objects::replicaset_object(ns, d, &deploy);
+            let rs = self.put(st, Kind::ReplicaSet, rs, None);
+            let rs_name = rs["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             for _ in 0..d.replicas {
-                let pod_name = format!("{rs_name}-{}", short_hash_random(5));
+                let pod_name = format!("{rs_name}-{}", objects::random_suffix());
                 self.create_pod(
                     st,
                     ns,
@@ -689,30 +923,16 @@ impl Cluster {
             }
         }
         for s in &spec.statefulsets {
-            let template = pod_template(&s.name, &s.labels, &s.ports);
-            let revision = format!("{}-{}", s.name, short_hash(&format!("{ns}/{}", s.name), 10));
-            let sts = self.put(st, Kind::StatefulSet, json!({
-                "metadata": {"name": s.name, "namespace": ns, "generation": 1, "labels": s.labels},
-                "spec": {
-                    "replicas": s.replicas,
-                    "selector": {"matchLabels": s.labels},
-                    "serviceName": s.name,
-                    "template": template,
-                    "podManagementPolicy": "OrderedReady",
-                    "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
-                    "revisionHistoryLimit": 10,
-                },
-                "status": {"currentRevision": revision, "updateRevision": revision, "collisionCount": 0},
-            }), None);
+            let sts = self.put(
+                st,
+                Kind::StatefulSet,
+                objects::statefulset_object(ns, s),
+                None,
+            );
+            let revision = objects::statefulset_revision(ns, &s.name);
             for i in 0..s.replicas {
                 let pod_name = format!("{}-{i}", s.name);
-                let mut labels = s.labels.clone();
-                labels.insert(
-                    "statefulset.kubernetes.io/pod-name".into(),
-                    pod_name.clone(),
-                );
-                labels.insert("controller-revision-hash".into(), revision.clone());
-                labels.insert("apps.kubernetes.io/pod-index".into(), i.to_string());
+                let labels = objects::statefulset_pod_labels(&s.labels, &pod_name, Some(&revision));
                 self.create_pod(
                     st,
                     ns,
@@ -731,43 +951,10 @@ impl Cluster {
         for s in &spec.services {
             let ip = format!("10.96.0.{}", st.next_service_ip);
             st.next_service_ip += 1;
-            let ports: Vec<Value> = s
-                .ports
-                .iter()
-                .map(|p| {
-                    let mut v = json!({
-                        "port": p.port,
-                        "protocol": "TCP",
-                        "targetPort": match &p.target_port {
-                            Some(TargetPort::Name(n)) => json!(n),
-                            Some(TargetPort::Number(n)) => json!(n),
-                            None => json!(p.port),
-                        },
-                    });
-                    if let Some(name) = &p.name {
-                        v["name"] = json!(name);
-                    }
-                    v
-                })
-                .collect();
             self.put(
                 st,
                 Kind::Service,
-                json!({
-                    "metadata": {"name": s.name, "namespace": ns, "labels": {"app": s.name}},
-                    "spec": {
-                        "type": "ClusterIP",
-                        "clusterIP": ip,
-                        "clusterIPs": [ip],
-                        "ports": ports,
-                        "selector": s.selector,
-                        "sessionAffinity": "None",
-                        "ipFamilies": ["IPv4"],
-                        "ipFamilyPolicy": "SingleStack",
-                        "internalTrafficPolicy": "Cluster",
-                    },
-                    "status": {"loadBalancer": {}},
-                }),
+                objects::service_object(ns, s, Some(&ip)),
                 None,
             );
         }
@@ -789,51 +976,10 @@ impl Cluster {
         owner: Option<Value>,
         subdomain: Option<&str>,
     ) {
-        let mut spec = json!({
-            "containers": [container_spec(container, ports)],
-            "nodeName": NODE_NAME,
-            "restartPolicy": "Always",
-            "schedulerName": "default-scheduler",
-            "terminationGracePeriodSeconds": 30,
-            "dnsPolicy": "ClusterFirst",
-            "serviceAccountName": "default",
-        });
-        if let Some(sub) = subdomain {
-            spec["hostname"] = json!(name);
-            spec["subdomain"] = json!(sub);
-        }
-        let mut meta = json!({"name": name, "namespace": ns, "labels": labels});
-        if let Some(owner) = owner {
-            meta["ownerReferences"] = json!([owner]);
-            if subdomain.is_none()
-                && let Some(prefix) = name.rsplit_once('-').map(|(p, _)| p)
-            {
-                meta["generateName"] = json!(format!("{prefix}-"));
-            }
-        }
-        let pod = json!({
-            "metadata": meta,
-            "spec": spec,
-            "status": {
-                "phase": "Pending",
-                "qosClass": "BestEffort",
-                "hostIP": "192.0.2.10",
-                "hostIPs": [{"ip": "192.0.2.10"}],
-                "startTime": now(),
-                "conditions": [
-                    {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now()},
-                ],
-                "containerStatuses": [{
-                    "name": container,
-                    "image": "ferry.dev/fake:latest",
-                    "imageID": "",
-                    "ready": false,
-                    "started": false,
-                    "restartCount": 0,
-                    "state": {"waiting": {"reason": "ContainerCreating"}},
-                }],
-            },
-        });
+        let mut pod = objects::pod_object(
+            ns, name, container, labels, ports, owner, subdomain, NODE_NAME,
+        );
+        pod["status"] = objects::pending_status(container, HOST_IP);
         let pod = self.put(st, Kind::Pod, pod, None);
         let uid = pod["metadata"]["uid"]
             .as_str()
@@ -892,15 +1038,9 @@ impl Cluster {
             return;
         }
         let mut next = (*pod).clone();
-        let ip = format!(
-            "10.244.{}.{}",
-            st.next_pod_ip / 250,
-            st.next_pod_ip % 250 + 2
-        );
+        let ip = objects::pod_ip(st.next_pod_ip);
         st.next_pod_ip += 1;
-        next["status"]["podIP"] = json!(ip);
-        next["status"]["podIPs"] = json!([{"ip": ip}]);
-        set_pod_running(&mut next, true);
+        next["status"] = objects::running_status(&pod, &ip, HOST_IP);
         self.put(&mut st, Kind::Pod, next, Some(pod));
         self.sync_namespace(&mut st, ns);
         debug!(pod.namespace = ns, pod.name = name, "pod ready");
@@ -926,7 +1066,7 @@ impl Cluster {
                     return;
                 };
                 for _ in have..want {
-                    let pod_name = format!("{owner}-{}", short_hash_random(5));
+                    let pod_name = format!("{owner}-{}", objects::random_suffix());
                     self.create_pod(
                         st,
                         ns,
@@ -949,17 +1089,11 @@ impl Cluster {
                 let Some(template) = PodTemplate::read(&sts) else {
                     return;
                 };
-                let mut labels = template.labels.clone();
-                labels.insert(
-                    "statefulset.kubernetes.io/pod-name".into(),
-                    deleted.to_string(),
+                let labels = objects::statefulset_pod_labels(
+                    &template.labels,
+                    deleted,
+                    sts["status"]["currentRevision"].as_str(),
                 );
-                if let Some(rev) = sts["status"]["currentRevision"].as_str() {
-                    labels.insert("controller-revision-hash".into(), rev.to_string());
-                }
-                if let Some((_, idx)) = deleted.rsplit_once('-') {
-                    labels.insert("apps.kubernetes.io/pod-index".into(), idx.to_string());
-                }
                 self.create_pod(
                     st,
                     ns,
@@ -985,110 +1119,51 @@ impl Cluster {
     fn sync_endpoint_slices(&self, st: &mut State, ns: &str) {
         let pods = Self::list_ns(st, Kind::Pod, ns);
         for svc in Self::list_ns(st, Kind::Service, ns) {
+            if st.external.contains(&key_of(Kind::Service, &svc)) {
+                continue;
+            }
             let svc_name = svc["metadata"]["name"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
-            let selector = svc["spec"]["selector"]
-                .as_object()
+            // Only the fake's own pods: a node's pods are its controllers' business.
+            let own: Vec<Arc<Value>> = pods
+                .iter()
+                .filter(|p| !st.external.contains(&key_of(Kind::Pod, p)))
                 .cloned()
-                .unwrap_or_default();
-            let svc_ports = svc["spec"]["ports"].as_array().cloned().unwrap_or_default();
-            // Group endpoints by how the service's ports resolve on each pod, as the real
-            // EndpointSlice controller does.
-            let mut groups: BTreeMap<Vec<(String, u16)>, Vec<Value>> = BTreeMap::new();
-            if !selector.is_empty() {
-                for pod in &pods {
-                    let labels = &pod["metadata"]["labels"];
-                    if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-                        continue;
-                    }
-                    let Some(ip) = pod["status"]["podIP"].as_str() else {
-                        continue;
-                    };
-                    let mut mapping = Vec::new();
-                    for sp in &svc_ports {
-                        let name = sp["name"].as_str().unwrap_or_default().to_string();
-                        if let Some(port) = resolve_target_port(pod, &sp["targetPort"]) {
-                            mapping.push((name, port));
-                        }
-                    }
-                    if mapping.is_empty() {
-                        continue;
-                    }
-                    let ready = pod_is_ready(pod);
-                    groups.entry(mapping).or_default().push(json!({
-                        "addresses": [ip],
-                        "conditions": {"ready": ready, "serving": ready, "terminating": false},
-                        "nodeName": NODE_NAME,
-                        "targetRef": {
-                            "kind": "Pod",
-                            "namespace": ns,
-                            "name": pod["metadata"]["name"],
-                            "uid": pod["metadata"]["uid"],
-                        },
-                    }));
-                }
-            }
-            let mut desired: Vec<(String, Value, Value)> = Vec::new();
-            if groups.is_empty() {
-                desired.push((
-                    format!("{svc_name}-{}", short_hash(&format!("{ns}/{svc_name}/"), 5)),
-                    json!([]),
-                    Value::Null,
-                ));
-            }
-            for (mapping, endpoints) in groups {
-                let key = format!("{ns}/{svc_name}/{mapping:?}");
-                let ports: Vec<Value> = mapping
-                    .iter()
-                    .map(|(name, port)| json!({"name": name, "port": port, "protocol": "TCP"}))
-                    .collect();
-                desired.push((
-                    format!("{svc_name}-{}", short_hash(&key, 5)),
-                    json!(endpoints),
-                    json!(ports),
-                ));
-            }
+                .collect();
+            let desired = objects::desired_slices(ns, &svc, &own);
             let existing: Vec<Arc<Value>> = Self::list_ns(st, Kind::EndpointSlice, ns)
                 .into_iter()
                 .filter(|s| {
                     s["metadata"]["labels"]["kubernetes.io/service-name"] == svc_name.as_str()
+                        && !st.external.contains(&key_of(Kind::EndpointSlice, s))
                 })
                 .collect();
-            for (name, endpoints, ports) in &desired {
+            for slice in &desired {
                 let current = existing
                     .iter()
-                    .find(|s| s["metadata"]["name"] == name.as_str());
+                    .find(|s| s["metadata"]["name"] == slice.name.as_str());
                 if let Some(cur) = current {
-                    if cur["endpoints"] == *endpoints && cur["ports"] == *ports {
+                    if cur["endpoints"] == slice.endpoints && cur["ports"] == slice.ports {
                         continue;
                     }
                     let mut next = (**cur).clone();
-                    next["endpoints"] = endpoints.clone();
-                    next["ports"] = ports.clone();
+                    next["endpoints"] = slice.endpoints.clone();
+                    next["ports"] = slice.ports.clone();
                     self.put(st, Kind::EndpointSlice, next, Some(cur.clone()));
                 } else {
-                    self.put(st, Kind::EndpointSlice, json!({
-                        "metadata": {
-                            "name": name,
-                            "namespace": ns,
-                            "generateName": format!("{svc_name}-"),
-                            "labels": {
-                                "kubernetes.io/service-name": svc_name,
-                                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
-                            },
-                            "ownerReferences": [owner_ref("v1", "Service", &svc)],
-                        },
-                        "addressType": "IPv4",
-                        "endpoints": endpoints,
-                        "ports": ports,
-                    }), None);
+                    self.put(
+                        st,
+                        Kind::EndpointSlice,
+                        objects::slice_object(ns, &svc, slice),
+                        None,
+                    );
                 }
             }
             for old in existing {
                 let name = old["metadata"]["name"].as_str().unwrap_or_default();
-                if !desired.iter().any(|(n, _, _)| n == name) {
+                if !desired.iter().any(|d| d.name == name) {
                     self.remove(st, Kind::EndpointSlice, ns, name, None);
                 }
             }
@@ -1097,15 +1172,10 @@ impl Cluster {
 
     fn sync_workload_status(&self, st: &mut State, ns: &str) {
         for rs in Self::list_ns(st, Kind::ReplicaSet, ns) {
-            let pods = owned_pods(st, ns, &rs);
-            let ready = pods.iter().filter(|p| pod_is_ready(p)).count();
-            let status = json!({
-                "observedGeneration": 1,
-                "replicas": pods.len(),
-                "fullyLabeledReplicas": pods.len(),
-                "readyReplicas": ready,
-                "availableReplicas": ready,
-            });
+            if st.external.contains(&key_of(Kind::ReplicaSet, &rs)) {
+                continue;
+            }
+            let status = objects::replicaset_status(&owned_pods(st, ns, &rs));
             if rs["status"] != status {
                 let mut next = (*rs).clone();
                 next["status"] = status;
@@ -1113,63 +1183,28 @@ impl Cluster {
             }
         }
         for deploy in Self::list_ns(st, Kind::Deployment, ns) {
-            let mut total = 0usize;
-            let mut ready = 0usize;
-            for rs in Self::list_ns(st, Kind::ReplicaSet, ns) {
-                if is_owned_by(&rs, &deploy) {
-                    total += rs["status"]["replicas"].as_u64().unwrap_or(0) as usize;
-                    ready += rs["status"]["readyReplicas"].as_u64().unwrap_or(0) as usize;
-                }
+            if st.external.contains(&key_of(Kind::Deployment, &deploy)) {
+                continue;
             }
-            let want = deploy["spec"]["replicas"].as_u64().unwrap_or(0) as usize;
-            let available = ready >= want;
-            let mut status = json!({
-                "observedGeneration": 1,
-                "replicas": total,
-                "updatedReplicas": total,
-                "readyReplicas": ready,
-                "availableReplicas": ready,
-                "conditions": [
-                    {
-                        "type": "Available",
-                        "status": if available { "True" } else { "False" },
-                        "reason": if available { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
-                        "message": if available { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." },
-                    },
-                    {
-                        "type": "Progressing",
-                        "status": "True",
-                        "reason": "NewReplicaSetAvailable",
-                        "message": "ReplicaSet has successfully progressed.",
-                    },
-                ],
-            });
-            if total > ready {
-                status["unavailableReplicas"] = json!(total - ready);
-            }
+            let replicasets = Self::list_ns(st, Kind::ReplicaSet, ns);
+            let owned: Vec<&Value> = replicasets
+                .iter()
+                .filter(|rs| is_owned_by(rs, &deploy))
+                .map(|rs| &**rs)
+                .collect();
+            let mut status = objects::deployment_status(&deploy, &owned);
             if strip_times(&deploy["status"]) != status {
                 let mut next = (*deploy).clone();
-                let stamp = now();
-                if let Some(conds) = status["conditions"].as_array_mut() {
-                    for c in conds {
-                        c["lastUpdateTime"] = json!(stamp);
-                        c["lastTransitionTime"] = json!(stamp);
-                    }
-                }
+                objects::stamp_conditions(&mut status);
                 next["status"] = status;
                 self.put(st, Kind::Deployment, next, Some(deploy.clone()));
             }
         }
         for sts in Self::list_ns(st, Kind::StatefulSet, ns) {
-            let pods = owned_pods(st, ns, &sts);
-            let ready = pods.iter().filter(|p| pod_is_ready(p)).count();
-            let mut status = sts["status"].clone();
-            status["observedGeneration"] = json!(1);
-            status["replicas"] = json!(pods.len());
-            status["currentReplicas"] = json!(pods.len());
-            status["updatedReplicas"] = json!(pods.len());
-            status["readyReplicas"] = json!(ready);
-            status["availableReplicas"] = json!(ready);
+            if st.external.contains(&key_of(Kind::StatefulSet, &sts)) {
+                continue;
+            }
+            let status = objects::statefulset_status(&sts, &owned_pods(st, ns, &sts));
             if sts["status"] != status {
                 let mut next = (*sts).clone();
                 next["status"] = status;
@@ -1179,173 +1214,6 @@ impl Cluster {
     }
 }
 
-// === helpers ===
-
-/// The fields of a workload's pod template the fake controllers need.
-struct PodTemplate {
-    container: String,
-    labels: BTreeMap<String, String>,
-    ports: Vec<PortSpec>,
-}
-
-impl PodTemplate {
-    fn read(workload: &Value) -> Option<Self> {
-        let template = &workload["spec"]["template"];
-        let labels = serde_json::from_value(template["metadata"]["labels"].clone()).ok()?;
-        let container = &template["spec"]["containers"][0];
-        let ports = container["ports"]
-            .as_array()
-            .map(|ports| {
-                ports
-                    .iter()
-                    .filter_map(|p| {
-                        Some(PortSpec {
-                            name: p["name"].as_str().map(str::to_string),
-                            port: u16::try_from(p["containerPort"].as_u64()?).ok()?,
-                            behavior: container["env"]
-                                .as_array()
-                                .and_then(|env| {
-                                    env.iter().find(|e| {
-                                        e["name"] == format!("FAKE_BEHAVIOR_{}", p["containerPort"])
-                                    })
-                                })
-                                .and_then(|e| e["value"].as_str()?.parse().ok())
-                                .unwrap_or_default(),
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Some(Self {
-            container: container["name"].as_str()?.to_string(),
-            labels,
-            ports,
-        })
-    }
-}
-
-fn container_spec(name: &str, ports: &[PortSpec]) -> Value {
-    let ports_json: Vec<Value> = ports
-        .iter()
-        .map(|p| {
-            let mut v = json!({"containerPort": p.port, "protocol": "TCP"});
-            if let Some(n) = &p.name {
-                v["name"] = json!(n);
-            }
-            v
-        })
-        .collect();
-    // The behaviour rides along in the environment so a recreated pod gets it back.
-    let env: Vec<Value> = ports
-        .iter()
-        .map(|p| json!({"name": format!("FAKE_BEHAVIOR_{}", p.port), "value": p.behavior.to_string()}))
-        .collect();
-    json!({
-        "name": name,
-        "image": "ferry.dev/fake:latest",
-        "imagePullPolicy": "IfNotPresent",
-        "ports": ports_json,
-        "env": env,
-        "resources": {},
-        "terminationMessagePath": "/dev/termination-log",
-        "terminationMessagePolicy": "File",
-    })
-}
-
-fn pod_template(container: &str, labels: &BTreeMap<String, String>, ports: &[PortSpec]) -> Value {
-    json!({
-        "metadata": {"labels": labels},
-        "spec": {
-            "containers": [container_spec(container, ports)],
-            "restartPolicy": "Always",
-            "terminationGracePeriodSeconds": 30,
-            "dnsPolicy": "ClusterFirst",
-            "schedulerName": "default-scheduler",
-        },
-    })
-}
-
-fn set_pod_running(pod: &mut Value, ready: bool) {
-    let stamp = now();
-    let flag = if ready { "True" } else { "False" };
-    let started_at = pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| stamp.clone());
-    pod["status"]["phase"] = json!("Running");
-    pod["status"]["conditions"] = json!([
-        {"type": "PodReadyToStartContainers", "status": "True", "lastProbeTime": null, "lastTransitionTime": started_at},
-        {"type": "Initialized", "status": "True", "lastProbeTime": null, "lastTransitionTime": started_at},
-        {"type": "Ready", "status": flag, "lastProbeTime": null, "lastTransitionTime": stamp},
-        {"type": "ContainersReady", "status": flag, "lastProbeTime": null, "lastTransitionTime": stamp},
-        {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": started_at},
-    ]);
-    if let Some(cs) = pod["status"]["containerStatuses"].as_array_mut() {
-        for c in cs {
-            c["ready"] = json!(ready);
-            c["started"] = json!(true);
-            c["state"] = json!({"running": {"startedAt": started_at}});
-        }
-    }
-}
-
-/// Whether a pod's Ready condition is True.
-pub fn pod_is_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"].as_array().is_some_and(|c| {
-        c.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    })
-}
-
-fn resolve_target_port(pod: &Value, target: &Value) -> Option<u16> {
-    if let Some(n) = target.as_u64() {
-        return u16::try_from(n).ok();
-    }
-    let name = target.as_str()?;
-    pod["spec"]["containers"].as_array()?.iter().find_map(|c| {
-        c["ports"].as_array()?.iter().find_map(|p| {
-            (p["name"] == name)
-                .then(|| {
-                    p["containerPort"]
-                        .as_u64()
-                        .and_then(|n| u16::try_from(n).ok())
-                })
-                .flatten()
-        })
-    })
-}
-
-fn owner_ref(api_version: &str, kind: &str, owner: &Value) -> Value {
-    json!({
-        "apiVersion": api_version,
-        "kind": kind,
-        "name": owner["metadata"]["name"],
-        "uid": owner["metadata"]["uid"],
-        "controller": true,
-        "blockOwnerDeletion": true,
-    })
-}
-
-fn controller_owner(obj: &Value) -> Option<(String, String)> {
-    obj["metadata"]["ownerReferences"]
-        .as_array()?
-        .iter()
-        .find_map(|o| {
-            (o["controller"] == true).then(|| {
-                Some((
-                    o["kind"].as_str()?.to_string(),
-                    o["name"].as_str()?.to_string(),
-                ))
-            })?
-        })
-}
-
-fn is_owned_by(obj: &Value, owner: &Value) -> bool {
-    obj["metadata"]["ownerReferences"]
-        .as_array()
-        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner["metadata"]["uid"]))
-}
-
 fn owned_pods(st: &State, ns: &str, owner: &Value) -> Vec<Arc<Value>> {
     Cluster::list_ns(st, Kind::Pod, ns)
         .into_iter()
@@ -1353,17 +1221,19 @@ fn owned_pods(st: &State, ns: &str, owner: &Value) -> Vec<Arc<Value>> {
         .collect()
 }
 
-fn strip_times(status: &Value) -> Value {
-    let mut s = status.clone();
-    if let Some(conds) = s["conditions"].as_array_mut() {
-        for c in conds {
-            if let Some(m) = c.as_object_mut() {
-                m.remove("lastUpdateTime");
-                m.remove("lastTransitionTime");
-            }
-        }
-    }
-    s
+/// The store key of `obj`, of kind `kind`.
+fn key_of(kind: Kind, obj: &Value) -> ObjKey {
+    (
+        kind,
+        ns_key(
+            kind,
+            obj["metadata"]["namespace"].as_str().unwrap_or_default(),
+        ),
+        obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
 }
 
 fn ns_key(kind: Kind, namespace: &str) -> String {
@@ -1379,46 +1249,4 @@ fn not_found(kind: Kind, name: &str) -> StoreError {
         plural: kind.plural(),
         name: name.to_string(),
     }
-}
-
-/// The time now as Kubernetes writes it (RFC 3339, seconds, `Z`).
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn uid() -> String {
-    let mut rng = rand::rng();
-    let a: u32 = rng.random();
-    let b: u16 = rng.random();
-    let c: u16 = rng.random::<u16>() & 0x0fff;
-    let d: u16 = (rng.random::<u16>() & 0x3fff) | 0x8000;
-    let e: u64 = rng.random::<u64>() & 0xffff_ffff_ffff;
-    format!("{a:08x}-{b:04x}-4{c:03x}-{d:04x}-{e:012x}")
-}
-
-/// The alphabet Kubernetes uses for generated name suffixes (no vowels, no look-alikes).
-const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-fn short_hash(input: &str, len: usize) -> String {
-    // FNV-1a, then spelled in the generated-name alphabet.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in input.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    (0..len)
-        .map(|_| {
-            let c = ALPHABET[(h % ALPHABET.len() as u64) as usize] as char;
-            h /= ALPHABET.len() as u64;
-            h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1);
-            c
-        })
-        .collect()
-}
-
-fn short_hash_random(len: usize) -> String {
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
 }

@@ -10,11 +10,13 @@ pub enum Kind {
     Deployment,
     StatefulSet,
     ReplicaSet,
+    Node,
+    ServiceAccount,
 }
 
 impl Kind {
     /// Every kind, in discovery order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Namespace,
         Kind::Pod,
         Kind::Service,
@@ -22,6 +24,8 @@ impl Kind {
         Kind::Deployment,
         Kind::StatefulSet,
         Kind::ReplicaSet,
+        Kind::Node,
+        Kind::ServiceAccount,
     ];
 
     /// The `kind` field.
@@ -34,6 +38,8 @@ impl Kind {
             Kind::Deployment => "Deployment",
             Kind::StatefulSet => "StatefulSet",
             Kind::ReplicaSet => "ReplicaSet",
+            Kind::Node => "Node",
+            Kind::ServiceAccount => "ServiceAccount",
         }
     }
 
@@ -47,6 +53,8 @@ impl Kind {
             Kind::Deployment => "deployments",
             Kind::StatefulSet => "statefulsets",
             Kind::ReplicaSet => "replicasets",
+            Kind::Node => "nodes",
+            Kind::ServiceAccount => "serviceaccounts",
         }
     }
 
@@ -60,6 +68,8 @@ impl Kind {
             Kind::Deployment => "deployment",
             Kind::StatefulSet => "statefulset",
             Kind::ReplicaSet => "replicaset",
+            Kind::Node => "node",
+            Kind::ServiceAccount => "serviceaccount",
         }
     }
 
@@ -73,13 +83,15 @@ impl Kind {
             Kind::Deployment => &["deploy"],
             Kind::StatefulSet => &["sts"],
             Kind::ReplicaSet => &["rs"],
+            Kind::Node => &["no"],
+            Kind::ServiceAccount => &["sa"],
         }
     }
 
     /// The API group, empty for the core group.
     pub fn group(self) -> &'static str {
         match self {
-            Kind::Namespace | Kind::Pod | Kind::Service => "",
+            Kind::Namespace | Kind::Pod | Kind::Service | Kind::Node | Kind::ServiceAccount => "",
             Kind::EndpointSlice => "discovery.k8s.io",
             Kind::Deployment | Kind::StatefulSet | Kind::ReplicaSet => "apps",
         }
@@ -96,7 +108,7 @@ impl Kind {
 
     /// Whether objects of this kind live in a namespace.
     pub fn namespaced(self) -> bool {
-        self != Kind::Namespace
+        !matches!(self, Kind::Namespace | Kind::Node)
     }
 
     /// Whether the kind appears in `kubectl get all`.

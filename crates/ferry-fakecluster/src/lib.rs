@@ -26,12 +26,16 @@ mod backend;
 pub mod cluster;
 mod faults;
 pub mod kind;
+mod kubelet_proxy;
+pub mod node;
+mod objects;
 mod portforward;
 pub mod scenario;
 pub mod selector;
 mod spdy;
 mod tls;
 pub mod tokens;
+mod upgrade;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -350,7 +354,9 @@ fn random_token() -> String {
         .collect()
 }
 
-async fn serve(
+/// Serves `router` over TLS on `listener` until `shutdown` (the API server and the node
+/// endpoint alike).
+pub(crate) async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     router: Router,

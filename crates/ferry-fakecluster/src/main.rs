@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use ferry_fakecluster::node::{Node, NodeOptions};
 use ferry_fakecluster::{FakeCluster, Options, Scenario};
 use tracing_subscriber::EnvFilter;
 
@@ -16,11 +17,18 @@ use tracing_subscriber::EnvFilter;
 /// Prints `ready <server-url>` on stdout once it accepts requests, and runs until
 /// interrupted (SIGINT or SIGTERM).
 #[derive(Debug, Parser)]
-#[command(name = "ferry-fakecluster", version)]
+#[command(
+    name = "ferry-fakecluster",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Where to write the kubeconfig (server URL, CA data, bearer token).
-    #[arg(long)]
-    kubeconfig: PathBuf,
+    #[arg(long, required = true)]
+    kubeconfig: Option<PathBuf>,
     /// A scenario file (YAML); without it, the built-in `demo` scenario.
     #[arg(long)]
     scenario: Option<PathBuf>,
@@ -35,6 +43,68 @@ struct Args {
     latency_ms: u64,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Play a node for a Kubernetes API server (a real kube-apiserver, or this fake one):
+    /// serve kubelet's port-forward endpoint over HTTPS, register a Node pointing at it,
+    /// create the scenario's objects and run the controllers the API server lacks.
+    ///
+    /// Prints `ready <endpoint-url>` on stdout once the scenario's objects exist, and runs
+    /// until interrupted (SIGINT or SIGTERM).
+    Node {
+        /// A kubeconfig for the API server (its current context), with rights to create
+        /// nodes, namespaces, serviceaccounts, pods, services, workloads and
+        /// endpointslices.
+        #[arg(long)]
+        apiserver_kubeconfig: PathBuf,
+        /// A scenario file (YAML); without it, the built-in `demo` scenario.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Address of kubelet's endpoint (loopback only); its IP is the Node's InternalIP.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// The Node's name.
+        #[arg(long, default_value = ferry_fakecluster::node::DEFAULT_NODE_NAME)]
+        node_name: String,
+    },
+}
+
+fn load_scenario(path: Option<&PathBuf>) -> anyhow::Result<Scenario> {
+    Ok(match path {
+        Some(path) => {
+            Scenario::from_file(path).with_context(|| format!("--scenario {}", path.display()))?
+        }
+        None => Scenario::demo(),
+    })
+}
+
+async fn run_node(
+    apiserver_kubeconfig: PathBuf,
+    scenario: Option<PathBuf>,
+    listen: SocketAddr,
+    node_name: String,
+) -> anyhow::Result<()> {
+    let scenario = load_scenario(scenario.as_ref())?;
+    let client = ferry_fakecluster::node::client_from_kubeconfig(&apiserver_kubeconfig)
+        .await
+        .context("--apiserver-kubeconfig")?;
+    let opts = NodeOptions::default()
+        .scenario(scenario)
+        .listen(listen)
+        .name(node_name);
+    let node = Node::start(client, opts)
+        .await
+        .context("starting the node")?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "ready https://{}", node.addr())?;
+        out.flush()?;
+    }
+    wait_for_signal().await?;
+    node.shutdown().await;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -44,12 +114,19 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let scenario = match &args.scenario {
-        Some(path) => {
-            Scenario::from_file(path).with_context(|| format!("--scenario {}", path.display()))?
-        }
-        None => Scenario::demo(),
+    if let Some(Command::Node {
+        apiserver_kubeconfig,
+        scenario,
+        listen,
+        node_name,
+    }) = args.command
+    {
+        return run_node(apiserver_kubeconfig, scenario, listen, node_name).await;
+    }
+    let Some(kubeconfig) = args.kubeconfig else {
+        anyhow::bail!("--kubeconfig is required");
     };
+    let scenario = load_scenario(args.scenario.as_ref())?;
     let opts = Options::default()
         .scenario(scenario)
         .listen(args.listen)
@@ -58,8 +135,7 @@ async fn main() -> anyhow::Result<()> {
     let fake = FakeCluster::start(opts)
         .await
         .context("starting the fake cluster")?;
-    fake.write_kubeconfig(&args.kubeconfig)
-        .context("--kubeconfig")?;
+    fake.write_kubeconfig(&kubeconfig).context("--kubeconfig")?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "ready {}", fake.url())?;

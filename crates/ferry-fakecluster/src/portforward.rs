@@ -25,8 +25,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span};
 
-use crate::cluster::Cluster;
-use crate::faults::Faults;
+use crate::cluster::{Cluster, PortTarget};
+use crate::faults::TunnelGuard;
+use crate::spdy::session::PortConnector;
 
 /// Subprotocols served, in order of preference.
 pub(crate) const PROTOCOLS: [&str; 2] = ["v4.channel.k8s.io", "channel.k8s.io"];
@@ -34,11 +35,18 @@ pub(crate) const PROTOCOLS: [&str; 2] = ["v4.channel.k8s.io", "channel.k8s.io"];
 /// Bytes read from a pod connection per frame.
 const CHUNK: usize = 64 * 1024;
 
-/// Parses `ports=80,81` and `ports=80&ports=81`.
+/// Parses `ports=80,81` and `ports=80&ports=81`, as the API server takes them.
+#[cfg(test)]
 pub(crate) fn parse_ports(query: &str) -> Result<Vec<u16>, String> {
+    parse_ports_named(query, "ports")
+}
+
+/// Parses the ports of a query parameter named `key` (`ports` for the API server, `port`
+/// for kubelet, which the API server sends one `port=N` per port).
+pub(crate) fn parse_ports_named(query: &str, key: &str) -> Result<Vec<u16>, String> {
     let mut ports = Vec::new();
     for (k, v) in form_pairs(query) {
-        if k != "ports" {
+        if k != key {
             continue;
         }
         for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -53,7 +61,7 @@ pub(crate) fn parse_ports(query: &str) -> Result<Vec<u16>, String> {
         }
     }
     if ports.is_empty() {
-        return Err("at least one port must be given with ?ports=".into());
+        return Err(format!("at least one port must be given with ?{key}="));
     }
     if ports.len() > 127 {
         return Err("at most 127 ports can be forwarded over one connection".into());
@@ -70,14 +78,18 @@ fn form_pairs(query: &str) -> Vec<(String, String)> {
 }
 
 /// One accepted portforward request.
-pub(crate) struct Session {
-    pub cluster: Arc<Cluster>,
-    pub faults: Arc<Faults>,
+pub(crate) struct Session<C> {
+    /// Reaches the pod's ports.
+    pub connector: Arc<C>,
     pub namespace: String,
     pub pod: String,
     pub ports: Vec<u16>,
-    /// Cancelled by the drop-tunnels fault.
+    /// Cancelled when the pod goes away: the WebSocket is closed.
+    pub end: CancellationToken,
+    /// Cancelled to cut the session at once (the drop-tunnels fault).
     pub drop_all: CancellationToken,
+    /// Counts the session as an open tunnel while it runs.
+    pub guard: Option<TunnelGuard>,
 }
 
 /// What the writer task sends to the client.
@@ -96,14 +108,14 @@ fn frame(channel: u8, payload: &[u8]) -> Bytes {
     b.freeze()
 }
 
-impl Session {
+impl<C: PortConnector> Session<C> {
     pub(crate) async fn run(self, socket: WebSocket) {
         let span = debug_span!("tunnel", pod.namespace = %self.namespace, pod.name = %self.pod, ports = ?self.ports);
         self.serve(socket).instrument(span).await;
     }
 
-    async fn serve(self, socket: WebSocket) {
-        let _open = self.faults.tunnel_opened();
+    async fn serve(mut self, socket: WebSocket) {
+        let _open = self.guard.take();
         let (mut sink, mut stream) = socket.split();
         for (i, port) in self.ports.iter().enumerate() {
             let ch = (2 * i) as u8;
@@ -117,12 +129,11 @@ impl Session {
         let (out_tx, out_rx) = mpsc::channel::<Out>(16);
         let mut tasks = JoinSet::new();
         let mut writers: Vec<Option<OwnedWriteHalf>> = Vec::with_capacity(self.ports.len());
-        let mut pod_gone = CancellationToken::new();
+        let pod_gone = self.end.clone();
         for (i, &port) in self.ports.iter().enumerate() {
             let ch = (2 * i) as u8;
-            match self.connect(port).await {
-                Ok((sock, token)) => {
-                    pod_gone = token;
+            match self.connector.connect(port).await {
+                Ok(sock) => {
                     let (r, w) = sock.into_split();
                     writers.push(Some(w));
                     tasks.spawn(read_pod(ch, r, out_tx.clone()).in_current_span());
@@ -214,23 +225,29 @@ impl Session {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
         }
     }
-
-    async fn connect(&self, port: u16) -> Result<(TcpStream, CancellationToken), String> {
-        connect_pod(&self.cluster, &self.namespace, &self.pod, port).await
-    }
 }
 
 /// Connects to a pod's port the way kubelet does, or explains why it could not, in
-/// kubelet's words. Also returns the token cancelled when the pod goes away.
+/// kubelet's words.
 pub(crate) async fn connect_pod(
     cluster: &Cluster,
     namespace: &str,
     pod: &str,
     port: u16,
-) -> Result<(TcpStream, CancellationToken), String> {
-    let (target, token) = cluster
+) -> Result<TcpStream, String> {
+    let (target, _) = cluster
         .port_target(namespace, pod, port)
         .map_err(|e| format!("error forwarding port {port} to pod {pod}: {e}"))?;
+    dial(&target, namespace, pod, port).await
+}
+
+/// Connects to `target` (one port of `namespace/pod`), with kubelet's wording of failures.
+pub(crate) async fn dial(
+    target: &PortTarget,
+    namespace: &str,
+    pod: &str,
+    port: u16,
+) -> Result<TcpStream, String> {
     let uid = &target.pod_uid;
     if !target.running {
         return Err(format!(
@@ -248,7 +265,7 @@ pub(crate) async fn connect_pod(
     match TcpStream::connect(addr).await {
         Ok(sock) => {
             let _ = sock.set_nodelay(true);
-            Ok((sock, token))
+            Ok(sock)
         }
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(refused()),
         Err(e) => Err(format!(

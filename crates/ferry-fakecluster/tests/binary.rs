@@ -169,3 +169,94 @@ fn bad_arguments_fail_with_the_field_named() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }
+
+#[test]
+fn node_subcommand_plays_the_node_for_an_api_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.yaml");
+    std::fs::write(&empty, "namespaces: []\n").expect("scenario");
+    let kc = dir.path().join("kubeconfig");
+    let (_fake, line) = start(&[
+        "--kubeconfig",
+        kc.to_str().expect("utf-8 path"),
+        "--scenario",
+        empty.to_str().expect("utf-8 path"),
+    ]);
+    assert!(line.starts_with("ready https://"), "{line}");
+    let (mut node, line) = start(&[
+        "node",
+        "--apiserver-kubeconfig",
+        kc.to_str().expect("utf-8 path"),
+        "--node-name",
+        "n1",
+    ]);
+    let endpoint = line
+        .trim()
+        .strip_prefix("ready https://")
+        .expect("a `ready <url>` line");
+    let port = endpoint.rsplit(':').next().unwrap_or_default();
+
+    let out = kubectl(
+        &kc,
+        &[
+            "get",
+            "node",
+            "n1",
+            "-o",
+            "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = kubectl(
+            &kc,
+            &[
+                "get",
+                "pods",
+                "-n",
+                "demo",
+                "-o",
+                "jsonpath={.items[*].status.phase}",
+            ],
+        );
+        let phases = String::from_utf8_lossy(&out.stdout).into_owned();
+        if phases
+            .split_whitespace()
+            .filter(|p| *p == "Running")
+            .count()
+            == 5
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "demo pods not Running: {phases:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let pid = node.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = node.0.try_wait().expect("wait") {
+            assert!(status.success(), "exits 0 on SIGTERM: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Without a usable kubeconfig the node fails, naming the flag.
+    let out = Command::new(BIN)
+        .args(["node", "--apiserver-kubeconfig", "/nonexistent/kubeconfig"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--apiserver-kubeconfig"));
+}

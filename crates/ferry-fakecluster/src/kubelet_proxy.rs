@@ -1,0 +1,245 @@
+//! Port-forwarding to a pod that a node runs (a pod created through the API and bound to
+//! a registered Node, such as the pods of `ferry-fakecluster node`): the fake API server
+//! does what a real one does, and proxies the upgrade to the node's kubelet endpoint
+//! (`https://<InternalIP>:<kubeletEndpoint.Port>/portForward/{namespace}/{pod}`), over
+//! TLS without a client certificate and without checking the node's certificate.
+//!
+//! Plain SPDY and the WebSocket channel protocol are passed through (the latter with
+//! `?ports=` turned into kubelet's `?port=`). SPDY tunnelled through a WebSocket, which a
+//! real API server from 1.30 on translates into SPDY towards kubelet, is answered as an
+//! older API server answers it (400), so kubectl falls back to plain SPDY. Only loopback
+//! nodes are dialled.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, Request, StatusCode, header};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, debug_span};
+
+use crate::api::status;
+use crate::faults::TunnelGuard;
+
+/// Headers of an upgrade request that go to kubelet.
+const FORWARDED: [&str; 6] = [
+    "connection",
+    "upgrade",
+    "x-stream-protocol-version",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+];
+
+/// Headers of kubelet's `101` that go back to the client.
+const RETURNED: [&str; 5] = [
+    "connection",
+    "upgrade",
+    "x-stream-protocol-version",
+    "sec-websocket-accept",
+    "sec-websocket-protocol",
+];
+
+/// Proxies a port-forward upgrade to the kubelet endpoint at `kubelet`.
+pub(crate) async fn proxy(
+    kubelet: SocketAddr,
+    namespace: &str,
+    pod: &str,
+    query: &str,
+    mut parts: http::request::Parts,
+    abort: CancellationToken,
+    guard: TunnelGuard,
+) -> Response {
+    let offered_tunnel = parts
+        .headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("SPDY/3.1+"));
+    if offered_tunnel {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "unable to upgrade: SPDY tunnelled through a WebSocket is not proxied to nodes by the fake API server; use SPDY/3.1 (POST with Upgrade: SPDY/3.1) or v4.channel.k8s.io",
+            None,
+        );
+    }
+    // The API server's `ports=80,81` is kubelet's `port=80&port=81`.
+    let ports: Vec<String> = crate::portforward::parse_ports_named(query, "ports")
+        .map(|ports| ports.iter().map(|p| format!("port={p}")).collect())
+        .unwrap_or_default();
+    let mut uri = format!("/portForward/{namespace}/{pod}");
+    if !ports.is_empty() {
+        uri = format!("{uri}?{}", ports.join("&"));
+    }
+    let mut upstream = Request::builder()
+        .method(parts.method.clone())
+        .uri(&uri)
+        .header(header::HOST, kubelet.to_string());
+    for name in FORWARDED {
+        for v in parts.headers.get_all(name) {
+            upstream = upstream.header(name, v.clone());
+        }
+    }
+    let Ok(upstream) = upstream.body(Empty::<bytes::Bytes>::new()) else {
+        return bad_gateway("could not build the request to the node".into());
+    };
+    let conn = match connect(kubelet).await {
+        Ok(c) => c,
+        Err(e) => return bad_gateway(format!("error dialing backend: {e}")),
+    };
+    let (mut sender, connection) =
+        match hyper::client::conn::http1::handshake(TokioIo::new(conn)).await {
+            Ok(v) => v,
+            Err(e) => return bad_gateway(format!("error dialing backend: {e}")),
+        };
+    tokio::spawn(async move {
+        let _ = connection.with_upgrades().await;
+    });
+    let res = match sender.send_request(upstream).await {
+        Ok(r) => r,
+        Err(e) => return bad_gateway(format!("error dialing backend: {e}")),
+    };
+    if res.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let (head, body) = res.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let mut out = Response::new(Body::from(body));
+        *out.status_mut() = head.status;
+        for (name, value) in &head.headers {
+            if name != header::TRANSFER_ENCODING && name != header::CONNECTION {
+                out.headers_mut().append(name, value.clone());
+            }
+        }
+        return out;
+    }
+    let mut out = Response::new(Body::empty());
+    *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    for name in RETURNED {
+        for v in res.headers().get_all(name) {
+            out.headers_mut().append(name, v.clone());
+        }
+    }
+    let Some(client_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "unable to upgrade: this connection cannot be upgraded (HTTP/1.1 is required)",
+            None,
+        );
+    };
+    let span = debug_span!("kubelet-proxy", pod.namespace = %namespace, pod.name = %pod, node.addr = %kubelet);
+    tokio::spawn(
+        async move {
+            let _open = guard;
+            let (client, node) = match tokio::join!(client_upgrade, hyper::upgrade::on(res)) {
+                (Ok(c), Ok(n)) => (c, n),
+                (c, n) => {
+                    debug!(client = c.is_ok(), node = n.is_ok(), "an upgrade failed");
+                    return;
+                }
+            };
+            let mut client = TokioIo::new(client);
+            let mut node = TokioIo::new(node);
+            tokio::select! {
+                () = abort.cancelled() => debug!("tunnel dropped by fault injection"),
+                r = tokio::io::copy_bidirectional(&mut client, &mut node) => {
+                    debug!(result = ?r, "proxied session ended");
+                }
+            }
+        }
+        .instrument(span),
+    );
+    if !out.headers().contains_key(header::CONNECTION) {
+        out.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    }
+    out
+}
+
+fn bad_gateway(message: String) -> Response {
+    status(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalError",
+        message,
+        None,
+    )
+    .into_response()
+}
+
+async fn connect(
+    addr: SocketAddr,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let _ = tcp.set_nodelay(true);
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .await
+}
+
+/// Accepts the node's certificate unchecked, as an API server without
+/// `--kubelet-certificate-authority` does; signatures are still verified.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
