@@ -229,9 +229,16 @@ async fn broken_contexts_say_what_to_do_and_never_stop_the_others() -> anyhow::R
         cluster_entry("fake", &f.fake, f.fake.ca_pem()),
         cluster_entry("fake-wrong-ca", &f.fake, other.ca_pem())
     );
+    // A user whose client certificate (signed by the cluster's CA) has expired.
+    let (cert, key) = f.fake.client_certificate("expired-user", true)?;
+    use base64::Engine as _;
+    let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
     let users = format!(
-        "- name: admin\n  user: {{token: {}}}\n- name: nobody\n  user: {{}}\n{}{}",
+        "- name: admin\n  user: {{token: {}}}\n- name: nobody\n  user: {{}}\n- name: expired\n  user: {{token: {}, client-certificate-data: {}, client-key-data: {}}}\n{}{}",
         f.fake.token(),
+        f.fake.token(),
+        b64(&cert),
+        b64(&key),
         exec_user("missing-user", "ferry-no-such-plugin", &f.fake, &p, ""),
         exec_user(
             "hanging-user",
@@ -252,17 +259,26 @@ async fn broken_contexts_say_what_to_do_and_never_stop_the_others() -> anyhow::R
             ("wrong-ca", "fake-wrong-ca", "admin"),
             ("nocreds", "fake", "nobody"),
             ("down", "nowhere", "admin"),
+            ("expired-cert", "fake", "expired"),
         ],
     )?;
-    let forwards = ["good", "missing", "hanging", "wrong-ca", "nocreds", "down"]
-        .iter()
-        .map(|ctx| {
-            let mut fw = fwd(ctx, "pod/solo", PortRef::Number(9000));
-            fw.context = Some(ctx.to_string());
-            fw.health.kind = ProbeKind::None;
-            fw
-        })
-        .collect();
+    let forwards = [
+        "good",
+        "missing",
+        "hanging",
+        "wrong-ca",
+        "nocreds",
+        "down",
+        "expired-cert",
+    ]
+    .iter()
+    .map(|ctx| {
+        let mut fw = fwd(ctx, "pod/solo", PortRef::Number(9000));
+        fw.context = Some(ctx.to_string());
+        fw.health.kind = ProbeKind::None;
+        fw
+    })
+    .collect();
     let started = Instant::now();
     let engine = Engine::start(config(forwards), options(&kc, &p, Duration::from_secs(2)))?;
     let good = active(&engine, "good").await?;
@@ -314,6 +330,15 @@ async fn broken_contexts_say_what_to_do_and_never_stop_the_others() -> anyhow::R
             && n.contains("401 Unauthorized")
             && n.contains("log in again"),
         "{n}"
+    );
+
+    let expired = wait_for(&engine, "expired-cert", "an error", |s| s.error.is_some()).await?;
+    let e = expired.error.unwrap_or_default();
+    assert!(
+        e.starts_with("context `expired-cert`:")
+            && e.contains("certificate has expired")
+            && e.contains("renew the client certificate"),
+        "{e}"
     );
 
     assert_eq!(

@@ -155,6 +155,8 @@ pub struct FakeCluster {
     addr: SocketAddr,
     token: String,
     ca_pem: String,
+    /// The CA, for client certificates.
+    certs: Arc<tls::Certificates>,
     context_name: String,
     cluster: Arc<Cluster>,
     faults: Arc<Faults>,
@@ -225,7 +227,8 @@ impl FakeCluster {
             url: format!("https://{host}"),
             addr,
             token,
-            ca_pem: certs.ca_pem,
+            ca_pem: certs.ca_pem.clone(),
+            certs: Arc::new(certs),
             context_name: opts.context_name,
             cluster,
             faults,
@@ -253,6 +256,17 @@ impl FakeCluster {
     /// The CA certificate (PEM) that signed the server certificate.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
+    }
+
+    /// A client certificate signed by this cluster's CA, as `(certificate PEM, key PEM)`.
+    /// The server accepts it at the TLS layer (requests still need a token); an `expired`
+    /// one fails the TLS handshake with a `certificate_expired` alert.
+    pub fn client_certificate(
+        &self,
+        name: &str,
+        expired: bool,
+    ) -> Result<(String, String), tls::TlsError> {
+        self.certs.client_certificate(name, expired)
     }
 
     /// The kubeconfig context name.

@@ -22,6 +22,8 @@ pub enum TlsError {
     Generate(#[from] rcgen::Error),
     #[error("building the TLS server configuration failed")]
     Config(#[from] rustls::Error),
+    #[error("building the client certificate verifier failed: {0}")]
+    Verifier(String),
 }
 
 /// A CA and a serving certificate signed by it.
@@ -30,6 +32,8 @@ pub struct Certificates {
     pub ca_pem: String,
     /// The rustls configuration serving the leaf certificate, offering h2 and http/1.1.
     pub server_config: Arc<rustls::ServerConfig>,
+    /// Signs client certificates.
+    issuer: Arc<Issuer<'static, KeyPair>>,
 }
 
 impl Certificates {
@@ -81,14 +85,46 @@ impl Certificates {
         ];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(ca_cert.der().to_vec()))?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
+            .with_client_cert_verifier(verifier)
             .with_single_cert(chain, key)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
             ca_pem: ca_cert.pem(),
             server_config: Arc::new(config),
+            issuer: Arc::new(issuer),
         })
+    }
+
+    /// A client certificate for `name` signed by the CA, as `(certificate PEM, key PEM)`;
+    /// `expired` makes one whose validity ended in 2001.
+    pub fn client_certificate(
+        &self,
+        name: &str,
+        expired: bool,
+    ) -> Result<(String, String), TlsError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
     }
 }
