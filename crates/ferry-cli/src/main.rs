@@ -241,6 +241,18 @@ fn main() -> ExitCode {
                 None if demo => Source::Demo,
                 None => Source::File(default_config_path()),
             };
+            if let Source::File(path) = &source
+                && !demo
+                && is_store(path)
+            {
+                // The app's extra kubeconfig files, read after KUBECONFIG / ~/.kube/config.
+                let extra = store_kubeconfig_paths(path);
+                if !extra.is_empty() {
+                    let mut paths = options.kubeconfig.paths().to_vec();
+                    paths.extend(extra);
+                    options.kubeconfig = KubeconfigSource::from_paths(paths);
+                }
+            }
             let code = up(&source, profile.as_deref(), events, options).await;
             if let Some(fake) = demo_cluster {
                 fake.shutdown().await;
@@ -641,6 +653,25 @@ fn is_store(path: &Path) -> bool {
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .is_some_and(|v| v.get("config").is_some())
+}
+
+/// The extra kubeconfig files the app's settings list (`settings.kubeconfig_paths`).
+fn store_kubeconfig_paths(path: &Path) -> Vec<PathBuf> {
+    Store::new(path)
+        .load()
+        .ok()
+        .and_then(|doc| {
+            doc.settings
+                .get("kubeconfig_paths")
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.as_str())
+                        .map(PathBuf::from)
+                        .collect()
+                })
+        })
+        .unwrap_or_default()
 }
 
 /// An edit's error inside [`Store::modify`].

@@ -389,3 +389,39 @@ async fn doctor_checks_contexts_and_ports() -> anyhow::Result<()> {
     drop(taken);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_without_a_file_runs_the_apps_store_with_its_kubeconfig_files() -> anyhow::Result<()> {
+    let (_fake, dir) = fake().await?;
+    let store = dir.path().join("store.json");
+    // What the app saves: the forward, and the fake cluster's kubeconfig as an extra file
+    // in its settings (KUBECONFIG points nowhere).
+    let doc = serde_json::json!({
+        "version": 1,
+        "config": {"version": 1, "forwards": [
+            {"name": "echo", "namespace": "demo", "target": "service/echo", "port": 80, "local_port": 0}
+        ]},
+        "settings": {"kubeconfig_paths": [dir.path().join("kubeconfig")]},
+    });
+    std::fs::write(&store, serde_json::to_vec(&doc)?)?;
+    let mut child = Command::new(BIN)
+        .args(["up", "--events", "json"])
+        .env("KUBECONFIG", dir.path().join("no-such-kubeconfig"))
+        .env("FERRY_STORE", &store)
+        .env_remove("FERRY_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("stdout"))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let active = until(&mut lines, "echo active", is_active("echo")).await?;
+    let local = active["local"].as_str().unwrap_or_default().to_string();
+    assert_eq!(echo(&local, b"from the store").await?, b"from the store");
+    signal(&child, "-TERM")?;
+    child.wait().await?;
+    Ok(())
+}
