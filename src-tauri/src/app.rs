@@ -458,7 +458,6 @@ impl AppCore {
         original: Option<&str>,
         profile: Profile,
     ) -> Result<(), AppError> {
-        check_name("name", &profile.name)?;
         self.modify(|doc| {
             let taken = doc
                 .config
@@ -495,6 +494,16 @@ impl AppCore {
             Ok(())
         })
         .await
+        .map_err(|mut e| {
+            // The config's rules name `profiles[N].name`; the dialog knows it as `name`.
+            if let Some(field) = e.field.as_deref()
+                && let Some(rest) = field.strip_prefix("profiles[")
+                && let Some((_, inner)) = rest.split_once("].")
+            {
+                e.field = Some(inner.to_string());
+            }
+            e
+        })
     }
 
     pub async fn delete_profile(&self, name: &str) -> Result<(), AppError> {
@@ -606,7 +615,6 @@ impl AppCore {
         let ns = namespace.unwrap_or(&cc.namespace).to_string();
         let ctx = cc.context.clone();
         let err = |e| cluster_error(&ctx, e);
-        let lp = kube::api::ListParams::default();
         fn pod_ports(spec: Option<&PodSpec>) -> Vec<TargetPort> {
             spec.into_iter()
                 .flat_map(|s| s.containers.iter())
@@ -618,12 +626,15 @@ impl AppCore {
                 })
                 .collect()
         }
+        let client = cc.client;
+        let workload = |name: Option<String>, spec: Option<&PodSpec>| TargetInfo {
+            name: name.unwrap_or_default(),
+            ports: pod_ports(spec),
+        };
         let mut out: Vec<TargetInfo> = match kind {
-            "service" | "svc" => kube::Api::<Service>::namespaced(cc.client, &ns)
-                .list(&lp)
+            "service" | "svc" => list_in::<Service>(client, &ns)
                 .await
                 .map_err(err)?
-                .items
                 .into_iter()
                 .map(|s| TargetInfo {
                     name: s.metadata.name.unwrap_or_default(),
@@ -640,38 +651,29 @@ impl AppCore {
                         .collect(),
                 })
                 .collect(),
-            "deployment" | "deploy" => kube::Api::<Deployment>::namespaced(cc.client, &ns)
-                .list(&lp)
+            "deployment" | "deploy" => list_in::<Deployment>(client, &ns)
                 .await
                 .map_err(err)?
-                .items
                 .into_iter()
-                .map(|d| TargetInfo {
-                    name: d.metadata.name.unwrap_or_default(),
-                    ports: pod_ports(d.spec.as_ref().and_then(|s| s.template.spec.as_ref())),
+                .map(|d| {
+                    let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+                    workload(d.metadata.name.clone(), spec)
                 })
                 .collect(),
-            "statefulset" | "sts" => kube::Api::<StatefulSet>::namespaced(cc.client, &ns)
-                .list(&lp)
+            "statefulset" | "sts" => list_in::<StatefulSet>(client, &ns)
                 .await
                 .map_err(err)?
-                .items
                 .into_iter()
-                .map(|d| TargetInfo {
-                    name: d.metadata.name.unwrap_or_default(),
-                    ports: pod_ports(d.spec.as_ref().and_then(|s| s.template.spec.as_ref())),
+                .map(|d| {
+                    let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+                    workload(d.metadata.name.clone(), spec)
                 })
                 .collect(),
-            "pod" | "po" => kube::Api::<Pod>::namespaced(cc.client, &ns)
-                .list(&lp)
+            "pod" | "po" => list_in::<Pod>(client, &ns)
                 .await
                 .map_err(err)?
-                .items
                 .into_iter()
-                .map(|p| TargetInfo {
-                    name: p.metadata.name.unwrap_or_default(),
-                    ports: pod_ports(p.spec.as_ref()),
-                })
+                .map(|p| workload(p.metadata.name.clone(), p.spec.as_ref()))
                 .collect(),
             other => {
                 return Err(AppError::invalid(
@@ -1052,26 +1054,6 @@ fn put_forward(
     Ok(())
 }
 
-fn check_name(field: &str, name: &str) -> Result<(), AppError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(AppError::invalid(
-            field,
-            format!(
-                "{name:?} is not a valid name: use lower-case letters, digits and '-' (at most 63)"
-            ),
-        ))
-    }
-}
-
 /// A validation message without the config's indexes (`forwards[3] ("web")` → `"web"`).
 fn readable(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
@@ -1092,6 +1074,19 @@ fn readable(message: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Every object of kind `K` in `namespace`.
+async fn list_in<K>(client: kube::Client, namespace: &str) -> Result<Vec<K>, kube::Error>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: kube::Api<K> = kube::Api::namespaced(client, namespace);
+    Ok(api.list(&kube::api::ListParams::default()).await?.items)
 }
 
 fn cluster_error(context: &str, e: kube::Error) -> AppError {

@@ -241,6 +241,21 @@ async fn profiles_rename_activate_and_delete() {
         .await
         .unwrap_err();
     assert_eq!(e.field.as_deref(), Some("forwards[0]"));
+    let e = core
+        .save_profile(
+            None,
+            Profile {
+                name: "Bad Name".into(),
+                forwards: vec![],
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.field.as_deref()),
+        (ErrorCode::Invalid, Some("name")),
+        "{e:?}"
+    );
 
     core.set_profile_active("work", true).await.unwrap();
     wait_state(&core, "one", ForwardState::Active).await;
