@@ -19,6 +19,7 @@ pub mod events;
 mod forward;
 pub mod health;
 pub mod mdns;
+mod pool;
 pub mod tunnel;
 
 pub use engine::{ApplyReport, Engine, EngineError, EngineOptions};
