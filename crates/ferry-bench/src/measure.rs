@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, timeout};
 
@@ -27,12 +27,43 @@ async fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
     Ok(sock)
 }
 
+/// Where a transfer goes: a local address, or a fresh in-process tunnel through the fake
+/// API server (the tunnel's own ceiling, with no forwarder and no local socket).
+#[derive(Clone)]
+pub enum Via {
+    Tcp(SocketAddr),
+    Tunnel {
+        client: kube::Client,
+        namespace: String,
+        pod: String,
+        port: u16,
+    },
+}
+
+/// A connected byte stream of either kind.
+pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
+
+impl Via {
+    async fn open(&self) -> anyhow::Result<Box<dyn Conn>> {
+        Ok(match self {
+            Via::Tcp(addr) => Box::new(connect(*addr).await?),
+            Via::Tunnel {
+                client,
+                namespace,
+                pod,
+                port,
+            } => Box::new(ferry_core::tunnel::dial(client, namespace, pod, *port).await?),
+        })
+    }
+}
+
 /// Downloads `n` bytes from the `http` behaviour's `/bytes?n=` and returns the time from
 /// the request to the last byte.
-pub async fn download(addr: SocketAddr, n: u64) -> anyhow::Result<Duration> {
+pub async fn download(via: &Via, n: u64) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let work = async {
-        let mut sock = connect(addr).await?;
+        let mut sock = via.open().await?;
         let req = format!("GET /bytes?n={n} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
         sock.write_all(req.as_bytes()).await?;
         let mut buf = vec![0u8; IO_CHUNK];
@@ -67,11 +98,11 @@ pub async fn download(addr: SocketAddr, n: u64) -> anyhow::Result<Duration> {
 
 /// Uploads `n` bytes to the counting sink (through whatever path `addr` is) and returns
 /// the time from the first byte sent to the sink's acknowledgement that all `n` arrived.
-pub async fn upload(addr: SocketAddr, n: u64) -> anyhow::Result<Duration> {
+pub async fn upload(via: &Via, n: u64) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let work = async {
-        let mut sock = connect(addr).await?;
-        let (mut r, mut w) = sock.split();
+        let sock = via.open().await?;
+        let (mut r, mut w) = tokio::io::split(sock);
         let send = async {
             w.write_all(&n.to_be_bytes()).await?;
             let mut left = n;
@@ -100,21 +131,17 @@ pub async fn upload(addr: SocketAddr, n: u64) -> anyhow::Result<Duration> {
 }
 
 /// Runs `k` transfers of `n / k` bytes each at once; returns the wall time of them all.
-pub async fn parallel(
-    addr: SocketAddr,
-    n: u64,
-    k: usize,
-    upload_dir: bool,
-) -> anyhow::Result<Duration> {
+pub async fn parallel(via: &Via, n: u64, k: usize, upload_dir: bool) -> anyhow::Result<Duration> {
     let each = n / k as u64;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..k {
+        let via = via.clone();
         tasks.spawn(async move {
             if upload_dir {
-                upload(addr, each).await
+                upload(&via, each).await
             } else {
-                download(addr, each).await
+                download(&via, each).await
             }
         });
     }

@@ -65,11 +65,14 @@ pub async fn kubectl_version(bin: &Path) -> String {
     }
 }
 
+/// Per forward: its last state and local address, from the JSON events.
+type ForwardStates = Arc<Mutex<HashMap<String, (String, Option<SocketAddr>)>>>;
+
 /// A running `ferry up -c FILE --events json`.
 pub struct Ferry {
     child: Child,
     /// Per forward: its last state and local address, from the JSON events.
-    forwards: Arc<Mutex<HashMap<String, (String, Option<SocketAddr>)>>>,
+    forwards: ForwardStates,
     stderr: PathBuf,
 }
 
@@ -99,7 +102,7 @@ impl Ferry {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         let stdout = child.stdout.take().context("ferry's stdout")?;
-        let forwards: Arc<Mutex<HashMap<String, (String, Option<SocketAddr>)>>> = Arc::default();
+        let forwards: ForwardStates = Arc::default();
         let seen = forwards.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
