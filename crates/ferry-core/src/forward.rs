@@ -958,7 +958,9 @@ async fn splice(
     let (mut tr, mut tw) = tokio::io::split(tunnel);
     let last_down = AtomicU64::new(now_ms());
     let up = async {
-        let mut buf = vec![0u8; 64 * 1024];
+        // Large reads make large WebSocket messages: fewer frames for the API server to
+        // parse and fewer TLS records per byte.
+        let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = lr.read(&mut buf).await?;
             if n == 0 {
