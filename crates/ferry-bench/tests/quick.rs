@@ -12,8 +12,14 @@ fn ferry_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let next = PathBuf::from(BENCH).with_file_name("ferry");
-    // Cargo builds only this package's binaries for its tests; build `ferry` too (a
-    // no-op when it is up to date). The target dir is inherited from the environment.
+    if next.is_file() {
+        // Built by the same `cargo test`/`nextest` run when it covers the workspace
+        // (ferry-cli's own tests need it); with `-p ferry-bench` alone it may be older
+        // than the sources, which is fine for checking the harness.
+        return next;
+    }
+    // Cargo builds only this package's binaries for its tests: build `ferry` too, in the
+    // same target dir (inherited from the environment) and profile.
     let profile_release = PathBuf::from(BENCH)
         .parent()
         .and_then(|p| p.file_name())
