@@ -28,6 +28,7 @@ use crate::backoff::Backoff;
 use crate::cluster::{ClientPool, Endpoint, ResolveError, resolve};
 use crate::config::{Forward, Pick};
 use crate::events::{ForwardState, ForwardStatus, now_ms};
+use crate::pool::{POOL_IDLE, POOL_SIZE, Pooled, TunnelPool};
 use crate::tunnel::{self, TunnelStream};
 
 /// How long a new local connection waits for a ready pod before it is closed.
@@ -327,6 +328,7 @@ pub(crate) fn spawn(
     watches: mpsc::Sender<WatchRequest>,
     notify: mpsc::Sender<()>,
     parent: &CancellationToken,
+    beat: Duration,
 ) -> WorkerHandle {
     let shared = Arc::new(WorkerShared::new(&spec, notify));
     let token = parent.child_token();
@@ -345,6 +347,8 @@ pub(crate) fn spawn(
         nudge: nudge.clone(),
         sticky: sticky.clone(),
         next_rr: Arc::new(AtomicUsize::new(0)),
+        tunnels: Arc::new(TunnelPool::default()),
+        beat,
     };
     let span = debug_span!("forward", forward.name = %spec.name, context = ?spec.context, namespace = ?spec.namespace);
     let task = tokio::spawn(worker.run().instrument(span));
@@ -374,6 +378,10 @@ struct Worker {
     /// The pod `sticky` forwards keep using while it stays ready.
     sticky: Arc<Mutex<Option<String>>>,
     next_rr: Arc<AtomicUsize>,
+    /// Pre-opened tunnels for the next connections (sticky forwards in use only).
+    tunnels: Arc<TunnelPool>,
+    /// How often the accept loop shows it is alive.
+    beat: Duration,
 }
 
 /// The forward's address as a URL: the scheme guessed from the port (name or number) and
@@ -425,7 +433,11 @@ impl Worker {
         let tracker = TaskTracker::new();
         // The resolver runs from the start, so `dial()` works even while the local address
         // cannot be bound.
-        tokio::join!(self.serve(tracker.clone()), self.resolver_loop());
+        tokio::join!(
+            self.serve(tracker.clone()),
+            self.resolver_loop(),
+            self.pool_loop()
+        );
         // Every connection task has seen the cancellation; wait for them briefly so that
         // "stopped" means the sockets are closed.
         tracker.close();
@@ -467,7 +479,7 @@ impl Worker {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let mut heartbeat = tokio::time::interval(Duration::from_millis(500));
+        let mut heartbeat = tokio::time::interval(self.beat);
         loop {
             let accepted = tokio::select! {
                 () = self.token.cancelled() => return,
@@ -484,6 +496,7 @@ impl Worker {
             match accepted {
                 Ok((sock, peer)) => {
                     let _ = sock.set_nodelay(true);
+                    self.tunnels.touch();
                     let conn = Connection {
                         limits: *self.limits.borrow(),
                         spec: self.spec.clone(),
@@ -492,6 +505,7 @@ impl Worker {
                         nudge: self.nudge.clone(),
                         sticky: self.sticky.clone(),
                         next_rr: self.next_rr.clone(),
+                        tunnels: self.tunnels.clone(),
                         token: self.token.child_token(),
                     };
                     let id = self.shared.conns_total.fetch_add(1, Ordering::Relaxed) + 1;
@@ -511,6 +525,109 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Keeps a few tunnels open ahead of demand while the forward is in use (see
+    /// [`crate::pool`]); holds none while it is idle.
+    async fn pool_loop(&self) {
+        if self.spec.pick != Pick::Sticky {
+            return;
+        }
+        let mut targets = self.targets.subscribe();
+        // Bumped by every resolution the resolver publishes (pod events, periodic checks):
+        // tunnels opened before it are dropped, so a pod that went (even one replaced
+        // under the same name, as a StatefulSet's) is never reached through the pool.
+        let mut generation: u64 = 0;
+        let mut dials: tokio::task::JoinSet<Option<(u64, Pooled)>> = tokio::task::JoinSet::new();
+        // After a failed dial the pool rests a moment instead of hammering the server.
+        let mut rest_until: Option<tokio::time::Instant> = None;
+        loop {
+            let busy = self.tunnels.busy();
+            let target = if busy { self.pool_target() } else { None };
+            if busy {
+                self.tunnels
+                    .prune(target.as_ref().map(|t| (t.2.as_str(), t.3)));
+            } else {
+                self.tunnels.clear();
+                dials.abort_all();
+            }
+            let now = tokio::time::Instant::now();
+            let resting = rest_until.is_some_and(|t| now < t);
+            if let (Some((client, namespace, pod, port)), false) = (&target, resting) {
+                while self.tunnels.len() + dials.len() < POOL_SIZE {
+                    let (client, namespace, pod, port) =
+                        (client.clone(), namespace.clone(), pod.clone(), *port);
+                    dials.spawn(
+                        async move {
+                            let tunnel = tunnel::dial(&client, &namespace, &pod, port)
+                                .await
+                                .map_err(|e| debug!(error = %e, "pre-opening a tunnel failed"))
+                                .ok()?;
+                            Some((
+                                generation,
+                                Pooled {
+                                    pod,
+                                    port,
+                                    opened: tokio::time::Instant::now(),
+                                    tunnel,
+                                },
+                            ))
+                        }
+                        .in_current_span(),
+                    );
+                }
+            }
+            // Wake for the first expiry, the end of a rest, or the pool going idle.
+            let mut wake_at = [
+                self.tunnels.next_expiry(),
+                rest_until.filter(|t| *t > now),
+                busy.then(|| now + POOL_IDLE),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            if wake_at.is_some_and(|t| t <= now) {
+                wake_at = Some(now + Duration::from_millis(10));
+            }
+            let timer = async {
+                match wake_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = self.token.cancelled() => {
+                    dials.abort_all();
+                    self.tunnels.clear();
+                    return;
+                }
+                () = self.tunnels.wake.notified() => {}
+                Some(done) = dials.join_next(), if !dials.is_empty() => match done {
+                    Ok(Some((g, pooled))) if g == generation => self.tunnels.put(pooled),
+                    Ok(Some(_)) => {}
+                    _ => rest_until = Some(tokio::time::Instant::now() + Duration::from_secs(1)),
+                },
+                changed = targets.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    generation += 1;
+                    self.tunnels.clear();
+                }
+                () = timer => {}
+            }
+        }
+    }
+
+    /// Where the next sticky connection goes: client, namespace, pod and port.
+    fn pool_target(&self) -> Option<(kube::Client, String, String, u16)> {
+        let targets = self.targets.borrow();
+        let client = targets.client.clone()?;
+        let sticky = self.sticky.lock().clone();
+        let ep = sticky
+            .and_then(|p| targets.endpoints.iter().find(|e| e.pod == p))
+            .or_else(|| targets.endpoints.first())?;
+        Some((client, targets.namespace.clone(), ep.pod.clone(), ep.port))
     }
 
     /// Keeps `targets` current: client, namespace and ready endpoints.
@@ -702,6 +819,7 @@ struct Connection {
     nudge: Arc<Notify>,
     sticky: Arc<Mutex<Option<String>>>,
     next_rr: Arc<AtomicUsize>,
+    tunnels: Arc<TunnelPool>,
     token: CancellationToken,
 }
 
@@ -747,6 +865,9 @@ impl Connection {
         loop {
             let targets = self.targets.borrow_and_update().clone();
             if let (Some(client), Some(ep)) = (&targets.client, self.pick(&targets.endpoints)) {
+                if let Some(t) = self.tunnels.take(&ep.pod, ep.port) {
+                    return Ok((t, ep.pod));
+                }
                 let dialed = tokio::time::timeout_at(
                     deadline,
                     tunnel::dial(client, &targets.namespace, &ep.pod, ep.port),
@@ -837,7 +958,9 @@ async fn splice(
     let (mut tr, mut tw) = tokio::io::split(tunnel);
     let last_down = AtomicU64::new(now_ms());
     let up = async {
-        let mut buf = vec![0u8; 64 * 1024];
+        // Large reads make large WebSocket messages: fewer frames for the API server to
+        // parse and fewer TLS records per byte.
+        let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = lr.read(&mut buf).await?;
             if n == 0 {

@@ -20,6 +20,7 @@ pub mod events;
 mod forward;
 pub mod health;
 pub mod mdns;
+mod pool;
 pub mod store;
 pub mod tunnel;
 

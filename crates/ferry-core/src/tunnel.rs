@@ -1,20 +1,34 @@
 //! A byte stream to one pod port through the API server's `pods/portforward` subresource,
 //! with no local socket.
 //!
+//! The stream speaks the WebSocket channel protocol (`v4.channel.k8s.io`) itself, on the
+//! upgraded connection, with no task, queue or pipe in between: a read takes the next
+//! data message's payload straight from the WebSocket, a write sends one message. (kube's
+//! `Portforwarder` relays through a task, a one-slot queue and an in-memory pipe, and
+//! sends what it reads from that pipe in 4 KiB messages.)
+//!
 //! The error channel of the port-forward protocol surfaces as an I/O error on the stream:
 //! a pod port that refuses makes the first read fail with kubelet's message, instead of
 //! looking like a clean end of stream.
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::{Sink, Stream};
+use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
-use kube::api::Portforwarder;
-use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The most bytes one write puts in a WebSocket message.
+const MAX_MESSAGE: usize = 256 * 1024;
+
+/// Data channel of the (only) port; its error channel is `DATA + 1`.
+const DATA: u8 = 0;
+const ERROR: u8 = 1;
 
 /// Why a tunnel could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -41,25 +55,32 @@ impl TunnelError {
     }
 }
 
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
 /// A connected byte stream to a pod port. Dropping it closes the tunnel.
 pub struct TunnelStream {
-    stream: DuplexStream,
-    /// Resolves with the error channel's message, or `None` when the channel closed clean.
-    error: Option<BoxFuture<'static, Option<String>>>,
-    /// A message already taken from the error channel, returned by the next read.
+    ws: Ws,
+    port: u16,
+    /// Whether the first message of each channel (the port number) has been seen.
+    data_init: bool,
+    error_init: bool,
+    /// Received data not yet read.
+    pending: Bytes,
+    /// A message from the error channel, returned by the next read.
     failed: Option<String>,
-    forwarder: Portforwarder,
-}
-
-impl Drop for TunnelStream {
-    fn drop(&mut self) {
-        self.forwarder.abort();
-    }
+    /// The server closed the WebSocket (or the connection ended).
+    eof: bool,
+    /// Messages were queued and not yet flushed.
+    unflushed: bool,
+    /// A close frame was sent.
+    closing: bool,
 }
 
 impl std::fmt::Debug for TunnelStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TunnelStream").finish_non_exhaustive()
+        f.debug_struct("TunnelStream")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,40 +98,135 @@ pub async fn dial(
         code,
         message,
     };
-    let mut forwarder = Api::<Pod>::namespaced(client.clone(), namespace)
+    let request = kube::core::Request::new(<Pod as kube::Resource>::url_path(&(), Some(namespace)))
         .portforward(pod, &[port])
-        .await
-        .map_err(|e| match e {
-            kube::Error::Api(status) => fail(Some(status.code), status.message),
-            other => fail(None, crate::cluster::error_chain(&other)),
-        })?;
-    let (Some(stream), Some(error)) = (forwarder.take_stream(port), forwarder.take_error(port))
-    else {
-        return Err(fail(None, "the port-forward returned no stream".into()));
-    };
+        .map_err(|e| fail(None, e.to_string()))?;
+    let connection = client.connect(request).await.map_err(|e| match e {
+        kube::Error::Api(status) => fail(Some(status.code), status.message),
+        other => fail(None, crate::cluster::error_chain(&other)),
+    })?;
     Ok(TunnelStream {
-        stream,
-        error: Some(error.boxed()),
+        ws: connection.into_stream(),
+        port,
+        data_init: false,
+        error_init: false,
+        pending: Bytes::new(),
         failed: None,
-        forwarder,
+        eof: false,
+        unflushed: false,
+        closing: false,
     })
 }
 
+fn ws_error(e: tokio_tungstenite::tungstenite::Error) -> io::Error {
+    use tokio_tungstenite::tungstenite::Error as E;
+    match e {
+        E::Io(e) => e,
+        E::ConnectionClosed | E::AlreadyClosed => {
+            io::Error::new(io::ErrorKind::BrokenPipe, "the tunnel is closed")
+        }
+        other => io::Error::other(other),
+    }
+}
+
 impl TunnelStream {
-    /// Polls the error channel without blocking; remembers a message for the next read.
-    fn poll_error(&mut self, cx: &mut Context<'_>) {
-        if let Some(fut) = self.error.as_mut()
-            && let Poll::Ready(msg) = fut.as_mut().poll(cx)
-        {
-            self.error = None;
-            self.failed = msg;
+    /// Pushes queued messages out, without waiting; remembers whether some are left.
+    fn drive_flush(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if self.unflushed {
+            match Pin::new(&mut self.ws).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(e)) => return Err(ws_error(e)),
+                Poll::Pending => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the next message off the WebSocket into `pending`, `failed` or `eof`.
+    /// `Ready` means the state changed (or the stream ended).
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let msg = match ready!(Pin::new(&mut self.ws).poll_next(cx)) {
+                None => {
+                    self.eof = true;
+                    return Poll::Ready(Ok(()));
+                }
+                Some(Err(e)) => {
+                    self.eof = true;
+                    return Poll::Ready(Err(ws_error(e)));
+                }
+                Some(Ok(m)) => m,
+            };
+            let mut data = match msg {
+                Message::Binary(b) => b,
+                Message::Close(_) => {
+                    self.eof = true;
+                    return Poll::Ready(Ok(()));
+                }
+                // Pings are answered by the WebSocket layer; nothing else is expected.
+                _ => continue,
+            };
+            if data.is_empty() {
+                continue;
+            }
+            let channel = data[0];
+            data = data.slice(1..);
+            match channel {
+                DATA if !self.data_init => {
+                    self.data_init = true;
+                    self.check_port(&data)?;
+                }
+                ERROR if !self.error_init => {
+                    self.error_init = true;
+                    self.check_port(&data)?;
+                }
+                DATA if !data.is_empty() => {
+                    self.pending = data;
+                    return Poll::Ready(Ok(()));
+                }
+                ERROR if !data.is_empty() => {
+                    if self.failed.is_none() {
+                        self.failed = Some(String::from_utf8_lossy(&data).into_owned());
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                DATA | ERROR => {}
+                other => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("the port-forward sent a message on unknown channel {other}"),
+                    )));
+                }
+            }
         }
     }
 
-    fn take_failure(&mut self) -> Option<io::Error> {
-        self.failed
-            .take()
-            .map(|msg| io::Error::new(io::ErrorKind::ConnectionRefused, msg))
+    fn check_port(&self, prefix: &[u8]) -> io::Result<()> {
+        match prefix {
+            [lo, hi] if u16::from_le_bytes([*lo, *hi]) == self.port => Ok(()),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the port-forward's first message names another port than {}",
+                    self.port
+                ),
+            )),
+        }
+    }
+
+    /// Whether the tunnel is still usable, without waiting: false once the server closed it
+    /// or reported an error. Data that arrived meanwhile is kept for the next read.
+    pub fn is_open(&mut self) -> bool {
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        while self.pending.is_empty() && self.failed.is_none() && !self.eof {
+            match self.poll_message(&mut cx) {
+                Poll::Pending => break,
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return false,
+            }
+        }
+        self.failed.is_none() && (!self.eof || !self.pending.is_empty())
     }
 }
 
@@ -121,21 +237,22 @@ impl AsyncRead for TunnelStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.poll_error(cx);
-        if let Some(e) = this.take_failure() {
-            return Poll::Ready(Err(e));
-        }
-        let before = buf.filled().len();
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) if buf.filled().len() == before => {
-                // End of stream: if the pod side reported an error, say so instead.
-                this.poll_error(cx);
-                match this.take_failure() {
-                    Some(e) => Poll::Ready(Err(e)),
-                    None => Poll::Ready(Ok(())),
-                }
+        // Writes that could not be flushed at once go out as the stream is read.
+        this.drive_flush(cx)?;
+        loop {
+            if !this.pending.is_empty() {
+                let n = this.pending.len().min(buf.remaining());
+                buf.put_slice(&this.pending.split_to(n));
+                return Poll::Ready(Ok(()));
             }
-            other => other,
+            if let Some(msg) = this.failed.take() {
+                this.eof = true;
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionRefused, msg)));
+            }
+            if this.eof {
+                return Poll::Ready(Ok(()));
+            }
+            ready!(this.poll_message(cx))?;
         }
     }
 }
@@ -146,14 +263,53 @@ impl AsyncWrite for TunnelStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if this.closing {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the tunnel was shut down",
+            )));
+        }
+        ready!(Pin::new(&mut this.ws).poll_ready(cx)).map_err(ws_error)?;
+        let n = buf.len().min(MAX_MESSAGE);
+        let mut frame = BytesMut::with_capacity(n + 1);
+        frame.put_u8(DATA);
+        frame.put_slice(&buf[..n]);
+        Pin::new(&mut this.ws)
+            .start_send(Message::Binary(frame.freeze()))
+            .map_err(ws_error)?;
+        this.unflushed = true;
+        // Callers of a byte stream rarely flush: push the message out now if the socket
+        // takes it, and otherwise on the next read, write or flush.
+        this.drive_flush(cx)?;
+        Poll::Ready(Ok(n))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        let this = self.get_mut();
+        ready!(Pin::new(&mut this.ws).poll_flush(cx)).map_err(ws_error)?;
+        this.unflushed = false;
+        Poll::Ready(Ok(()))
     }
 
+    /// Ends the tunnel: the WebSocket protocol cannot close one direction only, so this
+    /// sends a close frame, as kube's port-forwarder does when a port's writer shuts down.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        let this = self.get_mut();
+        if !this.closing {
+            ready!(Pin::new(&mut this.ws).poll_ready(cx)).map_err(ws_error)?;
+            Pin::new(&mut this.ws)
+                .start_send(Message::Close(None))
+                .map_err(ws_error)?;
+            this.closing = true;
+        }
+        match ready!(Pin::new(&mut this.ws).poll_flush(cx)) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed) => Poll::Ready(Ok(())),
+            Err(e) => Poll::Ready(Err(ws_error(e))),
+        }
     }
 }

@@ -107,6 +107,41 @@ async fn a_deleted_pod_is_replaced_without_dropping_the_port() -> anyhow::Result
     Ok(())
 }
 
+/// The pod that answered `GET /` through `addr` ("hello from POD").
+async fn who_answers(addr: std::net::SocketAddr) -> anyhow::Result<String> {
+    let text = timeout(Duration::from_secs(20), http_get(addr, "/")).await??;
+    text.lines()
+        .find_map(|l| l.strip_prefix("hello from "))
+        .map(|p| p.trim().to_string())
+        .ok_or_else(|| anyhow::anyhow!("no greeting in {text:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_opened_tunnels_never_reach_a_pod_that_went() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let engine = Engine::start(
+        config(vec![fwd("web", "deployment/web", PortRef::Number(8080))]),
+        options(vec![f.kubeconfig.clone()]),
+    )?;
+    let addr = active(&engine, "web").await?;
+    // In use: the forward opens tunnels ahead of the next connections.
+    let old = who_answers(addr).await?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while f.fake.cluster().tunnels_to("demo", &old) < 3 {
+        anyhow::ensure!(Instant::now() < deadline, "no tunnels were opened ahead");
+        sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(who_answers(addr).await?, old, "sticky");
+    f.fake.cluster().delete_pod("demo", &old)?;
+    // Every connection from now on reaches the replacement, none a closed tunnel.
+    for i in 0..8 {
+        let who = who_answers(addr).await?;
+        assert_ne!(who, old, "connection {i} went to the deleted pod");
+    }
+    engine.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwards_recover_from_faults_and_say_what_happened() -> anyhow::Result<()> {
     let f = fake("ferry-fake").await?;
@@ -128,7 +163,10 @@ async fn forwards_recover_from_faults_and_say_what_happened() -> anyhow::Result<
     assert_eq!(echo_once(addr, b"after drop").await?, b"after drop");
 
     // Refused upgrades for 3 s: a connection made meanwhile waits and then goes through.
+    // The tunnels the forward pre-opened while in use are cut too, so none is at hand.
     f.fake.faults().refuse_portforward(Duration::from_secs(3));
+    f.fake.faults().drop_tunnels();
+    sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
     assert_eq!(echo_once(addr, b"patient").await?, b"patient");
     assert!(

@@ -76,7 +76,10 @@ pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: Cancellat
     let mut cache: HashMap<String, (Instant, ProbeResult)> = HashMap::new();
     // Which forward each probe task is for, so a probe that panics does not leave its
     // forward marked in flight (and never probed again).
-    let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut running: HashMap<tokio::task::Id, (String, Option<String>)> = HashMap::new();
+    // Forwards waiting for a probe of the same key that another forward has in flight,
+    // with their generation when they started waiting: one probe serves them all.
+    let mut waiting: HashMap<String, Vec<(String, u64)>> = HashMap::new();
     let mut added: u64 = 0;
     loop {
         let next_due = entries
@@ -97,29 +100,36 @@ pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: Cancellat
                 None => return,
             },
             Some(done) = probes.join_next_with_id() => {
-                let (name, outcome) = match done {
+                let (name, key, outcome) = match done {
                     Ok((id, (name, generation, key, result))) => {
                         running.remove(&id);
-                        if let Some(key) = key {
-                            cache.insert(key, (Instant::now(), result.clone()));
+                        if let Some(key) = &key {
+                            cache.insert(key.clone(), (Instant::now(), result.clone()));
                         }
-                        (name, Some((generation, result)))
+                        (name, key, Some((generation, result)))
                     }
                     // A probe that panicked: its forward is probed again after an interval.
                     Err(e) => match running.remove(&e.id()) {
-                        Some(name) => (name, None),
+                        Some((name, key)) => (name, key, None),
                         None => continue,
                     },
                 };
-                let Some(e) = entries.get_mut(&name) else { continue };
-                match outcome {
-                    Some((generation, result)) if generation == e.generation => {
-                        apply(e, result);
-                    }
-                    Some(_) => {}
-                    None => {
-                        e.in_flight = false;
-                        e.next_due = Instant::now() + e.spec.interval;
+                let waiters = key.and_then(|k| waiting.remove(&k)).unwrap_or_default();
+                let everyone = std::iter::once((name, outcome.as_ref().map(|(g, _)| *g)))
+                    .chain(waiters.into_iter().map(|(n, g)| (n, Some(g))));
+                for (name, generation) in everyone {
+                    let Some(e) = entries.get_mut(&name) else { continue };
+                    match (&outcome, generation) {
+                        (Some((_, result)), Some(g)) if g == e.generation => {
+                            apply(e, result.clone());
+                        }
+                        (Some(_), _) => {}
+                        (None, _) => {
+                            if e.in_flight {
+                                e.in_flight = false;
+                                e.next_due = Instant::now() + e.spec.interval;
+                            }
+                        }
                     }
                 }
             }
@@ -146,11 +156,19 @@ pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: Cancellat
                         continue;
                     }
                     e.in_flight = true;
+                    if let Some(w) = key.as_ref().and_then(|k| waiting.get_mut(k)) {
+                        // The same check is already running for another forward.
+                        w.push((name.clone(), e.generation));
+                        continue;
+                    }
+                    if let Some(k) = &key {
+                        waiting.insert(k.clone(), Vec::new());
+                    }
                     let spec = e.spec.clone();
                     let generation = e.generation;
                     let name = name.clone();
                     let span = debug_span!("probe", forward.name = %name, kind = ?spec.kind);
-                    let for_name = name.clone();
+                    let for_name = (name.clone(), key.clone());
                     let handle = probes.spawn(
                         async move {
                             let result = run_probe(&spec, &probe).await;

@@ -1,0 +1,129 @@
+//! A small pool of pre-opened tunnels per forward, so that a new local connection does
+//! not wait for a TLS handshake and an upgrade round trip to the API server.
+//!
+//! The pool only fills while the forward is in use (a connection was accepted within
+//! [`POOL_IDLE`]); an idle forward holds no tunnel. Pooled tunnels are opened to the pod
+//! the next connection would use (sticky forwards only: round-robin and random picks
+//! dial per connection), and a tunnel is handed out only when
+//! - it goes to the pod the connection picked, from the current ready endpoints, and was
+//!   opened after the resolver last published them (every resolution empties the pool),
+//! - it is younger than [`POOL_MAX_AGE`] (kubelet connected it to the pod when it was
+//!   opened, and servers drop clients that stay silent too long), and
+//! - the server has neither closed it nor reported an error on it (deleting a pod closes
+//!   its tunnels).
+//!
+//! Tunnels to pods that left the endpoints are dropped as soon as the filler notices.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::tunnel::TunnelStream;
+
+/// How many pre-opened tunnels a busy forward keeps ready.
+pub(crate) const POOL_SIZE: usize = 4;
+
+/// A pooled tunnel older than this is closed instead of handed out.
+pub(crate) const POOL_MAX_AGE: Duration = Duration::from_secs(5);
+
+/// A forward that accepted no connection for this long keeps no pool.
+pub(crate) const POOL_IDLE: Duration = Duration::from_secs(10);
+
+/// One pre-opened tunnel.
+pub(crate) struct Pooled {
+    pub pod: String,
+    pub port: u16,
+    pub opened: Instant,
+    pub tunnel: TunnelStream,
+}
+
+/// The ready tunnels of one forward and the filler's wake-up call.
+#[derive(Default)]
+pub(crate) struct TunnelPool {
+    ready: Mutex<VecDeque<Pooled>>,
+    /// When a connection was last accepted.
+    last_use: Mutex<Option<Instant>>,
+    /// Wakes the filler: a connection was accepted or took a tunnel.
+    pub wake: Notify,
+}
+
+impl TunnelPool {
+    /// A connection was accepted: the forward is in use.
+    pub(crate) fn touch(&self) {
+        *self.last_use.lock() = Some(Instant::now());
+        self.wake.notify_one();
+    }
+
+    /// Whether the forward was used recently enough to keep a pool.
+    pub(crate) fn busy(&self) -> bool {
+        self.last_use
+            .lock()
+            .is_some_and(|t| t.elapsed() < POOL_IDLE)
+    }
+
+    /// A usable tunnel to `pod:port`, if one is ready. Stale or closed ones met on the
+    /// way are dropped.
+    pub(crate) fn take(&self, pod: &str, port: u16) -> Option<TunnelStream> {
+        let mut ready = self.ready.lock();
+        while let Some(i) = ready.iter().position(|p| p.pod == pod && p.port == port) {
+            let Some(mut p) = ready.remove(i) else { break };
+            if p.opened.elapsed() < POOL_MAX_AGE && p.tunnel.is_open() {
+                drop(ready);
+                self.wake.notify_one();
+                return Some(p.tunnel);
+            }
+        }
+        None
+    }
+
+    /// Adds a freshly opened tunnel.
+    pub(crate) fn put(&self, pooled: Pooled) {
+        self.ready.lock().push_back(pooled);
+    }
+
+    /// How many tunnels are ready.
+    pub(crate) fn len(&self) -> usize {
+        self.ready.lock().len()
+    }
+
+    /// Drops every tunnel that is too old, closed, or not to `pod:port`.
+    pub(crate) fn prune(&self, keep: Option<(&str, u16)>) {
+        let dropped: Vec<Pooled> = {
+            let mut ready = self.ready.lock();
+            let all = std::mem::take(&mut *ready);
+            let (kept, dropped): (Vec<Pooled>, Vec<Pooled>) = all.into_iter().partition(|p| {
+                keep.is_some_and(|(pod, port)| p.pod == pod && p.port == port)
+                    && p.opened.elapsed() < POOL_MAX_AGE
+            });
+            let mut dropped = dropped;
+            for mut p in kept {
+                if p.tunnel.is_open() {
+                    ready.push_back(p);
+                } else {
+                    dropped.push(p);
+                }
+            }
+            dropped
+        };
+        // Closed outside the lock.
+        drop(dropped);
+    }
+
+    /// Drops every ready tunnel.
+    pub(crate) fn clear(&self) {
+        let all = std::mem::take(&mut *self.ready.lock());
+        drop(all);
+    }
+
+    /// When the oldest ready tunnel expires.
+    pub(crate) fn next_expiry(&self) -> Option<Instant> {
+        self.ready
+            .lock()
+            .iter()
+            .map(|p| p.opened + POOL_MAX_AGE)
+            .min()
+    }
+}
