@@ -102,6 +102,14 @@ pub struct EngineOptions {
     /// A worker whose accept loop shows no heartbeat for this long is restarted.
     /// Default: 10 s (the loop beats every quarter of it, at most every 2.5 s).
     pub watchdog: Duration,
+    /// Keep a few tunnels open ahead of demand for busy sticky forwards (see
+    /// `crate::pool`): connection setup no longer waits for a TLS handshake and upgrade.
+    /// Default: off. Between a pod's deletion and the resolver noticing it (tens of
+    /// milliseconds), a pre-opened tunnel to that pod can be handed to a new connection,
+    /// which then ends without an answer; with this off such a connection dials afresh and
+    /// is retried. Reliability under churn comes first, so it is opt-in until that window
+    /// is closed.
+    pub pre_open_tunnels: bool,
 }
 
 impl Default for EngineOptions {
@@ -111,6 +119,7 @@ impl Default for EngineOptions {
             exec: crate::cluster::ExecOptions::default(),
             mdns_interfaces: crate::mdns::Interfaces::default(),
             watchdog: Duration::from_secs(10),
+            pre_open_tunnels: false,
         }
     }
 }
@@ -155,6 +164,7 @@ impl Engine {
             monitor: monitor_tx,
             health: BTreeMap::new(),
             watchdog: options.watchdog,
+            pre_open_tunnels: options.pre_open_tunnels,
             commands: rx,
             notify_rx,
             notify_tx,
@@ -311,6 +321,8 @@ struct Manager {
     /// The health spec each running worker is checked with.
     health: BTreeMap<String, crate::config::HealthSpec>,
     watchdog: Duration,
+    /// See [`EngineOptions::pre_open_tunnels`].
+    pre_open_tunnels: bool,
     commands: mpsc::Receiver<Command>,
     notify_rx: mpsc::Receiver<()>,
     notify_tx: mpsc::Sender<()>,
@@ -498,6 +510,7 @@ impl Manager {
             // Four beats per watchdog period: a live loop is never taken for a stuck one,
             // and a thousand idle forwards do not wake the runtime thousands of times.
             (self.watchdog / 4).clamp(Duration::from_millis(100), Duration::from_millis(2500)),
+            self.pre_open_tunnels,
         );
         let _ = self
             .monitor

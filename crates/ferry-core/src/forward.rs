@@ -329,6 +329,7 @@ pub(crate) fn spawn(
     notify: mpsc::Sender<()>,
     parent: &CancellationToken,
     beat: Duration,
+    pre_open: bool,
 ) -> WorkerHandle {
     let shared = Arc::new(WorkerShared::new(&spec, notify));
     let token = parent.child_token();
@@ -349,6 +350,7 @@ pub(crate) fn spawn(
         next_rr: Arc::new(AtomicUsize::new(0)),
         tunnels: Arc::new(TunnelPool::default()),
         beat,
+        pre_open,
     };
     let span = debug_span!("forward", forward.name = %spec.name, context = ?spec.context, namespace = ?spec.namespace);
     let task = tokio::spawn(worker.run().instrument(span));
@@ -382,6 +384,8 @@ struct Worker {
     tunnels: Arc<TunnelPool>,
     /// How often the accept loop shows it is alive.
     beat: Duration,
+    /// Whether tunnels are opened ahead of demand (`EngineOptions::pre_open_tunnels`).
+    pre_open: bool,
 }
 
 /// The forward's address as a URL: the scheme guessed from the port (name or number) and
@@ -530,7 +534,7 @@ impl Worker {
     /// Keeps a few tunnels open ahead of demand while the forward is in use (see
     /// [`crate::pool`]); holds none while it is idle.
     async fn pool_loop(&self) {
-        if self.spec.pick != Pick::Sticky {
+        if !self.pre_open || self.spec.pick != Pick::Sticky {
             return;
         }
         let mut targets = self.targets.subscribe();

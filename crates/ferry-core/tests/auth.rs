@@ -120,6 +120,7 @@ fn options(path: &Path, p: &Plugin, plugin_timeout: Duration) -> EngineOptions {
         },
         mdns_interfaces: Default::default(),
         watchdog: Duration::from_secs(10),
+        pre_open_tunnels: false,
     }
 }
 

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{active, config, echo_once, fake, fwd, http_get, options, wait_for};
-use ferry_core::Engine;
 use ferry_core::config::{Pick, PortRef};
 use ferry_core::events::ForwardState;
+use ferry_core::{Engine, EngineOptions};
 use ferry_fakecluster::cluster::pod_is_ready;
 use ferry_fakecluster::kind::Kind;
 use rand::{Rng, RngCore};
@@ -121,7 +121,10 @@ async fn pre_opened_tunnels_never_reach_a_pod_that_went() -> anyhow::Result<()> 
     let f = fake("ferry-fake").await?;
     let engine = Engine::start(
         config(vec![fwd("web", "deployment/web", PortRef::Number(8080))]),
-        options(vec![f.kubeconfig.clone()]),
+        EngineOptions {
+            pre_open_tunnels: true,
+            ..options(vec![f.kubeconfig.clone()])
+        },
     )?;
     let addr = active(&engine, "web").await?;
     // In use: the forward opens tunnels ahead of the next connections.
@@ -133,7 +136,14 @@ async fn pre_opened_tunnels_never_reach_a_pod_that_went() -> anyhow::Result<()> 
     }
     assert_eq!(who_answers(addr).await?, old, "sticky");
     f.fake.cluster().delete_pod("demo", &old)?;
-    // Every connection from now on reaches the replacement, none a closed tunnel.
+    // Once the forward has seen the pod go (its status names another pod), every
+    // connection reaches the replacement, none a pre-opened tunnel to the old pod. (Before
+    // that, within tens of milliseconds of the deletion, one could: the reason the pool is
+    // off by default.)
+    wait_for(&engine, "web", "another pod", |s| {
+        s.pod.as_deref().is_some_and(|p| p != old)
+    })
+    .await?;
     for i in 0..8 {
         let who = who_answers(addr).await?;
         assert_ne!(who, old, "connection {i} went to the deleted pod");
