@@ -41,6 +41,26 @@ impl Drop for PortBackend {
     }
 }
 
+/// Starts one server per port of a pod; a port whose server cannot start is logged and
+/// left out (the pod then refuses it, as a container that does not listen would).
+pub(crate) fn start_pod_ports(
+    pod_name: &str,
+    ports: &[crate::scenario::PortSpec],
+    token: &CancellationToken,
+) -> Vec<PortBackend> {
+    let name: Arc<str> = Arc::from(pod_name);
+    let mut backends = Vec::new();
+    for p in ports {
+        match PortBackend::start(name.clone(), p.port, p.behavior.clone(), token) {
+            Ok(b) => backends.push(b),
+            Err(e) => {
+                warn!(pod.name = pod_name, pod.port = p.port, error = %e, "could not start a pod port's server")
+            }
+        }
+    }
+    backends
+}
+
 impl PortBackend {
     /// Binds a loopback listener and starts serving with `behavior`.
     ///

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::backend::PortBackend;
 use crate::kind::Kind;
@@ -986,16 +986,7 @@ impl Cluster {
             .unwrap_or_default()
             .to_string();
         let token = self.root.child_token();
-        let pod_name: Arc<str> = Arc::from(name);
-        let mut backends = Vec::new();
-        for p in ports {
-            match PortBackend::start(pod_name.clone(), p.port, p.behavior.clone(), &token) {
-                Ok(b) => backends.push(b),
-                Err(e) => {
-                    warn!(pod.name = name, pod.port = p.port, error = %e, "could not start a pod port's server")
-                }
-            }
-        }
+        let backends = crate::backend::start_pod_ports(name, ports, &token);
         st.runtime.insert(
             uid.clone(),
             PodRuntime {

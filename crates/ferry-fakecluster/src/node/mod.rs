@@ -41,7 +41,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, debug_span, info, warn};
+use tracing::{Instrument, debug, debug_span, info};
 
 use crate::backend::PortBackend;
 use crate::cluster::PortTarget;
@@ -292,16 +292,7 @@ impl Pods {
     /// Starts the port servers of a pod (replacing an earlier pod of the same name).
     pub(crate) fn start(&self, namespace: &str, name: &str, uid: &str, ports: &[PortSpec]) {
         let token = self.root.child_token();
-        let pod_name: Arc<str> = Arc::from(name);
-        let mut backends = Vec::new();
-        for p in ports {
-            match PortBackend::start(pod_name.clone(), p.port, p.behavior.clone(), &token) {
-                Ok(b) => backends.push(b),
-                Err(e) => {
-                    warn!(pod.name = name, pod.port = p.port, error = %e, "could not start a pod port's server")
-                }
-            }
-        }
+        let backends = crate::backend::start_pod_ports(name, ports, &token);
         let entry = PodEntry {
             uid: uid.to_string(),
             running: false,
