@@ -77,13 +77,24 @@ pub fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ferry=info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Logs go to stderr and, once the data directory is known, to a daily file there.
+    let log_file = LogFile::default();
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ferry=info")),
+            )
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(log_file.clone()),
+            )
+            .init();
+    }
     #[cfg(target_os = "linux")]
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
         eprintln!(
@@ -131,6 +142,7 @@ pub fn run() -> ExitCode {
                 .path()
                 .app_data_dir()
                 .unwrap_or_else(|_| std::env::temp_dir().join("ferry-app"));
+            log_file.open(app, &data_dir.join("logs"));
             let options = AppOptions {
                 store: args.store.clone(),
                 data_dir,
@@ -177,6 +189,45 @@ pub fn run() -> ExitCode {
         }
     });
     ExitCode::SUCCESS
+}
+
+/// The app's log file, written through a background thread once opened (before that,
+/// lines go to stderr only). Kept: the last 7 days, one file a day.
+#[derive(Clone, Default)]
+struct LogFile(Arc<std::sync::OnceLock<tracing_appender::non_blocking::NonBlocking>>);
+
+/// Flushes the log file when the app ends.
+struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+
+impl LogFile {
+    fn open(&self, app: &tauri::App, dir: &std::path::Path) {
+        use tracing_appender::rolling::{RollingFileAppender, Rotation};
+        let appender = RollingFileAppender::builder()
+            .rotation(Rotation::DAILY)
+            .filename_prefix("ferry")
+            .filename_suffix("log")
+            .max_log_files(7)
+            .build(dir);
+        match appender {
+            Ok(appender) => {
+                let (writer, guard) = tracing_appender::non_blocking(appender);
+                let _ = self.0.set(writer);
+                app.manage(LogGuard(guard));
+            }
+            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "no log file"),
+        }
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
+    type Writer = Box<dyn std::io::Write + 'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        match self.0.get() {
+            Some(w) => Box::new(w.clone()),
+            None => Box::new(std::io::sink()),
+        }
+    }
 }
 
 /// Shows the main window, building it when it was closed.
