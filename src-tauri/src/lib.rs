@@ -202,6 +202,11 @@ struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard)
 impl LogFile {
     fn open(&self, app: &tauri::App, dir: &std::path::Path) {
         use tracing_appender::rolling::{RollingFileAppender, Rotation};
+        // The appender looks for old files to prune at once: the directory must exist.
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "no log file");
+            return;
+        }
         let appender = RollingFileAppender::builder()
             .rotation(Rotation::DAILY)
             .filename_prefix("ferry")
