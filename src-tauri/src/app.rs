@@ -139,6 +139,9 @@ pub struct AppCore {
     /// Serializes starting the demo cluster and replacing the engine.
     lifecycle: tokio::sync::Mutex<()>,
     logs: Arc<Logs>,
+    /// The task that writes engine events into `logs`; ended by `shutdown` (or when the
+    /// core is dropped).
+    log_follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl AppCore {
@@ -172,6 +175,7 @@ impl AppCore {
             changed: watch::channel(0).0,
             demo: Mutex::new(None),
             lifecycle: tokio::sync::Mutex::new(()),
+            log_follower: Mutex::new(None),
             logs: Arc::new(Logs::default()),
         });
         let uses_demo = core
@@ -187,7 +191,7 @@ impl AppCore {
             core.set_banner(Some(format!("The demo cluster could not start: {e}")));
         }
         core.restart_engine().await?;
-        tokio::spawn(follow_logs(Arc::downgrade(&core)));
+        *core.log_follower.lock() = Some(tokio::spawn(follow_logs(Arc::downgrade(&core))));
         if options.demo {
             core.add_demo_forwards().await?;
         }
@@ -250,8 +254,20 @@ impl AppCore {
             (doc.config.clone(), Settings::from_store(&doc.settings).0)
         };
         let source = self.kubeconfig_source(&settings);
-        let (found, message) = match source.load() {
-            Ok(_) => (true, None),
+        // The engine's client pool keeps the parsed kubeconfig (re-read only when the files
+        // change): ask it rather than parsing the files on every state change.
+        let pool = self
+            .engine
+            .read()
+            .await
+            .as_ref()
+            .map(|e| e.clients().clone());
+        let loaded = match pool {
+            Some(pool) => pool.contexts().map(|_| ()),
+            None => source.load().map(|_| ()),
+        };
+        let (found, message) = match loaded {
+            Ok(()) => (true, None),
             Err(e) => (false, Some(e.to_string())),
         };
         AppState {
@@ -359,6 +375,9 @@ impl AppCore {
             engine.shutdown().await;
         }
         self.demo.lock().take();
+        if let Some(task) = self.log_follower.lock().take() {
+            task.abort();
+        }
     }
 
     // === forwards ===
@@ -766,13 +785,8 @@ impl AppCore {
                 "paste a command such as `kubectl port-forward svc/echo 18080:80 -n demo`",
             ));
         }
-        let full = if line.starts_with("kubectl") {
-            line.to_string()
-        } else {
-            format!("kubectl port-forward {line}")
-        };
         let imported =
-            import::kubectl_lines(&full).map_err(|e| AppError::invalid("line", e.message))?;
+            import::kubectl_line(line).map_err(|e| AppError::invalid("line", e.message))?;
         let mut forward = imported
             .forwards
             .into_iter()

@@ -834,7 +834,7 @@ fn report(json: bool, message: &str, imported: Option<&ferry_core::config::impor
 }
 
 fn edit(command: Command) -> Result<(), EditError> {
-    use ferry_core::config::import::kubectl_lines;
+    use ferry_core::config::import::kubectl_line;
     match command {
         Command::Up { .. } => Ok(()),
         Command::Ls { target } => {
@@ -888,12 +888,8 @@ fn edit(command: Command) -> Result<(), EditError> {
                 }
             }
             let path = target.config.clone().unwrap_or_else(default_config_path);
-            if words.first().map(String::as_str) != Some("kubectl") {
-                words.insert(0, "port-forward".into());
-                words.insert(0, "kubectl".into());
-            }
             let mut imported =
-                kubectl_lines(&words.join(" ")).map_err(|e| EditError::Usage(e.message))?;
+                kubectl_line(&words.join(" ")).map_err(|e| EditError::Usage(e.message))?;
             if let Some(name) = name {
                 if imported.forwards.len() != 1 {
                     return Err(EditError::Usage("--name: the line gives several ports; leave --name out to name them from the target".into()));

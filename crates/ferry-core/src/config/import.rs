@@ -38,6 +38,18 @@ fn err(line: usize, message: impl Into<String>) -> ImportError {
     }
 }
 
+/// Reads one `kubectl port-forward` command, or its short form without the leading
+/// `kubectl port-forward` (`svc/echo 18080:80 -n demo`), as `ferry add` and the app's
+/// quick add take it.
+pub fn kubectl_line(line: &str) -> Result<Imported, ImportError> {
+    let line = line.trim();
+    if line.split_whitespace().next() == Some("kubectl") {
+        kubectl_lines(line)
+    } else {
+        kubectl_lines(&format!("kubectl port-forward {line}"))
+    }
+}
+
 /// Reads `kubectl port-forward` lines: `kubectl port-forward [-n NS] [--context C]
 /// [--address A] TYPE/NAME [LOCAL:]REMOTE…`, one command per line (a trailing `\`
 /// continues it). Blank lines, `#` comments, a leading `$ ` prompt and a trailing `&` are
