@@ -23,7 +23,9 @@ pub const SNAPSHOT_EVENT: &str = "ferry://snapshot";
 const COALESCE: Duration = Duration::from_millis(250);
 /// How often counters and the store file are looked at.
 const TICK: Duration = Duration::from_secs(1);
-/// At most one notification per forward in this long.
+/// A forward down this long after having been up is announced.
+const NOTIFY_AFTER: Duration = Duration::from_secs(3);
+/// At most one "down" notification per forward in this long.
 const NOTIFY_EVERY: Duration = Duration::from_secs(30);
 
 pub async fn run(app: AppHandle, core: Arc<AppCore>) {
@@ -37,18 +39,35 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
     let mut last_counters: Vec<(String, u64, u64, u64)> = Vec::new();
     let mut store_mtime = mtime(core.store_path());
     let mut notifier = Notifier::default();
+    let mut login = LoginEntry::start(&app, &core);
     publish_state(&app, &core).await;
     loop {
         let wait = COALESCE.saturating_sub(last_emit.elapsed());
         tokio::select! {
             update = next(&mut sub) => match update {
                 Some(Update::Event(event)) => {
-                    if let Event::Forward { status } = &event {
-                        notifier.consider(&app, &core, &status.forward, status.state, status.error.as_deref());
+                    match &event {
+                        Event::Forward { status } => {
+                            let error = status.error.as_deref();
+                            if let Some(message) = notifier.state(Instant::now(), &status.forward, status.state, error) {
+                                notify(&app, &core, message);
+                            }
+                        }
+                        Event::Removed { forward } => notifier.forget(forward),
+                        _ => {}
                     }
                     dirty = true;
                 }
-                Some(Update::Resync(_)) => dirty = true,
+                Some(Update::Resync(snapshot)) => {
+                    // Events were missed: take every forward's state from the snapshot.
+                    for status in &snapshot.forwards {
+                        let error = status.error.as_deref();
+                        if let Some(message) = notifier.state(Instant::now(), &status.forward, status.state, error) {
+                            notify(&app, &core, message);
+                        }
+                    }
+                    dirty = true;
+                }
                 None => {
                     // The engine went (replaced or shut down): wait for the next one.
                     sub = None;
@@ -56,6 +75,7 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
             },
             changed = changes.changed() => {
                 if changed.is_err() { return; }
+                login.follow(&app, &core);
                 publish_state(&app, &core).await;
             }
             changed = engines.changed() => {
@@ -71,6 +91,9 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
                 dirty = false;
             }
             _ = tick.tick() => {
+                for message in notifier.due(Instant::now()) {
+                    notify(&app, &core, message);
+                }
                 let now = mtime(core.store_path());
                 if now != store_mtime {
                     store_mtime = now;
@@ -129,46 +152,103 @@ fn update_tray(app: &AppHandle, config: &ferry_core::config::Config, snapshot: &
     }
 }
 
-/// Desktop notifications when a forward goes down or recovers, at most one per forward
-/// every 30 s.
+/// Decides the desktop notifications: a forward that was up and has stayed down for
+/// [`NOTIFY_AFTER`] is announced (Ferry's own healing is quiet when it is quick), at most
+/// once per forward every [`NOTIFY_EVERY`]; a forward whose going down was announced is
+/// announced again when it is back up. Switching a forward off forgets it.
 #[derive(Default)]
 struct Notifier {
-    last: HashMap<String, (ForwardState, Option<Instant>)>,
+    forwards: HashMap<String, Watch>,
+}
+
+#[derive(Default)]
+struct Watch {
+    state: Option<ForwardState>,
+    error: Option<String>,
+    /// Since when it has been down, after having been up.
+    down_since: Option<Instant>,
+    /// Its going down was announced (and its recovery will be).
+    announced: bool,
+    /// When its going down was last announced.
+    last_down_sent: Option<Instant>,
+}
+
+fn is_down(s: ForwardState) -> bool {
+    matches!(
+        s,
+        ForwardState::Error | ForwardState::Reconnecting | ForwardState::Degraded
+    )
 }
 
 impl Notifier {
-    fn consider(
+    /// Takes a forward's new state; returns the message to show now, if any.
+    fn state(
         &mut self,
-        app: &AppHandle,
-        core: &AppCore,
+        now: Instant,
         forward: &str,
         state: ForwardState,
         error: Option<&str>,
-    ) {
-        let down = |s: ForwardState| {
-            matches!(
-                s,
-                ForwardState::Error | ForwardState::Reconnecting | ForwardState::Degraded
-            )
-        };
-        let (before, sent) = self
-            .last
-            .get(forward)
-            .copied()
-            .unwrap_or((ForwardState::Disabled, None));
-        self.last.insert(forward.to_string(), (state, sent));
-        let message = if before == ForwardState::Active && down(state) {
-            format!("{forward} is {state}: {}", error.unwrap_or("checks fail"))
-        } else if down(before) && state == ForwardState::Active {
-            format!("{forward} is back up")
-        } else {
-            return;
-        };
-        if !core.settings().notifications || sent.is_some_and(|t| t.elapsed() < NOTIFY_EVERY) {
-            return;
+    ) -> Option<String> {
+        let w = self.forwards.entry(forward.to_string()).or_default();
+        let before = w.state.replace(state);
+        w.error = error.map(str::to_string);
+        match state {
+            ForwardState::Active => {
+                w.down_since = None;
+                std::mem::take(&mut w.announced).then(|| format!("{forward} is back up"))
+            }
+            ForwardState::Disabled => {
+                self.forget(forward);
+                None
+            }
+            s if is_down(s) => {
+                if before == Some(ForwardState::Active) && w.down_since.is_none() {
+                    w.down_since = Some(now);
+                }
+                None
+            }
+            _ => None,
         }
-        self.last
-            .insert(forward.to_string(), (state, Some(Instant::now())));
+    }
+
+    fn forget(&mut self, forward: &str) {
+        self.forwards.remove(forward);
+    }
+
+    /// The announcements due by `now` for forwards still down.
+    fn due(&mut self, now: Instant) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, w) in &mut self.forwards {
+            let Some(since) = w.down_since else { continue };
+            let state = w.state.unwrap_or(ForwardState::Error);
+            if w.announced
+                || !is_down(state)
+                || now.duration_since(since) < NOTIFY_AFTER
+                || w.last_down_sent
+                    .is_some_and(|t| now.duration_since(t) < NOTIFY_EVERY)
+            {
+                continue;
+            }
+            w.announced = true;
+            w.last_down_sent = Some(now);
+            out.push(match &w.error {
+                Some(e) => format!("{name} is {state}: {e}"),
+                None => format!("{name} is {state}"),
+            });
+        }
+        out.sort();
+        out
+    }
+}
+
+/// Shows a desktop notification, unless the user turned them off. The D-Bus call blocks
+/// (up to its timeout when no notification service answers): it runs off the bridge.
+fn notify(app: &AppHandle, core: &AppCore, message: String) {
+    if !core.settings().notifications {
+        return;
+    }
+    let app = app.clone();
+    tauri::async_runtime::spawn_blocking(move || {
         use tauri_plugin_notification::NotificationExt as _;
         if let Err(e) = app
             .notification()
@@ -179,5 +259,122 @@ impl Notifier {
         {
             tracing::debug!(error = %e, "notification not shown");
         }
+    });
+}
+
+/// Keeps the start-at-login entry in line with the settings, whoever changed them (the
+/// window, or another program writing the store). At launch an entry that should exist is
+/// rewritten so it starts this very binary; one that should not is left alone there, so
+/// a run on another store (`--store`) never removes the entry of the usual one.
+struct LoginEntry {
+    on: bool,
+}
+
+impl LoginEntry {
+    fn start(app: &AppHandle, core: &AppCore) -> LoginEntry {
+        let on = core.settings().start_at_login;
+        if on {
+            apply_login(app, on);
+        }
+        LoginEntry { on }
+    }
+
+    fn follow(&mut self, app: &AppHandle, core: &AppCore) {
+        let on = core.settings().start_at_login;
+        if on != self.on {
+            self.on = on;
+            apply_login(app, on);
+        }
+    }
+}
+
+fn apply_login(app: &AppHandle, on: bool) {
+    if let Err(e) = crate::set_start_at_login(app, on) {
+        tracing::warn!(error = %e.message, "start at login not changed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOWN: ForwardState = ForwardState::Reconnecting;
+
+    #[test]
+    fn quick_healing_is_quiet() {
+        let mut n = Notifier::default();
+        let t0 = Instant::now();
+        assert_eq!(n.state(t0, "echo", ForwardState::Active, None), None);
+        assert_eq!(n.state(t0, "echo", DOWN, Some("no ready pod")), None);
+        assert!(n.due(t0 + Duration::from_secs(1)).is_empty());
+        assert_eq!(
+            n.state(
+                t0 + Duration::from_secs(2),
+                "echo",
+                ForwardState::Active,
+                None
+            ),
+            None
+        );
+        assert!(n.due(t0 + Duration::from_secs(10)).is_empty());
+    }
+
+    #[test]
+    fn down_then_back_up_is_announced_once_each() {
+        let mut n = Notifier::default();
+        let t0 = Instant::now();
+        n.state(t0, "db", ForwardState::Active, None);
+        n.state(t0, "db", DOWN, Some("no ready pod"));
+        n.state(
+            t0 + Duration::from_secs(1),
+            "db",
+            ForwardState::Degraded,
+            Some("probe failed"),
+        );
+        assert_eq!(
+            n.due(t0 + NOTIFY_AFTER),
+            vec!["db is degraded: probe failed".to_string()]
+        );
+        assert!(n.due(t0 + NOTIFY_AFTER * 2).is_empty(), "announced once");
+        assert_eq!(
+            n.state(t0 + NOTIFY_AFTER * 3, "db", ForwardState::Active, None)
+                .as_deref(),
+            Some("db is back up")
+        );
+        assert_eq!(
+            n.state(t0 + NOTIFY_AFTER * 3, "db", ForwardState::Active, None),
+            None
+        );
+    }
+
+    #[test]
+    fn flapping_is_rate_limited_and_recovery_follows_only_an_announcement() {
+        let mut n = Notifier::default();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        n.state(at(0), "web", ForwardState::Active, None);
+        n.state(at(0), "web", DOWN, None);
+        assert_eq!(n.due(at(5)), vec!["web is reconnecting".to_string()]);
+        assert!(n.state(at(6), "web", ForwardState::Active, None).is_some());
+        // Down again 10 s later, for long: not announced within 30 s of the last one.
+        n.state(at(10), "web", DOWN, None);
+        assert!(n.due(at(20)).is_empty());
+        assert_eq!(n.state(at(21), "web", ForwardState::Active, None), None);
+        // Later on, it is.
+        n.state(at(40), "web", DOWN, None);
+        assert_eq!(n.due(at(45)).len(), 1);
+    }
+
+    #[test]
+    fn failing_from_the_start_or_switched_off_is_not_announced() {
+        let mut n = Notifier::default();
+        let t0 = Instant::now();
+        n.state(t0, "pg", ForwardState::Starting, None);
+        n.state(t0, "pg", ForwardState::Error, Some("port in use"));
+        assert!(n.due(t0 + Duration::from_secs(60)).is_empty());
+        n.state(t0, "x", ForwardState::Active, None);
+        n.state(t0, "x", DOWN, None);
+        n.state(t0, "x", ForwardState::Disabled, None);
+        assert!(n.due(t0 + Duration::from_secs(60)).is_empty());
     }
 }

@@ -131,13 +131,17 @@ pub async fn delete_profile(core: Core<'_>, name: String) -> Result<()> {
 #[tauri::command]
 #[instrument(skip(core, app, settings), err(Debug))]
 pub async fn save_settings(app: AppHandle, core: Core<'_>, settings: Settings) -> Result<()> {
-    let login_changed = core.settings().start_at_login != settings.start_at_login;
+    // The entry first: when it cannot be changed, nothing is saved.
     let start_at_login = settings.start_at_login;
-    core.save_settings(settings).await?;
+    let login_changed = core.settings().start_at_login != start_at_login;
     if login_changed {
         crate::set_start_at_login(&app, start_at_login)?;
     }
-    Ok(())
+    let saved = core.save_settings(settings).await;
+    if saved.is_err() && login_changed {
+        let _ = crate::set_start_at_login(&app, !start_at_login);
+    }
+    saved
 }
 
 #[tauri::command]

@@ -257,6 +257,21 @@ pub fn show_main_window(app: &AppHandle) {
 pub fn set_start_at_login(app: &AppHandle, on: bool) -> Result<(), AppError> {
     use tauri_plugin_autostart::ManagerExt as _;
     let launcher = app.autolaunch();
+    // The entry goes to `~/.config/autostart`, whose parents the launcher does not
+    // create (a fresh home may have no `~/.config` yet).
+    #[cfg(target_os = "linux")]
+    if on && let Ok(home) = app.path().home_dir() {
+        let dir = home.join(".config").join("autostart");
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            return Err(AppError::new(
+                ErrorCode::Store,
+                format!(
+                    "start at login could not be changed: {}: {e}",
+                    dir.display()
+                ),
+            ));
+        }
+    }
     let result = if on {
         launcher.enable()
     } else {

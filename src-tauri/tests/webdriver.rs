@@ -8,128 +8,17 @@
 // Helpers of a test panic on failure, as the tests do.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream as StdTcpStream};
+mod common;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Desktop, Group, free_port, wait_port};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A child process in its own process group, killed with its group when dropped.
-struct Group(Child);
-
-impl Group {
-    fn spawn(cmd: &mut Command) -> Group {
-        use std::os::unix::process::CommandExt as _;
-        let program = cmd.get_program().to_string_lossy().into_owned();
-        let child = cmd
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program} ({e}); scripts/setup installs it"));
-        Group(child)
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        let pgid = format!("-{}", self.0.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &pgid]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = Command::new("kill").args(["-KILL", "--", &pgid]).status();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_port(port: u16, within: Duration) {
-    let deadline = Instant::now() + within;
-    while StdTcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Xvfb on a display it picks, with an XEmbed tray on it.
-struct Desktop {
-    display: String,
-    _xvfb: Group,
-    _tray: Group,
-}
-
-impl Desktop {
-    fn start() -> Desktop {
-        let mut xvfb = Group::spawn(
-            Command::new("Xvfb")
-                .args([
-                    "-displayfd",
-                    "1",
-                    "-screen",
-                    "0",
-                    "1280x800x24",
-                    "-nolisten",
-                    "tcp",
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null()),
-        );
-        let mut line = String::new();
-        let stdout = xvfb.0.stdout.take().expect("Xvfb's stdout");
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let display = format!(":{}", line.trim());
-        let tray = Group::spawn(
-            Command::new("trayer")
-                .args([
-                    "--edge",
-                    "top",
-                    "--align",
-                    "right",
-                    "--widthtype",
-                    "request",
-                ])
-                .args([
-                    "--height",
-                    "32",
-                    "--transparent",
-                    "false",
-                    "--SetDockType",
-                    "true",
-                ])
-                .env("DISPLAY", &display)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
-        Desktop {
-            display,
-            _xvfb: xvfb,
-            _tray: tray,
-        }
-    }
-
-    fn xdotool(&self, args: &[&str]) -> String {
-        let out = Command::new("xdotool")
-            .args(args)
-            .env("DISPLAY", &self.display)
-            .output()
-            .expect("xdotool (scripts/setup installs it)");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
 
 /// tauri-driver on a private session bus, on the desktop's display.
 struct Driver {
@@ -147,6 +36,7 @@ impl Driver {
                 .args(["--native-port", &native.to_string()])
                 .env("DISPLAY", &desktop.display)
                 .env("FERRY_STORE", store)
+                .env("HOME", data.join("home"))
                 .env("XDG_DATA_HOME", data)
                 .env("XDG_CONFIG_HOME", data.join("config"))
                 .env("KUBECONFIG", data.join("no-kubeconfig"))
@@ -213,6 +103,24 @@ async fn wait_gone(c: &Client, id: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while c.find(Locator::Css(&css(id))).await.is_ok() {
         assert!(Instant::now() < deadline, "{id} is still shown");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the file exists (or is gone).
+async fn wait_file(path: &Path, exists: bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while path.exists() != exists {
+        assert!(
+            Instant::now() < deadline,
+            "{} {}",
+            path.display(),
+            if exists {
+                "was not written"
+            } else {
+                "is still there"
+            }
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -303,6 +211,21 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
         .select_by_value("dark")
         .await
         .unwrap();
+    // Start at login: the switch writes the desktop's autostart entry, which starts this
+    // binary hidden in the tray; switching it off removes the entry.
+    let entry = data.join("home/.config/autostart/Ferry.desktop");
+    click(&c, "setting-start-at-login").await;
+    wait_file(&entry, true).await;
+    let text = std::fs::read_to_string(&entry).unwrap();
+    let exec = format!("Exec={} --hidden", env!("CARGO_BIN_EXE_ferry-app"));
+    assert!(text.lines().any(|l| l == exec), "{exec:?} not in:\n{text}");
+    assert!(
+        std::fs::read_to_string(&store)
+            .unwrap()
+            .contains("\"start_at_login\": true")
+    );
+    click(&c, "setting-start-at-login").await;
+    wait_file(&entry, false).await;
     click(&c, "close-dialog").await;
     wait_gone(&c, "settings-dialog").await;
     let theme = c
@@ -377,11 +300,7 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
     // The first app must be gone, or the second launch would only focus it.
     let deadline = Instant::now() + Duration::from_secs(15);
     let app = env!("CARGO_BIN_EXE_ferry-app");
-    while Command::new("pgrep")
-        .args(["-f", app])
-        .output()
-        .is_ok_and(|o| !o.stdout.is_empty())
-    {
+    while common::app_runs_on(app, &store) {
         assert!(Instant::now() < deadline, "the first app did not exit");
         std::thread::sleep(Duration::from_millis(100));
     }

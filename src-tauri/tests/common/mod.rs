@@ -1,0 +1,140 @@
+//! What the end-to-end suites share: child processes that die with the test, ports, and
+//! a private X desktop with an XEmbed tray.
+
+// Helpers of a test panic on failure, as the tests do.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream as StdTcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process in its own process group, killed with its group when dropped.
+pub struct Group(pub Child);
+
+impl Group {
+    pub fn spawn(cmd: &mut Command) -> Group {
+        use std::os::unix::process::CommandExt as _;
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let child = cmd
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program} ({e}); scripts/setup installs it"));
+        Group(child)
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let pgid = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &pgid]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &pgid]).status();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_port(port: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    while StdTcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Xvfb on a display it picks, with an XEmbed tray on it.
+pub struct Desktop {
+    pub display: String,
+    _xvfb: Group,
+    _tray: Group,
+}
+
+impl Desktop {
+    pub fn start() -> Desktop {
+        let mut xvfb = Group::spawn(
+            Command::new("Xvfb")
+                .args([
+                    "-displayfd",
+                    "1",
+                    "-screen",
+                    "0",
+                    "1280x800x24",
+                    "-nolisten",
+                    "tcp",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        );
+        let mut line = String::new();
+        let stdout = xvfb.0.stdout.take().expect("Xvfb's stdout");
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let display = format!(":{}", line.trim());
+        let tray = Group::spawn(
+            Command::new("trayer")
+                .args([
+                    "--edge",
+                    "top",
+                    "--align",
+                    "right",
+                    "--widthtype",
+                    "request",
+                ])
+                .args([
+                    "--height",
+                    "32",
+                    "--transparent",
+                    "false",
+                    "--SetDockType",
+                    "true",
+                ])
+                .env("DISPLAY", &display)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        Desktop {
+            display,
+            _xvfb: xvfb,
+            _tray: tray,
+        }
+    }
+
+    pub fn xdotool(&self, args: &[&str]) -> String {
+        let out = Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .output()
+            .expect("xdotool (scripts/setup installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Whether a process of the app binary runs on this store (`FERRY_STORE`): other tests may
+/// run the same binary at the same time on other stores.
+pub fn app_runs_on(app: &str, store: &std::path::Path) -> bool {
+    let want = format!("FERRY_STORE={}", store.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let path = e.path();
+        let is_app = std::fs::read(path.join("cmdline"))
+            .is_ok_and(|c| c.split(|b| *b == 0).next() == Some(app.as_bytes()));
+        is_app
+            && std::fs::read(path.join("environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
+    })
+}

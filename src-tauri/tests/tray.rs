@@ -1,0 +1,297 @@
+//! The app as it lives in the tray, without WebDriver: started hidden the way the login
+//! entry starts it, on a private X display and a private session bus that also carries a
+//! stand-in desktop notification service. Checks start at login, notifications when a
+//! forward goes down and comes back, and that a second launch only shows the first
+//! instance's window.
+//!
+//! Needs: Xvfb, dbus-daemon, trayer, xdotool, kubectl (`scripts/setup` installs them).
+
+// Helpers of a test panic on failure, as the tests do.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{Desktop, Group, free_port};
+use ferry_core::store::{Store, StoreError};
+
+const APP: &str = env!("CARGO_BIN_EXE_ferry-app");
+
+/// A session bus of our own.
+struct Bus {
+    address: String,
+    _daemon: Group,
+}
+
+impl Bus {
+    fn start(dir: &Path) -> Bus {
+        let address = format!("unix:path={}", dir.join("bus").display());
+        let mut daemon = Group::spawn(
+            Command::new("dbus-daemon")
+                .args(["--session", "--nofork", "--nopidfile", "--print-address=1"])
+                .arg(format!("--address={address}"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        );
+        let mut line = String::new();
+        BufReader::new(daemon.0.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("unix:"), "dbus-daemon printed {line:?}");
+        Bus {
+            address: line.trim().to_string(),
+            _daemon: daemon,
+        }
+    }
+}
+
+/// The desktop's notification service (`org.freedesktop.Notifications`), passing each
+/// notification on as "summary: body".
+struct Notifications {
+    shown: mpsc::Sender<String>,
+    next_id: AtomicU32,
+}
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl Notifications {
+    #[allow(clippy::too_many_arguments)]
+    fn notify(
+        &self,
+        _app_name: String,
+        _replaces_id: u32,
+        _app_icon: String,
+        summary: String,
+        body: String,
+        _actions: Vec<String>,
+        _hints: HashMap<String, zbus::zvariant::OwnedValue>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        let _ = self.shown.send(format!("{summary}: {body}"));
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn get_capabilities(&self) -> Vec<String> {
+        vec!["body".to_string()]
+    }
+
+    fn get_server_information(&self) -> (String, String, String, String) {
+        let s = |v: &str| v.to_string();
+        (s("stand-in"), s("ferry tests"), s("1"), s("1.2"))
+    }
+
+    fn close_notification(&self, _id: u32) {}
+}
+
+fn serve_notifications(bus: &Bus) -> (zbus::blocking::Connection, mpsc::Receiver<String>) {
+    let (tx, rx) = mpsc::channel();
+    let service = Notifications {
+        shown: tx,
+        next_id: AtomicU32::new(0),
+    };
+    let conn = zbus::blocking::connection::Builder::address(bus.address.as_str())
+        .unwrap()
+        .name("org.freedesktop.Notifications")
+        .unwrap()
+        .serve_at("/org/freedesktop/Notifications", service)
+        .unwrap()
+        .build()
+        .expect("the notification service on the private bus");
+    (conn, rx)
+}
+
+/// Waits for a notification whose text starts with `prefix`; fails on any other one.
+fn expect_notification(rx: &mpsc::Receiver<String>, prefix: &str, within: Duration) {
+    match rx.recv_timeout(within) {
+        Ok(text) => assert!(
+            text.starts_with(prefix),
+            "notification {text:?}, expected {prefix:?}…"
+        ),
+        Err(_) => panic!("no notification {prefix:?}… within {within:?}"),
+    }
+}
+
+/// The app's environment: everything it writes stays under `dir`.
+fn app_command(dir: &Path, desktop: &Desktop, bus: &Bus, args: &[&str]) -> Command {
+    let mut cmd = Command::new(APP);
+    cmd.args(args)
+        .env("DISPLAY", &desktop.display)
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .env("HOME", dir.join("home"))
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("FERRY_STORE", dir.join("store.json"))
+        .env("KUBECONFIG", dir.join("no-kubeconfig"))
+        .env("NO_AT_BRIDGE", "1");
+    cmd
+}
+
+fn visible_windows(desktop: &Desktop) -> usize {
+    desktop
+        .xdotool(&["search", "--onlyvisible", "--name", "^Ferry$"])
+        .lines()
+        .count()
+}
+
+fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn echoes(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+    let mut out = [0u8; 5];
+    s.write_all(b"hello").is_ok() && s.read_exact(&mut out).is_ok() && &out == b"hello"
+}
+
+fn kubectl(kubeconfig: &Path, args: &[&str]) {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--context", "ferry-fake", "-n", "demo"])
+        .args(args)
+        .output()
+        .expect("kubectl (scripts/setup checks for it)");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let bus = Bus::start(dir);
+    let (_service, shown) = serve_notifications(&bus);
+    let desktop = Desktop::start();
+
+    // A store as the user left it: start at login on, one forward to the demo cluster's
+    // bare pod with quick health checks (a saved forward on the demo context brings the
+    // demo cluster up at launch).
+    let port = free_port();
+    let store = dir.join("store.json");
+    let doc = serde_json::json!({
+        "version": 1,
+        "config": {"version": 1, "forwards": [{
+            "name": "solo", "context": "ferry-fake", "namespace": "demo",
+            "target": "pod/solo", "port": 9000, "local_port": port,
+            "health": {"interval": "500ms", "fast_interval": "200ms", "timeout": "500ms",
+                       "rise": 1, "fall": 2},
+        }]},
+        "settings": {"start_at_login": true, "notifications": true},
+    });
+    std::fs::write(&store, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    Store::new(&store)
+        .load()
+        .expect("the test's store is valid");
+
+    // Started as the login entry starts it: hidden, in the tray.
+    let mut first = Group::spawn(&mut app_command(dir, &desktop, &bus, &["--hidden"]));
+
+    // Start at login is on in the store: the entry is (re)written for this binary.
+    let entry = dir.join("home/.config/autostart/Ferry.desktop");
+    wait_until(
+        "the login entry is written",
+        Duration::from_secs(30),
+        || entry.exists(),
+    );
+    let text = std::fs::read_to_string(&entry).unwrap();
+    let exec = format!("Exec={APP} --hidden");
+    assert!(text.lines().any(|l| l == exec), "{exec:?} not in:\n{text}");
+
+    wait_until("solo echoes", Duration::from_secs(60), || echoes(port));
+    assert_eq!(
+        visible_windows(&desktop),
+        0,
+        "started hidden, yet a window shows"
+    );
+
+    // The pod refuses: health fails, solo is degraded, and after a few quiet seconds the
+    // desktop is told. Then it answers again and the desktop hears it is back.
+    let kubeconfig: PathBuf = dir.join("data/dev.ferry.app/demo-kubeconfig");
+    let behavior = "fake.ferry.dev/behavior";
+    kubectl(
+        &kubeconfig,
+        &[
+            "annotate",
+            "pod",
+            "solo",
+            &format!("{behavior}=refuse"),
+            "--overwrite",
+        ],
+    );
+    expect_notification(&shown, "Ferry: solo is degraded", Duration::from_secs(20));
+    kubectl(
+        &kubeconfig,
+        &[
+            "annotate",
+            "pod",
+            "solo",
+            &format!("{behavior}=echo"),
+            "--overwrite",
+        ],
+    );
+    expect_notification(&shown, "Ferry: solo is back up", Duration::from_secs(20));
+    assert!(echoes(port));
+
+    // A second launch exits at once and the first instance shows its window.
+    let mut second = app_command(dir, &desktop, &bus, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = second.kill();
+            panic!("the second launch is still running: two instances");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "the second launch ended with {status}");
+    wait_until(
+        "the first instance shows its window",
+        Duration::from_secs(20),
+        || visible_windows(&desktop) == 1,
+    );
+    assert!(
+        first.0.try_wait().unwrap().is_none(),
+        "the first instance went away"
+    );
+
+    // Another program (the `ferry` CLI, say) turns start at login off in the store: the
+    // running app removes the entry.
+    Store::new(&store)
+        .modify(|doc| {
+            doc.settings["start_at_login"] = false.into();
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    wait_until(
+        "the login entry is removed",
+        Duration::from_secs(15),
+        || !entry.exists(),
+    );
+    assert!(
+        shown.try_recv().is_err(),
+        "no other notification was expected"
+    );
+}
