@@ -104,11 +104,10 @@ pub struct EngineOptions {
     pub watchdog: Duration,
     /// Keep a few tunnels open ahead of demand for busy sticky forwards (see
     /// `crate::pool`): connection setup no longer waits for a TLS handshake and upgrade.
-    /// Default: off. Between a pod's deletion and the resolver noticing it (tens of
-    /// milliseconds), a pre-opened tunnel to that pod can be handed to a new connection,
-    /// which then ends without an answer; with this off such a connection dials afresh and
-    /// is retried. Reliability under churn comes first, so it is opt-in until that window
-    /// is closed.
+    /// Default: on. A pre-opened tunnel can outlive its pod by a moment (between the
+    /// pod's deletion and the resolver noticing); a connection whose tunnel is lost before
+    /// the pod answers moves to a fresh one and its first bytes are sent again, so clients
+    /// do not see it.
     pub pre_open_tunnels: bool,
 }
 
@@ -119,7 +118,7 @@ impl Default for EngineOptions {
             exec: crate::cluster::ExecOptions::default(),
             mdns_interfaces: crate::mdns::Interfaces::default(),
             watchdog: Duration::from_secs(10),
-            pre_open_tunnels: false,
+            pre_open_tunnels: true,
         }
     }
 }

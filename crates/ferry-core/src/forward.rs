@@ -39,6 +39,13 @@ pub const WAIT_FOR_POD: Duration = Duration::from_secs(30);
 /// the pod, so this is what ends such connections when the pod never closes.
 pub const IDLE_AFTER_CLIENT_EOF: Duration = Duration::from_secs(60);
 
+/// What a client sent before the pod first answered is kept up to this size, so the
+/// connection can move to a fresh tunnel if this one is lost before the pod answers.
+pub const REPLAY_LIMIT: usize = 16 * 1024;
+
+/// How many times a connection moves to a fresh tunnel before the pod first answered.
+const MAX_REPLAYS: u32 = 2;
+
 /// How often a resolved forward re-checks its target even without a watch event.
 const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 
@@ -510,6 +517,7 @@ impl Worker {
                         sticky: self.sticky.clone(),
                         next_rr: self.next_rr.clone(),
                         tunnels: self.tunnels.clone(),
+                        skip_pool: false,
                         token: self.token.child_token(),
                     };
                     let id = self.shared.conns_total.fetch_add(1, Ordering::Relaxed) + 1;
@@ -824,7 +832,31 @@ struct Connection {
     sticky: Arc<Mutex<Option<String>>>,
     next_rr: Arc<AtomicUsize>,
     tunnels: Arc<TunnelPool>,
+    /// Dial afresh instead of taking a pre-opened tunnel (after one was lost).
+    skip_pool: bool,
     token: CancellationToken,
+}
+
+/// How the start of a connection went on one tunnel.
+enum Settled {
+    /// The pod sent its first bytes: the tunnel is proven.
+    Answered(TunnelStream, Vec<u8>),
+    /// The client sent more than can be replayed, or ended without sending anything: the
+    /// connection keeps this tunnel whatever happens.
+    Committed(TunnelStream),
+    /// The client ended and the pod stayed silent for [`IDLE_AFTER_CLIENT_EOF`].
+    Quiet,
+    /// The tunnel closed or failed before the pod said anything.
+    Lost(io::Error),
+}
+
+/// The start of a connection: what the client sent so far (while it can be replayed)
+/// and whether it ended its side.
+#[derive(Default)]
+struct Start {
+    sent: Vec<u8>,
+    replayable: bool,
+    client_eof: bool,
 }
 
 /// Counts an open connection while alive.
@@ -844,12 +876,7 @@ impl Connection {
         let token = self.token.clone();
         tokio::select! {
             () = token.cancelled() => debug!("closed by stop"),
-            r = async {
-                let (tunnel, pod) = self.open_tunnel().await?;
-                tracing::Span::current().record("pod.name", pod.as_str());
-                debug!("tunnel open");
-                splice(local, tunnel, &shared, self.limits).await
-            } => match r {
+            r = self.run(local) => match r {
                 Ok(()) => debug!("connection closed"),
                 Err(e) => {
                     debug!(error = %e, "connection ended with an error");
@@ -861,6 +888,54 @@ impl Connection {
         }
     }
 
+    /// Opens a tunnel and splices. Until the pod first answers, what the client sends is
+    /// also kept (up to [`REPLAY_LIMIT`]): a tunnel lost before then (its pod deleted an
+    /// instant ago, say) is replaced by a fresh one and the client's bytes sent again, so
+    /// the client sees no difference.
+    async fn run(&mut self, mut local: TcpStream) -> io::Result<()> {
+        let mut start = Start {
+            replayable: true,
+            ..Start::default()
+        };
+        let mut replays = 0;
+        let (tunnel, first) = loop {
+            let (tunnel, pod) = self.open_tunnel().await?;
+            tracing::Span::current().record("pod.name", pod.as_str());
+            debug!("tunnel open");
+            match settle(&mut local, tunnel, &mut start, &self.shared).await? {
+                Settled::Answered(tunnel, first) => break (tunnel, first),
+                Settled::Committed(tunnel) => break (tunnel, Vec::new()),
+                Settled::Quiet => return Ok(()),
+                Settled::Lost(e) if start.replayable && replays < MAX_REPLAYS => {
+                    replays += 1;
+                    debug!(pod.name = %pod, error = %e, "tunnel lost before the pod answered; moving on");
+                    self.forget(&pod);
+                    // Pre-opened tunnels to that pod are as suspect as this one.
+                    self.tunnels.clear();
+                    self.skip_pool = true;
+                }
+                Settled::Lost(e) => return Err(e),
+            }
+        };
+        if !first.is_empty() {
+            local.write_all(&first).await?;
+            self.shared
+                .bytes_in
+                .fetch_add(first.len() as u64, Ordering::Relaxed);
+        }
+        splice(local, tunnel, &self.shared, self.limits, start.client_eof).await
+    }
+
+    /// The pod may be gone: forget it and have the resolver look again.
+    fn forget(&self, pod: &str) {
+        let mut sticky = self.sticky.lock();
+        if sticky.as_deref() == Some(pod) {
+            *sticky = None;
+        }
+        drop(sticky);
+        self.nudge.notify_one();
+    }
+
     /// Picks a pod and opens a tunnel, retrying other pods or waiting for one until
     /// [`WAIT_FOR_POD`] has passed.
     async fn open_tunnel(&mut self) -> io::Result<(TunnelStream, String)> {
@@ -869,7 +944,9 @@ impl Connection {
         loop {
             let targets = self.targets.borrow_and_update().clone();
             if let (Some(client), Some(ep)) = (&targets.client, self.pick(&targets.endpoints)) {
-                if let Some(t) = self.tunnels.take(&ep.pod, ep.port) {
+                if !self.skip_pool
+                    && let Some(t) = self.tunnels.take(&ep.pod, ep.port)
+                {
                     return Ok((t, ep.pod));
                 }
                 let dialed = tokio::time::timeout_at(
@@ -891,13 +968,7 @@ impl Connection {
                     Err(e) => {
                         debug!(pod.name = %ep.pod, error = %e, "tunnel failed");
                         self.shared.update(|s| s.last_error = Some(e.to_string()));
-                        // The pod may be gone: forget it and have the resolver look again.
-                        let mut sticky = self.sticky.lock();
-                        if sticky.as_deref() == Some(ep.pod.as_str()) {
-                            *sticky = None;
-                        }
-                        drop(sticky);
-                        self.nudge.notify_one();
+                        self.forget(&ep.pod);
                     }
                 }
             }
@@ -944,6 +1015,59 @@ impl Connection {
     }
 }
 
+/// Runs a connection's start on `tunnel`: sends what the client sent so far, then relays
+/// the client's bytes (keeping them while they can be replayed) until the pod answers,
+/// the tunnel is lost, or the start can no longer be replayed.
+async fn settle(
+    local: &mut TcpStream,
+    mut tunnel: TunnelStream,
+    start: &mut Start,
+    shared: &WorkerShared,
+) -> io::Result<Settled> {
+    if !start.sent.is_empty()
+        && let Err(e) = tunnel.write_all(&start.sent).await
+    {
+        return Ok(Settled::Lost(e));
+    }
+    let mut up = vec![0u8; REPLAY_LIMIT];
+    let mut down = vec![0u8; 64 * 1024];
+    loop {
+        if !start.replayable || (start.client_eof && start.sent.is_empty()) {
+            start.sent = Vec::new();
+            return Ok(Settled::Committed(tunnel));
+        }
+        tokio::select! {
+            r = local.read(&mut up), if !start.client_eof => {
+                let n = r?;
+                if n == 0 {
+                    start.client_eof = true;
+                    continue;
+                }
+                shared.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                start.sent.extend_from_slice(&up[..n]);
+                start.replayable = start.sent.len() <= REPLAY_LIMIT;
+                if let Err(e) = tunnel.write_all(&up[..n]).await {
+                    return Ok(Settled::Lost(e));
+                }
+            }
+            r = tunnel.read(&mut down) => return Ok(match r {
+                Ok(0) => Settled::Lost(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the tunnel closed before the pod answered",
+                )),
+                Ok(n) => {
+                    down.truncate(n);
+                    Settled::Answered(tunnel, down)
+                }
+                Err(e) => Settled::Lost(e),
+            }),
+            () = tokio::time::sleep(IDLE_AFTER_CLIENT_EOF), if start.client_eof => {
+                return Ok(Settled::Quiet);
+            }
+        }
+    }
+}
+
 /// Copies bytes both ways until the pod side ends (or the client is gone).
 ///
 /// A client that shuts down its sending side still receives everything the pod sends
@@ -955,6 +1079,7 @@ async fn splice(
     tunnel: TunnelStream,
     shared: &WorkerShared,
     (max_idle, max_age): (Option<Duration>, Option<Duration>),
+    client_eof: bool,
 ) -> io::Result<()> {
     let opened = tokio::time::Instant::now();
     let last_any = AtomicU64::new(now_ms());
@@ -990,7 +1115,7 @@ async fn splice(
         }
     };
     tokio::pin!(up, down);
-    let mut client_eof = false;
+    let mut client_eof = client_eof;
     let mut recycle = tokio::time::interval(Duration::from_millis(250));
     loop {
         let idle = async {

@@ -65,7 +65,7 @@ pub fn options(paths: Vec<PathBuf>) -> EngineOptions {
         exec: Default::default(),
         mdns_interfaces: Default::default(),
         watchdog: Duration::from_secs(10),
-        pre_open_tunnels: false,
+        pre_open_tunnels: true,
     }
 }
 
