@@ -3,7 +3,9 @@
 //!
 //! The listener is bound first and stays bound through pod restarts, so local clients
 //! never see "connection refused" because Ferry dropped the port: a connection that
-//! arrives while no pod is ready waits (up to [`WAIT_FOR_POD`]) for one.
+//! arrives while no pod is ready waits (up to [`WAIT_FOR_POD`]) for one. A connection
+//! whose tunnel is lost before the pod first answers (the pod went in that instant) moves
+//! to a fresh tunnel and sends its first bytes again (up to [`REPLAY_LIMIT`]).
 //!
 //! Every task of a worker hangs off the worker's `CancellationToken`; dropping the
 //! [`WorkerHandle`] cancels them all.
