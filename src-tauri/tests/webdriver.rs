@@ -219,11 +219,15 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
     let text = std::fs::read_to_string(&entry).unwrap();
     let exec = format!("Exec={} --hidden", env!("CARGO_BIN_EXE_ferry-app"));
     assert!(text.lines().any(|l| l == exec), "{exec:?} not in:\n{text}");
-    assert!(
-        std::fs::read_to_string(&store)
-            .unwrap()
-            .contains("\"start_at_login\": true")
-    );
+    // The entry is written first, then the setting saved.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&store)
+        .unwrap()
+        .contains("\"start_at_login\": true")
+    {
+        assert!(Instant::now() < deadline, "start_at_login was not saved");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     click(&c, "setting-start-at-login").await;
     wait_file(&entry, false).await;
     click(&c, "close-dialog").await;
