@@ -1076,16 +1076,20 @@ impl Bench {
     async fn idle(&mut self) {
         let n = self.sizes.idle_forwards;
         let secs = self.sizes.idle_secs;
-        let scenario = format!("idle, {n} forwards, {secs} s");
+        let scenario = format!("idle, {n} forwards to {n} pods, {secs} s");
         let mut rss = Row::new(&scenario, "RSS (sum over processes)", "MB");
         let mut cpu = Row::new(&scenario, "CPU (sum over processes)", "% of a core");
         rss.direct = Cell::Text("n/a".into());
         cpu.direct = Cell::Text("n/a".into());
         let kubeconfig = self.kubeconfig.clone();
 
-        // Ferry: one process, `n` forwards with default health checks.
-        let forwards: Vec<(String, &str, u16)> = (0..n)
-            .map(|i| (format!("idle-{i:03}"), "deployment/bench", ECHO))
+        // Ferry: one process, `n` forwards with default health checks, each to its own pod
+        // (forwards to the same pod port would share their probes).
+        let targets: Vec<String> = (0..n).map(|i| format!("pod/idle-{i}")).collect();
+        let forwards: Vec<(String, &str, u16)> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("idle-{i:03}"), t.as_str(), ECHO))
             .collect();
         let names: Vec<String> = forwards.iter().map(|f| f.0.clone()).collect();
         let ferry = async {
@@ -1115,13 +1119,13 @@ impl Bench {
             let res = async {
                 for batch in (0..m).collect::<Vec<_>>().chunks(20) {
                     let mut started = Vec::new();
-                    for _ in batch {
+                    for &i in batch {
                         started.push(Kubectl::start(
                             &bin,
                             &kubeconfig,
                             self.dir.path(),
                             NS,
-                            "deployment/bench",
+                            &format!("pod/idle-{i}"),
                             &[ECHO],
                         )?);
                     }
@@ -1138,8 +1142,19 @@ impl Bench {
             }
         }
 
-        // Let start-up work settle, then measure over the window.
-        sleep(Duration::from_secs(if self.quick { 1 } else { 5 })).await;
+        // Let start-up work settle and the forwards become idle (unused for
+        // `health::IDLE_AFTER`, after which they are probed at their idle interval), then
+        // measure over the window.
+        let settle = if self.quick {
+            Duration::from_secs(1)
+        } else {
+            ferry_core::health::IDLE_AFTER + Duration::from_secs(10)
+        };
+        note(format!(
+            "  waiting {} s for the forwards to be idle",
+            settle.as_secs()
+        ));
+        sleep(settle).await;
         let pids_k: Vec<u32> = kubectls.iter().filter_map(Kubectl::pid).collect();
         let pid_f = ferry.as_ref().and_then(Ferry::pid);
         let sum = |pids: &[u32]| -> anyhow::Result<ProcSample> {

@@ -63,6 +63,8 @@ pub(crate) struct WorkerShared {
     status: Mutex<ForwardStatus>,
     conns_open: AtomicU64,
     conns_total: AtomicU64,
+    /// When a connection last opened or closed (or the worker started), ms since `born`.
+    last_used_ms: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     /// When the accept loop (or the bind loop before it) last made progress, ms since
@@ -86,6 +88,7 @@ impl WorkerShared {
             )),
             conns_open: AtomicU64::new(0),
             conns_total: AtomicU64::new(0),
+            last_used_ms: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             heartbeat_ms: AtomicU64::new(0),
@@ -93,6 +96,21 @@ impl WorkerShared {
             freeze: AtomicBool::new(false),
             notify,
         }
+    }
+
+    /// A connection opened or closed.
+    fn used(&self) {
+        let ms = self.born.elapsed().as_millis() as u64;
+        self.last_used_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long the forward has carried no connection (zero while one is open).
+    fn idle_for(&self) -> Duration {
+        if self.conns_open.load(Ordering::Relaxed) > 0 {
+            return Duration::ZERO;
+        }
+        let since = Duration::from_millis(self.last_used_ms.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(since)
     }
 
     /// Shows the alias, the URL (with the alias when there is one) and exposure.
@@ -249,6 +267,11 @@ impl ProbeHandle {
 
     pub(crate) fn publish(&self, checker: &crate::health::Checker, checked: bool) {
         self.shared.publish_health(checker, checked);
+    }
+
+    /// How long the forward has carried no connection (zero while one is open).
+    pub(crate) fn idle_for(&self) -> Duration {
+        self.shared.idle_for()
     }
 
     /// Asks the resolver to look again.
@@ -862,11 +885,12 @@ struct Start {
 }
 
 /// Counts an open connection while alive.
-struct OpenGuard<'a>(&'a AtomicU64);
+struct OpenGuard<'a>(&'a WorkerShared);
 
 impl Drop for OpenGuard<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.conns_open.fetch_sub(1, Ordering::Relaxed);
+        self.0.used();
     }
 }
 
@@ -874,7 +898,8 @@ impl Connection {
     async fn serve(mut self, local: TcpStream) {
         let shared = self.shared.clone();
         shared.conns_open.fetch_add(1, Ordering::Relaxed);
-        let _open = OpenGuard(&shared.conns_open);
+        shared.used();
+        let _open = OpenGuard(&shared);
         let token = self.token.clone();
         tokio::select! {
             () = token.cancelled() => debug!("closed by stop"),

@@ -16,6 +16,7 @@ export type HealthSpec = {
   interval: string;
   fast_interval: string;
   down_interval?: string;
+  idle_interval?: string;
   timeout: string;
   rise: number;
   fall: number;

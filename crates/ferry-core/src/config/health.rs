@@ -6,6 +6,7 @@
 //!   interval: 5s          # steady-state period          (5s)
 //!   fast_interval: 1s     # while counting towards a change (1s)
 //!   down_interval: 10s    # while Down                   (interval)
+//!   idle_interval: 30s    # while Up and unused for a minute (30s; at least interval)
 //!   timeout: 2s           #                              (2s)
 //!   rise: 2               # consecutive passes to go Up  (2)
 //!   fall: 3               # consecutive failures to go Down (3)
@@ -152,6 +153,12 @@ pub struct HealthSpec {
     /// The period while Down; `interval` when unset.
     #[serde(default, with = "human_opt", skip_serializing_if = "Option::is_none")]
     pub down_interval: Option<Duration>,
+    /// The period while Up and the forward has carried no connection for a minute
+    /// (`crate::health::IDLE_AFTER`); never shorter than `interval`. Idle forwards still
+    /// see pod changes at once (the resolver watches them); this spares the API server a
+    /// tunnel every few seconds for forwards nobody uses.
+    #[serde(default = "d30s", with = "human")]
+    pub idle_interval: Duration,
     /// How long one probe may take.
     #[serde(default = "d2s", with = "human")]
     pub timeout: Duration,
@@ -171,6 +178,9 @@ pub struct HealthSpec {
     pub max_age: Option<Duration>,
 }
 
+fn d30s() -> Duration {
+    Duration::from_secs(30)
+}
 fn d5s() -> Duration {
     Duration::from_secs(5)
 }
@@ -194,6 +204,7 @@ impl Default for HealthSpec {
             interval: d5s(),
             fast_interval: d1s(),
             down_interval: None,
+            idle_interval: d30s(),
             timeout: d2s(),
             rise: two(),
             fall: three(),
@@ -218,6 +229,7 @@ impl HealthSpec {
             ("interval", Some(self.interval)),
             ("fast_interval", Some(self.fast_interval)),
             ("down_interval", self.down_interval),
+            ("idle_interval", Some(self.idle_interval)),
             ("timeout", Some(self.timeout)),
             ("max_idle", self.max_idle),
             ("max_age", self.max_age),

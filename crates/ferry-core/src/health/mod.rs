@@ -32,6 +32,10 @@ use crate::tunnel;
 /// The golden ratio's fractional part: successive multiples spread evenly over [0, 1).
 const SPREAD: f64 = 0.618_033_988_749_895;
 
+/// A forward that carried no connection for this long is probed at its `idle_interval`
+/// while Up.
+pub const IDLE_AFTER: Duration = Duration::from_secs(60);
+
 /// How long a `tunnel` probe waits for the pod side to refuse after the stream opened.
 const REFUSAL_GRACE: Duration = Duration::from_millis(300);
 
@@ -192,13 +196,29 @@ fn apply(e: &mut Entry, result: ProbeResult) {
     e.in_flight = false;
     let failed = !result.passed;
     e.checker.step(&e.spec, result, now_ms());
-    e.next_due = Instant::now() + e.checker.next_interval(&e.spec);
+    let idle_for = e
+        .probe
+        .as_ref()
+        .map_or(Duration::ZERO, ProbeHandle::idle_for);
+    e.next_due = Instant::now() + next_interval(&e.spec, &e.checker, idle_for);
     if let Some(p) = &e.probe {
         p.publish(&e.checker, true);
         if failed {
             // The pod may be gone: look again, as pod churn does.
             p.nudge();
         }
+    }
+}
+
+/// When to probe next: the checker's period, stretched to `idle_interval` for a steady
+/// Up forward that has carried no connection for [`IDLE_AFTER`].
+fn next_interval(spec: &HealthSpec, checker: &Checker, idle_for: Duration) -> Duration {
+    let next = checker.next_interval(spec);
+    let steady_up = checker.state() == HealthState::Up && next == spec.interval;
+    if steady_up && idle_for >= IDLE_AFTER {
+        next.max(spec.idle_interval)
+    } else {
+        next
     }
 }
 
@@ -473,4 +493,53 @@ async fn http_probe(spec: &HealthSpec, probe: &ProbeHandle, started: Instant) ->
     };
     drop(driver);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(spec: &HealthSpec) -> Checker {
+        let mut c = Checker::new(DEFAULT_HISTORY);
+        c.enable(0);
+        for i in 0..spec.rise {
+            c.step(spec, ProbeResult::pass("ok", Duration::ZERO), u64::from(i));
+        }
+        assert_eq!(c.state(), HealthState::Up);
+        c
+    }
+
+    #[test]
+    fn unused_steady_forwards_are_probed_at_the_idle_interval() {
+        let spec = HealthSpec::default();
+        let c = up(&spec);
+        assert_eq!(next_interval(&spec, &c, Duration::ZERO), spec.interval);
+        assert_eq!(next_interval(&spec, &c, IDLE_AFTER / 2), spec.interval);
+        assert_eq!(next_interval(&spec, &c, IDLE_AFTER), spec.idle_interval);
+        // Never shorter than the steady interval.
+        let slow = HealthSpec {
+            interval: Duration::from_secs(60),
+            ..HealthSpec::default()
+        };
+        let c = up(&slow);
+        assert_eq!(next_interval(&slow, &c, IDLE_AFTER * 2), slow.interval);
+    }
+
+    #[test]
+    fn counting_towards_a_change_stays_fast_when_idle() {
+        let spec = HealthSpec::default();
+        let mut c = up(&spec);
+        c.step(
+            &spec,
+            ProbeResult::fail("refused", "no", Duration::ZERO),
+            10,
+        );
+        assert_eq!(next_interval(&spec, &c, IDLE_AFTER * 2), spec.fast_interval);
+        let mut unknown = Checker::new(DEFAULT_HISTORY);
+        unknown.enable(0);
+        assert_eq!(
+            next_interval(&spec, &unknown, IDLE_AFTER * 2),
+            spec.fast_interval
+        );
+    }
 }
