@@ -1056,8 +1056,10 @@ async fn settle(
     {
         return Ok(Settled::Lost(e));
     }
+    // Small buffers: most connections leave this phase with their first answer, and
+    // splice then reads with its own large ones.
     let mut up = vec![0u8; REPLAY_LIMIT];
-    let mut down = vec![0u8; 64 * 1024];
+    let mut down = vec![0u8; 16 * 1024];
     loop {
         if !start.replayable || (start.client_eof && start.sent.is_empty()) {
             start.sent = Vec::new();
