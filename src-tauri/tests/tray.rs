@@ -4,7 +4,8 @@
 //! forward goes down and comes back, and that a second launch only shows the first
 //! instance's window.
 //!
-//! Needs: Xvfb, dbus-daemon, trayer, xdotool, kubectl (`scripts/setup` installs them).
+//! Needs: Xvfb, dbus-daemon, trayer, xdotool, kubectl, python-xlib (`scripts/setup` installs
+//! them).
 
 // Helpers of a test panic on failure, as the tests do.
 #![allow(clippy::unwrap_used)]
@@ -172,6 +173,89 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) {
     );
 }
 
+/// Launches the app again: it must exit at once and the running one show its window.
+fn launch_again(dir: &Path, desktop: &Desktop, bus: &Bus) {
+    let mut second = app_command(dir, desktop, bus, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = second.kill();
+            panic!("the second launch is still running: two instances");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "the second launch ended with {status}");
+    wait_until(
+        "the running instance shows its window",
+        Duration::from_secs(20),
+        || visible_windows(desktop) == 1,
+    );
+}
+
+/// Asks the window to close as a window manager does (`WM_DELETE_WINDOW`), through
+/// python-xlib (`scripts/setup` installs it).
+fn close_window(desktop: &Desktop) {
+    let ids = desktop.xdotool(&["search", "--onlyvisible", "--name", "^Ferry$"]);
+    let id = ids.lines().next().expect("a visible Ferry window");
+    let script = "import sys\n\
+from Xlib import display, X, protocol\n\
+d = display.Display()\n\
+w = d.create_resource_object('window', int(sys.argv[1]))\n\
+proto = d.intern_atom('WM_PROTOCOLS')\n\
+delete = d.intern_atom('WM_DELETE_WINDOW')\n\
+ev = protocol.event.ClientMessage(window=w, client_type=proto, data=(32, [delete, X.CurrentTime, 0, 0, 0]))\n\
+w.send_event(ev, event_mask=X.NoEventMask)\n\
+d.flush()\n";
+    let out = Command::new("python3")
+        .args(["-c", script, id.trim()])
+        .env("DISPLAY", &desktop.display)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "closing the window: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The app's WebKit web processes (one per open web view).
+fn web_processes(app: u32) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                return false;
+            };
+            // pid (comm) state ppid …
+            let Some((comm, rest)) = stat.split_once(") ") else {
+                return false;
+            };
+            let ppid = rest.split_whitespace().nth(1);
+            comm.ends_with("WebKitWebProces") && ppid == Some(app.to_string().as_str())
+        })
+        .count()
+}
+
+fn rss_mb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb / 1024
+}
+
 #[test]
 fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
     let dir = tempfile::tempdir().unwrap();
@@ -250,32 +334,43 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
     assert!(echoes(port));
 
     // A second launch exits at once and the first instance shows its window.
-    let mut second = app_command(dir, &desktop, &bus, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = second.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = second.kill();
-            panic!("the second launch is still running: two instances");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.success(), "the second launch ended with {status}");
-    wait_until(
-        "the first instance shows its window",
-        Duration::from_secs(20),
-        || visible_windows(&desktop) == 1,
-    );
+    let hidden_rss = rss_mb(first.0.id());
+    launch_again(dir, &desktop, &bus);
     assert!(
         first.0.try_wait().unwrap().is_none(),
         "the first instance went away"
     );
+    assert!(
+        web_processes(first.0.id()) > 0,
+        "a window without a web view"
+    );
+
+    // Closing the window (as a window manager asks) frees the web view and leaves Ferry
+    // in the tray; opening and closing it again does not make the app grow.
+    let mut closed_rss = Vec::new();
+    for cycle in 0..3 {
+        if cycle > 0 {
+            launch_again(dir, &desktop, &bus);
+        }
+        close_window(&desktop);
+        wait_until("the window closes", Duration::from_secs(10), || {
+            visible_windows(&desktop) == 0
+        });
+        wait_until("the web process exits", Duration::from_secs(10), || {
+            web_processes(first.0.id()) == 0
+        });
+        assert!(
+            first.0.try_wait().unwrap().is_none(),
+            "closing the window ended the app"
+        );
+        closed_rss.push(rss_mb(first.0.id()));
+    }
+    eprintln!("app RSS: hidden {hidden_rss} MB; after closing the window {closed_rss:?} MB");
+    assert!(
+        closed_rss[2] <= closed_rss[0] + 40,
+        "the app grows with each window: {closed_rss:?} MB"
+    );
+    assert!(echoes(port), "forwards keep working with the window closed");
 
     // Another program (the `ferry` CLI, say) turns start at login off in the store: the
     // running app removes the entry.
