@@ -289,7 +289,7 @@ impl LoginEntry {
 }
 
 fn apply_login(app: &AppHandle, on: bool) {
-    if let Err(e) = crate::set_start_at_login(app, on) {
+    if let Err(e) = crate::login::set(app, on) {
         tracing::warn!(error = %e.message, "start at login not changed");
     }
 }

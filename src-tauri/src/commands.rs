@@ -135,11 +135,11 @@ pub async fn save_settings(app: AppHandle, core: Core<'_>, settings: Settings) -
     let start_at_login = settings.start_at_login;
     let login_changed = core.settings().start_at_login != start_at_login;
     if login_changed {
-        crate::set_start_at_login(&app, start_at_login)?;
+        crate::login::set(&app, start_at_login)?;
     }
     let saved = core.save_settings(settings).await;
     if saved.is_err() && login_changed {
-        let _ = crate::set_start_at_login(&app, !start_at_login);
+        let _ = crate::login::set(&app, !start_at_login);
     }
     saved
 }

@@ -15,6 +15,7 @@ pub mod app;
 pub mod bridge;
 pub mod commands;
 pub mod error;
+pub mod login;
 pub mod logs;
 pub mod settings;
 pub mod tray;
@@ -26,7 +27,6 @@ use std::sync::Arc;
 use tauri::{AppHandle, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder};
 
 use crate::app::{AppCore, AppOptions};
-use crate::error::{AppError, ErrorCode};
 
 const USAGE: &str = "\
 usage: ferry-app [--demo] [--hidden] [--store FILE]
@@ -109,7 +109,7 @@ pub fn run() -> ExitCode {
         }))
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
-            Some(vec!["--hidden"]),
+            Some(login::ARGS.to_vec()),
         ))
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_opener::init())
@@ -251,38 +251,6 @@ pub fn show_main_window(app: &AppHandle) {
     if let Err(e) = built {
         tracing::error!(error = %e, "the window could not be opened");
     }
-}
-
-/// Turns starting at login on or off.
-pub fn set_start_at_login(app: &AppHandle, on: bool) -> Result<(), AppError> {
-    use tauri_plugin_autostart::ManagerExt as _;
-    let launcher = app.autolaunch();
-    // The entry goes to `~/.config/autostart`, whose parents the launcher does not
-    // create (a fresh home may have no `~/.config` yet).
-    #[cfg(target_os = "linux")]
-    if on && let Ok(home) = app.path().home_dir() {
-        let dir = home.join(".config").join("autostart");
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            return Err(AppError::new(
-                ErrorCode::Store,
-                format!(
-                    "start at login could not be changed: {}: {e}",
-                    dir.display()
-                ),
-            ));
-        }
-    }
-    let result = if on {
-        launcher.enable()
-    } else {
-        launcher.disable()
-    };
-    result.map_err(|e| {
-        AppError::new(
-            ErrorCode::Store,
-            format!("start at login could not be changed: {e}"),
-        )
-    })
 }
 
 #[cfg(test)]

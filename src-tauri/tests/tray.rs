@@ -1,8 +1,9 @@
 //! The app as it lives in the tray, without WebDriver: started hidden the way the login
 //! entry starts it, on a private X display and a private session bus that also carries a
-//! stand-in desktop notification service. Checks start at login, notifications when a
-//! forward goes down and comes back, and that a second launch only shows the first
-//! instance's window.
+//! stand-in desktop notification service, run from a directory whose name has a space.
+//! Checks start at login, notifications when a forward goes down and comes back, that a
+//! second launch only shows the first instance's window, and that closing the window
+//! frees the web view without the app growing over open/close cycles.
 //!
 //! Needs: Xvfb, dbus-daemon, trayer, xdotool, kubectl, python-xlib (`scripts/setup` installs
 //! them).
@@ -119,9 +120,22 @@ fn expect_notification(rx: &mpsc::Receiver<String>, prefix: &str, within: Durati
     }
 }
 
+/// The app as a user may have put it: under a directory whose name has a space.
+fn installed(dir: &Path) -> PathBuf {
+    dir.join("My Apps/ferry-app")
+}
+
+fn install(dir: &Path) {
+    let to = installed(dir);
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    if std::fs::hard_link(APP, &to).is_err() {
+        std::fs::copy(APP, &to).unwrap();
+    }
+}
+
 /// The app's environment: everything it writes stays under `dir`.
 fn app_command(dir: &Path, desktop: &Desktop, bus: &Bus, args: &[&str]) -> Command {
-    let mut cmd = Command::new(APP);
+    let mut cmd = Command::new(installed(dir));
     cmd.args(args)
         .env("DISPLAY", &desktop.display)
         .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
@@ -285,6 +299,7 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
         .expect("the test's store is valid");
 
     // Started as the login entry starts it: hidden, in the tray.
+    install(dir);
     let mut first = Group::spawn(&mut app_command(dir, &desktop, &bus, &["--hidden"]));
 
     // Start at login is on in the store: the entry is (re)written for this binary.
@@ -295,7 +310,8 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
         || entry.exists(),
     );
     let text = std::fs::read_to_string(&entry).unwrap();
-    let exec = format!("Exec={APP} --hidden");
+    // The path is quoted as the Desktop Entry specification asks (it has a space).
+    let exec = format!("Exec=\"{}\" --hidden", installed(dir).display());
     assert!(text.lines().any(|l| l == exec), "{exec:?} not in:\n{text}");
 
     wait_until("solo echoes", Duration::from_secs(60), || echoes(port));
