@@ -5,10 +5,10 @@
 //! TLS without a client certificate and without checking the node's certificate.
 //!
 //! Plain SPDY and the WebSocket channel protocol are passed through (the latter with
-//! `?ports=` turned into kubelet's `?port=`). SPDY tunnelled through a WebSocket, which a
-//! real API server from 1.30 on translates into SPDY towards kubelet, is answered as an
-//! older API server answers it (400), so kubectl falls back to plain SPDY. Only loopback
-//! nodes are dialled.
+//! `?ports=` turned into kubelet's `?port=`). SPDY tunnelled through a WebSocket
+//! (`SPDY/3.1+portforward.k8s.io`, kubectl ≥ 1.31) is translated as a real API server
+//! from 1.30 on translates it: plain SPDY towards kubelet, the same bytes carried in the
+//! client's binary WebSocket messages. Only loopback nodes are dialled.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +26,7 @@ use tracing::{Instrument, debug, debug_span};
 
 use crate::api::status;
 use crate::faults::TunnelGuard;
+use crate::spdy::transport::{ChunkSource, FrameSink, IoSink, IoSource, WsSink, WsSource};
 
 /// Headers of an upgrade request that go to kubelet.
 const FORWARDED: [&str; 6] = [
@@ -61,14 +62,9 @@ pub(crate) async fn proxy(
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("SPDY/3.1+"));
+        .any(|v| v.contains(SPDY_TUNNEL));
     if offered_tunnel {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "unable to upgrade: SPDY tunnelled through a WebSocket is not proxied to nodes by the fake API server; use SPDY/3.1 (POST with Upgrade: SPDY/3.1) or v4.channel.k8s.io",
-            None,
-        );
+        return tunnel(kubelet, namespace, pod, parts, abort, guard).await;
     }
     // The API server's `ports=80,81` is kubelet's `port=80&port=81`.
     let ports: Vec<String> = crate::portforward::parse_ports_named(query, "ports")
@@ -90,37 +86,12 @@ pub(crate) async fn proxy(
     let Ok(upstream) = upstream.body(Empty::<bytes::Bytes>::new()) else {
         return bad_gateway("could not build the request to the node".into());
     };
-    let conn = match connect(kubelet).await {
-        Ok(c) => c,
-        Err(e) => return bad_gateway(format!("error dialing backend: {e}")),
-    };
-    let (mut sender, connection) =
-        match hyper::client::conn::http1::handshake(TokioIo::new(conn)).await {
-            Ok(v) => v,
-            Err(e) => return bad_gateway(format!("error dialing backend: {e}")),
-        };
-    tokio::spawn(async move {
-        let _ = connection.with_upgrades().await;
-    });
-    let res = match sender.send_request(upstream).await {
-        Ok(r) => r,
-        Err(e) => return bad_gateway(format!("error dialing backend: {e}")),
+    let res = match send_upgrade(kubelet, upstream).await {
+        Ok(res) => res,
+        Err(out) => return out,
     };
     if res.status() != StatusCode::SWITCHING_PROTOCOLS {
-        let (head, body) = res.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let mut out = Response::new(Body::from(body));
-        *out.status_mut() = head.status;
-        for (name, value) in &head.headers {
-            if name != header::TRANSFER_ENCODING && name != header::CONNECTION {
-                out.headers_mut().append(name, value.clone());
-            }
-        }
-        return out;
+        return passed_back(res).await;
     }
     let mut out = Response::new(Body::empty());
     *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -164,6 +135,133 @@ pub(crate) async fn proxy(
             .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     }
     out
+}
+
+/// The SPDY tunnel a client offers inside a WebSocket.
+const SPDY_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
+
+/// Sends an upgrade request to kubelet; a failure is already the answer for the client.
+async fn send_upgrade(
+    kubelet: SocketAddr,
+    upstream: Request<Empty<bytes::Bytes>>,
+) -> Result<http::Response<hyper::body::Incoming>, Response> {
+    let conn = connect(kubelet)
+        .await
+        .map_err(|e| bad_gateway(format!("error dialing backend: {e}")))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
+        .await
+        .map_err(|e| bad_gateway(format!("error dialing backend: {e}")))?;
+    tokio::spawn(async move {
+        let _ = connection.with_upgrades().await;
+    });
+    sender
+        .send_request(upstream)
+        .await
+        .map_err(|e| bad_gateway(format!("error dialing backend: {e}")))
+}
+
+/// Kubelet's answer other than `101`, passed back as it is.
+async fn passed_back(res: http::Response<hyper::body::Incoming>) -> Response {
+    let (head, body) = res.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut out = Response::new(Body::from(body));
+    *out.status_mut() = head.status;
+    for (name, value) in &head.headers {
+        if name != header::TRANSFER_ENCODING && name != header::CONNECTION {
+            out.headers_mut().append(name, value.clone());
+        }
+    }
+    out
+}
+
+/// SPDY tunnelled through a WebSocket: plain SPDY to kubelet, and the bytes of each side
+/// relayed to the other (binary messages towards the client).
+async fn tunnel(
+    kubelet: SocketAddr,
+    namespace: &str,
+    pod: &str,
+    mut parts: http::request::Parts,
+    abort: CancellationToken,
+    guard: TunnelGuard,
+) -> Response {
+    use axum::extract::FromRequestParts as _;
+    use axum::extract::ws::WebSocketUpgrade;
+    use futures::StreamExt as _;
+
+    let Ok(ws) = WebSocketUpgrade::from_request_parts(&mut parts, &()).await else {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Upgrade request required",
+            None,
+        );
+    };
+    let ws = ws.protocols([SPDY_TUNNEL]);
+    if ws.selected_protocol().is_none() {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("unable to upgrade: no tunneling spdy protocols provided; use {SPDY_TUNNEL}"),
+            None,
+        );
+    }
+    let upstream = Request::post(format!("/portForward/{namespace}/{pod}"))
+        .header(header::HOST, kubelet.to_string())
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "SPDY/3.1")
+        .header("X-Stream-Protocol-Version", "portforward.k8s.io")
+        .body(Empty::<bytes::Bytes>::new());
+    let Ok(upstream) = upstream else {
+        return bad_gateway("could not build the request to the node".into());
+    };
+    let res = match send_upgrade(kubelet, upstream).await {
+        Ok(res) => res,
+        Err(out) => return out,
+    };
+    if res.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return passed_back(res).await;
+    }
+    let span = debug_span!("kubelet-tunnel", pod.namespace = %namespace, pod.name = %pod, node.addr = %kubelet);
+    ws.write_buffer_size(0)
+        .max_message_size(16 << 20)
+        .on_upgrade(move |socket| {
+            async move {
+                let _open = guard;
+                let node = match hyper::upgrade::on(res).await {
+                    Ok(n) => TokioIo::new(n),
+                    Err(e) => {
+                        debug!(error = %e, "the node's upgrade failed");
+                        return;
+                    }
+                };
+                let (node_r, node_w) = tokio::io::split(node);
+                let (sink, stream) = socket.split();
+                let relay = async {
+                    tokio::select! {
+                        r = relay(WsSource(stream), IoSink(node_w)) => r,
+                        r = relay(IoSource::new(node_r), WsSink(sink)) => r,
+                    }
+                };
+                tokio::select! {
+                    () = abort.cancelled() => debug!("tunnel dropped by fault injection"),
+                    r = relay => debug!(result = ?r, "translated session ended"),
+                }
+            }
+            .instrument(span)
+        })
+}
+
+/// Copies chunks from one side to the other until the source ends, then closes the sink.
+async fn relay(mut from: impl ChunkSource, mut to: impl FrameSink) -> std::io::Result<()> {
+    while let Some(chunk) = from.next_chunk().await? {
+        to.send(chunk).await?;
+        to.flush().await?;
+    }
+    to.close().await
 }
 
 fn bad_gateway(message: String) -> Response {

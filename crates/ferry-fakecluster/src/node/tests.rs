@@ -1,6 +1,7 @@
 //! The node against the fake API server (its controllers through a kube client), and its
 //! kubelet endpoint driven directly: SPDY/3.1 as the API server speaks it to kubelet, and
-//! the WebSocket channel protocol as the API server passes it through.
+//! the WebSocket channel protocol as the API server passes it through. Also the fake API
+//! server's translation of kubectl's SPDY-over-WebSocket tunnel into SPDY to the node.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -465,3 +466,79 @@ async fn kubelet_endpoint_serves_the_websocket_channel_protocol() {
 }
 
 const BEHAVIOR: &str = crate::cluster::BEHAVIOR_ANNOTATION;
+
+/// The client's side of a SPDY byte stream carried in binary WebSocket messages, as a
+/// byte stream (a pipe pumped by two tasks).
+fn ws_pipe<S>(ws: tokio_tungstenite::WebSocketStream<S>) -> tokio::io::DuplexStream
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (ours, theirs) = tokio::io::duplex(256 * 1024);
+    let (mut from_us, mut to_us) = tokio::io::split(theirs);
+    let (mut sink, mut stream) = ws.split();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = from_us.read(&mut buf).await {
+            if n == 0 || sink.send(Message::binary(buf[..n].to_vec())).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = stream.next().await {
+            if let Message::Binary(b) = msg
+                && to_us.write_all(&b).await.is_err()
+            {
+                break;
+            }
+        }
+        let _ = to_us.shutdown().await;
+    });
+    ours
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_api_server_translates_the_spdy_websocket_tunnel_for_node_pods() {
+    use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    let s = setup().await;
+    // What kubectl ≥ 1.31 sends to the API server.
+    let protocol = "SPDY/3.1+portforward.k8s.io";
+    let request = http::Request::get("/api/v1/namespaces/demo/pods/solo/portforward")
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", generate_key())
+        .header("Sec-WebSocket-Protocol", protocol)
+        .body(Vec::<u8>::new().into())
+        .expect("request");
+    let res = s.client.send(request).await.expect("an answer");
+    assert_eq!(res.status(), http::StatusCode::SWITCHING_PROTOCOLS);
+    assert_eq!(
+        res.headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some(protocol)
+    );
+    let upgraded = hyper::upgrade::on(res).await.expect("upgraded");
+    let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        hyper_util::rt::TokioIo::new(upgraded),
+        Role::Client,
+        None,
+    )
+    .await;
+    // SPDY inside the WebSocket, answered by the node's kubelet endpoint.
+    let mut c = Spdy::new(ws_pipe(ws));
+    c.open(1, "error", "9000", "0").await;
+    c.open(3, "data", "9000", "0").await;
+    c.send(frame::data(3, false, b"through ")).await;
+    c.send(frame::data(3, true, b"the tunnel")).await;
+    let (events, data) = c.until_fin(1).await;
+    assert_eq!(
+        data.get(&3).map(Vec::as_slice),
+        Some(&b"through the tunnel"[..])
+    );
+    assert!(events.contains(&Event::Control(Control::SynReply { stream: 3 })));
+    s.node.shutdown().await;
+}
