@@ -192,7 +192,7 @@ async fn no_connection_is_lost_while_pods_are_deleted_under_traffic() -> anyhow:
         total += done;
         assert!(failed.is_empty(), "lost connections: {failed:#?}");
     }
-    assert!(deleted >= 6, "only {deleted} pods deleted");
+    assert!(deleted >= 4, "only {deleted} pods deleted");
     assert!(total >= 40, "only {total} connections made");
     eprintln!("{total} connections, {deleted} pods deleted, none lost");
     engine.shutdown().await;
