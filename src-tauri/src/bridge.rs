@@ -39,6 +39,10 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
     let mut last_counters: Vec<(String, u64, u64, u64)> = Vec::new();
     let mut store_mtime = mtime(core.store_path());
     let mut notifier = Notifier::default();
+    // States reached before the subscription are the notifier's starting point.
+    for message in notifier.seed(&*core.snapshot().await) {
+        notify(&app, &core, message);
+    }
     let mut login = LoginEntry::start(&app, &core);
     publish_state(&app, &core).await;
     loop {
@@ -81,6 +85,9 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
             changed = engines.changed() => {
                 if changed.is_err() { return; }
                 sub = core.subscribe().await;
+                for message in notifier.seed(&*core.snapshot().await) {
+                    notify(&app, &core, message);
+                }
                 dirty = true;
             }
             _ = tokio::time::sleep(wait), if dirty => {
@@ -209,6 +216,18 @@ impl Notifier {
             }
             _ => None,
         }
+    }
+
+    /// Takes the forwards' current states (a new engine, or states reached before the
+    /// bridge subscribed); returns what they call for (a recovery after an announced
+    /// outage).
+    fn seed(&mut self, snapshot: &Snapshot) -> Vec<String> {
+        let now = Instant::now();
+        snapshot
+            .forwards
+            .iter()
+            .filter_map(|s| self.state(now, &s.forward, s.state, s.error.as_deref()))
+            .collect()
     }
 
     fn forget(&mut self, forward: &str) {
@@ -363,6 +382,31 @@ mod tests {
         // Later on, it is.
         n.state(at(40), "web", DOWN, None);
         assert_eq!(n.due(at(45)).len(), 1);
+    }
+
+    #[test]
+    fn states_reached_before_subscribing_count() {
+        let mut n = Notifier::default();
+        let t0 = Instant::now();
+        let mut snapshot = Snapshot::default();
+        snapshot
+            .forwards
+            .push(ferry_core::events::ForwardStatus::new(
+                "solo",
+                "pod/solo:9000".into(),
+                ForwardState::Active,
+            ));
+        assert!(n.seed(&snapshot).is_empty());
+        n.state(
+            t0,
+            "solo",
+            ForwardState::Degraded,
+            Some("connection refused"),
+        );
+        assert_eq!(
+            n.due(t0 + NOTIFY_AFTER),
+            vec!["solo is degraded: connection refused".to_string()]
+        );
     }
 
     #[test]

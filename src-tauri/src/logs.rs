@@ -1,5 +1,6 @@
 //! The last lines worth showing per forward (the details view's "recent log"), written
-//! from the engine's transition events. Bounded per forward.
+//! from the engine's transition events. Bounded per forward. The same lines go to the
+//! app's log (stderr and the daily file).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -58,6 +59,12 @@ impl Logs {
                     entry.1.replace((**status).clone())
                 };
                 for (level, line) in describe(previous.as_ref(), status) {
+                    // Also in the app's log file, so what happened stays on record.
+                    let forward = status.forward.as_str();
+                    match level {
+                        "error" | "warn" => tracing::warn!(forward = %forward, "{line}"),
+                        _ => tracing::info!(forward = %forward, "{line}"),
+                    }
                     self.push(&status.forward, level, line);
                 }
             }

@@ -163,6 +163,17 @@ fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Whether a line of the app's log file holds both pieces of text.
+fn logged(dir: &Path, a: &str, b: &str) -> bool {
+    let Ok(files) = std::fs::read_dir(dir.join("data/dev.ferry.app/logs")) else {
+        return false;
+    };
+    files.flatten().any(|f| {
+        std::fs::read_to_string(f.path())
+            .is_ok_and(|text| text.lines().any(|l| l.contains(a) && l.contains(b)))
+    })
+}
+
 fn echoes(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
@@ -315,6 +326,10 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
     assert!(text.lines().any(|l| l == exec), "{exec:?} not in:\n{text}");
 
     wait_until("solo echoes", Duration::from_secs(60), || echoes(port));
+    // Health checks have found it up (the app logs each forward's transitions).
+    wait_until("solo is active", Duration::from_secs(30), || {
+        logged(dir, "forward=solo", "state active")
+    });
     assert_eq!(
         visible_windows(&desktop),
         0,
@@ -356,9 +371,10 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
         first.0.try_wait().unwrap().is_none(),
         "the first instance went away"
     );
-    assert!(
-        web_processes(first.0.id()) > 0,
-        "a window without a web view"
+    wait_until(
+        "the window's web process runs",
+        Duration::from_secs(10),
+        || web_processes(first.0.id()) > 0,
     );
 
     // Closing the window (as a window manager asks) frees the web view and leaves Ferry
