@@ -90,9 +90,6 @@ pub(crate) async fn proxy(
         Ok(res) => res,
         Err(out) => return out,
     };
-    if res.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return passed_back(res).await;
-    }
     let mut out = Response::new(Body::empty());
     *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     for name in RETURNED {
@@ -140,8 +137,20 @@ pub(crate) async fn proxy(
 /// The SPDY tunnel a client offers inside a WebSocket.
 const SPDY_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
 
-/// Sends an upgrade request to kubelet; a failure is already the answer for the client.
+/// Sends an upgrade request to kubelet and returns its `101`; anything else (a failure
+/// to reach it, or its own answer passed back) is already the answer for the client.
 async fn send_upgrade(
+    kubelet: SocketAddr,
+    upstream: Request<Empty<bytes::Bytes>>,
+) -> Result<http::Response<hyper::body::Incoming>, Response> {
+    let res = request_node(kubelet, upstream).await?;
+    if res.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Err(passed_back(res).await);
+    }
+    Ok(res)
+}
+
+async fn request_node(
     kubelet: SocketAddr,
     upstream: Request<Empty<bytes::Bytes>>,
 ) -> Result<http::Response<hyper::body::Incoming>, Response> {
@@ -222,9 +231,6 @@ async fn tunnel(
         Ok(res) => res,
         Err(out) => return out,
     };
-    if res.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return passed_back(res).await;
-    }
     let span = debug_span!("kubelet-tunnel", pod.namespace = %namespace, pod.name = %pod, node.addr = %kubelet);
     ws.write_buffer_size(0)
         .max_message_size(16 << 20)
