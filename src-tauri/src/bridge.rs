@@ -39,9 +39,10 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
     let mut last_counters: Vec<(String, u64, u64, u64)> = Vec::new();
     let mut store_mtime = mtime(core.store_path());
     let mut notifier = Notifier::default();
+    let desktop = desktop_notifier(app.clone());
     // States reached before the subscription are the notifier's starting point.
     for message in notifier.seed(&*core.snapshot().await) {
-        notify(&app, &core, message);
+        notify(&desktop, &core, message);
     }
     let mut login = LoginEntry::start(&app, &core);
     publish_state(&app, &core).await;
@@ -54,7 +55,7 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
                         Event::Forward { status } => {
                             let error = status.error.as_deref();
                             if let Some(message) = notifier.state(Instant::now(), &status.forward, status.state, error) {
-                                notify(&app, &core, message);
+                                notify(&desktop, &core, message);
                             }
                         }
                         Event::Removed { forward } => notifier.forget(forward),
@@ -64,11 +65,8 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
                 }
                 Some(Update::Resync(snapshot)) => {
                     // Events were missed: take every forward's state from the snapshot.
-                    for status in &snapshot.forwards {
-                        let error = status.error.as_deref();
-                        if let Some(message) = notifier.state(Instant::now(), &status.forward, status.state, error) {
-                            notify(&app, &core, message);
-                        }
+                    for message in notifier.seed(&snapshot) {
+                        notify(&desktop, &core, message);
                     }
                     dirty = true;
                 }
@@ -86,7 +84,7 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
                 if changed.is_err() { return; }
                 sub = core.subscribe().await;
                 for message in notifier.seed(&*core.snapshot().await) {
-                    notify(&app, &core, message);
+                    notify(&desktop, &core, message);
                 }
                 dirty = true;
             }
@@ -99,7 +97,7 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
             }
             _ = tick.tick() => {
                 for message in notifier.due(Instant::now()) {
-                    notify(&app, &core, message);
+                    notify(&desktop, &core, message);
                 }
                 let now = mtime(core.store_path());
                 if now != store_mtime {
@@ -223,6 +221,9 @@ impl Notifier {
     /// outage).
     fn seed(&mut self, snapshot: &Snapshot) -> Vec<String> {
         let now = Instant::now();
+        // Forwards the engine no longer runs are forgotten.
+        self.forwards
+            .retain(|name, _| snapshot.forwards.iter().any(|s| &s.forward == name));
         snapshot
             .forwards
             .iter()
@@ -260,25 +261,33 @@ impl Notifier {
     }
 }
 
-/// Shows a desktop notification, unless the user turned them off. The D-Bus call blocks
-/// (up to its timeout when no notification service answers): it runs off the bridge.
-fn notify(app: &AppHandle, core: &AppCore, message: String) {
-    if !core.settings().notifications {
-        return;
+/// Queues a desktop notification, unless the user turned them off.
+fn notify(desktop: &std::sync::mpsc::Sender<String>, core: &AppCore, message: String) {
+    if core.settings().notifications {
+        let _ = desktop.send(message);
     }
-    let app = app.clone();
+}
+
+/// Shows notifications one after another, in order, on a blocking thread (the D-Bus call
+/// waits for the notification service, up to its timeout when none answers). Ends when
+/// the sender is dropped.
+fn desktop_notifier(app: AppHandle) -> std::sync::mpsc::Sender<String> {
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
     tauri::async_runtime::spawn_blocking(move || {
         use tauri_plugin_notification::NotificationExt as _;
-        if let Err(e) = app
-            .notification()
-            .builder()
-            .title("Ferry")
-            .body(message)
-            .show()
-        {
-            tracing::debug!(error = %e, "notification not shown");
+        for message in rx {
+            if let Err(e) = app
+                .notification()
+                .builder()
+                .title("Ferry")
+                .body(message)
+                .show()
+            {
+                tracing::debug!(error = %e, "notification not shown");
+            }
         }
     });
+    tx
 }
 
 /// Keeps the start-at-login entry in line with the settings, whoever changed them (the

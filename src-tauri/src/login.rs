@@ -112,6 +112,8 @@ pub fn exec_arg(arg: &str) -> String {
                 out.push(c);
             }
             '\\' => out.push_str("\\\\\\\\"),
+            // A line break cannot stand in a key's value: the string escape for it.
+            '\n' => out.push_str("\\n"),
             _ => out.push(c),
         }
     }
@@ -134,5 +136,6 @@ mod tests {
         assert_eq!(exec_arg("/opt/a$b"), "\"/opt/a\\\\$b\"");
         assert_eq!(exec_arg("/opt/100%"), "/opt/100%%");
         assert_eq!(exec_arg("/opt/x\\y"), "\"/opt/x\\\\\\\\y\"");
+        assert_eq!(exec_arg("/opt/a\nb"), "\"/opt/a\\nb\"");
     }
 }

@@ -299,8 +299,8 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
         "config": {"version": 1, "forwards": [{
             "name": "solo", "context": "ferry-fake", "namespace": "demo",
             "target": "pod/solo", "port": 9000, "local_port": port,
-            "health": {"interval": "500ms", "fast_interval": "200ms", "timeout": "500ms",
-                       "rise": 1, "fall": 2},
+            "health": {"interval": "500ms", "fast_interval": "200ms", "idle_interval": "500ms",
+                       "timeout": "500ms", "rise": 1, "fall": 2},
         }]},
         "settings": {"start_at_login": true, "notifications": true},
     });
@@ -315,15 +315,14 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
 
     // Start at login is on in the store: the entry is (re)written for this binary.
     let entry = dir.join("home/.config/autostart/Ferry.desktop");
+    // The path is quoted as the Desktop Entry specification asks (it has a space). The
+    // launcher writes the entry, then Ferry rewrites its Exec line: wait for the result.
+    let exec = format!("Exec=\"{}\" --hidden", installed(dir).display());
     wait_until(
         "the login entry is written",
         Duration::from_secs(30),
-        || entry.exists(),
+        || std::fs::read_to_string(&entry).is_ok_and(|t| t.lines().any(|l| l == exec)),
     );
-    let text = std::fs::read_to_string(&entry).unwrap();
-    // The path is quoted as the Desktop Entry specification asks (it has a space).
-    let exec = format!("Exec=\"{}\" --hidden", installed(dir).display());
-    assert!(text.lines().any(|l| l == exec), "{exec:?} not in:\n{text}");
 
     wait_until("solo echoes", Duration::from_secs(60), || echoes(port));
     // Health checks have found it up (the app logs each forward's transitions).
@@ -383,6 +382,11 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
     for cycle in 0..3 {
         if cycle > 0 {
             launch_again(dir, &desktop, &bus);
+            wait_until(
+                "the window's web process runs",
+                Duration::from_secs(10),
+                || web_processes(first.0.id()) > 0,
+            );
         }
         close_window(&desktop);
         wait_until("the window closes", Duration::from_secs(10), || {

@@ -215,10 +215,17 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
     // binary hidden in the tray; switching it off removes the entry.
     let entry = data.join("home/.config/autostart/Ferry.desktop");
     click(&c, "setting-start-at-login").await;
-    wait_file(&entry, true).await;
-    let text = std::fs::read_to_string(&entry).unwrap();
     let exec = format!("Exec={} --hidden", env!("CARGO_BIN_EXE_ferry-app"));
-    assert!(text.lines().any(|l| l == exec), "{exec:?} not in:\n{text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&entry).is_ok_and(|t| t.lines().any(|l| l == exec)) {
+        assert!(
+            Instant::now() < deadline,
+            "{exec:?} not in {}: {:?}",
+            entry.display(),
+            std::fs::read_to_string(&entry)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The entry is written first, then the setting saved.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !std::fs::read_to_string(&store)

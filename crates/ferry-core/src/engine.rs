@@ -106,8 +106,8 @@ pub struct EngineOptions {
     /// `crate::pool`): connection setup no longer waits for a TLS handshake and upgrade.
     /// Default: on. A pre-opened tunnel can outlive its pod by a moment (between the
     /// pod's deletion and the resolver noticing); a connection whose tunnel is lost before
-    /// the pod answers moves to a fresh one and its first bytes are sent again, so clients
-    /// do not see it.
+    /// the pod answers, to a pod that has gone, moves to a fresh one and its first bytes
+    /// are sent again, so clients do not see it.
     pub pre_open_tunnels: bool,
 }
 

@@ -4,8 +4,9 @@
 //! The listener is bound first and stays bound through pod restarts, so local clients
 //! never see "connection refused" because Ferry dropped the port: a connection that
 //! arrives while no pod is ready waits (up to [`WAIT_FOR_POD`]) for one. A connection
-//! whose tunnel is lost before the pod first answers (the pod went in that instant) moves
-//! to a fresh tunnel and sends its first bytes again (up to [`REPLAY_LIMIT`]).
+//! whose tunnel is lost before the pod first answers, because the pod went in that
+//! instant, moves to a fresh tunnel and sends its first bytes again (up to
+//! [`REPLAY_LIMIT`]); a pod that is still there and closed on its own is not asked twice.
 //!
 //! Every task of a worker hangs off the worker's `CancellationToken`; dropping the
 //! [`WorkerHandle`] cancels them all.
@@ -47,6 +48,11 @@ pub const REPLAY_LIMIT: usize = 16 * 1024;
 
 /// How many times a connection moves to a fresh tunnel before the pod first answered.
 const MAX_REPLAYS: u32 = 2;
+
+/// How long a connection whose tunnel was lost before the pod answered waits for the
+/// resolver to say whether the pod went. Only then are the client's bytes sent again: a
+/// pod that is still there closed on its own, and the client is told.
+const POD_GONE_WAIT: Duration = Duration::from_millis(300);
 
 /// How often a resolved forward re-checks its target even without a watch event.
 const RESOLVE_EVERY: Duration = Duration::from_secs(30);
@@ -869,7 +875,8 @@ enum Settled {
     /// The client sent more than can be replayed, or ended without sending anything: the
     /// connection keeps this tunnel whatever happens.
     Committed(TunnelStream),
-    /// The client ended and the pod stayed silent for [`IDLE_AFTER_CLIENT_EOF`].
+    /// The client ended and the pod stayed silent for [`IDLE_AFTER_CLIENT_EOF`], or the
+    /// connection reached its `max_idle` / `max_age` first.
     Quiet,
     /// The tunnel closed or failed before the pod said anything.
     Lost(io::Error),
@@ -916,31 +923,43 @@ impl Connection {
     }
 
     /// Opens a tunnel and splices. Until the pod first answers, what the client sends is
-    /// also kept (up to [`REPLAY_LIMIT`]): a tunnel lost before then (its pod deleted an
-    /// instant ago, say) is replaced by a fresh one and the client's bytes sent again, so
-    /// the client sees no difference.
+    /// also kept (up to [`REPLAY_LIMIT`]): a tunnel lost before then because its pod went
+    /// (deleted an instant ago, say) is replaced by a fresh one and the client's bytes sent
+    /// again, so the client sees no difference.
     async fn run(&mut self, mut local: TcpStream) -> io::Result<()> {
         let mut start = Start {
             replayable: true,
             ..Start::default()
         };
         let mut replays = 0;
+        let opened = tokio::time::Instant::now();
         let (tunnel, first) = loop {
             let (tunnel, pod) = self.open_tunnel().await?;
             tracing::Span::current().record("pod.name", pod.as_str());
             debug!("tunnel open");
-            match settle(&mut local, tunnel, &mut start, &self.shared).await? {
+            match settle(
+                &mut local,
+                tunnel,
+                &mut start,
+                &self.shared,
+                self.limits,
+                opened,
+            )
+            .await?
+            {
                 Settled::Answered(tunnel, first) => break (tunnel, first),
                 Settled::Committed(tunnel) => break (tunnel, Vec::new()),
                 Settled::Quiet => return Ok(()),
-                Settled::Lost(e) if start.replayable && replays < MAX_REPLAYS => {
+                Settled::Lost(e)
+                    if start.replayable && replays < MAX_REPLAYS && self.pod_went(&pod).await =>
+                {
                     replays += 1;
-                    debug!(pod.name = %pod, error = %e, "tunnel lost before the pod answered; moving on");
-                    self.forget(&pod);
-                    // Pre-opened tunnels to that pod are as suspect as this one.
-                    self.tunnels.clear();
+                    debug!(pod.name = %pod, error = %e, "the pod went before answering; moving on");
                     self.skip_pool = true;
                 }
+                // The pod is still there: it closed (or refused) on its own, and the client
+                // is told, never sent its bytes again.
+                Settled::Lost(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
                 Settled::Lost(e) => return Err(e),
             }
         };
@@ -950,7 +969,33 @@ impl Connection {
                 .bytes_in
                 .fetch_add(first.len() as u64, Ordering::Relaxed);
         }
-        splice(local, tunnel, &self.shared, self.limits, start.client_eof).await
+        let client_eof = start.client_eof;
+        // Not held for the rest of the connection.
+        drop((first, start));
+        splice(local, tunnel, &self.shared, self.limits, opened, client_eof).await
+    }
+
+    /// Whether `pod` has left the forward's endpoints (deleted, or no longer ready): the
+    /// resolver, which watches the pods, says so within [`POD_GONE_WAIT`]. A pod that went
+    /// is forgotten (a sticky forward moves on).
+    async fn pod_went(&mut self, pod: &str) -> bool {
+        let deadline = tokio::time::Instant::now() + POD_GONE_WAIT;
+        loop {
+            if !self
+                .targets
+                .borrow_and_update()
+                .endpoints
+                .iter()
+                .any(|e| e.pod == pod)
+            {
+                self.forget(pod);
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, self.targets.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return false,
+            }
+        }
     }
 
     /// The pod may be gone: forget it and have the resolver look again.
@@ -1050,6 +1095,8 @@ async fn settle(
     mut tunnel: TunnelStream,
     start: &mut Start,
     shared: &WorkerShared,
+    (max_idle, max_age): (Option<Duration>, Option<Duration>),
+    opened: tokio::time::Instant,
 ) -> io::Result<Settled> {
     if !start.sent.is_empty()
         && let Err(e) = tunnel.write_all(&start.sent).await
@@ -1060,7 +1107,17 @@ async fn settle(
     // splice then reads with its own large ones.
     let mut up = vec![0u8; REPLAY_LIMIT];
     let mut down = vec![0u8; 16 * 1024];
+    let mut last_any = tokio::time::Instant::now();
     loop {
+        // The connection's own limits apply from its start, as in `splice`.
+        let limit = [
+            max_idle.map(|d| last_any + d),
+            max_age.map(|d| opened + d),
+            start.client_eof.then(|| last_any + IDLE_AFTER_CLIENT_EOF),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if !start.replayable || (start.client_eof && start.sent.is_empty()) {
             start.sent = Vec::new();
             return Ok(Settled::Committed(tunnel));
@@ -1073,6 +1130,7 @@ async fn settle(
                     continue;
                 }
                 shared.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                last_any = tokio::time::Instant::now();
                 start.sent.extend_from_slice(&up[..n]);
                 start.replayable = start.sent.len() <= REPLAY_LIMIT;
                 if let Err(e) = tunnel.write_all(&up[..n]).await {
@@ -1090,10 +1148,15 @@ async fn settle(
                 }
                 Err(e) => Settled::Lost(e),
             }),
-            () = tokio::time::sleep(IDLE_AFTER_CLIENT_EOF), if start.client_eof => {
-                return Ok(Settled::Quiet);
-            }
+            () = sleep_until_or_never(limit) => return Ok(Settled::Quiet),
         }
+    }
+}
+
+async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -1108,9 +1171,9 @@ async fn splice(
     tunnel: TunnelStream,
     shared: &WorkerShared,
     (max_idle, max_age): (Option<Duration>, Option<Duration>),
+    opened: tokio::time::Instant,
     client_eof: bool,
 ) -> io::Result<()> {
-    let opened = tokio::time::Instant::now();
     let last_any = AtomicU64::new(now_ms());
     let (mut lr, mut lw) = local.into_split();
     let (mut tr, mut tw) = tokio::io::split(tunnel);

@@ -12,6 +12,7 @@ use common::{active, config, echo_once, fake, fwd, http_get, options, wait_for};
 use ferry_core::config::{Pick, PortRef};
 use ferry_core::events::ForwardState;
 use ferry_core::{Engine, EngineOptions};
+use ferry_fakecluster::Behavior;
 use ferry_fakecluster::cluster::pod_is_ready;
 use ferry_fakecluster::kind::Kind;
 use rand::{Rng, RngCore};
@@ -143,6 +144,55 @@ async fn pre_opened_tunnels_never_reach_a_pod_that_went() -> anyhow::Result<()> 
         let who = who_answers(addr).await?;
         assert_ne!(who, old, "connection {i} went to the deleted pod");
     }
+    engine.shutdown().await;
+    Ok(())
+}
+
+/// A pod that takes a request and closes without a word is not sent the request again:
+/// only a pod that went is (the connection then moves to another one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_that_closes_without_answering_gets_each_request_once() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    // The pod relays to this server: it reads one request, counts it, and hangs up.
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let server_addr = server.local_addr()?;
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = server.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut req = [0u8; 7];
+                // Health probes connect and send nothing: not requests.
+                if s.read_exact(&mut req).await.is_ok() && &req == b"request" {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    f.fake
+        .cluster()
+        .set_behavior("demo", "solo", &Behavior::Proxy(server_addr))?;
+    let engine = Engine::start(
+        config(vec![fwd("solo", "pod/solo", PortRef::Number(9000))]),
+        options(vec![f.kubeconfig.clone()]),
+    )?;
+    let addr = active(&engine, "solo").await?;
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(b"request").await?;
+        let mut rest = Vec::new();
+        timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+            .await
+            .map_err(|_| anyhow::anyhow!("the connection was not closed"))??;
+        assert!(rest.is_empty(), "the server said nothing: {rest:?}");
+    }
+    sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        requests.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "each request reached the server once"
+    );
     engine.shutdown().await;
     Ok(())
 }

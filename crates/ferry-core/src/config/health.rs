@@ -157,7 +157,11 @@ pub struct HealthSpec {
     /// (`crate::health::IDLE_AFTER`); never shorter than `interval`. Idle forwards still
     /// see pod changes at once (the resolver watches them); this spares the API server a
     /// tunnel every few seconds for forwards nobody uses.
-    #[serde(default = "d30s", with = "human")]
+    #[serde(
+        default = "d30s",
+        with = "human",
+        skip_serializing_if = "is_default_idle"
+    )]
     pub idle_interval: Duration,
     /// How long one probe may take.
     #[serde(default = "d2s", with = "human")]
@@ -178,6 +182,10 @@ pub struct HealthSpec {
     pub max_age: Option<Duration>,
 }
 
+/// Left out when it is the default, so stores stay readable by builds without the field.
+fn is_default_idle(d: &Duration) -> bool {
+    *d == d30s()
+}
 fn d30s() -> Duration {
     Duration::from_secs(30)
 }

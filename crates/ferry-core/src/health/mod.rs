@@ -214,8 +214,7 @@ fn apply(e: &mut Entry, result: ProbeResult) {
 /// Up forward that has carried no connection for [`IDLE_AFTER`].
 fn next_interval(spec: &HealthSpec, checker: &Checker, idle_for: Duration) -> Duration {
     let next = checker.next_interval(spec);
-    let steady_up = checker.state() == HealthState::Up && next == spec.interval;
-    if steady_up && idle_for >= IDLE_AFTER {
+    if checker.steady_up() && idle_for >= IDLE_AFTER {
         next.max(spec.idle_interval)
     } else {
         next
@@ -527,7 +526,11 @@ mod tests {
 
     #[test]
     fn counting_towards_a_change_stays_fast_when_idle() {
-        let spec = HealthSpec::default();
+        // Also when the steady and fast intervals are the same.
+        let spec = HealthSpec {
+            interval: Duration::from_secs(1),
+            ..HealthSpec::default()
+        };
         let mut c = up(&spec);
         c.step(
             &spec,

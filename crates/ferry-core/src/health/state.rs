@@ -118,6 +118,11 @@ impl Checker {
         }
     }
 
+    /// Up, with no failure counting towards Down.
+    pub fn steady_up(&self) -> bool {
+        self.state == HealthState::Up && self.fails == 0
+    }
+
     pub fn state(&self) -> HealthState {
         self.state
     }
