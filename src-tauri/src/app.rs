@@ -335,12 +335,21 @@ impl AppCore {
         &self,
         change: impl FnOnce(&mut StoreDoc) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
+        let out = self.write_store(change)?;
+        self.changed.send_modify(|n| *n += 1);
+        self.apply().await?;
+        Ok(out)
+    }
+
+    /// Changes the store (see `ferry_core::store::Store::modify`) and keeps what was written.
+    fn write_store<T>(
+        &self,
+        change: impl FnOnce(&mut StoreDoc) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
         // The store's lock may be held by another program for a moment: wait for it off
         // the async workers' hands.
         let (out, doc) = tokio::task::block_in_place(|| self.store.modify(change))?;
         *self.doc.lock() = doc;
-        self.changed.send_modify(|n| *n += 1);
-        self.apply().await?;
         Ok(out)
     }
 
@@ -557,20 +566,15 @@ impl AppCore {
         let before = self.settings();
         let value = serde_json::to_value(&settings)
             .map_err(|e| AppError::new(ErrorCode::Store, e.to_string()))?;
-        let (_, doc) = tokio::task::block_in_place(|| {
-            self.store.modify(|doc| {
-                doc.settings = value;
-                Ok::<_, AppError>(())
-            })
+        self.write_store(|doc| {
+            doc.settings = value;
+            Ok(())
         })?;
-        *self.doc.lock() = doc;
-        if self
-            .banner
-            .lock()
-            .as_deref()
-            .is_some_and(|b| b.contains("settings"))
         {
-            *self.banner.lock() = None;
+            let mut banner = self.banner.lock();
+            if banner.as_deref().is_some_and(|b| b.contains("settings")) {
+                *banner = None;
+            }
         }
         self.changed.send_modify(|n| *n += 1);
         if before.kubeconfig_paths != settings.kubeconfig_paths {
@@ -581,25 +585,29 @@ impl AppCore {
 
     // === the cluster ===
 
+    /// The engine's client pool, taken out of the engine lock.
+    async fn clients(&self) -> Result<Arc<ferry_core::cluster::ClientPool>, AppError> {
+        match self.engine.read().await.as_ref() {
+            Some(engine) => Ok(engine.clients().clone()),
+            None => Err(AppError::new(ErrorCode::Engine, "Ferry is shutting down")),
+        }
+    }
+
     async fn client(
         &self,
         context: Option<&str>,
     ) -> Result<ferry_core::cluster::ContextClient, AppError> {
-        let pool = match self.engine.read().await.as_ref() {
-            Some(engine) => engine.clients().clone(),
-            None => return Err(AppError::new(ErrorCode::Engine, "Ferry is shutting down")),
-        };
-        pool.client(context)
+        self.clients()
+            .await?
+            .client(context)
             .await
             .map_err(|e| AppError::cluster(e.to_string()))
     }
 
     pub async fn list_contexts(&self) -> Result<Contexts, AppError> {
-        let pool = match self.engine.read().await.as_ref() {
-            Some(engine) => engine.clients().clone(),
-            None => return Err(AppError::new(ErrorCode::Engine, "Ferry is shutting down")),
-        };
-        let (contexts, current) = pool
+        let (contexts, current) = self
+            .clients()
+            .await?
             .contexts()
             .map_err(|e| AppError::cluster(e.to_string()))?;
         Ok(Contexts { contexts, current })
@@ -752,7 +760,7 @@ impl AppCore {
         if let Some(n) = &f.namespace {
             words.extend(["-n".into(), n.clone()]);
         }
-        if !f.bind.is_loopback() || f.bind != std::net::IpAddr::V4(Ipv4Addr::LOCALHOST) {
+        if f.bind != std::net::IpAddr::V4(Ipv4Addr::LOCALHOST) {
             words.extend(["--address".into(), f.bind.to_string()]);
         }
         let short = match f.target.kind() {
@@ -793,13 +801,8 @@ impl AppCore {
             .next()
             .ok_or_else(|| AppError::invalid("line", "the line names no port to forward"))?;
         // A name not yet taken.
-        let config = self.config();
-        let base = forward.name.clone();
-        let mut n = 2;
-        while config.forwards.iter().any(|f| f.name == forward.name) {
-            forward.name = format!("{base}-{n}");
-            n += 1;
-        }
+        let mut taken = self.config().forwards.into_iter().map(|f| f.name).collect();
+        forward.name = import::unique(&forward.name, &mut taken);
         Ok(forward)
     }
 

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ferry_core::config::Config;
 use ferry_core::events::{ForwardState, Snapshot};
@@ -128,6 +129,9 @@ impl MenuModel {
 pub struct Tray {
     icon: TrayIcon,
     inner: Mutex<Shown>,
+    /// Set by a menu click: the next `show` rebuilds everything. An atomic, not `inner`:
+    /// clicks arrive on the main thread, while `show` may hold `inner` waiting for it.
+    stale: AtomicBool,
 }
 
 #[derive(Default)]
@@ -152,6 +156,7 @@ impl Tray {
         Ok(Arc::new(Tray {
             icon,
             inner: Mutex::new(Shown::default()),
+            stale: AtomicBool::new(false),
         }))
     }
 
@@ -161,6 +166,9 @@ impl Tray {
         let model = MenuModel::new(config, snapshot);
         let agg = aggregate(config, snapshot);
         let mut shown = self.inner.lock();
+        if self.stale.swap(false, Ordering::SeqCst) {
+            shown.model = None;
+        }
         if shown.aggregate != Some(agg) {
             self.icon.set_icon(Some(icon(agg)))?;
             let tip = match agg {
@@ -251,7 +259,7 @@ impl Tray {
     /// Forgets what is shown, so the next [`Tray::show`] puts every check mark right again
     /// (a click toggles a check item's mark before Ferry has acted on it).
     pub fn invalidate(&self) {
-        self.inner.lock().model = None;
+        self.stale.store(true, Ordering::SeqCst);
     }
 }
 

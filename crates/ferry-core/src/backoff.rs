@@ -45,6 +45,14 @@ impl Backoff {
     }
 }
 
+/// Sleeps until `at`, or forever when there is no `at` (a `select!` branch that is off).
+pub(crate) async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

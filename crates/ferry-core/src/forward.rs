@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, sleep_until_or_never};
 use crate::cluster::{ClientPool, Endpoint, ResolveError, resolve};
 use crate::config::{Forward, Pick};
 use crate::events::{ForwardState, ForwardStatus, now_ms};
@@ -632,12 +632,7 @@ impl Worker {
             if wake_at.is_some_and(|t| t <= now) {
                 wake_at = Some(now + Duration::from_millis(10));
             }
-            let timer = async {
-                match wake_at {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let timer = sleep_until_or_never(wake_at);
             tokio::select! {
                 () = self.token.cancelled() => {
                     dials.abort_all();
@@ -1150,13 +1145,6 @@ async fn settle(
             }),
             () = sleep_until_or_never(limit) => return Ok(Settled::Quiet),
         }
-    }
-}
-
-async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -280,20 +280,29 @@ fn bad_gateway(message: String) -> Response {
     .into_response()
 }
 
+/// How the API server talks TLS to nodes; built once.
+static NODE_TLS: std::sync::LazyLock<Result<Arc<rustls::ClientConfig>, rustls::Error>> =
+    std::sync::LazyLock::new(|| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    });
+
 async fn connect(
     addr: SocketAddr,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(std::io::Error::other)?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = NODE_TLS
+        .as_ref()
+        .map_err(|e| std::io::Error::other(e.clone()))?
+        .clone();
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     let _ = tcp.set_nodelay(true);
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(config)
         .connect(ServerName::IpAddress(addr.ip().into()), tcp)
         .await
 }

@@ -75,21 +75,7 @@ fn prints_ready_writes_a_kubeconfig_and_exits_cleanly_on_sigterm() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("pod/solo"));
 
-    let pid = child.0.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.0.try_wait().expect("wait") {
-            assert!(status.success(), "exits 0 on SIGTERM: {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    sigterm_and_expect_clean_exit(&mut child.0);
 }
 
 #[test]
@@ -236,21 +222,7 @@ fn node_subcommand_plays_the_node_for_an_api_server() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let pid = node.0.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = node.0.try_wait().expect("wait") {
-            assert!(status.success(), "exits 0 on SIGTERM: {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    sigterm_and_expect_clean_exit(&mut node.0);
 
     // Without a usable kubeconfig the node fails, naming the flag.
     let out = Command::new(BIN)
@@ -259,4 +231,23 @@ fn node_subcommand_plays_the_node_for_an_api_server() {
         .expect("runs");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--apiserver-kubeconfig"));
+}
+
+/// Sends SIGTERM and expects the process to exit 0 within 10 s.
+fn sigterm_and_expect_clean_exit(child: &mut std::process::Child) {
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "exits 0 on SIGTERM: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -271,7 +271,7 @@ fn sanitize(text: String) -> String {
 }
 
 /// `wanted`, or `wanted-2`, `wanted-3`… whichever is free; records it as taken.
-fn unique(wanted: &str, taken: &mut BTreeSet<String>) -> String {
+pub fn unique(wanted: &str, taken: &mut BTreeSet<String>) -> String {
     let mut name = wanted.to_string();
     let mut n = 2;
     while taken.contains(&name) {

@@ -91,12 +91,7 @@ pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: Cancellat
             .filter(|e| is_scheduled(e))
             .map(|e| e.next_due)
             .min();
-        let sleep = async {
-            match next_due {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = crate::backoff::sleep_until_or_never(next_due);
         tokio::select! {
             () = token.cancelled() => return,
             cmd = rx.recv() => match cmd {

@@ -3,10 +3,8 @@
 //! the WebSocket channel protocol as the API server passes it through. Also the fake API
 //! server's translation of kubectl's SPDY-over-WebSocket tunnel into SPDY to the node.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Node as NodeObject, Pod, ServiceAccount};
@@ -18,7 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::*;
-use crate::spdy::frame::{self, Control, Decoder, Deflater, Event};
+use crate::spdy::frame::{self, Control, Event};
+use crate::spdy::testing::SpdyClient;
 use crate::{FakeCluster, Options};
 
 const SCENARIO: &str = "
@@ -166,72 +165,6 @@ fn spdy_upgrade(path: &str, addr: SocketAddr) -> String {
     )
 }
 
-/// Plays the API server's SPDY client part on an upgraded connection.
-struct Spdy<S> {
-    io: S,
-    deflater: Deflater,
-    decoder: Decoder,
-    pending: Bytes,
-}
-
-impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Spdy<S> {
-    fn new(io: S) -> Self {
-        Self {
-            io,
-            deflater: Deflater::new().expect("deflater"),
-            decoder: Decoder::new(),
-            pending: Bytes::new(),
-        }
-    }
-
-    async fn open(&mut self, id: u32, kind: &str, port: &str, request: &str) {
-        let f = frame::syn_stream(
-            &mut self.deflater,
-            id,
-            &[("streamtype", kind), ("port", port), ("requestid", request)],
-            false,
-        )
-        .expect("encodes");
-        self.io.write_all(&f).await.expect("write");
-    }
-
-    async fn send(&mut self, f: Bytes) {
-        self.io.write_all(&f).await.expect("write");
-    }
-
-    async fn next(&mut self) -> Option<Event> {
-        loop {
-            if let Some(ev) = self.decoder.next(&mut self.pending).expect("decodes") {
-                return Some(ev);
-            }
-            let mut buf = BytesMut::with_capacity(64 * 1024);
-            let n = tokio::time::timeout(Duration::from_secs(5), self.io.read_buf(&mut buf))
-                .await
-                .expect("the node answers in time")
-                .expect("read");
-            if n == 0 {
-                return None;
-            }
-            self.pending = buf.freeze();
-        }
-    }
-
-    /// Data per stream until the error stream `error` is closed, and the other events.
-    async fn until_fin(&mut self, error: u32) -> (Vec<Event>, HashMap<u32, Vec<u8>>) {
-        let mut events = Vec::new();
-        let mut data: HashMap<u32, Vec<u8>> = HashMap::new();
-        loop {
-            match self.next().await.expect("session open") {
-                Event::Data { stream, bytes } => {
-                    data.entry(stream).or_default().extend_from_slice(&bytes)
-                }
-                Event::Fin { stream } if stream == error => return (events, data),
-                ev => events.push(ev),
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_registers_and_runs_the_scenario_on_the_fake_api_server() {
     let s = setup().await;
@@ -367,7 +300,7 @@ async fn kubelet_endpoint_serves_spdy_port_forwarding() {
         lower.contains("x-stream-protocol-version: portforward.k8s.io"),
         "{head}"
     );
-    let mut c = Spdy::new(tls);
+    let mut c = SpdyClient::new(tls);
     // One connection to the echo port, as the API server relays kubectl's.
     c.open(1, "error", "9000", "0").await;
     c.open(3, "data", "9000", "0").await;
@@ -529,7 +462,7 @@ async fn the_fake_api_server_translates_the_spdy_websocket_tunnel_for_node_pods(
     )
     .await;
     // SPDY inside the WebSocket, answered by the node's kubelet endpoint.
-    let mut c = Spdy::new(ws_pipe(ws));
+    let mut c = SpdyClient::new(ws_pipe(ws));
     c.open(1, "error", "9000", "0").await;
     c.open(3, "data", "9000", "0").await;
     c.send(frame::data(3, false, b"through ")).await;

@@ -9,4 +9,6 @@
 
 pub(crate) mod frame;
 pub(crate) mod session;
+#[cfg(test)]
+pub(crate) mod testing;
 pub(crate) mod transport;

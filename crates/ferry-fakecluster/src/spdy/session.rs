@@ -595,7 +595,8 @@ async fn write_loop<K: FrameSink>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
+    use crate::spdy::testing::SpdyClient;
+    use tokio::io::DuplexStream;
     use tokio::net::TcpListener;
 
     /// Connects port 9000 to a local echo server; any other port is refused.
@@ -625,89 +626,21 @@ mod tests {
         addr
     }
 
-    /// Plays kubectl's part over an in-memory connection.
-    struct Client {
-        w: WriteHalf<DuplexStream>,
-        r: ReadHalf<DuplexStream>,
-        deflater: Deflater,
-        decoder: Decoder,
-        pending: Bytes,
-    }
-
-    impl Client {
-        async fn start(end: CancellationToken) -> Self {
-            let (client, server) = tokio::io::duplex(256 * 1024);
-            let session = Session {
-                connector: Arc::new(Echo(echo_server().await)),
-                end,
-                abort: CancellationToken::new(),
-            };
-            tokio::spawn(session.serve_io(server));
-            let (r, w) = tokio::io::split(client);
-            Self {
-                w,
-                r,
-                deflater: Deflater::new().expect("deflater"),
-                decoder: Decoder::new(),
-                pending: Bytes::new(),
-            }
-        }
-
-        async fn send(&mut self, frame: Bytes) {
-            self.w.write_all(&frame).await.expect("client writes");
-        }
-
-        async fn open(&mut self, id: u32, kind: &str, port: &str, request: &str) {
-            let f = frame::syn_stream(
-                &mut self.deflater,
-                id,
-                &[("streamtype", kind), ("port", port), ("requestid", request)],
-                false,
-            )
-            .expect("encodes");
-            self.send(f).await;
-        }
-
-        /// The next event from the server, or `None` when it closed the connection.
-        async fn next(&mut self) -> Option<Event> {
-            loop {
-                if let Some(ev) = self.decoder.next(&mut self.pending).expect("decodes") {
-                    return Some(ev);
-                }
-                let mut buf = BytesMut::with_capacity(64 * 1024);
-                let n = tokio::time::timeout(Duration::from_secs(5), self.r.read_buf(&mut buf))
-                    .await
-                    .expect("the server answers in time")
-                    .expect("client reads");
-                if n == 0 {
-                    return None;
-                }
-                self.pending = buf.freeze();
-            }
-        }
-
-        /// Events until the error stream `error` is closed, data pieces joined per stream.
-        async fn until_fin(&mut self, error: u32) -> (Vec<Event>, HashMap<u32, Vec<u8>>) {
-            let mut events = Vec::new();
-            let mut data: HashMap<u32, Vec<u8>> = HashMap::new();
-            loop {
-                match self.next().await.expect("connection open") {
-                    Event::Data { stream, bytes } => {
-                        data.entry(stream).or_default().extend_from_slice(&bytes)
-                    }
-                    Event::Fin { stream } if stream == error => {
-                        events.push(Event::Fin { stream });
-                        return (events, data);
-                    }
-                    ev => events.push(ev),
-                }
-            }
-        }
+    /// Plays kubectl's part over an in-memory connection to a session.
+    async fn start(end: CancellationToken) -> SpdyClient<DuplexStream> {
+        let (client, server) = tokio::io::duplex(256 * 1024);
+        let session = Session {
+            connector: Arc::new(Echo(echo_server().await)),
+            end,
+            abort: CancellationToken::new(),
+        };
+        tokio::spawn(session.serve_io(server));
+        SpdyClient::new(client)
     }
 
     #[tokio::test]
     async fn a_connection_echoes_half_closes_and_answers_pings() {
-        let mut c = Client::start(CancellationToken::new()).await;
+        let mut c = start(CancellationToken::new()).await;
         c.open(1, "error", "9000", "0").await;
         c.send(frame::data(1, true, b"")).await;
         c.open(3, "data", "9000", "0").await;
@@ -728,7 +661,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_port_is_reported_on_the_error_stream() {
-        let mut c = Client::start(CancellationToken::new()).await;
+        let mut c = start(CancellationToken::new()).await;
         c.open(1, "error", "9999", "7").await;
         c.open(3, "data", "9999", "7").await;
         let (events, data) = c.until_fin(1).await;
@@ -740,7 +673,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reset_ends_the_connection_and_closes_the_error_stream() {
-        let mut c = Client::start(CancellationToken::new()).await;
+        let mut c = start(CancellationToken::new()).await;
         c.open(1, "error", "9000", "0").await;
         c.open(3, "data", "9000", "0").await;
         c.send(frame::data(3, false, b"abc")).await;
@@ -759,7 +692,7 @@ mod tests {
     #[tokio::test]
     async fn bad_streams_are_reset_and_the_pod_going_away_says_goaway() {
         let end = CancellationToken::new();
-        let mut c = Client::start(end.clone()).await;
+        let mut c = start(end.clone()).await;
         c.open(1, "bogus", "9000", "0").await;
         assert_eq!(
             c.next().await,
