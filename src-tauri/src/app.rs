@@ -191,6 +191,7 @@ impl AppCore {
             core.set_banner(Some(format!("The demo cluster could not start: {e}")));
         }
         core.restart_engine().await?;
+        core.pin_contexts().await?;
         *core.log_follower.lock() = Some(tokio::spawn(follow_logs(Arc::downgrade(&core))));
         if options.demo {
             core.add_demo_forwards().await?;
@@ -413,6 +414,12 @@ impl AppCore {
         original: Option<&str>,
         forward: Forward,
     ) -> Result<(), AppError> {
+        // A forward names its context: one that follows kubectl's current context would
+        // move to another cluster on `kubectl config use-context`.
+        let mut forward = forward;
+        if forward.context.is_none() {
+            forward.context = self.current_context().await;
+        }
         let problems = self.validate_forward(original, &forward);
         if let Some(first) = problems.into_iter().next() {
             return Err(AppError {
@@ -604,6 +611,42 @@ impl AppCore {
             .map_err(|e| AppError::cluster(e.to_string()))
     }
 
+    /// kubectl's current context now, if the kubeconfig names one.
+    async fn current_context(&self) -> Option<String> {
+        self.list_contexts().await.ok().and_then(|c| c.current)
+    }
+
+    /// Saved forwards that name no context follow kubectl's current context, so switching
+    /// it moves them to another cluster: on first load they are pinned to the current
+    /// context, once, and the banner says so.
+    async fn pin_contexts(&self) -> Result<(), AppError> {
+        if self.config().forwards.iter().all(|f| f.context.is_some()) {
+            return Ok(());
+        }
+        let Some(current) = self.current_context().await else {
+            return Ok(());
+        };
+        let pinned = self
+            .modify(|doc| Ok(doc.config.pin_contexts(&current)))
+            .await?;
+        if !pinned.is_empty() {
+            let notice = format!(
+                "{} saved forward{} ({}) named no context and followed kubectl's current context; {} now name{} `{current}`, so switching contexts no longer moves them. Edit a forward to choose another.",
+                pinned.len(),
+                if pinned.len() == 1 { "" } else { "s" },
+                pinned.join(", "),
+                if pinned.len() == 1 { "it" } else { "they" },
+                if pinned.len() == 1 { "s" } else { "" },
+            );
+            let banner = match self.banner.lock().take() {
+                Some(earlier) => format!("{earlier} {notice}"),
+                None => notice,
+            };
+            self.set_banner(Some(banner));
+        }
+        Ok(())
+    }
+
     pub async fn list_contexts(&self) -> Result<Contexts, AppError> {
         let (contexts, current) = self
             .clients()
@@ -745,14 +788,33 @@ impl AppCore {
         })
     }
 
-    /// The forward as a `kubectl port-forward` command.
-    pub fn kubectl_command(&self, name: &str) -> Result<String, AppError> {
+    /// The forward as a `kubectl port-forward` command. A service forward to its pods'
+    /// port (`pod_port`) has no kubectl equivalent on the service: it is written for the
+    /// pod the forward uses now.
+    pub async fn kubectl_command(&self, name: &str) -> Result<String, AppError> {
         let config = self.config();
         let f = config
             .forwards
             .iter()
             .find(|f| f.name == name)
             .ok_or_else(|| no_forward(name))?;
+        let pod_in_use = if f.pod_port && f.target.kind() == "service" {
+            let snapshot = self.snapshot().await;
+            match snapshot.get(name).and_then(|s| s.pod.clone()) {
+                Some(pod) => Some(pod),
+                None => {
+                    return Err(AppError::invalid(
+                        "name",
+                        format!(
+                            "{name} forwards to port {} of the pods behind {}, which kubectl reaches only through one pod; switch the forward on so Ferry knows which pod to name",
+                            f.port, f.target
+                        ),
+                    ));
+                }
+            }
+        } else {
+            None
+        };
         let mut words = vec!["kubectl".to_string(), "port-forward".to_string()];
         if let Some(c) = &f.context {
             words.extend(["--context".into(), c.clone()]);
@@ -769,7 +831,10 @@ impl AppCore {
             "statefulset" => "sts",
             _ => "pod",
         };
-        words.push(format!("{short}/{}", f.target.name()));
+        match &pod_in_use {
+            Some(pod) => words.push(format!("pod/{pod}")),
+            None => words.push(format!("{short}/{}", f.target.name())),
+        }
         let local = if f.local_port == 0 {
             String::new()
         } else {
@@ -880,6 +945,19 @@ impl AppCore {
                 "text",
                 "no forwards found; nothing was imported",
             ));
+        }
+        let mut imported = imported;
+        imported.pin_context(self.current_context().await.as_deref());
+        if imported.forwards.iter().any(|f| f.pod_port) {
+            // kftray's and kportal's service ports are the pods': ask the cluster which
+            // service port leads there (the preview too, so it shows what will be saved).
+            let pool = self.clients().await?;
+            ferry_core::cluster::settle_pod_ports(
+                &pool,
+                &mut imported,
+                ferry_core::cluster::SETTLE_WITHIN,
+            )
+            .await;
         }
         let plan = |config: &Config| -> Result<(Config, ImportReport), AppError> {
             let (next, imported) = config.merged_with(imported.clone(), None)?;

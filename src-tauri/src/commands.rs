@@ -104,7 +104,7 @@ pub async fn test_connection(core: Core<'_>, name: String) -> Result<TestResult>
 
 #[tauri::command]
 pub async fn kubectl_command(core: Core<'_>, name: String) -> Result<String> {
-    core.kubectl_command(&name)
+    core.kubectl_command(&name).await
 }
 
 #[tauri::command]

@@ -116,6 +116,12 @@ async fn added_forward_runs_carries_bytes_and_is_saved() {
     let local = status.local.unwrap();
     assert_eq!(echo(local, b"through the app").await, b"through the app");
     assert_eq!(stored(&fx.store).forwards[0].name, "echo");
+    // Saved without a context, it names the current one: `kubectl config use-context`
+    // cannot move it to another cluster.
+    assert_eq!(
+        stored(&fx.store).forwards[0].context.as_deref(),
+        Some("ferry-fake")
+    );
 
     // Switching it off frees the port.
     core.set_enabled("echo", false).await.unwrap();
@@ -133,8 +139,8 @@ async fn added_forward_runs_carries_bytes_and_is_saved() {
     assert!(test.ok, "{}", test.message);
     assert!(test.message.contains("echo-"), "{}", test.message);
     assert_eq!(
-        core.kubectl_command("echo").unwrap(),
-        "kubectl port-forward -n demo svc/echo :80"
+        core.kubectl_command("echo").await.unwrap(),
+        "kubectl port-forward --context ferry-fake -n demo svc/echo :80"
     );
     let log: Vec<String> = core
         .forward_log("echo")
@@ -360,6 +366,78 @@ async fn quick_add_and_import() {
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::Invalid);
     assert_eq!(stored(&fx.store).forwards.len(), 4);
+    core.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_forwards_without_a_context_are_pinned_once_on_first_load() {
+    let fx = Fixture::new().await;
+    let mut pinned = forward("echo", "svc/echo", 80);
+    pinned.context = None;
+    let mut named = forward("db", "sts/db", 5432);
+    named.context = Some("elsewhere".into());
+    named.enabled = false;
+    Store::new(&fx.store)
+        .modify(|doc| {
+            doc.config.forwards = vec![pinned, named];
+            Ok::<_, ferry_core::store::StoreError>(())
+        })
+        .unwrap();
+    let core = fx.core().await;
+    let saved = stored(&fx.store);
+    assert_eq!(saved.forwards[0].context.as_deref(), Some("ferry-fake"));
+    assert_eq!(saved.forwards[1].context.as_deref(), Some("elsewhere"));
+    let banner = core.state().await.banner.unwrap_or_default();
+    assert!(
+        banner.contains("echo") && banner.contains("`ferry-fake`") && !banner.contains("db"),
+        "{banner}"
+    );
+    core.shutdown().await;
+    // Once: the next start has nothing to say.
+    let again = fx.core().await;
+    assert_eq!(again.state().await.banner, None);
+    again.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kftray_export_imports_into_forwards_that_echo() {
+    let fx = Fixture::new().await;
+    let core = fx.core().await;
+    // What the Import dialog sends: kftray's JSON, whose remote_port is the pods' port
+    // (echo: service port 80 → target port `echo` = 9000).
+    let text = r#"[{"workload_type":"service","service":"echo","namespace":"demo","remote_port":9000,"local_port":0,"protocol":"tcp","alias":"echo"},
+                   {"workload_type":"service","service":"echo","namespace":"demo","remote_port":7777,"local_port":0,"protocol":"tcp","alias":"other"}]"#;
+    let preview = core
+        .import_config(text, ImportFormat::Auto, true)
+        .await
+        .unwrap();
+    assert!(
+        preview
+            .warnings
+            .iter()
+            .any(|w| w.contains("echo:") && w.contains("imported as port 80")),
+        "{preview:?}"
+    );
+    assert!(stored(&fx.store).forwards.is_empty(), "a preview wrote");
+    let report = core
+        .import_config(text, ImportFormat::Auto, false)
+        .await
+        .unwrap();
+    assert_eq!(report.added, ["echo", "other"]);
+    let saved = stored(&fx.store);
+    let echo_fwd = saved.forwards.iter().find(|f| f.name == "echo").unwrap();
+    assert_eq!(
+        (&echo_fwd.port, echo_fwd.pod_port),
+        (&PortRef::Number(80), false)
+    );
+    let other = saved.forwards.iter().find(|f| f.name == "other").unwrap();
+    assert_eq!(
+        (&other.port, other.pod_port),
+        (&PortRef::Number(7777), true)
+    );
+    let status = wait_state(&core, "echo", ForwardState::Active).await;
+    let addr = status.local.unwrap();
+    assert_eq!(echo(addr, b"imported").await, b"imported");
     core.shutdown().await;
 }
 

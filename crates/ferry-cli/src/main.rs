@@ -181,6 +181,37 @@ fn import_file(
     result.map_err(|e| format!("{}: {e}; nothing was imported", path.display()))
 }
 
+/// kubectl's current context (from the kubeconfig as kubectl finds it), if there is one.
+fn current_context() -> Option<String> {
+    ferry_core::cluster::ClientPool::new(ferry_core::cluster::KubeconfigSource::from_env())
+        .contexts()
+        .ok()
+        .and_then(|(_, current)| current)
+}
+
+/// Asks the cluster (the kubeconfig as kubectl finds it) which service ports lead to the
+/// pods' ports that kftray and kportal entries name; see `cluster::settle_pod_ports`.
+fn settle_pod_ports(imported: &mut ferry_core::config::import::Imported) {
+    use ferry_core::cluster::{ClientPool, KubeconfigSource, SETTLE_WITHIN};
+    if !imported.forwards.iter().any(|f| f.pod_port) {
+        return;
+    }
+    let pool = ClientPool::new(KubeconfigSource::from_env());
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(ferry_core::cluster::settle_pod_ports(
+            &pool,
+            imported,
+            SETTLE_WITHIN,
+        )),
+        Err(e) => imported.notes.push(format!(
+            "the cluster was not asked which service ports the pods' ports belong to ({e}); those forwards keep `pod_port: true`"
+        )),
+    }
+}
+
 /// Where a config-editing command reads and writes.
 #[derive(Debug, clap::Args)]
 struct ConfigArg {
@@ -896,6 +927,7 @@ fn edit(command: Command) -> Result<(), EditError> {
                 }
                 imported.forwards[0].name = name;
             }
+            imported.pin_context(current_context().as_deref());
             let mut report_of = None;
             let said = modify(&path, |config| {
                 let (next, done) = config
@@ -940,7 +972,9 @@ fn edit(command: Command) -> Result<(), EditError> {
             format,
         } => {
             let path = target.config.unwrap_or_else(default_config_path);
-            let imported = import_file(&file, format).map_err(EditError::Usage)?;
+            let mut imported = import_file(&file, format).map_err(EditError::Usage)?;
+            settle_pod_ports(&mut imported);
+            imported.pin_context(current_context().as_deref());
             if dry_run {
                 let (_, done) = read_config(&path)?
                     .merged_with(imported, profile.as_deref())

@@ -12,6 +12,8 @@ fn ferry(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .env_remove("FERRY_LOG")
+        // No cluster: an import never asks the machine's own kubeconfig.
+        .env("KUBECONFIG", "/nonexistent/ferry-test/kubeconfig")
         .output()
         .expect("ferry runs")
 }

@@ -307,7 +307,8 @@ async fn bad_config_exits_2_with_the_field_and_starts_nothing() -> anyhow::Resul
 async fn up_runs_a_kportal_file_and_reloads_it() -> anyhow::Result<()> {
     let (_fake, dir) = fake().await?;
     let file = dir.path().join(".kportal.yaml");
-    let one = "contexts:\n  - name: ferry-fake\n    namespaces:\n      - name: demo\n        forwards:\n          - {resource: service/echo, protocol: tcp, port: 80, localPort: 0, alias: echo}\n";
+    // kportal's `port` on a service is the pods' port (echo's pods listen on 9000).
+    let one = "contexts:\n  - name: ferry-fake\n    namespaces:\n      - name: demo\n        forwards:\n          - {resource: service/echo, protocol: tcp, port: 9000, localPort: 0, alias: echo}\n";
     std::fs::write(&file, one)?;
     let (mut child, mut lines, active) = up_until_echo_active(dir.path(), &file).await?;
     let local = active["local"].as_str().unwrap_or_default().to_string();
@@ -332,6 +333,86 @@ async fn up_runs_a_kportal_file_and_reloads_it() -> anyhow::Result<()> {
             .await??
             .success()
     );
+    Ok(())
+}
+
+/// Runs `ferry import FILE -c CONFIG --json` with `kubeconfig`; returns its report.
+async fn import_json(kubeconfig: &Path, file: &Path, config: &Path) -> anyhow::Result<Value> {
+    let out = Command::new(BIN)
+        .args(["import", "--json", "-c"])
+        .arg(config)
+        .arg(file)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("FERRY_LOG")
+        .output()
+        .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "ferry import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kftray_export_imports_into_forwards_that_echo() -> anyhow::Result<()> {
+    let (fake, dir) = fake().await?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    // kftray's remote_port is the pods' port: echo 80 → named target port 9000, web 80 →
+    // 8080, and a port no service port leads to.
+    let export = dir.path().join("kftray.json");
+    std::fs::write(
+        &export,
+        r#"[{"workload_type": "service", "service": "echo", "namespace": "demo", "context": "ferry-fake", "remote_port": 9000, "local_port": 0, "protocol": "tcp", "alias": "echo"},
+           {"workload_type": "service", "service": "web", "namespace": "demo", "context": "ferry-fake", "remote_port": 8080, "local_port": 0, "protocol": "tcp", "alias": "web"},
+           {"workload_type": "service", "service": "echo", "namespace": "demo", "context": "ferry-fake", "remote_port": 7777, "local_port": 0, "protocol": "tcp", "alias": "other"}]"#,
+    )?;
+    let config = dir.path().join("ferry.yaml");
+    let report = import_json(&kubeconfig, &export, &config).await?;
+    let notes = report["notes"].to_string();
+    let stored = ferry_core::config::Config::from_yaml(&std::fs::read_to_string(&config)?)?;
+    let port_of = |name: &str| {
+        stored
+            .forwards
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| (f.port.to_string(), f.pod_port))
+    };
+    assert_eq!(port_of("echo"), Some(("80".into(), false)), "{notes}");
+    assert_eq!(port_of("web"), Some(("80".into(), false)), "{notes}");
+    assert_eq!(port_of("other"), Some(("7777".into(), true)), "{notes}");
+    assert!(
+        notes.contains("service demo/echo leads there from its port 80: imported as port 80"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("no port of service demo/echo leads there"),
+        "{notes}"
+    );
+    let (mut child, _lines, active) = up_until_echo_active(dir.path(), &config).await?;
+    let local = active["local"].as_str().unwrap_or_default().to_string();
+    assert_eq!(echo(&local, b"from kftray").await?, b"from kftray");
+    signal(&child, "-TERM")?;
+    timeout(Duration::from_secs(10), child.wait()).await??;
+
+    // With the cluster out of reach at import time, the forward keeps the pods' port and
+    // works once the cluster is there.
+    let away = dir.path().join("kubeconfig-away");
+    std::fs::write(
+        &away,
+        std::fs::read_to_string(&kubeconfig)?.replace(fake.url(), "https://127.0.0.1:1"),
+    )?;
+    let later = dir.path().join("later.yaml");
+    let report = import_json(&away, &export, &later).await?;
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("could not be asked"), "{notes}");
+    let stored = ferry_core::config::Config::from_yaml(&std::fs::read_to_string(&later)?)?;
+    assert!(stored.forwards.iter().all(|f| f.pod_port), "{stored:?}");
+    let (mut child, _lines, active) = up_until_echo_active(dir.path(), &later).await?;
+    let local = active["local"].as_str().unwrap_or_default().to_string();
+    assert_eq!(echo(&local, b"pods' port").await?, b"pods' port");
+    signal(&child, "-TERM")?;
+    timeout(Duration::from_secs(10), child.wait()).await??;
     Ok(())
 }
 

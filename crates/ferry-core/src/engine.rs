@@ -632,11 +632,8 @@ impl Manager {
             .map(|f| match self.workers.get(&f.name) {
                 Some(w) => w.shared.status(),
                 None => {
-                    let mut s = ForwardStatus::new(
-                        &f.name,
-                        format!("{}:{}", f.target, f.port),
-                        ForwardState::Disabled,
-                    );
+                    let mut s =
+                        ForwardStatus::new(&f.name, f.target_label(), ForwardState::Disabled);
                     s.health = crate::health::HealthState::Disabled;
                     s
                 }

@@ -89,7 +89,7 @@ impl WorkerShared {
         Self {
             status: Mutex::new(ForwardStatus::new(
                 &spec.name,
-                format!("{}:{}", spec.target, spec.port),
+                spec.target_label(),
                 ForwardState::Starting,
             )),
             conns_open: AtomicU64::new(0),
@@ -740,7 +740,15 @@ impl Worker {
             s.namespace = Some(namespace.clone());
             s.credential_plugin = cc.plugin.clone();
         });
-        let mut result = resolve(&cc.client, &namespace, &self.spec.target, &self.spec.port).await;
+        let spec = &self.spec;
+        let mut result = resolve(
+            &cc.client,
+            &namespace,
+            &spec.target,
+            &spec.port,
+            spec.pod_port,
+        )
+        .await;
         let mut cc = cc;
         if matches!(result, Err(ResolveError::Unauthorized { .. })) {
             // Credentials expired or were revoked: rebuild the context's client (which
@@ -750,8 +758,14 @@ impl Worker {
             match self.pool.client(self.spec.context.as_deref()).await {
                 Ok(fresh) => {
                     cc = fresh;
-                    result =
-                        resolve(&cc.client, &namespace, &self.spec.target, &self.spec.port).await;
+                    result = resolve(
+                        &cc.client,
+                        &namespace,
+                        &spec.target,
+                        &spec.port,
+                        spec.pod_port,
+                    )
+                    .await;
                 }
                 Err(e) => {
                     self.shared.update(|s| {

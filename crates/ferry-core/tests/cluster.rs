@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use ferry_core::cluster::{
-    ClientPool, ClusterError, Endpoint, KubeconfigSource, ResolveError, resolve,
+    ClientPool, ClusterError, Endpoint, KubeconfigSource, ResolveError, resolve, service_port_to,
 };
 use ferry_core::config::{PortRef, Target};
 use ferry_fakecluster::kind::Kind;
@@ -53,7 +53,7 @@ async fn every_target_kind_resolves_by_number_and_by_name() -> anyhow::Result<()
     );
     let c = &cc.client;
 
-    let solo = resolve(c, "demo", &t("pod/solo"), &PortRef::Number(9000)).await?;
+    let solo = resolve(c, "demo", &t("pod/solo"), &PortRef::Number(9000), false).await?;
     assert_eq!(
         solo,
         vec![Endpoint {
@@ -62,25 +62,39 @@ async fn every_target_kind_resolves_by_number_and_by_name() -> anyhow::Result<()
         }]
     );
 
-    let echo = resolve(c, "demo", &t("service/echo"), &PortRef::Number(80)).await?;
+    let echo = resolve(c, "demo", &t("service/echo"), &PortRef::Number(80), false).await?;
     assert_eq!(echo.len(), 2);
     assert!(
         echo.iter()
             .all(|e| e.port == 9000 && e.pod.starts_with("echo-")),
         "targetPort `echo` → 9000: {echo:?}"
     );
+    // kftray's and kportal's meaning of a service port: the pods' port.
+    let pods = resolve(c, "demo", &t("service/echo"), &PortRef::Number(9000), true).await?;
+    assert_eq!(pods, echo, "the same pods at the same port");
+    // Which service port leads to a pods' port: by target port name, by number, none.
+    assert_eq!(service_port_to(c, "demo", "echo", 9000).await?, Some(80));
+    assert_eq!(service_port_to(c, "demo", "web", 8080).await?, Some(80));
+    assert_eq!(service_port_to(c, "demo", "echo", 7777).await?, None);
 
-    let web = resolve(c, "demo", &t("svc/web"), &PortRef::Number(80)).await?;
+    let web = resolve(c, "demo", &t("svc/web"), &PortRef::Number(80), false).await?;
     assert_eq!(web.len(), 1);
     assert_eq!(web[0].port, 8080);
 
-    let web_deploy = resolve(c, "demo", &t("deploy/web"), &PortRef::Name("http".into())).await?;
+    let web_deploy = resolve(
+        c,
+        "demo",
+        &t("deploy/web"),
+        &PortRef::Name("http".into()),
+        false,
+    )
+    .await?;
     assert_eq!(
         web_deploy, web,
         "deployment by named port matches the service"
     );
 
-    let db = resolve(c, "demo", &t("sts/db"), &PortRef::Name("pg".into())).await?;
+    let db = resolve(c, "demo", &t("sts/db"), &PortRef::Name("pg".into()), false).await?;
     assert_eq!(
         db,
         vec![Endpoint {
@@ -88,10 +102,17 @@ async fn every_target_kind_resolves_by_number_and_by_name() -> anyhow::Result<()
             port: 5432
         }]
     );
-    let db_svc = resolve(c, "demo", &t("service/db"), &PortRef::Number(5432)).await?;
+    let db_svc = resolve(c, "demo", &t("service/db"), &PortRef::Number(5432), false).await?;
     assert_eq!(db_svc, db);
 
-    let echo_deploy = resolve(c, "demo", &t("deployment/echo"), &PortRef::Number(9000)).await?;
+    let echo_deploy = resolve(
+        c,
+        "demo",
+        &t("deployment/echo"),
+        &PortRef::Number(9000),
+        false,
+    )
+    .await?;
     assert_eq!(pod_names(&echo_deploy), pod_names(&echo));
     drop(fake);
     Ok(())
@@ -103,13 +124,13 @@ async fn resolution_errors_say_what_is_wrong() -> anyhow::Result<()> {
     let pool = ClientPool::new(KubeconfigSource::from_paths(vec![path]));
     let c = pool.client(Some("ferry-fake")).await?.client;
 
-    let err = resolve(&c, "demo", &t("service/nope"), &PortRef::Number(80))
+    let err = resolve(&c, "demo", &t("service/nope"), &PortRef::Number(80), false)
         .await
         .expect_err("missing");
     assert_eq!(err.to_string(), "service demo/nope not found");
     assert!(!err.is_retryable());
 
-    let err = resolve(&c, "demo", &t("service/echo"), &PortRef::Number(81))
+    let err = resolve(&c, "demo", &t("service/echo"), &PortRef::Number(81), false)
         .await
         .expect_err("bad port");
     assert_eq!(
@@ -117,9 +138,15 @@ async fn resolution_errors_say_what_is_wrong() -> anyhow::Result<()> {
         "service demo/echo has no port 81 (ports: 80)"
     );
 
-    let err = resolve(&c, "demo", &t("pod/solo"), &PortRef::Name("http".into()))
-        .await
-        .expect_err("bad name");
+    let err = resolve(
+        &c,
+        "demo",
+        &t("pod/solo"),
+        &PortRef::Name("http".into()),
+        false,
+    )
+    .await
+    .expect_err("bad name");
     assert!(matches!(err, ResolveError::NoSuchPort { .. }), "{err}");
     assert!(err.to_string().contains("(ports: 9000)"), "{err}");
 
@@ -132,14 +159,20 @@ async fn resolution_errors_say_what_is_wrong() -> anyhow::Result<()> {
         let name = p["metadata"]["name"].as_str().unwrap_or_default();
         fake.cluster().set_pod_ready("demo", name, false)?;
     }
-    let err = resolve(&c, "demo", &t("service/echo"), &PortRef::Number(80))
+    let err = resolve(&c, "demo", &t("service/echo"), &PortRef::Number(80), false)
         .await
         .expect_err("none ready");
     assert_eq!(err.to_string(), "no ready pod behind service demo/echo");
     assert!(err.is_retryable());
-    let err = resolve(&c, "demo", &t("deployment/echo"), &PortRef::Number(9000))
-        .await
-        .expect_err("none ready");
+    let err = resolve(
+        &c,
+        "demo",
+        &t("deployment/echo"),
+        &PortRef::Number(9000),
+        false,
+    )
+    .await
+    .expect_err("none ready");
     assert_eq!(err.to_string(), "no ready pod behind deployment demo/echo");
     Ok(())
 }
@@ -186,12 +219,18 @@ async fn contexts_are_independent_across_merged_kubeconfigs() -> anyhow::Result<
 
     // Stopping one cluster breaks only its own resolutions.
     a.shutdown().await;
-    let err = resolve(&alpha, "demo", &t("pod/solo"), &PortRef::Number(9000))
-        .await
-        .expect_err("alpha is down");
+    let err = resolve(
+        &alpha,
+        "demo",
+        &t("pod/solo"),
+        &PortRef::Number(9000),
+        false,
+    )
+    .await
+    .expect_err("alpha is down");
     assert!(matches!(err, ResolveError::Api { .. }), "{err}");
     assert!(err.is_retryable());
-    resolve(&beta, "demo", &t("pod/solo"), &PortRef::Number(9000)).await?;
+    resolve(&beta, "demo", &t("pod/solo"), &PortRef::Number(9000), false).await?;
     drop(b);
     Ok(())
 }
@@ -201,7 +240,7 @@ async fn a_changed_kubeconfig_rebuilds_clients() -> anyhow::Result<()> {
     let (first, _d1, path) = demo("ferry-fake").await?;
     let pool = ClientPool::new(KubeconfigSource::from_paths(vec![path.clone()]));
     let c1 = pool.client(None).await?.client;
-    resolve(&c1, "demo", &t("pod/solo"), &PortRef::Number(9000)).await?;
+    resolve(&c1, "demo", &t("pod/solo"), &PortRef::Number(9000), false).await?;
     assert!(!pool.refresh(), "nothing changed yet");
 
     // A new cluster under the same context name, written over the same file.
@@ -209,7 +248,7 @@ async fn a_changed_kubeconfig_rebuilds_clients() -> anyhow::Result<()> {
     let (second, _d2, other) = demo("ferry-fake").await?;
     std::fs::copy(&other, &path)?;
     let c2 = pool.client(None).await?.client;
-    resolve(&c2, "demo", &t("pod/solo"), &PortRef::Number(9000)).await?;
+    resolve(&c2, "demo", &t("pod/solo"), &PortRef::Number(9000), false).await?;
     drop(second);
     Ok(())
 }

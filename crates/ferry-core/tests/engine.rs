@@ -61,6 +61,78 @@ async fn round_trips_through_every_target_kind_by_number_and_name() -> anyhow::R
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_request_and_upgrade_says_it_is_ferry() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let engine = Engine::start(
+        config(vec![fwd("echo", "service/echo", PortRef::Number(80))]),
+        options(vec![f.kubeconfig.clone()]),
+    )?;
+    let addr = active(&engine, "echo").await?;
+    assert_eq!(echo_once(addr, b"who").await?, b"who");
+    let agents = f.fake.requests().agents();
+    let ours = ferry_core::cluster::user_agent();
+    let ferry = agents
+        .iter()
+        .find(|a| a.user_agent == ours)
+        .ok_or_else(|| anyhow::anyhow!("no request said {ours}: {agents:?}"))?;
+    assert!(ferry.api > 0, "{agents:?}");
+    assert!(ferry.upgrades > 0, "{agents:?}");
+    // Nothing reached the API server without saying who it is.
+    assert_eq!(agents.len(), 1, "{agents:?}");
+    assert!(
+        ours.starts_with("ferry/") && ours.contains(" (") && ours.ends_with(')'),
+        "{ours}"
+    );
+    engine.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_forward_can_name_the_pods_port() -> anyhow::Result<()> {
+    // kftray's and kportal's meaning of a service port: the pods' port (echo: 80 → 9000).
+    let f = fake("ferry-fake").await?;
+    let mut pods = fwd("pods", "service/echo", PortRef::Number(9000));
+    pods.pod_port = true;
+    let not_served = {
+        let mut f = fwd("nothing", "service/echo", PortRef::Number(9999));
+        f.pod_port = true;
+        f
+    };
+    let engine = Engine::start(
+        config(vec![pods, not_served]),
+        options(vec![f.kubeconfig.clone()]),
+    )?;
+    let addr = active(&engine, "pods").await?;
+    assert_eq!(echo_once(addr, b"to the pods").await?, b"to the pods");
+    let snap = engine.snapshot().await?;
+    let status = snap
+        .get("pods")
+        .ok_or_else(|| anyhow::anyhow!("no status"))?;
+    assert!(
+        status
+            .pod
+            .as_deref()
+            .is_some_and(|p| p.starts_with("echo-")),
+        "{status:?}"
+    );
+    // A port the pods do not listen on is the pods' refusal, not a missing service port.
+    let nothing = wait_for(&engine, "nothing", "a refusal", |s| {
+        s.last_error.is_some() || s.state == ForwardState::Degraded
+    })
+    .await?;
+    assert!(
+        !nothing
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("has no port"),
+        "{nothing:?}"
+    );
+    engine.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_pod_is_replaced_without_dropping_the_port() -> anyhow::Result<()> {
     let f = fake("ferry-fake").await?;
     let engine = Engine::start(

@@ -1,6 +1,6 @@
 //! Health checks against the fake cluster: breaking and healing a backend with behaviour
 //! switches, HTTP checks, reload, pause, dial without a listener, the watchdog, and 200
-//! forwards' staggered first probes and idle cost.
+//! forwards' staggered first probes and (on Linux) idle cost.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::TcpListener as StdListener;
 use std::time::Duration;
 
-use common::{active, config, echo_once, fake, fwd, options, pod_of, wait_for};
+use common::{Fake, active, config, echo_once, fake, fwd, options, pod_of, wait_for};
 use ferry_core::Engine;
 use ferry_core::config::{HealthSpec, HttpCheck, PortRef, ProbeKind};
 use ferry_core::events::{Event, ForwardState, HealthState, Update};
@@ -289,17 +289,26 @@ async fn the_watchdog_restarts_a_stuck_accept_loop() -> anyhow::Result<()> {
 }
 
 /// CPU time of this process so far (user + system), from /proc.
-fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after_name = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
+fn cpu_time() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat")
+        .map_err(|e| anyhow::anyhow!("reading /proc/self/stat: {e}"))?;
+    let field = |i: usize| -> anyhow::Result<u64> {
+        let after_name = stat
+            .rsplit_once(')')
+            .ok_or_else(|| anyhow::anyhow!("/proc/self/stat has no `)`: {stat}"))?
+            .1;
+        after_name
+            .split_whitespace()
+            .nth(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("/proc/self/stat field {i} is not a number: {stat}"))
+    };
+    // utime and stime, in clock ticks (100 per second on Linux).
+    Ok(Duration::from_millis((field(11)? + field(12)?) * 10))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_forwards_stagger_their_first_probes_and_idle_cheaply() -> anyhow::Result<()> {
-    let f = fake("ferry-fake").await?;
+/// 200 forwards checking one pod port every 2 s, all started at once.
+async fn two_hundred_forwards(f: &Fake) -> anyhow::Result<(Engine, Duration, Instant)> {
     let interval = Duration::from_secs(2);
     let forwards: Vec<_> = (0..200)
         .map(|i| {
@@ -310,6 +319,13 @@ async fn two_hundred_forwards_stagger_their_first_probes_and_idle_cheaply() -> a
         .collect();
     let started = Instant::now();
     let engine = Engine::start(config(forwards), options(vec![f.kubeconfig.clone()]))?;
+    Ok((engine, interval, started))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_forwards_stagger_their_first_probes() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let (engine, interval, started) = two_hundred_forwards(&f).await?;
     let mut first: HashMap<String, Duration> = HashMap::new();
     while first.len() < 200 && started.elapsed() < Duration::from_secs(15) {
         let snap = engine.snapshot().await?;
@@ -342,20 +358,28 @@ async fn two_hundred_forwards_stagger_their_first_probes_and_idle_cheaply() -> a
         .max()
         .unwrap_or(0);
     assert!(crowded <= 80, "{crowded} first probes within {window:?}");
+    engine.shutdown().await;
+    Ok(())
+}
 
-    // Idle cost: every forward up, default checks every 2 s, no traffic.
+/// Idle cost: every forward up, checks every 2 s, no traffic. Reads the process's CPU time
+/// from /proc, so it runs on Linux only (skipped, and reported so, elsewhere); the bench
+/// measures the idle cost properly (docs/benchmarks.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(target_os = "linux"), ignore = "reads the CPU time from /proc")]
+async fn two_hundred_idle_forwards_use_little_cpu() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let (engine, interval, _) = two_hundred_forwards(&f).await?;
     wait_for(&engine, "f199", "up", |s| s.health == HealthState::Up).await?;
     let measure = Duration::from_secs(4);
-    let (cpu0, wall0) = (cpu_time(), Instant::now());
+    let (cpu0, wall0) = (cpu_time()?, Instant::now());
     sleep(measure).await;
-    if let (Some(c0), Some(c1)) = (cpu0, cpu_time()) {
-        let share = (c1 - c0).as_secs_f64() / wall0.elapsed().as_secs_f64();
-        println!(
-            "idle cost: 200 forwards, tunnel checks every {interval:?}: {:.1}% of one core (engine and fake cluster in one process)",
-            share * 100.0
-        );
-        assert!(share < 0.8, "idle CPU {:.0}% of a core", share * 100.0);
-    }
+    let share = (cpu_time()? - cpu0).as_secs_f64() / wall0.elapsed().as_secs_f64();
+    println!(
+        "idle cost: 200 forwards, tunnel checks every {interval:?}: {:.1}% of one core (engine and fake cluster in one process)",
+        share * 100.0
+    );
+    assert!(share < 0.8, "idle CPU {:.0}% of a core", share * 100.0);
     engine.shutdown().await;
     Ok(())
 }

@@ -36,6 +36,8 @@ pub(crate) struct App {
     pub server_addr: String,
     /// Whether SPDY tunnelled through a WebSocket is served.
     pub spdy_over_websocket: bool,
+    /// Who asked.
+    pub requests: Arc<crate::requests::RequestLog>,
 }
 
 /// A Kubernetes `Status` failure response.
@@ -155,6 +157,9 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Respo
         );
     }
     if let Some(rest) = path.strip_prefix("/fake/") {
+        if (&method, rest) == (&Method::GET, "requests") {
+            return json_response(&json!(app.requests.agents()));
+        }
         if who != Caller::Admin {
             return status(
                 StatusCode::FORBIDDEN,
@@ -165,6 +170,12 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Respo
         }
         return fake_endpoint(&app, &method, rest, req.uri().query());
     }
+    app.requests.record(
+        req.headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        req.headers().contains_key(header::UPGRADE),
+    );
     if !app.latency.is_zero() {
         tokio::time::sleep(app.latency).await;
     }

@@ -30,6 +30,7 @@ mod kubelet_proxy;
 pub mod node;
 mod objects;
 mod portforward;
+pub mod requests;
 pub mod scenario;
 pub mod selector;
 mod spdy;
@@ -161,6 +162,7 @@ pub struct FakeCluster {
     cluster: Arc<Cluster>,
     faults: Arc<Faults>,
     tokens: Arc<tokens::Tokens>,
+    requests: Arc<requests::RequestLog>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -203,6 +205,7 @@ impl FakeCluster {
         let cluster = Cluster::new(&opts.scenario, shutdown.child_token());
         let faults = Arc::new(Faults::default());
         let tokens = Arc::new(tokens::Tokens::default());
+        let requests = Arc::new(requests::RequestLog::default());
         let host = match addr {
             SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
             SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
@@ -213,6 +216,7 @@ impl FakeCluster {
             latency: opts.latency,
             faults: faults.clone(),
             tokens: tokens.clone(),
+            requests: requests.clone(),
             server_addr: host.clone(),
             spdy_over_websocket: opts.spdy_over_websocket,
         });
@@ -233,6 +237,7 @@ impl FakeCluster {
             cluster,
             faults,
             tokens,
+            requests,
             shutdown,
             task: Some(task),
         })
@@ -282,6 +287,11 @@ impl FakeCluster {
     /// The fault switches.
     pub fn faults(&self) -> &Arc<Faults> {
         &self.faults
+    }
+
+    /// The user agents of the requests served so far (also `GET /fake/requests`).
+    pub fn requests(&self) -> &Arc<requests::RequestLog> {
+        &self.requests
     }
 
     /// Tokens with a lifetime (also issued by `POST /fake/tokens?ttl_seconds=N`).

@@ -22,6 +22,7 @@ import type {
   TargetInfo,
   TestResult,
 } from "./types";
+import { wireProblems } from "./wire";
 
 export const STATE_EVENT = "ferry://state";
 export const SNAPSHOT_EVENT = "ferry://snapshot";
@@ -81,6 +82,13 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
   }
 }
 
+/** Refuses, with the field and a sentence, a forward the shell could not deserialize: the
+ * shell would answer with Tauri's own text and no field (see wire.ts). */
+async function sendable(forward: Forward): Promise<void> {
+  const p = wireProblems(forward)[0];
+  if (p) throw { code: "invalid", message: p.message, field: p.field } satisfies AppError;
+}
+
 async function follow<T>(event: string, handler: (payload: T) => void): Promise<Unlisten> {
   const un: UnlistenFn = await listen<T>(event, (e) => handler(e.payload));
   return un;
@@ -91,9 +99,9 @@ export const tauriBackend: Backend = {
   setEnabled: (name, enabled) => call("set_enabled", { name, enabled }),
   setAllEnabled: (names, enabled) => call("set_all_enabled", { names, enabled }),
   setProfileActive: (name, active) => call("set_profile_active", { name, active }),
-  saveForward: (original, forward) => call("save_forward", { original, forward }),
+  saveForward: (original, forward) => sendable(forward).then(() => call("save_forward", { original, forward })),
   deleteForward: (name) => call("delete_forward", { name }),
-  validateForward: (original, forward) => call("validate_forward", { original, forward }),
+  validateForward: (original, forward) => sendable(forward).then(() => call("validate_forward", { original, forward })),
   parseKubectl: (line) => call("parse_kubectl", { line }),
   suggestLocalPort: (port) => call("suggest_local_port", { port }),
   listContexts: () => call("list_contexts"),

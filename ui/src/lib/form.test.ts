@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { emptyForm, formFieldOf, formFromForward, forwardFromForm, parsePort } from "./form";
+import { emptyForm, formFieldOf, formFromForward, forwardFromForm, localPortUser, parsePort, quickLineLocal, uniqueName } from "./form";
 import type { Forward } from "./types";
 
 describe("form model", () => {
@@ -20,6 +20,58 @@ describe("form model", () => {
     expect(forwardFromForm(m, null).problems).toEqual([{ field: "local_port", message: expect.any(String) }]);
   });
 
+  it("reports a local port out of range and never builds one the shell cannot read", () => {
+    for (const lp of ["70000", "65536", "-1", "99999999999999999999"]) {
+      const m = { ...emptyForm(), name: "x", resource: "x", port: "80", localPort: lp };
+      const { problems } = forwardFromForm(m, null);
+      expect(problems, lp).toEqual([{ field: "local_port", message: `${lp} is not a port: use a number from 1 to 65535, or leave it empty for any free port.` }]);
+    }
+    const ok = { ...emptyForm(), name: "x", resource: "x", port: "80", localPort: "65535" };
+    expect(forwardFromForm(ok, null).problems).toEqual([]);
+  });
+
+  it("reports every field the shell could not read, each under its own field", () => {
+    const m = { ...emptyForm(), name: "x", resource: "Echo", port: "70000", localPort: "70000", bind: "localhost", healthKind: "tcp" as const, interval: "often" };
+    const { problems } = forwardFromForm(m, null);
+    expect(problems.map((p) => p.field)).toEqual(["local_port", "target", "port", "bind", "health.interval"]);
+    // An empty new form: what to forward to and the port are missing, nothing is sent yet.
+    expect(forwardFromForm(emptyForm(), null).problems.map((p) => p.field)).toEqual(["target", "port"]);
+  });
+
+  it("guards fields kept from the config too", () => {
+    const original = { name: "w", target: "service/w", port: 80, local_port: 1, health: { kind: "tcp", interval: "5s", fast_interval: "1s", timeout: "2s", rise: 1.5, fall: 3, http: { path: "/", expect_status: "200-399" } } } as Forward;
+    expect(forwardFromForm(formFromForward(original), original).problems.map((p) => p.field)).toEqual(["health.rise"]);
+  });
+
+  it("suggests a name no forward has", () => {
+    expect(uniqueName("echo", ["web"])).toBe("echo");
+    expect(uniqueName("echo", ["echo", "echo-2", "web"])).toBe("echo-3");
+    expect(uniqueName("", ["echo"])).toBe("");
+  });
+
+  it("reads the local port of a quick-add line while it is typed", () => {
+    expect(quickLineLocal("kubectl port-forward svc/echo 18080:80 -n demo")).toEqual({ port: 18080, bind: "127.0.0.1" });
+    expect(quickLineLocal("svc/echo 8080 --address=0.0.0.0")).toEqual({ port: 8080, bind: "0.0.0.0" });
+    expect(quickLineLocal("-n demo --address localhost,::1 svc/echo 9000:80")).toEqual({ port: 9000, bind: "127.0.0.1" });
+    expect(quickLineLocal("svc/echo :80")).toBeNull();
+    expect(quickLineLocal("svc/echo")).toBeNull();
+    expect(quickLineLocal("svc/echo 1808")).toEqual({ port: 1808, bind: "127.0.0.1" });
+  });
+
+  it("finds the forward that listens on a local port already", () => {
+    const forwards: Forward[] = [
+      { name: "echo", target: "service/echo", port: 80, local_port: 18080 },
+      { name: "api", target: "service/api", port: 80, local_port: 8080, bind: "0.0.0.0" },
+    ];
+    expect(localPortUser(forwards, 18080, "127.0.0.1")?.name).toBe("echo");
+    expect(localPortUser(forwards, 18080, "0.0.0.0")?.name).toBe("echo");
+    expect(localPortUser(forwards, 18080, "127.0.0.2")).toBeUndefined();
+    expect(localPortUser(forwards, 8080, "127.0.0.1")?.name).toBe("api");
+    expect(localPortUser(forwards, 8080, "::1")).toBeUndefined();
+    expect(localPortUser(forwards, 18080, "127.0.0.1", "echo")).toBeUndefined();
+    expect(localPortUser(forwards, 0, "127.0.0.1")).toBeUndefined();
+  });
+
   it("keeps fields the form does not show when editing", () => {
     const original: Forward = {
       name: "web",
@@ -38,6 +90,18 @@ describe("form model", () => {
     expect(forward.enabled).toBe(false);
     expect(forward.bind).toBe("0.0.0.0");
     expect(forward.health).toEqual({ ...original.health, interval: "10s" });
+  });
+
+  it("keeps an imported pods' port only while target and port stay as imported", () => {
+    const original: Forward = { name: "echo", namespace: "demo", target: "service/echo", port: 9000, pod_port: true, local_port: 18080 };
+    const m = formFromForward(original);
+    m.localPort = "18090";
+    expect(forwardFromForm(m, original).forward.pod_port).toBe(true);
+    m.port = "80";
+    expect(forwardFromForm(m, original).forward.pod_port).toBeUndefined();
+    const other = formFromForward(original);
+    other.resource = "web";
+    expect(forwardFromForm(other, original).forward.pod_port).toBeUndefined();
   });
 
   it("leaves health out when it is the default", () => {

@@ -3,6 +3,7 @@
 import type { FieldProblem, Forward, HealthKind, HealthSpec, Kind, Pick } from "./types";
 import { KINDS } from "./types";
 import { splitTarget } from "./view";
+import { wireProblems } from "./wire";
 
 export type FormModel = {
   name: string;
@@ -65,8 +66,9 @@ export function parsePort(s: string): number | string {
 
 /**
  * The Forward the form describes, built on the original (so fields the form does not show,
- * such as health.rise, are kept), plus problems found before asking the shell (a local port
- * that is not a number). Empty optional fields are left out of the config.
+ * such as health.rise, are kept), plus problems found before asking the shell: anything it
+ * could not read (a local port of 70000, a bind address that is no IP address, see wire.ts).
+ * A forward with problems is never sent. Empty optional fields are left out of the config.
  */
 export function forwardFromForm(m: FormModel, original: Forward | null): { forward: Forward; problems: FieldProblem[] } {
   const problems: FieldProblem[] = [];
@@ -93,13 +95,20 @@ export function forwardFromForm(m: FormModel, original: Forward | null): { forwa
   }
 
   f.port = parsePort(m.port);
+  // An imported service port that is the pods' port (kftray, kportal) keeps that meaning
+  // only while target and port stay as imported; a port picked here is the service's.
+  if (f.pod_port && (f.target !== original?.target || String(f.port) !== String(original?.port))) delete f.pod_port;
 
   const lp = m.localPort.trim();
   if (lp === "") f.local_port = 0;
-  else if (/^-?\d+$/.test(lp)) f.local_port = Number(lp);
+  else if (/^\d+$/.test(lp) && Number(lp) <= 65535) f.local_port = Number(lp);
   else {
-    f.local_port = 0;
-    problems.push({ field: "local_port", message: "Enter a port number, or leave it empty for any free port." });
+    // Kept for the preview; the problem stops it from reaching the shell.
+    f.local_port = /^\d+$/.test(lp) ? Number(lp) : 0;
+    const message = /^-?\d+$/.test(lp)
+      ? `${lp} is not a port: use a number from 1 to 65535, or leave it empty for any free port.`
+      : "Enter a port number, or leave it empty for any free port.";
+    problems.push({ field: "local_port", message });
   }
 
   if (m.pick === "sticky" && !original?.pick) delete f.pick;
@@ -120,7 +129,20 @@ export function forwardFromForm(m: FormModel, original: Forward | null): { forwa
     base.http = { ...(base.http ?? DEFAULT_HEALTH.http), path: m.httpPath.trim() };
     f.health = base;
   }
+  // Whatever else the shell could not read (the remote port, the bind address, durations,
+  // and fields kept from the original) is found here, before anything is sent.
+  for (const p of wireProblems(f)) if (!problems.some((q) => q.field === p.field)) problems.push(p);
   return { forward: f, problems };
+}
+
+/** `wanted`, or `wanted-2`, `wanted-3`… whichever no forward has (as the shell's import
+ * and quick add name forwards). */
+export function uniqueName(wanted: string, taken: Iterable<string>): string {
+  const names = new Set(taken);
+  if (!wanted) return wanted;
+  let name = wanted;
+  for (let n = 2; names.has(name); n++) name = `${wanted}-${n}`;
+  return name;
 }
 
 function structuredCloneSafe<T>(v: T): T {
@@ -156,4 +178,51 @@ export function formFieldOf(path: string | null | undefined): string | null {
   if (p.startsWith("health.http")) p = "health.http.path";
   if (p === "kind" || p === "resource") p = "target";
   return (FORM_FIELDS as readonly string[]).includes(p) ? p : null;
+}
+
+/** Flags of `kubectl port-forward` that take a value (the shell's quick add reads these). */
+const VALUE_FLAGS = new Set(["-n", "--namespace", "--context", "--address", "--pod-running-timeout", "--kubeconfig", "--cluster", "--user"]);
+
+/**
+ * The local port and listen address a quick-add line asks for, read while it is typed:
+ * `kubectl port-forward svc/echo 18080:80 --address 0.0.0.0` → {port: 18080, bind: "0.0.0.0"}.
+ * Null until the line has a local port. Only a hint: the shell's parse_kubectl reads the line.
+ */
+export function quickLineLocal(line: string): { port: number; bind: string } | null {
+  const words = line.trim().split(/\s+/).filter(Boolean);
+  if (words[0] === "$") words.shift();
+  if (words[0]?.replace(/^.*\//, "").startsWith("kubectl")) words.shift();
+  if (words[0] === "port-forward") words.shift();
+  let bind = "127.0.0.1";
+  const positional: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i];
+    const [flag, inline] = w.startsWith("-") && w.includes("=") ? [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)] : [w, undefined];
+    if (VALUE_FLAGS.has(flag)) {
+      const v = inline ?? words[++i];
+      if (flag === "--address" && v) bind = v.split(",")[0].trim();
+    } else if (!w.startsWith("-")) positional.push(w);
+  }
+  const spec = positional[1];
+  if (!spec) return null;
+  const local = spec.includes(":") ? spec.slice(0, spec.indexOf(":")) : spec;
+  if (!/^\d+$/.test(local) || Number(local) < 1 || Number(local) > 65535) return null;
+  return { port: Number(local), bind: bind === "localhost" ? "127.0.0.1" : bind };
+}
+
+/** Whether two listen addresses overlap: equal, or of one family with one of them the
+ * unspecified address, which covers its family (as the shell's validation has it). */
+function addressesOverlap(a: string, b: string): boolean {
+  const norm = (x: string) => x.replace(/^\[|\]$/g, "").toLowerCase();
+  const [x, y] = [norm(a), norm(b)];
+  if (x === y) return true;
+  const v6 = (t: string) => t.includes(":");
+  const any = (t: string) => t === "0.0.0.0" || t === "::";
+  return v6(x) === v6(y) && (any(x) || any(y));
+}
+
+/** The forward (other than `except`) that already listens on `port` at `bind`, if any. */
+export function localPortUser(forwards: Forward[], port: number, bind: string, except: string | null = null): Forward | undefined {
+  if (!port) return undefined;
+  return forwards.find((f) => f.name !== except && f.local_port === port && addressesOverlap(f.bind || "127.0.0.1", bind || "127.0.0.1"));
 }

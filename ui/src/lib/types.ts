@@ -31,6 +31,8 @@ export type Forward = {
   namespace?: string | null;
   target: string;
   port: number | string;
+  /** For a service: `port` is the pods' port (imported from kftray or kportal), not the service's. */
+  pod_port?: boolean;
   local_port: number;
   bind?: string;
   pick?: Pick;

@@ -14,6 +14,8 @@ export type Confirm = {
   title: string;
   message: string;
   confirmLabel: string;
+  /** The label of the button that keeps things as they are; "Cancel" when absent. */
+  cancelLabel?: string;
   run: () => Promise<unknown> | unknown;
 } | null;
 
@@ -35,6 +37,22 @@ export class UiStore {
   }
   close(): void {
     this.dialog = null;
+  }
+  /** Closes the open dialog (Esc, its close button, Cancel); one with unsaved changes first
+   * asks whether to discard them. */
+  requestClose(unsaved: boolean): void {
+    if (!unsaved) {
+      this.close();
+      return;
+    }
+    if (this.confirm) return;
+    this.confirm = {
+      title: "Discard changes?",
+      message: "What you entered in this dialog has not been saved.",
+      confirmLabel: "Discard",
+      cancelLabel: "Keep editing",
+      run: () => this.close(),
+    };
   }
 }
 

@@ -71,6 +71,7 @@ describe("targets", () => {
   });
   it("falls back to the config", () => {
     expect(targetDisplay(fwd("echo", { namespace: "demo", context: "x", port: "http" }), undefined)).toBe("svc/echo:http in demo @ x");
+    expect(targetDisplay(fwd("echo", { namespace: "demo", context: "x", port: 9000, pod_port: true }), undefined)).toBe("svc/echo:9000 (pods' port) in demo @ x");
     expect(targetDisplay(fwd("echo"), undefined)).toBe("svc/echo:80");
     expect(targetDisplay(fwd("echo", { namespace: "ns" }), status("echo", { namespace: null, context: null }))).toBe("svc/echo:80 in ns");
   });

@@ -49,8 +49,9 @@ export function shortTarget(target: string): string {
 }
 
 /** The target as kubectl would name it with its remote port: "svc/echo:80". */
-export function configTarget(f: Pick<Forward, "target" | "port">): string {
-  return `${shortTarget(f.target)}:${f.port}`;
+export function configTarget(f: Pick<Forward, "target" | "port" | "pod_port">): string {
+  const pods = f.pod_port && splitTarget(f.target).kind === "service" ? " (pods' port)" : "";
+  return `${shortTarget(f.target)}:${f.port}${pods}`;
 }
 
 /** "svc/echo:80 in demo @ ferry-fake": the status's resolved values first, then the config's. */

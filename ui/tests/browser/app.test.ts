@@ -30,6 +30,8 @@ async function open(opts: Parameters<typeof openApp>[2] = {}) {
   return app;
 }
 
+const gone = (page: AppPage["page"], testid: string) => eventually(() => page.getByTestId(testid).count(), (n) => n === 0, `${testid} gone`);
+
 const rowNames = (a: AppPage) =>
   a.page.locator("[data-forward][data-testid^=forward-row-]").evaluateAll((els) => els.map((e) => e.getAttribute("data-forward")));
 
@@ -117,6 +119,21 @@ describe("forward rows", () => {
     expect(await page.getByTestId("forward-row-web").first().innerText()).toContain("Local port 18081 is in use.");
   });
 
+  it("keeps the address column in line whether or not a row can open a browser", async () => {
+    const { page } = await open();
+    await textOf(page, "state-echo", "active");
+    // echo has an http URL (an "open in browser" button), db a tcp one and api is off (none).
+    expect(await page.getByTestId("forward-row-echo").first().getByRole("button", { name: /in browser/ }).count()).toBe(1);
+    expect(await page.getByTestId("forward-row-api").getByRole("button", { name: /in browser/ }).count()).toBe(0);
+    const box = async (testid: string) => (await page.getByTestId(testid).first().boundingBox())!;
+    const copy = async (name: string) => (await page.getByTestId(`forward-row-${name}`).first().getByRole("button", { name: `Copy address of ${name}` }).boundingBox())!;
+    const [echo, db, api] = [await box("local-echo"), await box("local-db"), await box("local-api")];
+    expect(db.x).toBe(echo.x);
+    expect(api.x).toBe(echo.x);
+    expect((await copy("db")).x).toBe((await copy("echo")).x);
+    expect((await copy("api")).x).toBe((await copy("echo")).x);
+  });
+
   it("never polls: the shell is asked for its state once", async () => {
     const a = await open();
     await a.page.waitForTimeout(1200);
@@ -180,6 +197,72 @@ describe("filter, start/stop all, grouping", () => {
     await textOf(page, "state-web", "disabled");
     expect(await sw.isChecked()).toBe(false);
     expect(await a.fake((f) => f.calls.find((c) => c.cmd === "set_profile_active")!.args)).toEqual({ name: "demo", active: false });
+  });
+});
+
+describe("toolbar", () => {
+  it("gives New profile a plus and Import an arrow going in", async () => {
+    const { page } = await open();
+    const icon = (testid: string) => page.getByTestId(testid).locator("svg").getAttribute("data-icon");
+    expect(await icon("new-profile")).toBe("list-plus");
+    expect(await icon("open-import")).toBe("import");
+    // The import arrow points into the tray from the side, not down like a download.
+    const paths = await page.getByTestId("open-import").locator("path").evaluateAll((els) => els.map((e) => e.getAttribute("d")));
+    expect(paths).toContain("m10 8 4 4-4 4");
+    expect(await page.getByTestId("new-profile").locator("path").evaluateAll((els) => els.map((e) => e.getAttribute("d")))).toContain("M18 15v6M15 18h6");
+  });
+});
+
+/** Contrast ratio of two CSS rgb() colours (WCAG). */
+function contrast(a: string, b: string): number {
+  const lum = (c: string) => {
+    const [r, g, bl] = c.match(/[\d.]+/g)!.slice(0, 3).map((x) => {
+      const v = Number(x) / 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
+  };
+  const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}
+
+describe("placeholders", () => {
+  it("read as hints, not values, in the light and the dark theme", async () => {
+    const { page } = await open();
+    await page.getByTestId("forward-row-echo").first().waitFor();
+    const style = (testid: string) =>
+      page.getByTestId(testid).evaluate((el) => {
+        const p = getComputedStyle(el, "::placeholder");
+        const s = getComputedStyle(el);
+        return { hint: p.color, hintStyle: p.fontStyle, text: s.color, background: s.backgroundColor, placeholder: (el as HTMLInputElement).placeholder };
+      });
+    const check = async (testid: string, theme: string) => {
+      const s = await style(testid);
+      const what = `${testid} in ${theme}: ${JSON.stringify(s)}`;
+      expect(s.placeholder, what).not.toBe("");
+      // Clearly dimmer than typed text and set in italics, yet legible on the field.
+      expect(contrast(s.hint, s.text), what).toBeGreaterThanOrEqual(2.5);
+      expect(contrast(s.hint, s.background), what).toBeGreaterThanOrEqual(3);
+      expect(contrast(s.text, s.background), what).toBeGreaterThan(contrast(s.hint, s.background) * 2);
+      expect(s.hintStyle, what).toBe("italic");
+    };
+    for (const theme of ["light", "dark"]) {
+      await page.getByTestId("open-settings").click();
+      await page.getByTestId("setting-theme").selectOption(theme);
+      expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe(theme);
+      await check("setting-kubeconfig-paths", theme);
+      await page.keyboard.press("Escape");
+      await gone(page, "settings-dialog");
+      await check("search", theme);
+      await page.getByTestId("open-import").click();
+      await check("import-text", theme);
+      await page.keyboard.press("Escape");
+      await gone(page, "import-dialog");
+      await page.getByTestId("add-forward").click();
+      for (const f of ["quick-add", "field-name", "field-context", "field-local-port"]) await check(f, theme);
+      await page.keyboard.press("Escape");
+      await gone(page, "forward-dialog");
+    }
   });
 });
 

@@ -29,8 +29,10 @@ async function open(opts: Parameters<typeof openApp>[2] = {}) {
   return app;
 }
 
+/** The suggestions of a field's list (the list keeps them while closed). */
 const options = (page: Page, list: string) =>
-  page.locator(`#${list} option`).evaluateAll((els) => els.map((e) => ({ value: (e as HTMLOptionElement).value, label: (e as HTMLOptionElement).label })));
+  page.locator(`#${list} [role=option]`).evaluateAll((els) => els.map((e) => ({ value: e.getAttribute("data-value"), label: e.textContent!.trim() })));
+const listOpen = (page: Page, list: string) => page.locator(`#${list}`).isVisible();
 
 const gone = (page: Page, testid: string) => eventually(() => page.getByTestId(testid).count(), (n) => n === 0, `${testid} gone`);
 
@@ -56,9 +58,11 @@ describe("add a forward", () => {
     await page.getByTestId("field-kind").selectOption("service");
     await eventually(() => options(page, "ff-targets"), (o) => o.length === 3, "services again");
 
-    // The name follows the resource; "web" is taken, which is said under the name.
+    // The name follows the resource, as a name no forward has ("web" is taken).
     await page.getByTestId("field-target").fill("web");
-    expect(await page.getByTestId("field-name").inputValue()).toBe("web");
+    expect(await page.getByTestId("field-name").inputValue()).toBe("web-2");
+    // A taken name typed in is said under the name.
+    await page.getByTestId("field-name").fill("web");
     expect(await textOf(page, "error-name", 'A forward named "web" already exists.')).toBeTruthy();
     await page.getByTestId("field-name").fill("web-2");
     await gone(page, "error-name");
@@ -110,15 +114,14 @@ describe("add a forward", () => {
       dt.setData("text/plain", el.value);
       el.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true }));
     });
-    await eventually(() => page.getByTestId("field-name").inputValue(), (v) => v === "api", "name filled");
+    // "api" is taken: the shell names it "api-2".
+    await eventually(() => page.getByTestId("field-name").inputValue(), (v) => v === "api-2", "name filled");
     expect(await page.getByTestId("field-context").inputValue()).toBe("staging");
     expect(await page.getByTestId("field-namespace").inputValue()).toBe("payments");
     expect(await page.getByTestId("field-kind").inputValue()).toBe("deployment");
     expect(await page.getByTestId("field-target").inputValue()).toBe("api");
     expect(await page.getByTestId("field-port").inputValue()).toBe("8080");
     expect(await page.getByTestId("field-local-port").inputValue()).toBe("18090");
-    // "api" exists in this config: said under the name at once.
-    await textOf(page, "error-name", 'A forward named "api" already exists.');
 
     // A line that cannot be read says why, under the quick-add field.
     await qa.fill("kubectl port-forward svc/echo");
@@ -127,35 +130,66 @@ describe("add a forward", () => {
   });
 
   it("quick add also fills the form from a typed line", async () => {
-    const { page } = await open();
+    const a = await open();
+    const { page } = a;
     await page.keyboard.press("n");
     await page.getByTestId("quick-add").waitFor();
     await page.keyboard.type("svc/db 15433:5432 -n demo");
     await eventually(() => page.getByTestId("field-local-port").inputValue(), (v) => v === "15433", "typed line parsed");
-    expect(await page.getByTestId("field-name").inputValue()).toBe("db");
+    expect(await page.getByTestId("field-name").inputValue()).toBe("db-2");
     expect(await page.getByTestId("field-target").inputValue()).toBe("db");
     expect(await page.getByTestId("field-port").inputValue()).toBe("5432");
+    // The form holds the line now: Enter adds it (the line is not read again).
+    const parses = await a.fake((f) => f.calls.filter((c) => c.cmd === "parse_kubectl").length);
+    await page.getByTestId("quick-add").press("Enter");
+    await gone(page, "forward-dialog");
+    await page.getByTestId("forward-row-db-2").waitFor();
+    expect(await a.fake((f) => f.calls.filter((c) => c.cmd === "parse_kubectl").length)).toBe(parses);
   });
 
-  it("a rejected save shows the error under its field and keeps the input", async () => {
+  it("an out-of-range port is said under its field, the other fields keep their errors, and nothing unreadable is sent", async () => {
     const a = await open();
     const { page } = a;
     await page.getByTestId("add-forward").click();
-    await page.getByTestId("field-name").fill("big");
+    await page.getByTestId("field-name").fill("Big One");
     await page.getByTestId("field-namespace").fill("demo");
     await page.getByTestId("field-target").fill("echo");
     await page.getByTestId("field-port").fill("80");
+    const nameError = await textOf(page, "error-name", /not a usable name/);
+
+    // The shell cannot even read a u16 of 70000: the form says so itself, under the field.
     await page.getByTestId("field-local-port").fill("70000");
+    await textOf(page, "error-local_port", "70000 is not a port: use a number from 1 to 65535, or leave it empty for any free port.");
+    // The other fields are still checked by the shell while this one is out of range.
+    await page.getByTestId("field-namespace").fill("Demo");
+    await textOf(page, "error-namespace", '"Demo" is not a valid namespace name.');
+    expect(await textOf(page, "error-name")).toBe(nameError);
+    await page.getByTestId("field-port").fill("99999");
+    await textOf(page, "error-port", "99999 is not a port: use a number from 1 to 65535.");
+    await page.locator("summary", { hasText: "Advanced" }).click();
+    await page.getByTestId("field-bind").fill("localhost");
+    await textOf(page, "error-bind", '"localhost" is not an IP address: use one like 127.0.0.1, 0.0.0.0 or ::1.');
+    await page.waitForTimeout(500);
+    expect(await textOf(page, "error-name")).toBe(nameError);
+    expect(await textOf(page, "error-namespace")).toBe('"Demo" is not a valid namespace name.');
+
+    // Saving sends nothing and focuses the first field in error; the input stays.
     await page.getByTestId("save-forward").click();
-    const msg = await textOf(page, "error-local_port", /between 1 and 65535/);
-    expect(msg).toContain("not 70000");
-    expect(await page.getByTestId("forward-dialog").count()).toBe(1);
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("data-testid"))).toBe("field-name");
+    expect(await page.getByTestId("form-error").count()).toBe(0);
+    expect(await page.getByTestId("forward-dialog").innerText()).not.toContain("invalid args");
     expect(await page.getByTestId("field-local-port").inputValue()).toBe("70000");
-    expect(await page.getByTestId("field-name").inputValue()).toBe("big");
     expect(await page.getByTestId("field-local-port").getAttribute("aria-invalid")).toBe("true");
-    expect(await a.fake((f) => f.calls.filter((c) => c.cmd === "save_forward").length)).toBe(1);
+    const sent = await a.fake((f) => f.calls.filter((c) => c.cmd === "save_forward" || c.cmd === "validate_forward").map((c) => c.args.forward as { local_port: number; port: unknown; bind?: string }));
+    expect(sent.length).toBeGreaterThan(0);
+    expect(sent.filter((f) => f.local_port > 65535 || f.port === 99999 || f.bind === "localhost")).toEqual([]);
+    expect(await a.fake((f) => f.calls.filter((c) => c.cmd === "save_forward").length)).toBe(0);
 
     // A conflict only the shell knows about (the port is taken by another program).
+    await page.getByTestId("field-name").fill("big");
+    await page.getByTestId("field-namespace").fill("demo");
+    await page.getByTestId("field-port").fill("80");
+    await page.getByTestId("field-bind").fill("");
     await page.getByTestId("field-local-port").fill("18500");
     await gone(page, "error-local_port");
     await a.fake((f) => f.failures.set("save_forward", { code: "conflict", message: "Port 18500 on 127.0.0.1 is in use by another program.", field: "local_port" }));
@@ -190,6 +224,128 @@ describe("add a forward", () => {
   });
 });
 
+describe("quick add and suggestions", () => {
+  it("Enter in quick add fills the form and adds the forward", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.keyboard.press("n");
+    await page.getByTestId("quick-add").waitFor();
+    await page.keyboard.type("svc/db 15433:5432 -n demo");
+    await page.keyboard.press("Enter");
+    await gone(page, "forward-dialog");
+    await page.getByTestId("forward-row-db-2").waitFor();
+    expect(await a.fake((f) => f.config.forwards.find((x) => x.name === "db-2"))).toEqual({
+      name: "db-2",
+      namespace: "demo",
+      target: "service/db",
+      port: 5432,
+      local_port: 15433,
+    });
+  });
+
+  it("says a local port clash while the line is typed", async () => {
+    const { page } = await open();
+    await page.keyboard.press("n");
+    await page.getByTestId("quick-add").waitFor();
+    await page.keyboard.type("kubectl port-forward svc/web 18080");
+    // At once, before anything is filled or sent.
+    expect(await textOf(page, "quick-add-clash", 'Local port 18080 is already used by "echo".')).toBeTruthy();
+    expect(await page.getByTestId("field-target").inputValue()).toBe("");
+    await page.keyboard.type("1:80");
+    await gone(page, "quick-add-clash");
+  });
+
+  it("Esc closes an open suggestion list first, then the dialog", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.keyboard.press("n");
+    await page.getByTestId("forward-dialog").waitFor();
+    await eventually(() => options(page, "ff-contexts"), (o) => o.length === 2, "contexts");
+    await page.getByTestId("field-context").focus();
+    await page.keyboard.press("ArrowDown");
+    expect(await listOpen(page, "ff-contexts")).toBe(true);
+    expect(await page.getByTestId("field-context").getAttribute("aria-expanded")).toBe("true");
+    await page.keyboard.press("Escape");
+    expect(await listOpen(page, "ff-contexts")).toBe(false);
+    expect(await page.getByTestId("forward-dialog").count()).toBe(1);
+    // Nothing was changed: the second Esc closes the dialog at once.
+    await page.keyboard.press("Escape");
+    await gone(page, "forward-dialog");
+    expect(await page.getByTestId("confirm-dialog").count()).toBe(0);
+  });
+
+  it("picks a suggestion with the keyboard without submitting", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.keyboard.press("n");
+    await eventually(() => options(page, "ff-contexts"), (o) => o.length === 2, "contexts");
+    await page.getByTestId("field-context").focus();
+    await page.keyboard.type("stag");
+    expect(await listOpen(page, "ff-contexts")).toBe(true);
+    expect((await page.locator("#ff-contexts [role=option]:visible").allInnerTexts()).map((t) => t.trim())).toEqual(["staging"]);
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("Enter");
+    expect(await page.getByTestId("field-context").inputValue()).toBe("staging");
+    expect(await listOpen(page, "ff-contexts")).toBe(false);
+    expect(await page.getByTestId("forward-dialog").count()).toBe(1);
+    expect(await a.fake((f) => f.calls.some((c) => c.cmd === "save_forward"))).toBe(false);
+    // A click picks too.
+    await eventually(() => options(page, "ff-namespaces"), (o) => o.map((x) => x.value).join() === "default,payments", "staging namespaces");
+    await page.getByTestId("field-namespace").click();
+    await page.locator("#ff-namespaces [role=option]", { hasText: "payments" }).click();
+    expect(await page.getByTestId("field-namespace").inputValue()).toBe("payments");
+  });
+});
+
+describe("closing dialogs", () => {
+  it("asks before discarding changes, from Esc and from the close button", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.keyboard.press("n");
+    await page.getByTestId("forward-dialog").waitFor();
+    await page.getByTestId("field-context").fill("s");
+    expect(await listOpen(page, "ff-contexts")).toBe(true);
+    await page.keyboard.press("Escape");
+    expect(await listOpen(page, "ff-contexts")).toBe(false);
+    await page.keyboard.press("Escape");
+    const confirm = page.getByTestId("confirm-dialog");
+    await confirm.waitFor();
+    expect(await page.locator(`#${await confirm.getAttribute("aria-labelledby")}`).innerText()).toBe("Discard changes?");
+    // Keep editing has the focus: Esc (or Enter) keeps the dialog and what was typed.
+    expect(await textOf(page, "confirm-cancel")).toBe("Keep editing");
+    await page.keyboard.press("Escape");
+    await gone(page, "confirm-dialog");
+    expect(await page.getByTestId("field-context").inputValue()).toBe("s");
+
+    await page.getByTestId("close-dialog").click();
+    await page.getByTestId("confirm-ok").click();
+    await gone(page, "forward-dialog");
+    await gone(page, "confirm-dialog");
+    expect(await a.fake((f) => f.calls.some((c) => c.cmd === "save_forward"))).toBe(false);
+  });
+
+  it("closes untouched dialogs at once, and asks for pasted import text", async () => {
+    const { page } = await open();
+    await page.getByTestId("forward-row-echo").first().getByRole("button", { name: "Details of echo" }).click();
+    await page.getByTestId("edit-forward").click();
+    await page.getByTestId("forward-dialog").waitFor();
+    await page.keyboard.press("Escape");
+    await gone(page, "forward-dialog");
+
+    await page.getByTestId("new-profile").click();
+    await page.getByTestId("profile-dialog").waitFor();
+    await page.getByTestId("close-dialog").click();
+    await gone(page, "profile-dialog");
+
+    await page.getByTestId("open-import").click();
+    await page.getByTestId("import-text").fill("kubectl port-forward svc/echo 18080:80");
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await page.getByTestId("confirm-dialog").waitFor();
+    await page.getByTestId("confirm-ok").click();
+    await gone(page, "import-dialog");
+  });
+});
+
 describe("details", () => {
   it("shows the pod, health, history and log, tests the connection and copies kubectl", async () => {
     const a = await open();
@@ -201,7 +357,8 @@ describe("details", () => {
     const text = await panel.innerText();
     expect(text).toContain("echo-7d9f8-abcde");
     expect(text).toContain("probe 12 ms");
-    expect(text).toContain("unknown → up");
+    // The check's code is set off from the state: "up (ok)", not "up(ok)".
+    expect(text).toContain("unknown → up (ok)");
     await page.getByTestId("test-connection").click();
     expect(await textOf(page, "test-result", /Connected in 4 ms/)).toContain("connected to echo-7d9f8-abcde");
     await page.getByTestId("copy-kubectl").click();

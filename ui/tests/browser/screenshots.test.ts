@@ -31,6 +31,7 @@ describe.skipIf(!process.env.SCREENSHOTS)("screenshots", () => {
           await page.waitForTimeout(600);
           await page.screenshot({ path: `${OUT}edit-${name}-${scheme}.png` });
           await page.keyboard.press("Escape");
+          await page.getByTestId("confirm-ok").click(); // discard the change
           await page.getByTestId("open-settings").click();
           await page.waitForTimeout(200);
           await page.screenshot({ path: `${OUT}settings-${name}-${scheme}.png` });

@@ -79,8 +79,65 @@ const DEMO_FORWARDS: Forward[] = [
   { name: "db", context: "ferry-fake", namespace: "demo", target: "statefulset/db", port: "pg", local_port: 15432 },
 ];
 
-const DURATION = /^\d+(ms|s|m|h)$/;
+const DURATION_UNIT = "nanos|nsec|ns|usec|us|µs|millis|msec|ms|seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y";
+const DURATION = new RegExp(`^\\s*(\\d+(\\.\\d+)?\\s*(${DURATION_UNIT})(?![A-Za-z])\\s*)+$`);
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+function isIp(b: string): boolean {
+  if (IPV4.test(b)) return true;
+  if (!b.includes(":") || /[^0-9a-fA-F:.]/.test(b)) return false;
+  try {
+    new URL(`http://[${b}]/`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What serde says when a `Forward` argument does not fit the shell's config types
+ * (crates/ferry-core/src/config), or null when it fits. The shell never sees such a forward:
+ * Tauri rejects the command with a plain string and no field, as here.
+ */
+function serdeError(f: Record<string, unknown>): string | null {
+  const keys = ["name", "context", "namespace", "target", "port", "pod_port", "local_port", "bind", "pick", "alias", "health", "enabled"];
+  const unknown = Object.keys(f).find((k) => !keys.includes(k));
+  if (unknown) return `unknown field \`${unknown}\`, expected one of ${keys.map((k) => `\`${k}\``).join(", ")}`;
+  if (typeof f.name !== "string") return "missing field `name`";
+  const target = f.target;
+  if (typeof target !== "string") return "invalid type: expected a string or a number";
+  const [kind, name] = target.includes("/") ? [target.slice(0, target.indexOf("/")), target.slice(target.indexOf("/") + 1)] : [null, null];
+  if (kind === null || name === null) return `\`${target}\` is not a target; write KIND/NAME with KIND one of pod, service, deployment, statefulset`;
+  if (!/^[a-z0-9.-]{1,253}$/.test(name) || /^[-.]|[-.]$/.test(name)) return `\`${name}\` is not a valid object name (lower-case letters, digits, '-' and '.')`;
+  if (!["pod", "pods", "po", "service", "services", "svc", "deployment", "deployments", "deploy", "statefulset", "statefulsets", "sts"].includes(kind.toLowerCase()))
+    return `\`${kind}\` is not a target kind; use pod, service, deployment or statefulset`;
+  const port = f.port;
+  if (typeof port === "number" || (typeof port === "string" && /^\d+$/.test(port))) {
+    const n = Number(port);
+    if (!Number.isInteger(n)) return "data did not match any variant of untagged enum Raw";
+    if (n < 1 || n > 65535) return `${port} is not a port`;
+  } else if (typeof port !== "string" || !/^[a-z0-9-]{1,15}$/.test(port) || !/[a-z]/.test(port)) return `\`${port}\` is not a port number or port name`;
+  const lp = f.local_port;
+  if (typeof lp !== "number" || !Number.isInteger(lp)) return `invalid type: ${JSON.stringify(lp)}, expected a port number (1-65535, or 0 for any free port)`;
+  if (lp < 0 || lp > 65535) return `${lp} is not a port (use 1-65535, or 0 for any free port)`;
+  if (f.bind !== undefined && (typeof f.bind !== "string" || !isIp(f.bind))) return "invalid IP address syntax";
+  if (f.pick !== undefined && !["sticky", "round-robin", "random"].includes(f.pick as string)) return `unknown variant \`${f.pick}\`, expected one of \`sticky\`, \`round-robin\`, \`random\``;
+  const h = f.health as Record<string, unknown> | undefined;
+  if (h !== undefined) {
+    if (h.kind !== undefined && !["tunnel", "tcp", "http", "none"].includes(h.kind as string)) return `unknown variant \`${h.kind}\``;
+    for (const k of ["interval", "fast_interval", "down_interval", "idle_interval", "timeout", "max_idle", "max_age"]) {
+      const v = h[k];
+      if (v === undefined || (v === null && !["interval", "fast_interval", "idle_interval", "timeout"].includes(k))) continue;
+      if (typeof v !== "string" || !DURATION.test(v)) return `\`${v}\` is not a duration (expected number at 0); write e.g. 500ms, 5s or 1m`;
+    }
+    for (const k of ["rise", "fall"]) {
+      const v = h[k];
+      if (v !== undefined && (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 4294967295)) return `invalid value: ${JSON.stringify(v)}, expected u32`;
+    }
+  }
+  return null;
+}
 
 function clone<T>(v: T): T {
   return JSON.parse(JSON.stringify(v)) as T;
@@ -260,26 +317,19 @@ export class FakeShell {
     else if (others.some((x) => x.name === f.name)) out.push({ field: "name", message: `A forward named "${f.name}" already exists.` });
     if (f.context && !(f.context in CLUSTER)) out.push({ field: "context", message: `There is no context "${f.context}" in the kubeconfig.` });
     if (f.namespace && !DNS_LABEL.test(f.namespace)) out.push({ field: "namespace", message: `"${f.namespace}" is not a valid namespace name.` });
-    const m = /^(service|deployment|statefulset|pod)\/(.+)$/.exec(f.target ?? "");
-    if (!f.target) out.push({ field: "target", message: "Choose what to forward to." });
-    else if (!m) out.push({ field: "target", message: `"${f.target}" is not a target: use service/NAME, deployment/NAME, statefulset/NAME or pod/NAME.` });
-    if (f.port === "" || f.port === undefined || f.port === null) out.push({ field: "port", message: "Choose the remote port." });
-    else if (typeof f.port === "number" && (f.port < 1 || f.port > 65535)) out.push({ field: "port", message: `The remote port must be between 1 and 65535, not ${f.port}.` });
-    else if (typeof f.port === "string" && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(f.port)) out.push({ field: "port", message: `"${f.port}" is not a port name.` });
-    if (!Number.isInteger(f.local_port) || f.local_port < 0 || f.local_port > 65535)
-      out.push({ field: "local_port", message: `The local port must be between 1 and 65535 (or 0 for any free port), not ${f.local_port}.` });
-    else if (f.local_port !== 0) {
+    // Target, ports, bind and durations that do not fit were refused before (serdeError).
+    if (typeof f.port === "string" && /^-|-$/.test(f.port)) out.push({ field: "port", message: `"${f.port}" is not a port name.` });
+    if (f.local_port !== 0) {
       const bind = f.bind ?? "127.0.0.1";
       const clash = others.find((x) => x.local_port === f.local_port && (x.bind ?? "127.0.0.1") === bind);
       if (clash) out.push({ field: "local_port", message: `Local port ${f.local_port} is already used by "${clash.name}".` });
     }
-    if (f.bind !== undefined && !/^(\d{1,3}\.){3}\d{1,3}$|^::1$|^::$|^localhost$/.test(f.bind)) out.push({ field: "bind", message: `"${f.bind}" is not an IP address.` });
     if (f.alias && !DNS_LABEL.test(f.alias)) out.push({ field: "alias", message: `"${f.alias}" is not a DNS label (a-z, 0-9 and '-').` });
     if (f.alias && others.some((x) => x.alias === f.alias)) out.push({ field: "alias", message: `The local name "${f.alias}" is already used.` });
     if (f.health) {
-      for (const k of ["interval", "timeout", "fast_interval"] as const)
-        if (f.health[k] !== undefined && !DURATION.test(f.health[k])) out.push({ field: `health.${k}`, message: `"${f.health[k]}" is not a duration like 5s or 500ms.` });
-      if (f.health.kind === "http" && !f.health.http?.path?.startsWith("/")) out.push({ field: "health.http.path", message: "The HTTP path must start with /." });
+      if (f.health.rise === 0) out.push({ field: "health.rise", message: "Rise must be at least 1." });
+      if (f.health.fall === 0) out.push({ field: "health.fall", message: "Fall must be at least 1." });
+      if (!f.health.http?.path?.startsWith("/")) out.push({ field: "health.http.path", message: "The HTTP path must start with /." });
     }
     return out;
   }
@@ -311,7 +361,12 @@ export class FakeShell {
         return null;
       }
       case "save_forward":
-        return this.saveForward(a.original, a.forward);
+      case "validate_forward": {
+        const bad = serdeError(a.forward);
+        // Tauri's own rejection: a string, no code, no field.
+        if (bad !== null) throw `invalid args \`forward\` for command \`${cmd}\`: ${bad}`;
+        return cmd === "save_forward" ? this.saveForward(a.original, a.forward) : this.validate(a.original, a.forward);
+      }
       case "delete_forward": {
         const i = this.config.forwards.findIndex((f) => f.name === a.name);
         if (i < 0) fail("not_found", `There is no forward named "${a.name}".`);
@@ -321,10 +376,13 @@ export class FakeShell {
         this.emitState();
         return null;
       }
-      case "validate_forward":
-        return this.validate(a.original, a.forward);
-      case "parse_kubectl":
-        return this.parseKubectl(a.line);
+      case "parse_kubectl": {
+        // Quick add gets a name no forward has yet ("echo-2"), as from the shell.
+        const f = this.parseKubectl(a.line);
+        const wanted = f.name;
+        for (let n = 2; this.config.forwards.some((x) => x.name === f.name); n++) f.name = `${wanted}-${n}`;
+        return f;
+      }
       case "suggest_local_port": {
         const port = a.port as number;
         const used = new Set(this.config.forwards.map((f) => f.local_port));

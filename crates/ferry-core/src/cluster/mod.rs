@@ -7,6 +7,7 @@
 
 mod exec;
 mod resolve;
+mod settle;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -20,7 +21,41 @@ use tokio::sync::OnceCell;
 use tracing::{debug, info};
 
 pub use exec::{ExecOptions, ExecResolver, Found};
-pub use resolve::{Endpoint, ResolveError, resolve};
+pub use resolve::{Endpoint, ResolveError, resolve, service_port_to};
+pub use settle::{SETTLE_WITHIN, settle_pod_ports};
+
+/// What Ferry calls itself to an API server: `ferry/<version> (<os>/<arch>)`, with the
+/// operating system and architecture named as Kubernetes names them (`linux/amd64`,
+/// `darwin/arm64`, `windows/amd64`), so audit logs and API server metrics can tell
+/// Ferry's requests and port-forwards from anyone else's.
+pub fn user_agent() -> String {
+    format!(
+        "ferry/{} ({}/{})",
+        env!("CARGO_PKG_VERSION"),
+        go_os(std::env::consts::OS),
+        go_arch(std::env::consts::ARCH)
+    )
+}
+
+/// Rust's name of an operating system as Go (and so Kubernetes) names it.
+pub fn go_os(os: &str) -> &str {
+    match os {
+        "macos" => "darwin",
+        other => other,
+    }
+}
+
+/// Rust's name of an architecture as Go (and so Kubernetes) names it.
+pub fn go_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
 
 /// Why a context's client could not be had.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -408,9 +443,13 @@ async fn build(
             })?;
         plugin = Some(format!("{} (found on {})", found.path.display(), found.via));
     }
-    let config = kube::Config::from_custom_kubeconfig(own, &options)
+    let mut config = kube::Config::from_custom_kubeconfig(own, &options)
         .await
         .map_err(|e| fail(error_chain(&e)))?;
+    // Every request of this client, upgrades included, says it is Ferry.
+    if let Ok(agent) = http::HeaderValue::from_str(&user_agent()) {
+        config.headers.push((http::header::USER_AGENT, agent));
+    }
     // Building the client may run the credential plugin, a blocking process: keep it off
     // the async worker threads.
     let client = tokio::task::spawn_blocking(move || kube::Client::try_from(config))
@@ -455,6 +494,20 @@ fn raw_error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_user_agent_names_ferry_its_version_and_platform() {
+        let agent = user_agent();
+        assert!(
+            agent.starts_with(&format!("ferry/{} (", env!("CARGO_PKG_VERSION"))),
+            "{agent}"
+        );
+        assert!(http::HeaderValue::from_str(&agent).is_ok(), "{agent}");
+        assert_eq!(go_os("macos"), "darwin");
+        assert_eq!(go_arch("x86_64"), "amd64");
+        assert_eq!(go_arch("aarch64"), "arm64");
+        assert_eq!(go_os("windows"), "windows");
+    }
 
     #[test]
     fn kubeconfig_paths_follow_kubectl() {

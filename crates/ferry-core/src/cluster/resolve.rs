@@ -10,6 +10,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Api;
 use kube::api::ListParams;
 
@@ -105,11 +106,14 @@ pub(crate) fn transport_sentence(chain: &str) -> String {
 }
 
 /// Resolves `target:port` in `namespace` to its ready endpoints, sorted by pod name.
+/// With `pod_port`, a service's `port` is the number its pods listen on (see
+/// `Forward::pod_port`).
 pub async fn resolve(
     client: &kube::Client,
     namespace: &str,
     target: &Target,
     port: &PortRef,
+    pod_port: bool,
 ) -> Result<Vec<Endpoint>, ResolveError> {
     let what = format!("{} {namespace}/{}", target.kind(), target.name());
     let mut endpoints = match target {
@@ -148,7 +152,12 @@ pub async fn resolve(
             let selector = s.spec.map(|s| s.selector);
             workload_pods(client, namespace, &what, selector.as_ref(), port).await?
         }
-        Target::Service(name) => service_endpoints(client, namespace, name, &what, port).await?,
+        Target::Service(name) => match (pod_port, port) {
+            (true, PortRef::Number(number)) => {
+                service_pods(client, namespace, name, &what, *number).await?
+            }
+            _ => service_endpoints(client, namespace, name, &what, port).await?,
+        },
     };
     if endpoints.is_empty() {
         return Err(ResolveError::NoReadyPod { what });
@@ -257,6 +266,96 @@ async fn workload_pods(
     Ok(out)
 }
 
+/// The ready pods behind service `name` (from its EndpointSlices, whatever their ports),
+/// each at the pods' port `number`.
+async fn service_pods(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    what: &str,
+    number: u16,
+) -> Result<Vec<Endpoint>, ResolveError> {
+    // The service must exist: a missing one is "not found", not "no ready pod".
+    Api::<Service>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .map_err(|e| api_error(what, e))?;
+    let slices = Api::<EndpointSlice>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={name}")))
+        .await
+        .map_err(|e| api_error(what, e))?
+        .items;
+    Ok(slices
+        .iter()
+        .flat_map(|slice| slice.endpoints.iter())
+        .filter_map(ready_pod)
+        .map(|pod| Endpoint { pod, port: number })
+        .collect())
+}
+
+/// The pod an endpoint names, when it is ready and not terminating.
+fn ready_pod(ep: &k8s_openapi::api::discovery::v1::Endpoint) -> Option<String> {
+    let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+    let terminating = ep
+        .conditions
+        .as_ref()
+        .and_then(|c| c.terminating)
+        .unwrap_or(false);
+    let target = ep.target_ref.as_ref()?;
+    if !ready || terminating || target.kind.as_deref() != Some("Pod") {
+        return None;
+    }
+    target.name.clone()
+}
+
+/// For a service's port as kftray and kportal mean it (the pods' port `pod_port`): the
+/// service port that leads there, by its `targetPort` (a number, or a name looked up in
+/// the service's EndpointSlices, whose ports carry the resolved numbers). `None` when no
+/// service port leads to `pod_port`.
+pub async fn service_port_to(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    pod_port: u16,
+) -> Result<Option<u16>, ResolveError> {
+    let what = format!("service {namespace}/{name}");
+    let svc = Api::<Service>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .map_err(|e| api_error(&what, e))?;
+    let ports = svc.spec.and_then(|s| s.ports).unwrap_or_default();
+    let wanted = i32::from(pod_port);
+    // By number: `targetPort` written as a number, or left out (then it is `port`).
+    if let Some(p) = ports.iter().find(|p| match &p.target_port {
+        None => p.port == wanted,
+        Some(IntOrString::Int(n)) => *n == wanted,
+        Some(IntOrString::String(_)) => false,
+    }) {
+        return Ok(u16::try_from(p.port).ok());
+    }
+    // By name: the EndpointSlices name each service port and give the number its
+    // `targetPort` name resolved to on the pods.
+    let slices = Api::<EndpointSlice>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={name}")))
+        .await
+        .map_err(|e| api_error(&what, e))?
+        .items;
+    let named = slices
+        .iter()
+        .flat_map(|s| s.ports.iter().flatten())
+        .find(|p| p.port == Some(wanted))
+        .map(|p| p.name.clone().unwrap_or_default());
+    Ok(named.and_then(|port_name| {
+        ports
+            .iter()
+            .find(|p| {
+                p.name.clone().unwrap_or_default() == port_name
+                    && matches!(p.target_port, Some(IntOrString::String(_)))
+            })
+            .and_then(|p| u16::try_from(p.port).ok())
+    }))
+}
+
 async fn service_endpoints(
     client: &kube::Client,
     namespace: &str,
@@ -308,25 +407,8 @@ async fn service_endpoints(
         else {
             continue;
         };
-        for ep in &slice.endpoints {
-            let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
-            let terminating = ep
-                .conditions
-                .as_ref()
-                .and_then(|c| c.terminating)
-                .unwrap_or(false);
-            let Some(target) = &ep.target_ref else {
-                continue;
-            };
-            if !ready || terminating || target.kind.as_deref() != Some("Pod") {
-                continue;
-            }
-            if let Some(pod) = &target.name {
-                out.push(Endpoint {
-                    pod: pod.clone(),
-                    port: number,
-                });
-            }
+        for pod in slice.endpoints.iter().filter_map(ready_pod) {
+            out.push(Endpoint { pod, port: number });
         }
     }
     Ok(out)

@@ -23,6 +23,38 @@ pub struct Imported {
     pub renamed: Vec<(String, String)>,
 }
 
+impl Imported {
+    /// Names `current` (kubectl's current context now) as the context of every forward
+    /// that names none, so that a later `kubectl config use-context` cannot move it to
+    /// another cluster; each pinned forward gets a note. Without a current context the
+    /// forwards are left as they are.
+    pub fn pin_context(&mut self, current: Option<&str>) {
+        let Some(current) = current else { return };
+        for f in self.forwards.iter_mut().filter(|f| f.context.is_none()) {
+            f.context = Some(current.to_string());
+            self.notes.push(format!(
+                "{}: no context given; saved with `{current}`, the current context now, so that switching kubectl's context does not move it",
+                f.name
+            ));
+        }
+    }
+}
+
+impl Config {
+    /// Names `current` as the context of every forward that names none (see
+    /// [`Imported::pin_context`]); returns the names of the forwards changed.
+    pub fn pin_contexts(&mut self, current: &str) -> Vec<String> {
+        self.forwards
+            .iter_mut()
+            .filter(|f| f.context.is_none())
+            .map(|f| {
+                f.context = Some(current.to_string());
+                f.name.clone()
+            })
+            .collect()
+    }
+}
+
 /// Why an import failed. Nothing is imported when it does.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]
@@ -581,9 +613,6 @@ pub fn kftray_json(text: &str) -> Result<Imported, ImportError> {
                 format!("entry {}: `remote_port` is missing", i + 1),
             ));
         };
-        out.notes.push(format!(
-            "{at}: kftray's remote_port {remote} is the pods' port, Ferry's `port` is the service's; check it (Ferry resolves the service port to the pods' port itself)"
-        ));
         let wanted = sanitize(label.clone());
         let name = unique(&wanted, &mut taken);
         if name != wanted {
@@ -595,6 +624,9 @@ pub fn kftray_json(text: &str) -> Result<Imported, ImportError> {
             PortRef::Number(remote),
             e.local_port.unwrap_or(0),
         );
+        // kftray's remote_port is the pods' port; `cluster::settle_pod_ports` turns it
+        // into the service port that leads there when the cluster can be asked.
+        f.pod_port = true;
         f.namespace = Some(e.namespace.clone()).filter(|n| !n.is_empty());
         f.context = e
             .context
@@ -641,8 +673,8 @@ pub fn kftray_json(text: &str) -> Result<Imported, ImportError> {
 }
 
 /// Writes forwards as kftray's JSON. Only services map to kftray; the others are listed in
-/// the returned notes. kftray's `remote_port` is the pods' port: a numbered service port
-/// is written as it is and noted.
+/// the returned notes. kftray's `remote_port` is the pods' port: a forward with
+/// `pod_port` is written as it is, a numbered service port is written as it is and noted.
 pub fn kftray_export(config: &Config) -> (String, Vec<String>) {
     let mut entries = Vec::new();
     let mut notes = Vec::new();
@@ -661,10 +693,12 @@ pub fn kftray_export(config: &Config) -> (String, Vec<String>) {
             ));
             continue;
         };
-        notes.push(format!(
-            "{}: exported remote_port {port} is the service's port; kftray expects the pods' port",
-            f.name
-        ));
+        if !f.pod_port {
+            notes.push(format!(
+                "{}: exported remote_port {port} is the service's port; kftray expects the pods' port",
+                f.name
+            ));
+        }
         entries.push(KftrayEntry {
             service: Some(svc.clone()),
             namespace: f.namespace.clone().unwrap_or_else(|| "default".into()),
@@ -860,6 +894,9 @@ pub fn kportal_yaml(text: &str) -> Result<Imported, ImportError> {
                 f.context = Some(ctx.name.clone());
                 f.namespace = Some(ns.name.clone());
                 f.health = health.clone();
+                // kportal forwards a service's `port` straight to a pod: the pods' port,
+                // settled like kftray's (`cluster::settle_pod_ports`).
+                f.pod_port = matches!(target, Target::Service(_));
                 if mdns {
                     f.alias = Some(sanitize(
                         fw.alias
@@ -912,8 +949,8 @@ mod foreign_tests {
             (Some("prod"), Some("argocd"))
         );
         let notes = got.notes.join("\n");
+        assert!(f.pod_port, "kftray's remote_port is the pods' port");
         for expect in [
-            "pods' port",
             "HTTP logging",
             "proxy forwards",
             "UDP",

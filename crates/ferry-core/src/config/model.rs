@@ -55,9 +55,18 @@ pub struct Forward {
     /// The object to forward to.
     #[serde(deserialize_with = "deserialize_scalar")]
     pub target: Target,
-    /// The remote port on the target, by number or by name.
+    /// The remote port on the target, by number or by name. On a service it is the
+    /// service's port (as `kubectl port-forward svc/…` means it), unless `pod_port` says
+    /// it is the pods'.
     #[serde(deserialize_with = "deserialize_scalar")]
     pub port: PortRef,
+    /// For a service: `port` is the port number the service's pods listen on, not a
+    /// service port, as kftray and kportal mean it (their imports set this when the
+    /// cluster could not be asked which service port leads there). Connections go to
+    /// that port of the service's ready endpoints. Other targets' ports always are the
+    /// pods', so there it changes nothing. Defaults to `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pod_port: bool,
     /// The local port to listen on; 0 lets the system pick a free one.
     #[serde(deserialize_with = "deserialize_local_port")]
     pub local_port: u16,
@@ -90,6 +99,7 @@ impl Forward {
             namespace: None,
             target,
             port,
+            pod_port: false,
             local_port,
             bind: default_bind(),
             pick: Pick::default(),
@@ -97,6 +107,17 @@ impl Forward {
             health: HealthSpec::default(),
             enabled: default_enabled(),
         }
+    }
+
+    /// What the forward points at, as statuses show it: `service/echo:80`, or
+    /// `service/echo:9000 (pods' port)` with `pod_port`.
+    pub fn target_label(&self) -> String {
+        let pods = if self.pod_port && matches!(self.target, Target::Service(_)) {
+            " (pods' port)"
+        } else {
+            ""
+        };
+        format!("{}:{}{pods}", self.target, self.port)
     }
 
     /// A hash of every field whose change requires restarting the forward, which is every
@@ -113,6 +134,7 @@ impl Forward {
             namespace,
             target,
             port,
+            pod_port,
             local_port,
             bind,
             pick,
@@ -125,6 +147,7 @@ impl Forward {
         namespace.hash(&mut hasher);
         target.hash(&mut hasher);
         port.hash(&mut hasher);
+        pod_port.hash(&mut hasher);
         local_port.hash(&mut hasher);
         bind.hash(&mut hasher);
         pick.hash(&mut hasher);

@@ -177,6 +177,13 @@ fn check_forwards(forwards: &[Forward], problems: &mut Vec<Problem>) {
             ));
         }
 
+        if forward.pod_port && matches!(forward.port, crate::config::PortRef::Name(_)) {
+            problems.push(Problem::new(
+                at("port"),
+                "with `pod_port`, the port is the number the pods listen on; a name needs `pod_port: false` (a service port's name)",
+            ));
+        }
+
         if let Some(alias) = &forward.alias {
             if let Err(message) = check_alias(alias) {
                 problems.push(Problem::new(at("alias"), message));

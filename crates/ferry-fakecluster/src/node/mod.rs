@@ -240,13 +240,35 @@ pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, NodeErr
         message,
     };
     let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
-    let config = kube::Config::from_custom_kubeconfig(
+    let mut config = kube::Config::from_custom_kubeconfig(
         kubeconfig,
         &kube::config::KubeConfigOptions::default(),
     )
     .await
     .map_err(|e| err(e.to_string()))?;
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_str(&user_agent()).map_err(|e| err(e.to_string()))?,
+    ));
     kube::Client::try_from(config).map_err(|e| err(e.to_string()))
+}
+
+/// What the node calls itself to the API server, as a kubelet says `kubelet/<version>
+/// (<os>/<arch>)`: `ferry-fakecluster-node/<version> (<os>/<arch>)`.
+pub fn user_agent() -> String {
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        other => other,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!(
+        "ferry-fakecluster-node/{} ({os}/{arch})",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 // === the pods this node runs ===
