@@ -1097,6 +1097,22 @@ async fn follow_logs(core: std::sync::Weak<AppCore>) {
 
 // === helpers ===
 
+/// A forward as the UI sent it. Read here rather than by the IPC layer, so that a value
+/// the config cannot hold (a local port of 70000, a bind that is no IP address) is a
+/// problem on its field (`local_port`, `health.interval`) instead of the IPC layer's own
+/// rejection, which names no field.
+pub fn read_forward(value: serde_json::Value) -> Result<Forward, AppError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if field.is_empty() || field == "." {
+            AppError::invalid("forward", format!("the forward cannot be read: {inner}"))
+        } else {
+            AppError::invalid(field.clone(), format!("{field} cannot be read: {inner}"))
+        }
+    })
+}
+
 fn no_forward(name: &str) -> AppError {
     AppError::not_found(format!("there is no forward named {name:?}"))
 }

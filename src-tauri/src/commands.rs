@@ -45,8 +45,9 @@ pub async fn set_profile_active(core: Core<'_>, name: String, active: bool) -> R
 pub async fn save_forward(
     core: Core<'_>,
     original: Option<String>,
-    forward: Forward,
+    forward: serde_json::Value,
 ) -> Result<()> {
+    let forward = crate::app::read_forward(forward)?;
     core.save_forward(original.as_deref(), forward).await
 }
 
@@ -60,9 +61,16 @@ pub async fn delete_forward(core: Core<'_>, name: String) -> Result<()> {
 pub async fn validate_forward(
     core: Core<'_>,
     original: Option<String>,
-    forward: Forward,
+    forward: serde_json::Value,
 ) -> Result<Vec<FieldProblem>> {
-    Ok(core.validate_forward(original.as_deref(), &forward))
+    match crate::app::read_forward(forward) {
+        Ok(forward) => Ok(core.validate_forward(original.as_deref(), &forward)),
+        Err(e) => Ok(vec![FieldProblem {
+            field: e.field.unwrap_or_else(|| "forward".into()),
+            message: e.message,
+            code: e.code,
+        }]),
+    }
 }
 
 #[tauri::command]

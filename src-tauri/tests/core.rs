@@ -369,6 +369,31 @@ async fn quick_add_and_import() {
     core.shutdown().await;
 }
 
+#[test]
+fn a_forward_the_config_cannot_hold_is_a_problem_on_its_field() {
+    let read = |v: serde_json::Value| ferry_app::app::read_forward(v).unwrap_err();
+    let e = read(
+        serde_json::json!({"name": "x", "target": "service/echo", "port": 80, "local_port": 70000}),
+    );
+    assert_eq!(
+        (e.code, e.field.as_deref()),
+        (ErrorCode::Invalid, Some("local_port"))
+    );
+    assert!(e.message.contains("70000"), "{}", e.message);
+    let e = read(
+        serde_json::json!({"name": "x", "target": "service/echo", "port": 80, "local_port": 1, "health": {"interval": "often"}}),
+    );
+    assert_eq!(e.field.as_deref(), Some("health.interval"));
+    let e = read(
+        serde_json::json!({"name": "x", "target": "service/echo", "port": 80, "local_port": 1, "bind": "localhost"}),
+    );
+    assert_eq!(e.field.as_deref(), Some("bind"));
+    let ok = ferry_app::app::read_forward(
+        serde_json::json!({"name": "x", "target": "service/echo", "port": 80, "local_port": 1}),
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saved_forwards_without_a_context_are_pinned_once_on_first_load() {
     let fx = Fixture::new().await;
