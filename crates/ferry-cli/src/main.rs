@@ -1175,7 +1175,10 @@ async fn doctor(target: ConfigArg) -> ExitCode {
                     what: format!("port {addr} ({})", f.name),
                     detail: match free {
                         Ok(_) => "free".into(),
-                        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => format!("{addr} is already in use; stop what uses it (ss -ltnp 'sport = :{}') or pick another local_port", f.local_port),
+                        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => match ferry_core::ports::holder(f.local_port) {
+                            Some(holder) => format!("{addr} is already in use by {holder}; stop it or pick another local_port"),
+                            None => format!("{addr} is already in use; stop what uses it (ss -ltnp 'sport = :{}') or pick another local_port", f.local_port),
+                        },
                         Err(e) => format!("cannot bind {addr}: {e}"),
                     },
                 });

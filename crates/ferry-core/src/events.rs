@@ -110,6 +110,9 @@ pub struct ForwardStatus {
     pub alias_warning: Option<String>,
     /// Whether the forward listens beyond this machine (a non-loopback bind).
     pub exposed: bool,
+    /// The local address is taken by another socket: choosing another local port fixes
+    /// it. (`error` says by which process, where the system tells.)
+    pub port_in_use: bool,
     /// The state from cluster access alone (before health is taken into account).
     #[serde(skip)]
     pub(crate) resolution: ForwardState,
@@ -152,6 +155,7 @@ impl ForwardStatus {
             alias: None,
             alias_warning: None,
             exposed: false,
+            port_in_use: false,
             resolution: state,
             checked: false,
             bind_error: None,

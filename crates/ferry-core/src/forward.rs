@@ -192,6 +192,10 @@ impl WorkerShared {
             if let Some(e) = s.bind_error.clone() {
                 s.state = ForwardState::Error;
                 s.error = Some(e);
+                // Nothing listens, so nothing here is up: the tunnel check's verdict is
+                // not shown beside the error.
+                s.health = crate::health::HealthState::Unknown;
+                s.latency_ms = None;
             }
             if s.state != before.state {
                 s.since_ms = now_ms();
@@ -209,8 +213,11 @@ impl WorkerShared {
         }
     }
 
-    fn set_bind_error(&self, error: Option<String>) {
-        self.update(|s| s.bind_error = error);
+    fn set_bind_error(&self, error: Option<String>, in_use: bool) {
+        self.update(|s| {
+            s.bind_error = error;
+            s.port_in_use = in_use;
+        });
     }
 }
 
@@ -489,14 +496,30 @@ impl Worker {
     /// Binds the local address (retrying while it is taken), then accepts.
     async fn serve(&self, tracker: TaskTracker) {
         let addr = SocketAddr::new(self.spec.bind, self.spec.local_port);
+        // Who holds the port, looked up on the first failure and every 30 s after.
+        let mut holder: Option<String> = None;
+        let mut failures = 0u32;
         let listener = loop {
             self.shared.beat();
             match TcpListener::bind(addr).await {
                 Ok(l) => break l,
                 Err(e) => {
-                    let msg = bind_error(addr, &e);
+                    let in_use = e.kind() == io::ErrorKind::AddrInUse;
+                    if in_use && failures.is_multiple_of(15) {
+                        holder = crate::ports::holder_async(addr.port()).await;
+                    }
+                    failures += 1;
+                    let msg = match (&holder, in_use) {
+                        (Some(h), true) => format!(
+                            "{addr} is already in use by {h}; stop it, or choose another local port"
+                        ),
+                        (None, true) => format!(
+                            "{addr} is already in use by another program; choose another local port"
+                        ),
+                        _ => bind_error(addr, &e),
+                    };
                     warn!(%msg, "cannot listen");
-                    self.shared.set_bind_error(Some(msg));
+                    self.shared.set_bind_error(Some(msg), in_use);
                     // Retry every 2 s, beating meanwhile so the watchdog sees a live loop.
                     for _ in 0..4 {
                         tokio::select! {
@@ -509,7 +532,7 @@ impl Worker {
         };
         let local = listener.local_addr().unwrap_or(addr);
         info!(local.addr = %local, "listening");
-        self.shared.set_bind_error(None);
+        self.shared.set_bind_error(None, false);
         self.shared.update(|s| s.local = Some(local));
         self.shared
             .set_alias(self.spec.alias.as_deref(), &self.spec);

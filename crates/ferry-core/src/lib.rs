@@ -8,7 +8,8 @@
 //! - [`health`]: probes, the rise/fall state machine and the monitor;
 //! - [`mdns`]: publishing `<alias>.local` names;
 //! - [`events`]: statuses, snapshots and transition events;
-//! - [`store`]: the JSON store the app and the CLI share, locked and written atomically.
+//! - [`store`]: the JSON store the app and the CLI share, locked and written atomically;
+//! - [`ports`]: which process holds a local port.
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ mod forward;
 pub mod health;
 pub mod mdns;
 mod pool;
+pub mod ports;
 pub mod store;
 pub mod tunnel;
 

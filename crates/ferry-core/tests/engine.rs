@@ -626,12 +626,36 @@ async fn a_port_in_use_is_an_error_on_that_forward_only() -> anyhow::Result<()> 
         options(vec![f.kubeconfig.clone()]),
     )?;
     let s = wait_for(&engine, "busy", "error", |s| s.state == ForwardState::Error).await?;
-    assert_eq!(
-        s.error.as_deref(),
-        Some(format!("127.0.0.1:{port} is already in use").as_str())
+    // The holder is this test process: the error names it, with its process id.
+    let me = format!("(pid {})", std::process::id());
+    let error = s.error.clone().unwrap_or_default();
+    assert!(
+        error.starts_with(&format!("127.0.0.1:{port} is already in use by "))
+            && error.contains(&me)
+            && error.contains("choose another local port"),
+        "{error}"
     );
+    assert!(s.port_in_use, "{s:?}");
     let addr = active(&engine, "fine").await?;
     assert_eq!(echo_once(addr, b"ok").await?, b"ok");
+    // The tunnel check keeps running, but what is shown never says "up" beside the error.
+    sleep(Duration::from_secs(2)).await;
+    let s = engine
+        .snapshot()
+        .await?
+        .get("busy")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("busy is gone"))?;
+    assert_eq!(s.state, ForwardState::Error);
+    assert_eq!(s.health, ferry_core::events::HealthState::Unknown, "{s:?}");
+    assert_eq!(s.latency_ms, None, "{s:?}");
+    // Freed, the port is taken and the error goes.
+    drop(taken);
+    let s = wait_for(&engine, "busy", "active once the port is free", |s| {
+        s.state == ForwardState::Active
+    })
+    .await?;
+    assert!(!s.port_in_use && s.error.is_none(), "{s:?}");
     engine.shutdown().await;
     Ok(())
 }
