@@ -176,11 +176,11 @@ impl ForwardStatus {
         s
     }
 
-    /// The state shown: cluster access first, then health (`starting` until the first
-    /// verdict, `active` while Up, `degraded` while Down).
+    /// The state shown: cluster access first, then health. A forward that listens and has
+    /// a ready pod is `active` at once (health `unknown` until the first verdict: traffic
+    /// already flows), `degraded` while Down.
     pub(crate) fn effective_state(&self) -> ForwardState {
         match (self.resolution, self.checked, self.health) {
-            (ForwardState::Active, true, HealthState::Unknown) => ForwardState::Starting,
             (ForwardState::Active, true, HealthState::Down) => ForwardState::Degraded,
             (other, _, _) => other,
         }

@@ -288,6 +288,63 @@ async fn the_watchdog_restarts_a_stuck_accept_loop() -> anyhow::Result<()> {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_is_active_once_it_listens_and_is_checked_at_once() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let mut solo = fwd("solo", "pod/solo", PortRef::Number(9000));
+    // A long interval: only a first check that runs at once can answer within seconds.
+    solo.health.interval = Duration::from_secs(60);
+    let started = Instant::now();
+    let engine = Engine::start(config(vec![solo]), options(vec![f.kubeconfig.clone()]))?;
+    let active = wait_for(&engine, "solo", "active", |s| {
+        s.state == ForwardState::Active
+    })
+    .await?;
+    let to_active = started.elapsed();
+    assert!(active.local.is_some(), "{active:?}");
+    let checked = wait_for(&engine, "solo", "a first check", |s| {
+        s.last_probe_ms.is_some()
+    })
+    .await?;
+    let to_checked = started.elapsed();
+    println!("active after {to_active:?}, first check after {to_checked:?}");
+    assert!(
+        to_checked < Duration::from_secs(5),
+        "first check after {to_checked:?}"
+    );
+    // The first check found a pod: it never reports "no ready pod".
+    assert!(
+        checked.history.iter().all(|t| t.code != "no-pod"),
+        "{checked:?}"
+    );
+    // Switched off and on again: checked again at once, not an interval later.
+    let before = wait_for(&engine, "solo", "up", |s| s.health == HealthState::Up)
+        .await?
+        .last_probe_ms;
+    engine.disable("solo").await?;
+    wait_for(&engine, "solo", "disabled", |s| {
+        s.state == ForwardState::Disabled
+    })
+    .await?;
+    let again = Instant::now();
+    engine.enable("solo").await?;
+    wait_for(&engine, "solo", "active again", |s| {
+        s.state == ForwardState::Active
+    })
+    .await?;
+    wait_for(&engine, "solo", "checked again", |s| {
+        s.last_probe_ms > before
+    })
+    .await?;
+    assert!(
+        again.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        again.elapsed()
+    );
+    engine.shutdown().await;
+    Ok(())
+}
+
 /// CPU time of this process so far (user + system), from /proc.
 fn cpu_time() -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat")

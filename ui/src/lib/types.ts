@@ -95,6 +95,8 @@ export type ForwardStatus = {
   alias: string | null;
   alias_warning: string | null;
   exposed: boolean;
+  /** The local port is taken by another program (`error` names it where the system tells). */
+  port_in_use: boolean;
 };
 
 export type Snapshot = { generation: number; forwards: ForwardStatus[] };
@@ -118,4 +120,22 @@ export type TargetInfo = { name: string; ports: TargetPort[] };
 export type TestResult = { ok: boolean; ms: number; message: string };
 export type LogLine = { at_ms: number; level: string; message: string };
 export type ImportFormat = "auto" | "kubectl" | "kftray" | "kportal" | "ferry";
-export type ImportResult = { added: string[]; replaced: string[]; warnings: string[] };
+export type ImportResult = {
+  added: string[];
+  replaced: string[];
+  warnings: string[];
+  /** Not sent by the shell yet (see imports.ts): one per forward in `added`, in that order. */
+  entries?: ImportEntry[];
+};
+/** One imported forward, as the shell would describe it (proposed; see imports.ts). */
+export type ImportEntry = {
+  /** As it will be saved: the name given, its context pinned, a pod port settled. */
+  forward: Forward;
+  /** The name the text asked for. */
+  wanted: string;
+  /** Why the name differs from `wanted`: a saved forward has it ("config"), or an earlier
+   * entry of the same text ("paste"); null when it does not. */
+  renamed: "config" | "paste" | null;
+  /** This entry's notes (what was not carried over, what was assumed), without its name. */
+  notes: string[];
+};

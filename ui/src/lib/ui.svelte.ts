@@ -1,6 +1,7 @@
-// View state that is not the shell's: filter, open dialog, selected forward, theme.
+// View state that is not the shell's: filter, sort order, open dialog, selected forward,
+// theme.
 
-import type { Filter } from "./view";
+import type { Filter, SortKey } from "./view";
 import type { Forward, Profile, Theme } from "./types";
 
 export type Dialog =
@@ -21,6 +22,8 @@ export type Confirm = {
 
 export class UiStore {
   filter = $state<Filter>({ text: "", state: "all" });
+  /** The list's order, kept for the session (the shell does not store it). */
+  sort = $state<SortKey>("saved");
   dialog = $state<Dialog>(null);
   confirm = $state<Confirm>(null);
   selected = $state<string | null>(null);

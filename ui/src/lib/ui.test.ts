@@ -24,3 +24,14 @@ describe("closing a dialog", () => {
     expect(ui.dialog).toBeNull();
   });
 });
+
+describe("sorting", () => {
+  it("starts in the saved order and keeps the choice in the view state", () => {
+    const ui = new UiStore();
+    expect(ui.sort).toBe("saved");
+    ui.sort = "port";
+    ui.openAdd();
+    ui.close();
+    expect(ui.sort).toBe("port");
+  });
+});

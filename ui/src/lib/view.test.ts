@@ -8,10 +8,14 @@ import {
   kubectlLine,
   localAddress,
   matchesFilter,
+  podCommands,
   problemSentence,
   profileActive,
+  profileSwitch,
   rowsOf,
   shortTarget,
+  sortGroups,
+  sortRows,
   splitTarget,
   stateOf,
   targetDisplay,
@@ -51,6 +55,7 @@ const status = (name: string, extra: Partial<ForwardStatus> = {}): ForwardStatus
   alias: null,
   alias_warning: null,
   exposed: false,
+  port_in_use: false,
   ...extra,
 });
 
@@ -183,6 +188,74 @@ describe("filter and groups", () => {
     expect(profileActive(profiles[0], forwards)).toBe(true);
     expect(profileActive(profiles[1], forwards)).toBe(false);
     expect(profileActive(profiles[2], forwards)).toBe(false);
+  });
+
+  it("puts a profile's switch in between when only some of its forwards are on", () => {
+    expect(profileSwitch(profiles[0], forwards)).toEqual({ position: "on", on: 2, total: 2 });
+    // web on, api off; "ghost" is no forward and does not count.
+    expect(profileSwitch(profiles[1], forwards)).toEqual({ position: "mixed", on: 1, total: 2 });
+    expect(profileSwitch(profiles[2], forwards)).toEqual({ position: "off", on: 0, total: 0 });
+    expect(profileSwitch({ name: "off", forwards: ["api"] }, forwards)).toEqual({ position: "off", on: 0, total: 1 });
+    expect(profileSwitch({ name: "twice", forwards: ["echo", "echo"] }, forwards).position).toBe("on");
+  });
+});
+
+describe("sorting", () => {
+  const forwards = [
+    fwd("web", { local_port: 18081 }),
+    fwd("db-10", { local_port: 15432 }),
+    fwd("any", { local_port: 0 }),
+    fwd("db-9", { local_port: 20000 }),
+    fwd("api", { local_port: 8080, enabled: false }),
+  ];
+  const statuses = [
+    status("web", { state: "active", local: "127.0.0.1:18081" }),
+    status("db-10", { state: "degraded", local: "127.0.0.1:15432" }),
+    // Listening on a port the system chose: the listener's port counts.
+    status("any", { state: "error", local: "127.0.0.1:30001" }),
+    status("db-9", { state: "reconnecting", local: "127.0.0.1:20000" }),
+  ];
+  const rows = rowsOf(forwards, statuses);
+  const names = (key: Parameters<typeof sortRows>[1]) => sortRows(rows, key).map((r) => r.forward.name);
+
+  it("keeps the saved order", () => {
+    expect(names("saved")).toEqual(["web", "db-10", "any", "db-9", "api"]);
+  });
+  it("sorts by name, numbers as numbers", () => {
+    expect(names("name")).toEqual(["any", "api", "db-9", "db-10", "web"]);
+  });
+  it("sorts by state, problems first and switched-off last, then by name", () => {
+    // api has no status: its config says disabled.
+    expect(names("state")).toEqual(["any", "db-9", "db-10", "web", "api"]);
+  });
+  it("sorts by local port, any free port last", () => {
+    expect(names("port")).toEqual(["api", "db-10", "web", "db-9", "any"]);
+    expect(sortRows(rowsOf([fwd("b", { local_port: 0 }), fwd("a", { local_port: 0 })], []), "port").map((r) => r.forward.name)).toEqual(["a", "b"]);
+  });
+  it("sorts within each group and leaves the groups in place", () => {
+    const g = sortGroups(groupRows(rows, [{ name: "p", forwards: ["web", "api"] }], "profile"), "name");
+    expect(g.map((x) => [x.title, x.rows.map((r) => r.forward.name)])).toEqual([
+      ["p", ["api", "web"]],
+      ["Ungrouped", ["any", "db-9", "db-10"]],
+    ]);
+    expect(rows.map((r) => r.forward.name)).toEqual(["web", "db-10", "any", "db-9", "api"]);
+  });
+});
+
+describe("pod commands", () => {
+  it("names the pod in use with the status's namespace and context", () => {
+    expect(podCommands(status("echo", { pod: "echo-7d9f8-abcde" }))).toEqual({
+      logs: "kubectl logs echo-7d9f8-abcde -n demo --context ferry-fake",
+      describe: "kubectl describe pod echo-7d9f8-abcde -n demo --context ferry-fake",
+    });
+    expect(podCommands(status("echo", { pod: "db-0", namespace: null, context: "my ctx" }))).toEqual({
+      logs: "kubectl logs db-0 --context 'my ctx'",
+      describe: "kubectl describe pod db-0 --context 'my ctx'",
+    });
+  });
+  it("offers nothing without a pod", () => {
+    expect(podCommands(status("echo", { pod: null }))).toBeNull();
+    expect(podCommands(undefined)).toBeNull();
   });
 });
 

@@ -225,9 +225,54 @@ export function visibleNames(groups: Group[]): string[] {
 
 /** Whether every forward of a profile is switched on (an empty profile is not active). */
 export function profileActive(p: Profile, forwards: Forward[]): boolean {
+  return profileSwitch(p, forwards).position === "on";
+}
+
+/** A profile switch's position: "on" when every forward of the profile is switched on,
+ * "off" when none is (or it has none), "mixed" when some are; with the counts to say so. */
+export function profileSwitch(p: Profile, forwards: Forward[]): { position: "on" | "off" | "mixed"; on: number; total: number } {
   const by = new Map(forwards.map((f) => [f.name, f]));
-  const members = p.forwards.map((n) => by.get(n)).filter((f): f is Forward => !!f);
-  return members.length > 0 && members.every((f) => f.enabled !== false);
+  const members = [...new Set(p.forwards)].map((n) => by.get(n)).filter((f): f is Forward => !!f);
+  const on = members.filter((f) => f.enabled !== false).length;
+  const position = on === 0 ? "off" : on === members.length ? "on" : "mixed";
+  return { position, on, total: members.length };
+}
+
+export type SortKey = "saved" | "name" | "state" | "port";
+export const SORT_KEYS: { key: SortKey; label: string }[] = [
+  { key: "saved", label: "Saved order" },
+  { key: "name", label: "By name" },
+  { key: "state", label: "By state" },
+  { key: "port", label: "By local port" },
+];
+
+/** Problems first, then forwards on their way, then running ones, then switched-off ones. */
+const STATE_RANK: Record<ForwardState, number> = { error: 0, reconnecting: 1, degraded: 2, starting: 3, active: 4, disabled: 5 };
+
+/** The local port a row listens on (the listener's, else the config's); any free port last. */
+function localPortOf(r: Row): number {
+  const m = r.status?.local ? /:(\d+)$/.exec(r.status.local) : null;
+  const port = m ? Number(m[1]) : r.forward.local_port;
+  return port > 0 ? port : Number.POSITIVE_INFINITY;
+}
+
+const byName = (a: Row, b: Row) => a.forward.name.localeCompare(b.forward.name, undefined, { numeric: true });
+
+/** Rows in the order asked for; ties go by name, and "saved" keeps the config's order. */
+export function sortRows(rows: Row[], key: SortKey): Row[] {
+  if (key === "saved") return rows;
+  const out = [...rows];
+  if (key === "name") return out.sort(byName);
+  if (key === "state") return out.sort((a, b) => STATE_RANK[stateOf(a.forward, a.status)] - STATE_RANK[stateOf(b.forward, b.status)] || byName(a, b));
+  return out.sort((a, b) => {
+    const [x, y] = [localPortOf(a), localPortOf(b)];
+    return x === y ? byName(a, b) : x < y ? -1 : 1;
+  });
+}
+
+/** The groups with their rows sorted; the groups keep their own order. */
+export function sortGroups(groups: Group[], key: SortKey): Group[] {
+  return key === "saved" ? groups : groups.map((g) => ({ ...g, rows: sortRows(g.rows, key) }));
 }
 
 function shellQuote(s: string): string {
@@ -249,6 +294,21 @@ export function kubectlLine(f: Partial<Forward>): string {
   if (f.context) parts.push("--context", shellQuote(f.context));
   if (f.bind && f.bind !== "127.0.0.1") parts.push("--address", shellQuote(f.bind));
   return parts.join(" ");
+}
+
+/**
+ * Lines to look at the pod a forward uses now, with the namespace and context its status
+ * names: `kubectl logs echo-7d9f8-abcde -n demo --context ferry-fake` and
+ * `kubectl describe pod echo-7d9f8-abcde -n demo --context ferry-fake`. Null without a pod.
+ */
+export function podCommands(s: ForwardStatus | undefined): { logs: string; describe: string } | null {
+  if (!s?.pod) return null;
+  const pod = shellQuote(s.pod);
+  const scope = [...(s.namespace ? ["-n", shellQuote(s.namespace)] : []), ...(s.context ? ["--context", shellQuote(s.context)] : [])];
+  return {
+    logs: ["kubectl", "logs", pod, ...scope].join(" "),
+    describe: ["kubectl", "describe", "pod", pod, ...scope].join(" "),
+  };
 }
 
 /** A forward name from a target: "service/echo" → "echo". */

@@ -134,6 +134,38 @@ describe("forward rows", () => {
     expect((await copy("api")).x).toBe((await copy("echo")).x);
   });
 
+  it("shows the whole target in the row, with no tooltip over the next row", async () => {
+    const a = await open({ width: 720 });
+    const { page } = a;
+    await page.getByTestId("forward-row-echo").first().waitFor();
+    // A long target, in the demo profile between echo and web.
+    await a.fake((f) => {
+      f.handle("save_forward", {
+        original: null,
+        forward: { name: "long", context: "ferry-fake", namespace: "a-rather-long-namespace-for-a-demo", target: "service/a-service-name-long-enough-to-not-fit-in-one-line", port: 8080, local_port: 18555 },
+      });
+      f.config.profiles![0].forwards.splice(1, 0, "long");
+      f.emitState();
+    });
+    const row = page.getByTestId("forward-row-long");
+    await row.waitFor();
+    const target = page.getByTestId("target-long");
+    // No native tooltip: one opens below the pointer, over the next row's switch and buttons.
+    expect(await row.evaluate((el) => [...el.querySelectorAll("[title]")].filter((x) => x.closest("[data-testid^=target-]")).length)).toBe(0);
+    expect(await target.getAttribute("title")).toBeNull();
+    // The whole target shows, not cut off, and inside its own row.
+    const text = await target.innerText();
+    expect(text).toContain("svc/a-service-name-long-enough-to-not-fit-in-one-line:8080 in a-rather-long-namespace-for-a-demo @ ferry-fake");
+    expect(await target.evaluate((el) => el.scrollWidth <= el.clientWidth && el.scrollHeight <= el.clientHeight)).toBe(true);
+    const [t, r] = [(await target.boundingBox())!, (await row.boundingBox())!];
+    expect(t.height).toBeGreaterThan(20); // wrapped onto a second line
+    expect(t.y + t.height).toBeLessThanOrEqual(r.y + r.height);
+    const next = (await page.getByTestId("toggle-web").first().boundingBox())!;
+    expect(next.y).toBeGreaterThanOrEqual(t.y + t.height);
+    // Screen readers still hear what it is.
+    expect(await target.evaluate((el) => el.textContent)).toMatch(/^Target: svc\//);
+  });
+
   it("never polls: the shell is asked for its state once", async () => {
     const a = await open();
     await a.page.waitForTimeout(1200);
@@ -197,6 +229,75 @@ describe("filter, start/stop all, grouping", () => {
     await textOf(page, "state-web", "disabled");
     expect(await sw.isChecked()).toBe(false);
     expect(await a.fake((f) => f.calls.find((c) => c.cmd === "set_profile_active")!.args)).toEqual({ name: "demo", active: false });
+  });
+
+  it("shows a profile with some forwards on as mixed, and turns them all on from there", async () => {
+    const a = await open();
+    const { page } = a;
+    // backend: db is on, api is off.
+    const sw = page.getByTestId("profile-toggle-backend");
+    await sw.waitFor();
+    const look = () =>
+      sw.evaluate((el) => ({
+        aria: el.getAttribute("aria-checked"),
+        indeterminate: (el as HTMLInputElement).indeterminate,
+        label: el.getAttribute("aria-label"),
+        knob: getComputedStyle(el, "::after").transform,
+      }));
+    // The knob sits halfway, between off (none) and on (12px), once it has slid there.
+    const mixed = await eventually(look, (v) => v.knob === "matrix(1, 0, 0, 1, 6, 0)", "knob halfway");
+    expect(mixed).toMatchObject({ aria: "mixed", indeterminate: true, label: "Activate profile backend (partly on: 1 of 2 forwards)" });
+    expect(await page.getByTestId("profile-toggle-demo").getAttribute("aria-checked")).toBe("true");
+
+    await sw.click();
+    await textOf(page, "state-api", /starting|active/);
+    expect(await a.fake((f) => f.calls.filter((c) => c.cmd === "set_profile_active").map((c) => c.args))).toEqual([{ name: "backend", active: true }]);
+    await eventually(look, (v) => v.aria === "true" && !v.indeterminate, "all on");
+    expect(await sw.isChecked()).toBe(true);
+    expect((await look()).label).toBe("Deactivate profile backend");
+
+    // Back to mixed when one goes off.
+    await page.getByTestId("toggle-api").click();
+    await eventually(look, (v) => v.aria === "mixed" && v.indeterminate, "mixed again");
+  });
+});
+
+describe("sorting", () => {
+  it("sorts by name, state or local port within each group, and keeps the choice", async () => {
+    const a = await open();
+    const { page } = a;
+    await textOf(page, "state-echo", "active");
+    // echo moves to a higher local port than web, and web fails.
+    await a.fake((f) => {
+      f.handle("save_forward", { original: "echo", forward: { ...f.config.forwards.find((x) => x.name === "echo")!, local_port: 19999 } });
+      f.setForwardState("web", "error", { error: "local port 18081 is in use" });
+    });
+    await textOf(page, "local-echo", "127.0.0.1:19999");
+    await textOf(page, "state-echo", "active");
+    await textOf(page, "state-web", "error");
+    const sortBy = page.getByTestId("sort-by");
+    expect(await sortBy.inputValue()).toBe("saved");
+    // Groups demo (echo, web, db) and backend (db, api), in that order.
+    expect(await rowNames(a)).toEqual(["echo", "web", "db", "db", "api"]);
+    await sortBy.selectOption("name");
+    await eventually(() => rowNames(a), (n) => n.join() === "db,echo,web,api,db", "by name");
+    await sortBy.selectOption("port");
+    // db 15432, web 18081, echo 19999; api 8080 before db.
+    await eventually(() => rowNames(a), (n) => n.join() === "db,web,echo,api,db", "by local port");
+    await sortBy.selectOption("state");
+    // error, degraded, active; degraded before disabled.
+    await eventually(() => rowNames(a), (n) => n.join() === "web,db,echo,db,api", "by state");
+
+    // The choice stays while the view changes around it.
+    await page.getByTestId("open-settings").click();
+    await page.keyboard.press("Escape");
+    await gone(page, "settings-dialog");
+    await page.getByTestId("group-by").click();
+    await page.getByTestId("group-ferry-fake / demo").waitFor();
+    expect(await sortBy.inputValue()).toBe("state");
+    await eventually(() => rowNames(a), (n) => n.join() === "web,db,echo,api", "by state, grouped by context");
+    await sortBy.selectOption("saved");
+    await eventually(() => rowNames(a), (n) => n.join() === "echo,web,db,api", "saved order");
   });
 });
 

@@ -147,6 +147,47 @@ describe("add a forward", () => {
     expect(await a.fake((f) => f.calls.filter((c) => c.cmd === "parse_kubectl").length)).toBe(parses);
   });
 
+  it("names the current context in the Context field, as a value the user can change", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("add-forward").click();
+    const context = page.getByTestId("field-context");
+    // A value, not only the placeholder's hint; the preview says it too.
+    await eventually(() => context.inputValue(), (v) => v === "ferry-fake", "current context filled");
+    await eventually(() => page.getByTestId("kubectl-preview").innerText(), (t) => t.endsWith("--context ferry-fake"), "preview names it");
+    // Nothing was typed: the dialog closes without asking.
+    await page.keyboard.press("Escape");
+    await gone(page, "forward-dialog");
+    expect(await page.getByTestId("confirm-dialog").count()).toBe(0);
+
+    // Quick add: a line without --context gets the current context, one with it keeps its own.
+    await page.keyboard.press("n");
+    await page.getByTestId("quick-add").waitFor();
+    await page.keyboard.type("kubectl port-forward svc/api 18095:8080 -n payments --context staging");
+    await eventually(() => page.getByTestId("field-local-port").inputValue(), (v) => v === "18095", "line read");
+    expect(await context.inputValue()).toBe("staging");
+    await page.getByTestId("quick-add").fill("");
+    await page.keyboard.type("svc/echo 18096:80 -n demo");
+    await eventually(() => page.getByTestId("field-local-port").inputValue(), (v) => v === "18096", "second line read");
+    expect(await context.inputValue()).toBe("ferry-fake");
+    // The user can change it, and what is shown is what is saved.
+    await context.fill("staging");
+    await page.getByTestId("field-namespace").fill("payments");
+    await page.getByTestId("field-target").fill("api");
+    await page.getByTestId("field-port").fill("8080");
+    await page.getByTestId("field-name").fill("api-staging");
+    await page.getByTestId("save-forward").click();
+    await gone(page, "forward-dialog");
+    expect(await a.fake((f) => f.calls.filter((c) => c.cmd === "save_forward").map((c) => (c.args.forward as { context?: string }).context))).toEqual(["staging"]);
+
+    // Editing shows the forward's own context, not the current one.
+    await page.getByTestId("forward-row-api").getByRole("button", { name: "Details of api" }).click();
+    await page.getByTestId("edit-forward").click();
+    await page.getByTestId("forward-dialog").waitFor();
+    await page.waitForTimeout(400);
+    expect(await context.inputValue()).toBe("staging");
+  });
+
   it("an out-of-range port is said under its field, the other fields keep their errors, and nothing unreadable is sent", async () => {
     const a = await open();
     const { page } = a;
@@ -234,8 +275,10 @@ describe("quick add and suggestions", () => {
     await page.keyboard.press("Enter");
     await gone(page, "forward-dialog");
     await page.getByTestId("forward-row-db-2").waitFor();
+    // The line names no context: the form named the current one, and it was sent.
     expect(await a.fake((f) => f.config.forwards.find((x) => x.name === "db-2"))).toEqual({
       name: "db-2",
+      context: "ferry-fake",
       namespace: "demo",
       target: "service/db",
       port: 5432,
@@ -280,6 +323,9 @@ describe("quick add and suggestions", () => {
     await page.keyboard.press("n");
     await eventually(() => options(page, "ff-contexts"), (o) => o.length === 2, "contexts");
     await page.getByTestId("field-context").focus();
+    // The field holds the current context: type over it.
+    await eventually(() => page.getByTestId("field-context").inputValue(), (v) => v === "ferry-fake", "current context");
+    await page.keyboard.press("ControlOrMeta+A");
     await page.keyboard.type("stag");
     expect(await listOpen(page, "ff-contexts")).toBe(true);
     expect((await page.locator("#ff-contexts [role=option]:visible").allInnerTexts()).map((t) => t.trim())).toEqual(["staging"]);
@@ -347,6 +393,30 @@ describe("closing dialogs", () => {
 });
 
 describe("details", () => {
+  it("offers another local port when the port is taken, and moves the forward there", async () => {
+    const a = await open();
+    const { page } = a;
+    await a.fake((f) => f.setForwardState("web", "error", { error: "127.0.0.1:18081 is already in use by python3 (pid 4242); stop it, or choose another local port", port_in_use: true }));
+    await page.getByTestId("forward-row-web").first().getByRole("button", { name: "Details of web" }).click();
+    const panel = page.getByTestId("details-panel");
+    await panel.waitFor();
+    expect(await panel.innerText()).toContain("python3 (pid 4242)");
+    await panel.getByTestId("use-another-port").click();
+    const saved = await eventually(
+      () => a.fake((f) => f.calls.filter((c) => c.cmd === "save_forward").map((c) => c.args)),
+      (calls) => calls.length === 1,
+      "the forward saved once",
+    );
+    const sent = saved[0] as { original: string; forward: { name: string; local_port: number } };
+    expect(sent.original).toBe("web");
+    expect(sent.forward.name).toBe("web");
+    expect(sent.forward.local_port).not.toBe(18081);
+    expect(sent.forward.local_port).toBeGreaterThan(0);
+    // Without a port conflict there is nothing to offer.
+    await page.getByTestId("forward-row-echo").first().getByRole("button", { name: "Details of echo" }).click();
+    await eventually(() => page.getByTestId("use-another-port").count(), (n) => n === 0, "no offer for echo");
+  });
+
   it("shows the pod, health, history and log, tests the connection and copies kubectl", async () => {
     const a = await open();
     const { page } = a;
@@ -367,12 +437,24 @@ describe("details", () => {
       (t) => t === "kubectl port-forward service/echo 18080:80 -n demo --context ferry-fake",
       "clipboard",
     );
+    // Lines to look at the pod in use, copied the same way.
+    await page.getByTestId("copy-kubectl-logs").click();
+    await eventually(() => page.evaluate(() => navigator.clipboard.readText()), (t) => t === "kubectl logs echo-7d9f8-abcde -n demo --context ferry-fake", "logs line");
+    await page.getByTestId("copy-kubectl-describe").click();
+    await eventually(() => page.evaluate(() => navigator.clipboard.readText()), (t) => t === "kubectl describe pod echo-7d9f8-abcde -n demo --context ferry-fake", "describe line");
+    expect(await page.getByTestId("notice").last().innerText()).toContain("Copied kubectl describe pod echo-7d9f8-abcde");
     // The log follows state changes without polling.
     await a.fake((f) => f.setForwardState("echo", "reconnecting", { last_error: "pod echo-7d9f8-abcde went away" }));
     await eventually(() => page.getByTestId("log").innerText(), (t) => t.includes("echo: active -> reconnecting"), "log line");
     expect(await panel.innerText()).toContain("Reconnecting after: Pod echo-7d9f8-abcde went away.");
     await page.keyboard.press("Escape");
     await gone(page, "details-panel");
+
+    // A forward with no pod in use (switched off) offers no pod lines.
+    await page.getByTestId("forward-row-api").getByRole("button", { name: "Details of api" }).click();
+    await page.getByTestId("details-panel").waitFor();
+    expect(await page.getByTestId("copy-kubectl-logs").count()).toBe(0);
+    expect(await page.getByTestId("copy-kubectl-describe").count()).toBe(0);
   });
 
   it("Esc never confirms a delete; the confirm button does", async () => {
@@ -441,23 +523,52 @@ describe("profiles, import, settings", () => {
     expect(await page.getByTestId("forward-row-api").count()).toBe(1); // still in "backend"
   });
 
-  it("previews an import, then imports", async () => {
+  it("previews an import entry by entry, then imports", async () => {
     const a = await open();
     const { page } = a;
     await page.getByTestId("open-import").click();
     await page.getByTestId("import-dialog").waitFor();
-    await page.getByTestId("import-text").fill("kubectl port-forward svc/echo 18080:80 -n demo\nkubectl port-forward svc/kubernetes 16443:443\nnot a line at all here");
+    // A line that cannot be read: nothing is imported, and the line is named.
+    await page.getByTestId("import-text").fill("kubectl port-forward svc/kubernetes 16443:443\nnot a line at all here");
+    await page.getByTestId("import-preview-button").click();
+    expect(await textOf(page, "import-error")).toContain("line 2: expected a `kubectl port-forward` command");
     expect(await page.getByTestId("import-button").isDisabled()).toBe(true);
+
+    // Two entries named kubernetes (renamed within the text), and echo, which is saved.
+    await page
+      .getByTestId("import-text")
+      .fill("kubectl port-forward svc/echo 18090:80 -n demo\nkubectl port-forward svc/kubernetes 16443:443\nkubectl port-forward pod/kubernetes 16444:443 --context staging");
     await page.getByTestId("import-preview-button").click();
     const preview = await textOf(page, "import-preview");
-    expect(preview).toContain("Will add 1: kubernetes");
-    expect(preview).toContain("Will replace 1: echo");
-    expect(preview).toContain("line 3:");
+    expect(preview).toContain("Will add 3 forwards:");
     expect(await a.fake((f) => f.calls.find((c) => c.cmd === "import_config")!.args)).toMatchObject({ format: "auto", dryRun: true });
+    const entry = (name: string) => page.getByTestId(`import-entry-${name}`);
+    // echo clashes with the saved forward; it is said so, as a warning.
+    const echo = await entry("echo-2").innerText();
+    expect(echo).toContain("Named echo-2: a saved forward is already named echo.");
+    expect(await entry("echo-2").locator("[data-rename]").getAttribute("data-rename")).toBe("config");
+    // The shell's note for the entry is under it.
+    expect(echo).toContain("No context given; saved with `ferry-fake`");
+    // The second kubernetes is only renamed within the paste: no clash with saved forwards.
+    const second = await entry("kubernetes-2").innerText();
+    expect(second).toContain("Named kubernetes-2: an earlier entry of this text is also named kubernetes.");
+    expect(second).not.toMatch(/saved forward|already named|is taken/);
+    expect(await entry("kubernetes-2").locator("[data-rename]").getAttribute("data-rename")).toBe("paste");
+    expect(await entry("kubernetes").innerText()).not.toContain("Named");
+    expect(preview).not.toContain("is taken");
     expect(await page.getByTestId("forward-row-kubernetes").count()).toBe(0);
+
     await page.getByTestId("import-button").click();
-    expect(await textOf(page, "import-result")).toContain("Added 1: kubernetes");
-    await page.getByTestId("forward-row-kubernetes").waitFor();
+    const result = await textOf(page, "import-result");
+    expect(result).toContain("Added 3 forwards:");
+    // Judged against the forwards saved before the import, not with the new ones.
+    expect(await entry("kubernetes-2").locator("[data-rename]").getAttribute("data-rename")).toBe("paste");
+    await page.getByTestId("forward-row-kubernetes-2").waitFor();
+    expect(await a.fake((f) => f.config.forwards.slice(-3).map((x) => [x.name, x.context]))).toEqual([
+      ["echo-2", "ferry-fake"],
+      ["kubernetes", "ferry-fake"],
+      ["kubernetes-2", "staging"],
+    ]);
     await page.getByTestId("close-dialog").click();
     await gone(page, "import-dialog");
   });

@@ -41,7 +41,7 @@ describe.skipIf(!process.env.SCREENSHOTS)("screenshots", () => {
           await page.screenshot({ path: `${OUT}profile-${name}-${scheme}.png` });
           await page.keyboard.press("Escape");
           await page.getByTestId("open-import").click();
-          await page.getByTestId("import-text").fill("kubectl port-forward svc/echo 18080:80 -n demo\nsvc/web 8081:80\nbogus");
+          await page.getByTestId("import-text").fill("kubectl port-forward svc/echo 18090:80 -n demo\nkubectl port-forward svc/web 8081:80 -n demo\nkubectl port-forward deploy/web 8082:8080 -n demo --context ferry-fake");
           await page.getByTestId("import-preview-button").click();
           await page.waitForTimeout(200);
           await page.screenshot({ path: `${OUT}import-${name}-${scheme}.png` });

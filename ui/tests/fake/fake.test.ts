@@ -40,4 +40,43 @@ describe("fake shell", () => {
     });
     await expect(f.handle("parse_kubectl", { line: "svc/echo" })).rejects.toMatchObject({ code: "invalid" });
   });
+
+  it("names the current context of a forward saved without one, as the shell does", async () => {
+    const f = shell();
+    await f.handle("save_forward", { original: null, forward: { name: "new", namespace: "demo", target: "service/echo", port: 80, local_port: 18500 } });
+    expect(f.config.forwards.find((x) => x.name === "new")?.context).toBe("ferry-fake");
+    await f.handle("save_forward", { original: null, forward: { name: "other", context: "staging", target: "service/api", port: 80, local_port: 18501 } });
+    expect(f.config.forwards.find((x) => x.name === "other")?.context).toBe("staging");
+  });
+
+  it("imports as the shell does: renames reported, contexts pinned, nothing replaced", async () => {
+    const f = shell();
+    const text = "# tunnels\nkubectl port-forward svc/echo 18090:80 -n demo\nkubectl port-forward svc/kubernetes 16443:443\n\nkubectl port-forward pod/kubernetes 16444:443 --context staging\n";
+    const report = await f.handle("import_config", { text, format: "auto", dryRun: true });
+    expect(report).toEqual({
+      added: ["echo-2", "kubernetes", "kubernetes-2"],
+      replaced: [],
+      warnings: [
+        "echo: no context given; saved with `ferry-fake`, the current context now, so that switching kubectl's context does not move it",
+        "kubernetes: no context given; saved with `ferry-fake`, the current context now, so that switching kubectl's context does not move it",
+        "kubernetes is taken; imported as kubernetes-2",
+        "echo is taken; imported as echo-2",
+      ],
+    });
+    expect(f.config.forwards.length).toBe(4);
+    await f.handle("import_config", { text, format: "auto", dryRun: false });
+    expect(f.config.forwards.slice(4).map((x) => [x.name, x.context])).toEqual([
+      ["echo-2", "ferry-fake"],
+      ["kubernetes", "ferry-fake"],
+      ["kubernetes-2", "staging"],
+    ]);
+    // All or nothing: a line that cannot be read names its line, and nothing is imported.
+    await expect(f.handle("import_config", { text: "kubectl port-forward svc/a 1:80\nsvc/b 2:80", format: "auto", dryRun: false })).rejects.toMatchObject({
+      code: "invalid",
+      field: "text",
+      message: "line 2: expected a `kubectl port-forward` command, found `svc/b`; nothing was imported",
+    });
+    await expect(f.handle("import_config", { text: "kubectl port-forward svc/a 18080:80", format: "auto", dryRun: true })).rejects.toMatchObject({ field: "forwards[7].local_port" });
+    expect(f.config.forwards.length).toBe(7);
+  });
 });

@@ -263,6 +263,7 @@ export class FakeShell {
       alias: f.alias ?? null,
       alias_warning: null,
       exposed: !(bind.startsWith("127.") || bind === "::1" || bind === "localhost"),
+      port_in_use: false,
     };
   }
 
@@ -482,8 +483,19 @@ export class FakeShell {
     return null;
   }
 
-  saveForward(original: string | null, f: Forward): null {
+  /** kubectl's current context, as list_contexts gives it. */
+  currentContext(): string | null {
+    return CURRENT_CONTEXT;
+  }
+
+  saveForward(original: string | null, forward: Forward): null {
     if (original !== null) this.forward(original);
+    // As the shell does: a forward names its context, one that names none gets the current.
+    const f = clone(forward);
+    if (f.context == null) {
+      const current = this.currentContext();
+      if (current) f.context = current;
+    }
     const problems = this.validate(original, f);
     if (problems.length > 0) {
       const p = problems[0];
@@ -571,33 +583,71 @@ export class FakeShell {
     return f;
   }
 
+  /**
+   * import_config for kubectl lines, as the shell does it (src-tauri/src/app.rs,
+   * crates/ferry-core/src/config/import.rs): all or nothing (a line that cannot be read
+   * fails the import, naming the line); names unique within the text first, then against the
+   * saved forwards, each rename reported; a forward that names no context gets the current
+   * one, with a note; nothing is ever replaced.
+   */
   importConfig(text: string, format: string, dryRun: boolean): ImportResult {
-    const res: ImportResult = { added: [], replaced: [], warnings: [] };
     if (format !== "auto" && format !== "kubectl") {
-      res.warnings.push(`The demo shell reads only kubectl lines, not ${format}.`);
-      return res;
+      return { added: [], replaced: [], warnings: [`The demo shell reads only kubectl lines, not ${format}.`] };
     }
-    const lines = text.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
-    const parsed: Forward[] = [];
-    lines.forEach((l, i) => {
+    const unique = (wanted: string, taken: Set<string>) => {
+      let name = wanted;
+      for (let n = 2; taken.has(name); n++) name = `${wanted}-${n}`;
+      taken.add(name);
+      return name;
+    };
+    const forwards: Forward[] = [];
+    const notes: string[] = [];
+    const renamed: [string, string][] = [];
+    const inText = new Set<string>();
+    text.split("\n").forEach((raw, i) => {
+      const line = raw.trim().replace(/^\$\s+/, "").replace(/\s*&$/, "");
+      if (!line || line.startsWith("#")) return;
+      const first = line.split(/\s+/)[0];
+      if (first.replace(/^.*\//, "") !== "kubectl") fail("invalid", `line ${i + 1}: expected a \`kubectl port-forward\` command, found \`${first}\`; nothing was imported`, "text");
+      let f: Forward;
       try {
-        parsed.push(this.parseKubectl(l));
+        f = this.parseKubectl(`kubectl${line.slice(first.length)}`);
       } catch (e) {
-        res.warnings.push(`line ${i + 1}: ${(e as AppError).message}`);
+        fail("invalid", `line ${i + 1}: ${(e as AppError).message}; nothing was imported`, "text");
       }
+      const name = unique(f.name, inText);
+      if (name !== f.name) renamed.push([f.name, name]);
+      f.name = name;
+      forwards.push(f);
     });
-    for (const f of parsed) {
-      if (this.config.forwards.some((x) => x.name === f.name)) res.replaced.push(f.name);
-      else res.added.push(f.name);
+    if (forwards.length === 0) fail("invalid", "no forwards found; nothing was imported", "text");
+    const current = this.currentContext();
+    for (const f of forwards) {
+      if (f.context != null || !current) continue;
+      f.context = current;
+      notes.push(`${f.name}: no context given; saved with \`${current}\`, the current context now, so that switching kubectl's context does not move it`);
     }
-    if (!dryRun && parsed.length > 0) {
-      for (const f of parsed) {
-        const i = this.config.forwards.findIndex((x) => x.name === f.name);
-        if (i >= 0) this.config.forwards[i] = f;
-        else this.config.forwards.push(f);
-      }
+    const taken = new Set(this.config.forwards.map((f) => f.name));
+    for (const f of forwards) {
+      const name = unique(f.name, taken);
+      if (name !== f.name) renamed.push([f.name, name]);
+      f.name = name;
+    }
+    // The config joined is validated as a whole: a local port used twice fails the import.
+    const all = [...this.config.forwards, ...forwards];
+    all.forEach((f, i) => {
+      const other = f.local_port !== 0 && all.slice(0, i).find((x) => x.local_port === f.local_port && (x.bind ?? "127.0.0.1") === (f.bind ?? "127.0.0.1"));
+      if (other) fail("invalid", `forward "${f.name}": local port ${f.local_port} is used by "${other.name}" as well`, `forwards[${i}].local_port`);
+    });
+    const res: ImportResult = {
+      added: forwards.map((f) => f.name),
+      replaced: [],
+      warnings: [...notes, ...renamed.map(([wanted, given]) => `${wanted} is taken; imported as ${given}`)],
+    };
+    if (!dryRun) {
+      this.config.forwards.push(...forwards);
       this.emitState();
-      for (const f of parsed) this.start(f.name);
+      for (const f of forwards) this.start(f.name);
     }
     return res;
   }

@@ -4,7 +4,9 @@
 //! The monitor lives as long as the engine. It owns one [`Checker`] per forward (its
 //! counters and bounded history), keyed by name, so that a reload which keeps a forward's
 //! health spec keeps its checker, a changed spec restarts only that checker, and removing
-//! a forward removes it. First probes of many forwards are staggered over one interval.
+//! a forward removes it. A forward is first probed as soon as it has a pod; when many are
+//! added at once (an engine starting), first probes beyond a few are staggered over one
+//! interval.
 
 pub mod state;
 
@@ -31,6 +33,39 @@ use crate::tunnel;
 
 /// The golden ratio's fractional part: successive multiples spread evenly over [0, 1).
 const SPREAD: f64 = 0.618_033_988_749_895;
+
+/// Forwards added at about the same time that are probed at once; those beyond are
+/// staggered over one interval (an engine starting with many forwards).
+const BURST_FREE: u64 = 8;
+/// Forwards added within this long of the first of a burst belong to it.
+const BURST_WINDOW: Duration = Duration::from_secs(1);
+/// How often a new forward without a pod yet looks again before its first probe.
+const FIRST_PROBE_WAIT: Duration = Duration::from_millis(50);
+
+/// Recently added forwards, for staggering first probes.
+struct Burst {
+    since: Instant,
+    count: u64,
+}
+
+impl Burst {
+    /// How long after being added a forward is first probed: at once, unless many
+    /// were added together, then the k-th beyond [`BURST_FREE`] at frac(k·φ) of an
+    /// interval.
+    fn first_probe_after(&mut self, interval: Duration) -> Duration {
+        let now = Instant::now();
+        if now.duration_since(self.since) > BURST_WINDOW {
+            self.since = now;
+            self.count = 0;
+        }
+        let k = self.count;
+        self.count += 1;
+        match k.checked_sub(BURST_FREE) {
+            None => Duration::ZERO,
+            Some(k) => interval.mul_f64((k as f64 * SPREAD).fract()),
+        }
+    }
+}
 
 /// A forward that carried no connection for this long is probed at its `idle_interval`
 /// while Up.
@@ -66,6 +101,10 @@ struct Entry {
     checker: Checker,
     probe: Option<ProbeHandle>,
     next_due: Instant,
+    /// When the forward was (re)enabled or its spec changed.
+    added: Instant,
+    /// Its first probe runs as soon as it has a pod (not staggered).
+    eager: bool,
     /// Bumped whenever the spec or target changes; stale probe results are dropped.
     generation: u64,
     in_flight: bool,
@@ -84,7 +123,10 @@ pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: Cancellat
     // Forwards waiting for a probe of the same key that another forward has in flight,
     // with their generation when they started waiting: one probe serves them all.
     let mut waiting: HashMap<String, Vec<(String, u64)>> = HashMap::new();
-    let mut added: u64 = 0;
+    let mut burst = Burst {
+        since: Instant::now(),
+        count: 0,
+    };
     loop {
         let next_due = entries
             .values()
@@ -95,7 +137,7 @@ pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: Cancellat
         tokio::select! {
             () = token.cancelled() => return,
             cmd = rx.recv() => match cmd {
-                Some(cmd) => handle(&mut entries, cmd, &mut added),
+                Some(cmd) => handle(&mut entries, cmd, &mut burst),
                 None => return,
             },
             Some(done) = probes.join_next_with_id() => {
@@ -140,6 +182,17 @@ pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: Cancellat
                         continue;
                     }
                     let Some(probe) = e.probe.clone() else { continue };
+                    if e.eager
+                        && e.checker.last().is_none()
+                        && probe.endpoint().is_none()
+                        && now.duration_since(e.added) < e.spec.interval
+                    {
+                        // Newly added and no pod yet: the first probe waits for one
+                        // (briefly) instead of failing with "no ready pod". (Staggered
+                        // first probes keep their places: waiting would bunch them.)
+                        e.next_due = now + FIRST_PROBE_WAIT;
+                        continue;
+                    }
                     // Forwards checking the same pod port the same way share results: a
                     // fresh enough one is reused instead of probing again.
                     let key = probe_key(&e.spec, &probe);
@@ -249,18 +302,19 @@ fn is_scheduled(e: &Entry) -> bool {
         )
 }
 
-fn handle(entries: &mut HashMap<String, Entry>, cmd: MonitorCmd, added: &mut u64) {
+fn handle(entries: &mut HashMap<String, Entry>, cmd: MonitorCmd, burst: &mut Burst) {
     match cmd {
         MonitorCmd::Upsert { name, spec, probe } => {
             let spec = *spec;
-            // Staggered first probe: the k-th checker starts at frac(k·φ) of an interval.
-            let offset = spec.interval.mul_f64((*added as f64 * SPREAD).fract());
-            *added += 1;
+            let offset = burst.first_probe_after(spec.interval);
+            let now = Instant::now();
             let entry = entries.entry(name).or_insert_with(|| Entry {
                 spec: spec.clone(),
                 checker: Checker::new(DEFAULT_HISTORY),
                 probe: None,
-                next_due: Instant::now() + offset,
+                next_due: now + offset,
+                added: now,
+                eager: offset.is_zero(),
                 generation: 0,
                 in_flight: false,
             });
@@ -268,7 +322,15 @@ fn handle(entries: &mut HashMap<String, Entry>, cmd: MonitorCmd, added: &mut u64
                 // A changed spec restarts only this checker.
                 entry.checker = Checker::new(DEFAULT_HISTORY);
                 entry.spec = spec;
-                entry.next_due = Instant::now() + offset;
+                entry.next_due = now + offset;
+                entry.added = now;
+                entry.eager = offset.is_zero();
+            }
+            if entry.probe.is_none() {
+                // Enabled again: probed as a new forward is.
+                entry.next_due = now + offset;
+                entry.added = now;
+                entry.eager = offset.is_zero();
             }
             entry.checker.enable(now_ms());
             entry.generation += 1;
