@@ -113,6 +113,7 @@ pub fn run() -> ExitCode {
         ))
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_clipboard_manager::init())
         .invoke_handler(tauri::generate_handler![
             commands::get_state,
             commands::set_enabled,

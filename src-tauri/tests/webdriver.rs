@@ -277,6 +277,34 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
         .expect("the added forward is listed");
     wait_text(&c, "state-added", "active").await;
 
+    // "Copy as kubectl command": the shell writes the clipboard (WebKitGTK refuses a page's
+    // own write after an IPC round trip, so the page's way never copied); read it back
+    // from the X display.
+    c.find(Locator::Css(
+        "[data-testid=\"forward-row-added\"] [aria-label=\"Details of added\"]",
+    ))
+    .await
+    .expect("the details button of added")
+    .click()
+    .await
+    .expect("open the details");
+    click(&c, "copy-kubectl").await;
+    let port = local_addr(&c, "added").await.port();
+    let want = format!("kubectl port-forward --context ferry-fake -n demo svc/web {port}:80");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = desktop.clipboard();
+        if got == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the clipboard holds {got:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    click(&c, "close-details").await;
+
     // --- the tray: switch echo off in the window, then on from the tray menu.
     click(&c, "toggle-echo").await;
     wait_text(&c, "state-echo", "disabled").await;

@@ -112,6 +112,16 @@ impl Desktop {
         }
     }
 
+    /// The text on the display's clipboard (`xclip`; empty when there is none).
+    pub fn clipboard(&self) -> String {
+        let out = Command::new("xclip")
+            .args(["-o", "-selection", "clipboard"])
+            .env("DISPLAY", &self.display)
+            .output()
+            .expect("xclip (scripts/setup installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn xdotool(&self, args: &[&str]) -> String {
         let out = Command::new("xdotool")
             .args(args)
