@@ -191,3 +191,12 @@ pub async fn open_url(app: AppHandle, url: String) -> Result<()> {
         )
     })
 }
+
+/// Quits Ferry (the window's Quit and Ctrl+Q): stops every forward, then exits, also when
+/// there is no tray to quit from.
+#[tauri::command]
+pub async fn quit(app: AppHandle, core: Core<'_>) -> Result<()> {
+    core.shutdown().await;
+    app.exit(0);
+    Ok(())
+}

@@ -137,6 +137,7 @@ pub fn run() -> ExitCode {
             commands::import_config,
             commands::dismiss_banner,
             commands::open_url,
+            commands::quit,
         ])
         .setup(move |app| {
             let data_dir = app

@@ -353,5 +353,17 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
         .await
         .expect("the added forward survives a restart");
     wait_text(&c, "state-added", "active").await;
-    c.close().await.unwrap();
+    // Quit from the window (a desktop may have no tray): the app stops and exits.
+    let added = local_addr(&c, "added").await;
+    click(&c, "quit").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while common::app_runs_on(app, &store) {
+        assert!(Instant::now() < deadline, "Quit did not end the app");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        tokio::net::TcpStream::connect(added).await.is_err(),
+        "{added} still accepts after Quit"
+    );
+    let _ = c.close().await;
 }

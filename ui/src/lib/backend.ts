@@ -51,6 +51,8 @@ export interface Backend {
   startDemo(): Promise<void>;
   importConfig(text: string, format: ImportFormat, dryRun: boolean): Promise<ImportResult>;
   openUrl(url: string): Promise<void>;
+  /** Stops every forward and exits the app. */
+  quit(): Promise<void>;
   onState(handler: (state: AppState) => void): Promise<Unlisten>;
   onSnapshot(handler: (snapshot: Snapshot) => void): Promise<Unlisten>;
 }
@@ -116,6 +118,7 @@ export const tauriBackend: Backend = {
   startDemo: () => call("start_demo"),
   importConfig: (text, format, dryRun) => call("import_config", { text, format, dryRun }),
   openUrl: (url) => call("open_url", { url }),
+  quit: () => call("quit"),
   onState: (handler) => follow<AppState>(STATE_EVENT, handler),
   onSnapshot: (handler) => follow<Snapshot>(SNAPSHOT_EVENT, handler),
 };

@@ -166,6 +166,18 @@ describe("forward rows", () => {
     expect(await target.evaluate((el) => el.textContent)).toMatch(/^Target: svc\//);
   });
 
+  it("quits from the window, with Ctrl+Q even in a dialog, for desktops with no tray", async () => {
+    const a = await open();
+    const { page } = a;
+    await textOf(page, "state-echo", "active");
+    await page.getByTestId("quit").click();
+    await eventually(() => a.fake((f) => f.quits), (n) => n === 1, "quit from the button");
+    await page.getByTestId("add-forward").click();
+    await page.getByTestId("forward-dialog").waitFor();
+    await page.keyboard.press("Control+q");
+    await eventually(() => a.fake((f) => f.quits), (n) => n === 2, "quit from Ctrl+Q");
+  });
+
   it("never polls: the shell is asked for its state once", async () => {
     const a = await open();
     await a.page.waitForTimeout(1200);

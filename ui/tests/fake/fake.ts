@@ -168,6 +168,8 @@ export class FakeShell {
   failures = new Map<string, AppError>();
   /** Addresses `open_url` was asked to open. */
   opened: string[] = [];
+  /** How many times the UI asked to quit. */
+  quits = 0;
   settleMs: number;
   now: () => number;
   timers = new Set<ReturnType<typeof setTimeout>>();
@@ -453,6 +455,9 @@ export class FakeShell {
         this.opened.push(url);
         return null;
       }
+      case "quit":
+        this.quits++;
+        return null;
       default:
         fail("engine", `unknown command ${cmd}`);
     }
