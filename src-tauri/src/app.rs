@@ -201,6 +201,11 @@ impl AppCore {
 
     // === state ===
 
+    /// Where the app keeps its own files (logs, the demo's kubeconfig, the notification icon).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     pub fn store_path(&self) -> &Path {
         self.store.path()
     }

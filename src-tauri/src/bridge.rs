@@ -39,7 +39,7 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
     let mut last_counters: Vec<(String, u64, u64, u64)> = Vec::new();
     let mut store_mtime = mtime(core.store_path());
     let mut notifier = Notifier::default();
-    let desktop = desktop_notifier(app.clone());
+    let desktop = desktop_notifier(app.clone(), core.data_dir());
     // States reached before the subscription are the notifier's starting point.
     for message in notifier.seed(&*core.snapshot().await) {
         notify(&desktop, &core, message);
@@ -53,8 +53,8 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
                 Some(Update::Event(event)) => {
                     match &event {
                         Event::Forward { status } => {
-                            let error = status.error.as_deref();
-                            if let Some(message) = notifier.state(Instant::now(), &status.forward, status.state, error) {
+                            let reason = status.error.as_deref().or(status.detail.as_deref());
+                            if let Some(message) = notifier.state(Instant::now(), &status.forward, status.state, reason) {
                                 notify(&desktop, &core, message);
                             }
                         }
@@ -227,7 +227,10 @@ impl Notifier {
         snapshot
             .forwards
             .iter()
-            .filter_map(|s| self.state(now, &s.forward, s.state, s.error.as_deref()))
+            .filter_map(|s| {
+                let reason = s.error.as_deref().or(s.detail.as_deref());
+                self.state(now, &s.forward, s.state, reason)
+            })
             .collect()
     }
 
@@ -235,7 +238,8 @@ impl Notifier {
         self.forwards.remove(forward);
     }
 
-    /// The announcements due by `now` for forwards still down.
+    /// The announcement due by `now` for forwards still down: one for all of them (see
+    /// [`grouped`]).
     fn due(&mut self, now: Instant) -> Vec<String> {
         let mut out = Vec::new();
         for (name, w) in &mut self.forwards {
@@ -251,13 +255,45 @@ impl Notifier {
             }
             w.announced = true;
             w.last_down_sent = Some(now);
-            out.push(match &w.error {
-                Some(e) => format!("{name} is {state}: {e}"),
-                None => format!("{name} is {state}"),
-            });
+            out.push((name.clone(), state, w.error.clone()));
         }
-        out.sort();
-        out
+        grouped(out).into_iter().collect()
+    }
+}
+
+/// One message for the forwards going down together: "echo is degraded: why" for one;
+/// "3 forwards are down: why (a, b, c)" when they share the reason; else each with its own.
+fn grouped(mut down: Vec<(String, ForwardState, Option<String>)>) -> Option<String> {
+    down.sort_by(|a, b| a.0.cmp(&b.0));
+    match down.as_slice() {
+        [] => None,
+        [(name, state, Some(why))] => Some(format!("{name} is {state}: {why}")),
+        [(name, state, None)] => Some(format!("{name} is {state}")),
+        [(_, _, first), rest @ ..] if rest.iter().all(|(_, _, why)| why == first) => {
+            let names: Vec<&str> = down.iter().map(|(n, _, _)| n.as_str()).collect();
+            Some(match first {
+                Some(why) => format!(
+                    "{} forwards are down: {why} ({})",
+                    down.len(),
+                    names.join(", ")
+                ),
+                None => format!("{} forwards are down ({})", down.len(), names.join(", ")),
+            })
+        }
+        _ => {
+            let each: Vec<String> = down
+                .iter()
+                .map(|(name, state, why)| match why {
+                    Some(why) => format!("{name} is {state}: {why}"),
+                    None => format!("{name} is {state}"),
+                })
+                .collect();
+            Some(format!(
+                "{} forwards are down. {}",
+                down.len(),
+                each.join("; ")
+            ))
+        }
     }
 }
 
@@ -270,24 +306,62 @@ fn notify(desktop: &std::sync::mpsc::Sender<String>, core: &AppCore, message: St
 
 /// Shows notifications one after another, in order, on a blocking thread (the D-Bus call
 /// waits for the notification service, up to its timeout when none answers). Ends when
-/// the sender is dropped.
-fn desktop_notifier(app: AppHandle) -> std::sync::mpsc::Sender<String> {
+/// the sender is dropped. Each says it comes from Ferry, with Ferry's icon.
+fn desktop_notifier(app: AppHandle, data_dir: &std::path::Path) -> std::sync::mpsc::Sender<String> {
     let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let icon = notification_icon(data_dir);
     tauri::async_runtime::spawn_blocking(move || {
-        use tauri_plugin_notification::NotificationExt as _;
         for message in rx {
-            if let Err(e) = app
-                .notification()
-                .builder()
-                .title("Ferry")
-                .body(message)
-                .show()
-            {
+            if let Err(e) = show_notification(&app, icon.as_deref(), &message) {
                 tracing::debug!(error = %e, "notification not shown");
             }
         }
     });
     tx
+}
+
+/// Ferry's icon as a file a notification service can read (Linux services take a path),
+/// written into the app's data directory.
+fn notification_icon(data_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    const ICON: &[u8] = include_bytes!("../icons/128x128.png");
+    let path = data_dir.join("ferry-notification.png");
+    if std::fs::read(&path).ok().as_deref() != Some(ICON) {
+        std::fs::create_dir_all(data_dir).ok()?;
+        ferry_core::store::write_atomic(&path, ICON).ok()?;
+    }
+    Some(path)
+}
+
+/// On Linux, through the notification service directly, naming the application "Ferry"
+/// (the plugin there names it after the binary and shows no icon).
+#[cfg(target_os = "linux")]
+fn show_notification(
+    _app: &AppHandle,
+    icon: Option<&std::path::Path>,
+    message: &str,
+) -> Result<(), String> {
+    let mut n = notify_rust::Notification::new();
+    n.appname("Ferry").summary("Ferry").body(message);
+    if let Some(icon) = icon {
+        n.icon(&icon.display().to_string());
+    }
+    n.show().map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Elsewhere the notification plugin already shows the app's own name and icon.
+#[cfg(not(target_os = "linux"))]
+fn show_notification(
+    app: &AppHandle,
+    _icon: Option<&std::path::Path>,
+    message: &str,
+) -> Result<(), String> {
+    use tauri_plugin_notification::NotificationExt as _;
+    app.notification()
+        .builder()
+        .title("Ferry")
+        .body(message)
+        .show()
+        .map_err(|e| e.to_string())
 }
 
 /// Keeps the start-at-login entry in line with the settings, whoever changed them (the
@@ -415,6 +489,32 @@ mod tests {
         assert_eq!(
             n.due(t0 + NOTIFY_AFTER),
             vec!["solo is degraded: connection refused".to_string()]
+        );
+    }
+
+    #[test]
+    fn forwards_going_down_together_are_one_notification() {
+        let mut n = Notifier::default();
+        let t0 = Instant::now();
+        for name in ["web", "echo", "db"] {
+            n.state(t0, name, ForwardState::Active, None);
+            n.state(t0, name, DOWN, Some("cluster unreachable"));
+        }
+        assert_eq!(
+            n.due(t0 + NOTIFY_AFTER),
+            vec!["3 forwards are down: cluster unreachable (db, echo, web)".to_string()]
+        );
+        for name in ["a", "b"] {
+            n.state(t0, name, ForwardState::Active, None);
+        }
+        n.state(t0, "a", ForwardState::Degraded, Some("connection refused"));
+        n.state(t0, "b", DOWN, Some("no ready pod"));
+        assert_eq!(
+            n.due(t0 + NOTIFY_AFTER),
+            vec![
+                "2 forwards are down. a is degraded: connection refused; b is reconnecting: no ready pod"
+                    .to_string()
+            ]
         );
     }
 

@@ -56,7 +56,8 @@ impl Bus {
 }
 
 /// The desktop's notification service (`org.freedesktop.Notifications`), passing each
-/// notification on as "summary: body".
+/// notification on as "[app name, icon] summary: body", where icon says whether the icon
+/// named is a PNG file that exists (`png`) or not (`none`).
 struct Notifications {
     shown: mpsc::Sender<String>,
     next_id: AtomicU32,
@@ -67,16 +68,21 @@ impl Notifications {
     #[allow(clippy::too_many_arguments)]
     fn notify(
         &self,
-        _app_name: String,
+        app_name: String,
         _replaces_id: u32,
-        _app_icon: String,
+        app_icon: String,
         summary: String,
         body: String,
         _actions: Vec<String>,
         _hints: HashMap<String, zbus::zvariant::OwnedValue>,
         _expire_timeout: i32,
     ) -> u32 {
-        let _ = self.shown.send(format!("{summary}: {body}"));
+        let png =
+            std::fs::read(&app_icon).is_ok_and(|bytes| bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
+        let icon = if png { "png" } else { "none" };
+        let _ = self
+            .shown
+            .send(format!("[{app_name}, {icon}] {summary}: {body}"));
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
@@ -349,7 +355,12 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
             "--overwrite",
         ],
     );
-    expect_notification(&shown, "Ferry: solo is degraded", Duration::from_secs(20));
+    // From "Ferry" (not the binary's name), with Ferry's icon, saying why.
+    expect_notification(
+        &shown,
+        "[Ferry, png] Ferry: solo is degraded: ",
+        Duration::from_secs(20),
+    );
     kubectl(
         &kubeconfig,
         &[
@@ -360,7 +371,11 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
             "--overwrite",
         ],
     );
-    expect_notification(&shown, "Ferry: solo is back up", Duration::from_secs(20));
+    expect_notification(
+        &shown,
+        "[Ferry, png] Ferry: solo is back up",
+        Duration::from_secs(20),
+    );
     assert!(echoes(port));
 
     // A second launch exits at once and the first instance shows its window.
