@@ -245,13 +245,49 @@ pub fn show_main_window(app: &AppHandle) {
         let _ = window.set_focus();
         return;
     }
+    let theme = app
+        .try_state::<Arc<AppCore>>()
+        .map(|core| core.settings().theme);
+    let native_theme = match theme {
+        Some(settings::Theme::Dark) => Some(tauri::Theme::Dark),
+        Some(settings::Theme::Light) => Some(tauri::Theme::Light),
+        _ => None,
+    };
+    // Shown once the page has loaded, on the theme's own background: no black frame on
+    // the first open and no white flash in dark mode.
     let built = WebviewWindowBuilder::new(app, "main", WebviewUrl::App("index.html".into()))
         .title("Ferry")
         .inner_size(1120.0, 740.0)
         .min_inner_size(720.0, 480.0)
+        .theme(native_theme)
+        .visible(false)
+        .on_page_load(|window, load| {
+            if load.event() == tauri::webview::PageLoadEvent::Finished {
+                let _ = window.show();
+                let _ = window.set_focus();
+            }
+        })
         .build();
-    if let Err(e) = built {
-        tracing::error!(error = %e, "the window could not be opened");
+    match built {
+        Ok(window) => {
+            let dark = match theme {
+                Some(settings::Theme::Dark) => true,
+                Some(settings::Theme::Light) => false,
+                _ => window.theme().is_ok_and(|t| t == tauri::Theme::Dark),
+            };
+            let _ = window.set_background_color(Some(window_background(dark)));
+        }
+        Err(e) => tracing::error!(error = %e, "the window could not be opened"),
+    }
+}
+
+/// The page's own background (`--bg` in ui/src/app.css), so the window never shows
+/// another colour before the page paints.
+fn window_background(dark: bool) -> tauri::window::Color {
+    if dark {
+        tauri::window::Color(0x16, 0x18, 0x1d, 0xff)
+    } else {
+        tauri::window::Color(0xf6, 0xf7, 0xf9, 0xff)
     }
 }
 
