@@ -235,6 +235,13 @@ impl Tray {
             menu.append(&PredefinedMenuItem::separator(app)?)?;
             menu.append(&MenuItem::with_id(
                 app,
+                "start-all",
+                "Start all",
+                true,
+                None::<&str>,
+            )?)?;
+            menu.append(&MenuItem::with_id(
+                app,
                 "stop-all",
                 "Stop all",
                 true,
@@ -288,14 +295,14 @@ fn on_menu(app: &AppHandle, id: &str) {
             core.set_profile_active(name, !on).await
         } else {
             match id.as_str() {
-                "stop-all" => {
+                "start-all" | "stop-all" => {
                     let names: Vec<String> = core
                         .config()
                         .forwards
                         .iter()
                         .map(|f| f.name.clone())
                         .collect();
-                    core.set_all_enabled(&names, false).await
+                    core.set_all_enabled(&names, id == "start-all").await
                 }
                 "open" => {
                     crate::show_main_window(&app);

@@ -331,10 +331,22 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
     let (cx, cy) = ((x + h / 2).to_string(), (y + h / 2).to_string());
     desktop.xdotool(&["mousemove", &cx, &cy, "click", "1"]);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    // Menu: header (insensitive), profile demo, echo, web, db, added, Stop all, Open, Quit.
-    // The keyboard skips the header and separators: two downs reach echo.
+    // Menu: header (insensitive), profile demo, echo, web, db, added, Start all, Stop all,
+    // Open, Quit. The keyboard skips the header and separators: two downs reach echo.
     desktop.xdotool(&["key", "Down", "Down", "Return"]);
     wait_text(&c, "state-echo", "active").await;
+    // Start all from the tray: web and db, switched off in the window, come back.
+    click(&c, "toggle-web").await;
+    click(&c, "toggle-db").await;
+    wait_text(&c, "state-web", "disabled").await;
+    wait_text(&c, "state-db", "disabled").await;
+    desktop.xdotool(&["mousemove", &cx, &cy, "click", "1"]);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    desktop.xdotool(&[
+        "key", "Down", "Down", "Down", "Down", "Down", "Down", "Return",
+    ]);
+    wait_text(&c, "state-web", "active").await;
+    wait_text(&c, "state-db", "active").await;
     c.close().await.unwrap();
     // The first app must be gone, or the second launch would only focus it.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -355,7 +367,12 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
     wait_text(&c, "state-added", "active").await;
     // Quit from the window (a desktop may have no tray): the app stops and exits.
     let added = local_addr(&c, "added").await;
-    click(&c, "quit").await;
+    // The app may exit before WebDriver answers the click: its end is checked below.
+    let quit = c
+        .find(Locator::Css(&css("quit")))
+        .await
+        .expect("the Quit button");
+    let _ = quit.click().await;
     let deadline = Instant::now() + Duration::from_secs(15);
     while common::app_runs_on(app, &store) {
         assert!(Instant::now() < deadline, "Quit did not end the app");
