@@ -53,6 +53,8 @@ pub struct AppState {
     pub kubeconfig: KubeconfigInfo,
     pub demo: bool,
     pub store_path: PathBuf,
+    /// Whether the desktop shows tray icons; without one, closing the window quits.
+    pub tray: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -139,6 +141,8 @@ pub struct AppCore {
     /// Serializes starting the demo cluster and replacing the engine.
     lifecycle: tokio::sync::Mutex<()>,
     logs: Arc<Logs>,
+    /// Whether the desktop shows tray icons (the shell finds out; true until it does).
+    tray: std::sync::atomic::AtomicBool,
     /// The task that writes engine events into `logs`; ended by `shutdown` (or when the
     /// core is dropped).
     log_follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -177,6 +181,7 @@ impl AppCore {
             lifecycle: tokio::sync::Mutex::new(()),
             log_follower: Mutex::new(None),
             logs: Arc::new(Logs::default()),
+            tray: std::sync::atomic::AtomicBool::new(true),
         });
         let uses_demo = core
             .doc
@@ -200,6 +205,16 @@ impl AppCore {
     }
 
     // === state ===
+
+    /// Records whether the desktop shows tray icons (the window says what closing does).
+    pub fn set_tray_available(&self, available: bool) {
+        let before = self
+            .tray
+            .swap(available, std::sync::atomic::Ordering::Relaxed);
+        if before != available {
+            self.changed.send_modify(|n| *n += 1);
+        }
+    }
 
     /// Where the app keeps its own files (logs, the demo's kubeconfig, the notification icon).
     pub fn data_dir(&self) -> &Path {
@@ -288,6 +303,7 @@ impl AppCore {
             },
             demo: self.demo_running(),
             store_path: self.store.path().to_path_buf(),
+            tray: self.tray.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 

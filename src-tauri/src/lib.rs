@@ -19,6 +19,7 @@ pub mod login;
 pub mod logs;
 pub mod settings;
 pub mod tray;
+mod tray_host;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -156,6 +157,7 @@ pub fn run() -> ExitCode {
             app.manage(core.clone());
             let tray = tray::Tray::new(app.handle())?;
             app.manage(tray);
+            core.set_tray_available(tray_host::available());
             tauri::async_runtime::spawn(bridge::run(app.handle().clone(), core));
             if !hidden {
                 show_main_window(app.handle());
@@ -175,10 +177,16 @@ pub fn run() -> ExitCode {
             code: None, api, ..
         } = &event
         {
-            // The last window closed: stay in the tray unless the user turned that off.
-            let keep = app
-                .try_state::<Arc<AppCore>>()
-                .is_some_and(|core| core.settings().close_to_tray);
+            // The last window closed: stay in the tray unless the user turned that off, or
+            // there is no tray to come back from (then Ferry quits rather than run unseen).
+            let keep = app.try_state::<Arc<AppCore>>().is_some_and(|core| {
+                let tray = tray_host::available();
+                core.set_tray_available(tray);
+                if !tray && core.settings().close_to_tray {
+                    tracing::info!("the window closed and the desktop shows no tray: quitting");
+                }
+                core.settings().close_to_tray && tray
+            });
             if keep {
                 api.prevent_exit();
             }

@@ -287,6 +287,38 @@ fn rss_mb(pid: u32) -> u64 {
     kb / 1024
 }
 
+/// Stock GNOME shows no tray: closing the window must quit Ferry (close to tray is on by
+/// default), not leave it running unseen with its ports held.
+#[test]
+fn without_a_tray_closing_the_window_quits() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let bus = Bus::start(dir);
+    let desktop = Desktop::without_tray();
+    install(dir);
+    let mut app = Group::spawn(&mut app_command(dir, &desktop, &bus, &[]));
+    wait_until("the window shows", Duration::from_secs(30), || {
+        visible_windows(&desktop) == 1
+    });
+    close_window(&desktop);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = app.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the app still runs after its window closed on a desktop with no tray"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "the app ended with {status}");
+    assert!(
+        logged(dir, "no tray", "quitting"),
+        "the log does not say why"
+    );
+}
+
 #[test]
 fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
     let dir = tempfile::tempdir().unwrap();

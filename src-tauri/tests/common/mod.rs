@@ -60,11 +60,40 @@ pub fn wait_port(port: u16, within: Duration) {
 pub struct Desktop {
     pub display: String,
     _xvfb: Group,
-    _tray: Group,
+    _tray: Option<Group>,
 }
 
 impl Desktop {
+    /// An X display with an XEmbed tray (trayer).
     pub fn start() -> Desktop {
+        let mut desktop = Desktop::without_tray();
+        desktop._tray = Some(Group::spawn(
+            Command::new("trayer")
+                .args([
+                    "--edge",
+                    "top",
+                    "--align",
+                    "right",
+                    "--widthtype",
+                    "request",
+                ])
+                .args([
+                    "--height",
+                    "32",
+                    "--transparent",
+                    "false",
+                    "--SetDockType",
+                    "true",
+                ])
+                .env("DISPLAY", &desktop.display)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        ));
+        desktop
+    }
+
+    /// An X display with no tray, as stock GNOME without the AppIndicator extension is.
+    pub fn without_tray() -> Desktop {
         let mut xvfb = Group::spawn(
             Command::new("Xvfb")
                 .args([
@@ -83,32 +112,10 @@ impl Desktop {
         let stdout = xvfb.0.stdout.take().expect("Xvfb's stdout");
         BufReader::new(stdout).read_line(&mut line).unwrap();
         let display = format!(":{}", line.trim());
-        let tray = Group::spawn(
-            Command::new("trayer")
-                .args([
-                    "--edge",
-                    "top",
-                    "--align",
-                    "right",
-                    "--widthtype",
-                    "request",
-                ])
-                .args([
-                    "--height",
-                    "32",
-                    "--transparent",
-                    "false",
-                    "--SetDockType",
-                    "true",
-                ])
-                .env("DISPLAY", &display)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
         Desktop {
             display,
             _xvfb: xvfb,
-            _tray: tray,
+            _tray: None,
         }
     }
 

@@ -111,6 +111,8 @@ export type AppState = {
   kubeconfig: KubeconfigInfo;
   demo: boolean;
   store_path: string;
+  /** Whether the desktop shows tray icons; without one, closing the window quits Ferry. */
+  tray: boolean;
 };
 
 export type FieldProblem = { field: string; message: string };

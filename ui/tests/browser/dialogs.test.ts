@@ -573,6 +573,19 @@ describe("profiles, import, settings", () => {
     await gone(page, "import-dialog");
   });
 
+  it("says in Settings that closing quits when the desktop shows no tray", async () => {
+    const a = await open({ init: "window.__ferryFake.tray = false" });
+    await a.page.getByTestId("open-settings").click();
+    const note = a.page.getByTestId("no-tray");
+    await note.waitFor();
+    expect(await note.innerText()).toContain("closing the window quits Ferry");
+    await a.close();
+    const b = await open();
+    await b.page.getByTestId("open-settings").click();
+    await b.page.getByTestId("setting-close-to-tray").waitFor();
+    expect(await b.page.getByTestId("no-tray").count()).toBe(0);
+  });
+
   it("saves settings and shows a refused kubeconfig path", async () => {
     const a = await open();
     const { page } = a;

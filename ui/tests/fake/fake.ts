@@ -24,6 +24,8 @@ export type FakeOptions = {
   /** Milliseconds until a starting forward turns active (0: only on settle()). */
   settleMs?: number;
   now?: () => number;
+  /** Whether the desktop shows a tray (default true). */
+  tray?: boolean;
 };
 
 type Ports = TargetInfo["ports"];
@@ -170,6 +172,8 @@ export class FakeShell {
   opened: string[] = [];
   /** How many times the UI asked to quit. */
   quits = 0;
+  /** Whether the desktop shows a tray. */
+  tray: boolean;
   settleMs: number;
   now: () => number;
   timers = new Set<ReturnType<typeof setTimeout>>();
@@ -180,6 +184,7 @@ export class FakeShell {
     opts: FakeOptions = {},
   ) {
     this.settleMs = opts.settleMs ?? 400;
+    this.tray = opts.tray ?? true;
     this.now = opts.now ?? (() => Date.now());
     if (scenario === "no-kubeconfig") this.kubeFound = false;
     if (scenario === "demo" || scenario === "banner") {
@@ -211,6 +216,7 @@ export class FakeShell {
           },
       demo: this.demo,
       store_path: "/home/me/.config/ferry/forwards.yaml",
+      tray: this.tray,
     };
   }
 
