@@ -369,6 +369,31 @@ async fn import_json(kubeconfig: &Path, file: &Path, config: &Path) -> anyhow::R
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferry_add_names_the_current_context() -> anyhow::Result<()> {
+    // A forward saved without a context would follow kubectl's current context to another
+    // cluster after `kubectl config use-context`: it is saved with the current one.
+    let (_fake, dir) = fake().await?;
+    let config = dir.path().join("ferry.yaml");
+    let out = Command::new(BIN)
+        .args(["add", "svc/echo", "18080:80", "-n", "demo", "-c"])
+        .arg(&config)
+        .env("KUBECONFIG", dir.path().join("kubeconfig"))
+        .env_remove("FERRY_LOG")
+        .output()
+        .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "ferry add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("saved with `ferry-fake`"), "{said}");
+    let stored = ferry_core::config::Config::from_yaml(&std::fs::read_to_string(&config)?)?;
+    assert_eq!(stored.forwards[0].context.as_deref(), Some("ferry-fake"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kftray_export_imports_into_forwards_that_echo() -> anyhow::Result<()> {
     let (fake, dir) = fake().await?;
     let kubeconfig = dir.path().join("kubeconfig");
