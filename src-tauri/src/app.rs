@@ -116,6 +116,23 @@ pub struct ImportReport {
     pub warnings: Vec<String>,
 }
 
+/// Formats the app exports forwards in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// Ferry's own config (YAML), which imports back exactly.
+    Ferry,
+    /// kftray's JSON (services only).
+    Kftray,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExportReport {
+    pub text: String,
+    /// What could not be carried over, per forward.
+    pub notes: Vec<String>,
+}
+
 /// The running demo cluster.
 struct Demo {
     _cluster: FakeCluster,
@@ -1007,6 +1024,26 @@ impl AppCore {
             Ok(report)
         })
         .await
+    }
+
+    // === export ===
+
+    /// The saved forwards and profiles as text to save or share.
+    pub fn export_config(&self, format: ExportFormat) -> Result<ExportReport, AppError> {
+        let config = self.config();
+        match format {
+            ExportFormat::Ferry => Ok(ExportReport {
+                text: config.to_yaml()?,
+                notes: Vec::new(),
+            }),
+            ExportFormat::Kftray => {
+                let (text, notes) = import::kftray_export(&config);
+                Ok(ExportReport {
+                    text: format!("{text}\n"),
+                    notes,
+                })
+            }
+        }
     }
 
     // === the demo ===

@@ -21,8 +21,11 @@ pub const SNAPSHOT_EVENT: &str = "ferry://snapshot";
 
 /// Quietest gap between two snapshot events for state changes.
 const COALESCE: Duration = Duration::from_millis(250);
-/// How often counters and the store file are looked at.
+/// How often the store file is looked at and notifications fall due.
 const TICK: Duration = Duration::from_secs(1);
+/// How often counters (connections, bytes) are looked at while the window is open, so
+/// the connection count follows a new connection within a quarter of a second.
+const COUNTERS: Duration = Duration::from_millis(250);
 /// A forward down this long after having been up is announced.
 const NOTIFY_AFTER: Duration = Duration::from_secs(3);
 /// At most one "down" notification per forward in this long.
@@ -34,6 +37,8 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
     let mut sub = core.subscribe().await;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut counters_tick = tokio::time::interval(COUNTERS);
+    counters_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = false;
     let mut last_emit = Instant::now() - COALESCE;
     let mut last_counters: Vec<(String, u64, u64, u64)> = Vec::new();
@@ -106,6 +111,8 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
                         tracing::warn!(error = %e, "the store changed but could not be read");
                     }
                 }
+            }
+            _ = counters_tick.tick() => {
                 if app.get_webview_window("main").is_some() {
                     let snapshot = core.snapshot().await;
                     let c = counters(&snapshot);

@@ -8,7 +8,8 @@ use tauri::{AppHandle, State};
 use tracing::instrument;
 
 use crate::app::{
-    AppCore, AppState, Contexts, FieldProblem, ImportFormat, ImportReport, TargetInfo, TestResult,
+    AppCore, AppState, Contexts, ExportFormat, ExportReport, FieldProblem, ImportFormat,
+    ImportReport, TargetInfo, TestResult,
 };
 use crate::error::AppError;
 use crate::logs::LogLine;
@@ -199,4 +200,10 @@ pub async fn quit(app: AppHandle, core: Core<'_>) -> Result<()> {
     core.shutdown().await;
     app.exit(0);
     Ok(())
+}
+
+/// The saved forwards as Ferry's YAML or kftray's JSON (Export in the window).
+#[tauri::command]
+pub async fn export_config(core: Core<'_>, format: ExportFormat) -> Result<ExportReport> {
+    core.export_config(format)
 }

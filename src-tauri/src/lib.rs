@@ -139,6 +139,7 @@ pub fn run() -> ExitCode {
             commands::dismiss_banner,
             commands::open_url,
             commands::quit,
+            commands::export_config,
         ])
         .setup(move |app| {
             let data_dir = app

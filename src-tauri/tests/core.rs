@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_app::app::{AppCore, AppOptions, ImportFormat};
+use ferry_app::app::{AppCore, AppOptions, ExportFormat, ImportFormat};
 use ferry_app::error::ErrorCode;
 use ferry_app::settings::{Settings, Theme};
 use ferry_core::cluster::KubeconfigSource;
@@ -392,6 +392,36 @@ fn a_forward_the_config_cannot_hold_is_a_problem_on_its_field() {
         serde_json::json!({"name": "x", "target": "service/echo", "port": 80, "local_port": 1}),
     );
     assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_import_back() {
+    let fx = Fixture::new().await;
+    let core = fx.core().await;
+    core.save_forward(None, forward("echo", "svc/echo", 80))
+        .await
+        .unwrap();
+    core.save_forward(None, forward("db", "sts/db", 5432))
+        .await
+        .unwrap();
+    let ferry = core.export_config(ExportFormat::Ferry).unwrap();
+    assert!(ferry.notes.is_empty(), "{:?}", ferry.notes);
+    assert_eq!(Config::from_yaml(&ferry.text).unwrap(), stored(&fx.store));
+    let kftray = core.export_config(ExportFormat::Kftray).unwrap();
+    assert!(
+        kftray.text.contains("\"service\": \"echo\""),
+        "{}",
+        kftray.text
+    );
+    assert!(
+        kftray
+            .notes
+            .iter()
+            .any(|n| n.contains("db: statefulset/db has no kftray equivalent")),
+        "{:?}",
+        kftray.notes
+    );
+    core.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
