@@ -21,7 +21,7 @@ pub mod settings;
 pub mod tray;
 mod tray_host;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -276,6 +276,7 @@ pub fn show_main_window(app: &AppHandle) {
                 let _ = window.set_focus();
             }
         })
+        .on_download(save_download)
         .build();
     match built {
         Ok(window) => {
@@ -287,6 +288,54 @@ pub fn show_main_window(app: &AppHandle) {
             let _ = window.set_background_color(Some(window_background(dark)));
         }
         Err(e) => tracing::error!(error = %e, "the window could not be opened"),
+    }
+}
+
+/// Export's "Save…": the page's own files (blob: links) go to the Downloads folder
+/// (`~/Downloads` when the desktop names none), never over an existing file; nothing else
+/// is downloaded.
+fn save_download(webview: tauri::Webview, event: tauri::webview::DownloadEvent<'_>) -> bool {
+    use tauri::webview::DownloadEvent;
+    match event {
+        DownloadEvent::Requested { url, destination } => {
+            if url.scheme() != "blob" {
+                tracing::warn!(%url, "download refused: not one of Ferry's own files");
+                return false;
+            }
+            let dir =
+                webview.app_handle().path().download_dir().ok().or_else(|| {
+                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join("Downloads"))
+                });
+            let Some(dir) = dir else { return false };
+            if std::fs::create_dir_all(&dir).is_err() {
+                return false;
+            }
+            let name = destination
+                .file_name()
+                .map(|n| n.to_os_string())
+                .unwrap_or_else(|| "ferry-export".into());
+            let mut path = dir.join(&name);
+            let mut n = 1;
+            while path.exists() {
+                let stem = Path::new(&name)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let ext = Path::new(&name)
+                    .extension()
+                    .map(|e| format!(".{}", e.to_string_lossy()))
+                    .unwrap_or_default();
+                path = dir.join(format!("{stem} ({n}){ext}"));
+                n += 1;
+            }
+            *destination = path;
+            true
+        }
+        DownloadEvent::Finished { path, success, .. } => {
+            tracing::info!(path = ?path, success, "export saved");
+            true
+        }
+        _ => true,
     }
 }
 

@@ -82,6 +82,22 @@ async fn text_of_css(c: &Client, selector: &str) -> Option<String> {
     el.text().await.ok()
 }
 
+/// Waits until the element (a text box) holds some text.
+async fn wait_text_not_empty(c: &Client, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let value = match c.find(Locator::Css(&css(id))).await {
+            Ok(el) => el.prop("value").await.ok().flatten().unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if !value.trim().is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{id} stays empty");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until the element's text is `want`.
 async fn wait_text(c: &Client, id: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -304,6 +320,32 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     click(&c, "close-details").await;
+
+    // Export's "Save…": Ferry's YAML lands in the Downloads folder and imports back.
+    click(&c, "open-export").await;
+    wait_text_not_empty(&c, "export-text").await;
+    click(&c, "export-save").await;
+    let saved = data.join("home/Downloads/ferry-forwards.yaml");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let text = loop {
+        if let Ok(text) = std::fs::read_to_string(&saved)
+            && !text.is_empty()
+        {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} was not saved",
+            saved.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let exported = ferry_core::config::Config::from_yaml(&text).expect("the export reads back");
+    assert!(
+        exported.forwards.iter().any(|f| f.name == "added"),
+        "{text}"
+    );
+    click(&c, "close-dialog").await;
 
     // --- the tray: switch echo off in the window, then on from the tray menu.
     click(&c, "toggle-echo").await;

@@ -10,6 +10,8 @@ import type {
   AppState,
   Contexts,
   ErrorCode,
+  ExportFormat,
+  ExportResult,
   FieldProblem,
   Forward,
   ImportFormat,
@@ -50,6 +52,8 @@ export interface Backend {
   saveSettings(settings: Settings): Promise<void>;
   startDemo(): Promise<void>;
   importConfig(text: string, format: ImportFormat, dryRun: boolean): Promise<ImportResult>;
+  /** The saved forwards and profiles as Ferry's YAML, or kftray's JSON (services only). */
+  exportConfig(format: ExportFormat): Promise<ExportResult>;
   openUrl(url: string): Promise<void>;
   /** Stops every forward and exits the app. */
   quit(): Promise<void>;
@@ -117,6 +121,7 @@ export const tauriBackend: Backend = {
   saveSettings: (settings) => call("save_settings", { settings }),
   startDemo: () => call("start_demo"),
   importConfig: (text, format, dryRun) => call("import_config", { text, format, dryRun }),
+  exportConfig: (format) => call("export_config", { format }),
   openUrl: (url) => call("open_url", { url }),
   quit: () => call("quit"),
   onState: (handler) => follow<AppState>(STATE_EVENT, handler),

@@ -122,6 +122,9 @@ export type TargetInfo = { name: string; ports: TargetPort[] };
 export type TestResult = { ok: boolean; ms: number; message: string };
 export type LogLine = { at_ms: number; level: string; message: string };
 export type ImportFormat = "auto" | "kubectl" | "kftray" | "kportal" | "ferry";
+export type ExportFormat = "ferry" | "kftray";
+/** export_config's answer: the text to save or share, and what could not be carried over. */
+export type ExportResult = { text: string; notes: string[] };
 export type ImportResult = {
   added: string[];
   replaced: string[];

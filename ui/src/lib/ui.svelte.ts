@@ -9,6 +9,7 @@ export type Dialog =
   | { kind: "profile"; original: Profile | null }
   | { kind: "settings" }
   | { kind: "import" }
+  | { kind: "export" }
   | null;
 
 export type Confirm = {

@@ -314,7 +314,7 @@ describe("sorting", () => {
 });
 
 describe("toolbar", () => {
-  it("gives New profile a plus and Import an arrow going in", async () => {
+  it("gives New profile a plus, Import an arrow going in and Export one going out", async () => {
     const { page } = await open();
     const icon = (testid: string) => page.getByTestId(testid).locator("svg").getAttribute("data-icon");
     expect(await icon("new-profile")).toBe("list-plus");
@@ -322,6 +322,13 @@ describe("toolbar", () => {
     // The import arrow points into the tray from the side, not down like a download.
     const paths = await page.getByTestId("open-import").locator("path").evaluateAll((els) => els.map((e) => e.getAttribute("d")));
     expect(paths).toContain("m10 8 4 4-4 4");
+    // Export, next to it, is its mirror: the arrow leaves the tray.
+    expect(await icon("open-export")).toBe("export");
+    expect(await page.getByTestId("open-export").getAttribute("aria-label")).toBe("Export");
+    expect(await page.getByTestId("open-export").locator("path").evaluateAll((els) => els.map((e) => e.getAttribute("d")))).toContain("m17 8 4 4-4 4");
+    const x = async (testid: string) => (await page.getByTestId(testid).boundingBox())!.x;
+    expect(await x("open-export")).toBeGreaterThan(await x("open-import"));
+    expect(await x("open-export")).toBeLessThan(await x("open-settings"));
     expect(await page.getByTestId("new-profile").locator("path").evaluateAll((els) => els.map((e) => e.getAttribute("d")))).toContain("M18 15v6M15 18h6");
   });
 });

@@ -1,6 +1,8 @@
-// The add/edit dialog, details panel, profiles, import and settings, as a person uses them.
+// The add/edit dialog, details panel, profiles, import (pasted or from a file), export and
+// settings, as a person uses them.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { readFile } from "node:fs/promises";
 import type { Browser, Page } from "playwright-core";
 import { eventually, launch, openApp, serveDist, textOf, type AppPage } from "./harness";
 
@@ -601,5 +603,163 @@ describe("profiles, import, settings", () => {
     await eventually(() => a.fake((f) => f.settings.kubeconfig_paths), (p) => p.join() === "/home/me/.kube/extra.yaml", "paths saved");
     await page.keyboard.press("Escape");
     await gone(page, "settings-dialog");
+  });
+});
+
+describe("import from a file, export", () => {
+  const file = (name: string, text: string | Buffer, mimeType = "text/plain") => ({ name, mimeType, buffer: Buffer.isBuffer(text) ? text : Buffer.from(text) });
+
+  it("reads a chosen file into the import box, then previews and imports it as pasted text", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("open-import").click();
+    await page.getByTestId("import-dialog").waitFor();
+    // The picker offers configs, exports and scripts first, and any file.
+    expect(await page.getByTestId("import-file").getAttribute("accept")).toBe(".json,.yaml,.yml,.sh,.txt,*/*");
+    expect(await page.getByTestId("import-file").isHidden()).toBe(true);
+    const lines = "# tunnels\nkubectl port-forward svc/kubernetes 16443:443\n";
+    await page.getByTestId("import-file").setInputFiles(file("tunnels.sh", lines, "application/x-sh"));
+    await eventually(() => page.getByTestId("import-text").inputValue(), (v) => v === lines, "the file's text in the box");
+    expect(await textOf(page, "import-file-name")).toBe("tunnels.sh");
+    expect(await page.getByTestId("import-format").inputValue()).toBe("auto");
+
+    await page.getByTestId("import-preview-button").click();
+    expect(await textOf(page, "import-preview")).toContain("Will add 1 forward:");
+    await page.getByTestId("import-button").click();
+    expect(await textOf(page, "import-result")).toContain("Added 1 forward:");
+    await page.getByTestId("forward-row-kubernetes").waitFor();
+    const sent = await a.fake((f) => f.calls.filter((c) => c.cmd === "import_config").map((c) => c.args));
+    expect(sent).toEqual([
+      { text: lines, format: "auto", dryRun: true },
+      { text: lines, format: "auto", dryRun: false },
+    ]);
+  });
+
+  it("sets the format from the file's name when it is clear, else leaves it to the shell", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("open-import").click();
+    const choose = async (name: string, text: string) => {
+      await page.getByTestId("import-file").setInputFiles(file(name, text));
+      await eventually(() => page.getByTestId("import-text").inputValue(), (v) => v === text, `${name} read`);
+      await textOf(page, "import-file-name", name);
+      return page.getByTestId("import-format").inputValue();
+    };
+    const kftray = '[{"service": "echo", "namespace": "demo", "local_port": 18090, "remote_port": 8080}]';
+    expect(await choose("kftray-configs.json", kftray)).toBe("kftray");
+    // Ferry's own config as JSON is not kftray's: the shell's detection finds it.
+    expect(await choose("forwards.json", '{"version": 1, "forwards": []}')).toBe("auto");
+    expect(await choose("kportal.yaml", "contexts:\n  - name: ferry-fake\n")).toBe("kportal");
+    expect(await choose("forwards.yaml", "version: 1\nforwards: []\n")).toBe("auto");
+    // A choice made by hand stands until another file is chosen.
+    await page.getByTestId("import-format").selectOption("ferry");
+    expect(await choose("kftray-configs.json", kftray)).toBe("kftray");
+    await page.getByTestId("import-preview-button").click();
+    await page.getByTestId("import-preview").waitFor();
+    expect(await a.fake((f) => f.calls.filter((c) => c.cmd === "import_config").map((c) => c.args.format))).toEqual(["kftray"]);
+    // Text edited after it was read is no longer the file's.
+    await page.getByTestId("import-text").fill("kubectl port-forward svc/echo 18090:80");
+    expect(await textOf(page, "import-file-name")).toBe("kftray-configs.json (edited)");
+  });
+
+  it("says so under the field when a file is too large or cannot be read, and changes nothing", async () => {
+    const { page } = await open();
+    await page.getByTestId("open-import").click();
+    const typed = "kubectl port-forward svc/echo 18090:80 -n demo";
+    await page.getByTestId("import-text").fill(typed);
+    await page.getByTestId("import-format").selectOption("kubectl");
+    const unchanged = async () => {
+      expect(await page.getByTestId("import-text").inputValue()).toBe(typed);
+      expect(await page.getByTestId("import-format").inputValue()).toBe("kubectl");
+      expect(await page.getByTestId("import-file-name").count()).toBe(0);
+    };
+
+    await page.getByTestId("import-file").setInputFiles(file("huge.txt", Buffer.alloc(1024 * 1024 + 1, "k")));
+    expect(await textOf(page, "import-file-error")).toBe("huge.txt is larger than 1 MiB, the most Ferry reads.");
+    await unchanged();
+
+    // A file that cannot be read (gone, or no permission, since it was chosen).
+    await page.evaluate(() => {
+      const w = window as unknown as { __text: unknown };
+      w.__text = Blob.prototype.text;
+      Blob.prototype.text = () => Promise.reject(new DOMException("The requested file could not be read.", "NotReadableError"));
+    });
+    await page.getByTestId("import-file").setInputFiles(file("forwards.yaml", "version: 1\nforwards: []\n"));
+    await textOf(page, "import-file-error", "forwards.yaml could not be read.");
+    await unchanged();
+
+    // A file that reads clears the error.
+    await page.evaluate(() => {
+      Blob.prototype.text = (window as unknown as { __text: Blob["text"] }).__text;
+    });
+    await page.getByTestId("import-file").setInputFiles(file("tunnels.txt", "kubectl port-forward svc/web 18091:80 -n demo\n"));
+    await textOf(page, "import-file-name", "tunnels.txt");
+    expect(await page.getByTestId("import-file-error").count()).toBe(0);
+    expect(await page.getByTestId("import-format").inputValue()).toBe("auto");
+  });
+
+  it("exports Ferry's YAML and kftray's JSON: shown, copied and saved as a file", async () => {
+    const a = await open();
+    const { page } = a;
+    await a.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.url });
+    const shellText = (format: "ferry" | "kftray") =>
+      page.evaluate((fmt) => (window as unknown as { __ferryFake: { exportConfig(f: string): { text: string } } }).__ferryFake.exportConfig(fmt).text, format);
+    await page.getByTestId("open-export").click();
+    await page.getByTestId("export-dialog").waitFor();
+    expect(await page.getByTestId("export-format").inputValue()).toBe("ferry");
+    const yaml = await shellText("ferry");
+    expect(yaml).toMatch(/^version: 1\nforwards:\n {2}- name: echo\n/);
+    await eventually(() => page.getByTestId("export-text").inputValue(), (v) => v === yaml, "the YAML shown");
+    expect(await page.getByTestId("export-text").getAttribute("readonly")).not.toBeNull();
+    expect(await page.getByTestId("export-notes").count()).toBe(0);
+
+    await page.getByTestId("export-copy").click();
+    await eventually(() => page.evaluate(() => navigator.clipboard.readText()), (t) => t === yaml, "the YAML copied");
+    await textOf(page, "notice", "Copied the Ferry YAML.");
+
+    const save = async () => {
+      const link = page.getByTestId("export-save");
+      expect(await link.getAttribute("href")).toMatch(/^blob:/);
+      const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);
+      const path = await download.path();
+      return { name: download.suggestedFilename(), text: await readFile(path, "utf8") };
+    };
+    expect(await save()).toEqual({ name: "ferry-forwards.yaml", text: yaml });
+
+    await page.getByTestId("export-format").selectOption("kftray");
+    const json = await shellText("kftray");
+    await eventually(() => page.getByTestId("export-text").inputValue(), (v) => v === json, "the JSON shown");
+    expect(JSON.parse(json).map((e: { service: string }) => e.service)).toEqual(["echo"]);
+    const notes = await page.getByTestId("export-notes").locator("li").allInnerTexts();
+    expect(notes).toContain("db: statefulset/db has no kftray equivalent; not exported");
+    expect(notes).toContain("api: deployment/api has no kftray equivalent; not exported");
+    expect(await page.getByTestId("export-save").getAttribute("download")).toBe("ferry-forwards.kftray.json");
+    expect(await save()).toEqual({ name: "ferry-forwards.kftray.json", text: json });
+    expect(await a.fake((f) => f.calls.filter((c) => c.cmd === "export_config").map((c) => c.args.format))).toEqual(["ferry", "kftray"]);
+
+    // What is shown follows the saved forwards.
+    await a.fake((f) => f.handle("delete_forward", { name: "echo" }));
+    await eventually(() => page.getByTestId("export-text").inputValue(), (v) => v.trim() === "[]", "echo gone from the export");
+
+    // Nothing here is unsaved: Esc closes at once.
+    await page.keyboard.press("Escape");
+    await gone(page, "export-dialog");
+    expect(await page.getByTestId("confirm-dialog").count()).toBe(0);
+  });
+
+  it("says why when the shell cannot export", async () => {
+    const a = await open();
+    const { page } = a;
+    await a.fake((f) => f.failures.set("export_config", { code: "engine", message: "Ferry is shutting down." }));
+    await page.getByTestId("open-export").click();
+    expect(await textOf(page, "export-error")).toBe("Ferry is shutting down.");
+    expect(await page.getByTestId("export-copy").isDisabled()).toBe(true);
+    expect(await page.getByTestId("export-save").getAttribute("href")).toBeNull();
+    // Another format asks again.
+    await page.getByTestId("export-format").selectOption("kftray");
+    await eventually(() => page.getByTestId("export-text").inputValue(), (v) => v.startsWith("["), "the JSON shown");
+    expect(await page.getByTestId("export-error").count()).toBe(0);
+    await page.getByTestId("close-dialog").click();
+    await gone(page, "export-dialog");
   });
 });

@@ -45,6 +45,12 @@ describe.skipIf(!process.env.SCREENSHOTS)("screenshots", () => {
           await page.getByTestId("import-preview-button").click();
           await page.waitForTimeout(200);
           await page.screenshot({ path: `${OUT}import-${name}-${scheme}.png` });
+          await page.keyboard.press("Escape");
+          await page.getByTestId("confirm-ok").click(); // discard the pasted text
+          await page.getByTestId("open-export").click();
+          await page.getByTestId("export-format").selectOption("kftray");
+          await page.getByTestId("export-notes").waitFor();
+          await page.screenshot({ path: `${OUT}export-${name}-${scheme}.png` });
           await a.close();
         }
         const e = await openApp(browser, server.url, { scenario: "empty", colorScheme: scheme });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { FakeShell } from "./fake";
+import { configYaml, FakeShell } from "./fake";
+import type { Config, ExportResult } from "../../src/lib/types";
 
 describe("fake shell", () => {
   const shell = () => new FakeShell("demo", () => {}, { settleMs: 0 });
@@ -78,5 +79,123 @@ describe("fake shell", () => {
     });
     await expect(f.handle("import_config", { text: "kubectl port-forward svc/a 18080:80", format: "auto", dryRun: true })).rejects.toMatchObject({ field: "forwards[7].local_port" });
     expect(f.config.forwards.length).toBe(7);
+  });
+
+  it("exports Ferry's YAML of every forward and profile, as the shell does", async () => {
+    const f = shell();
+    const r = (await f.handle("export_config", { format: "ferry" })) as ExportResult;
+    expect(r.notes).toEqual([]);
+    expect(r.text).toBe(
+      [
+        "version: 1",
+        "forwards:",
+        "  - name: echo",
+        "    context: ferry-fake",
+        "    namespace: demo",
+        "    target: service/echo",
+        "    port: 80",
+        "    local_port: 18080",
+        "  - name: web",
+        "    context: ferry-fake",
+        "    namespace: demo",
+        "    target: service/web",
+        "    port: http",
+        "    local_port: 18081",
+        "    alias: web",
+        "    health:",
+        "      kind: http",
+        "      interval: 5s",
+        "      fast_interval: 1s",
+        "      timeout: 2s",
+        "      rise: 2",
+        "      fall: 3",
+        "      http:",
+        "        path: /healthz",
+        '        expect_status: "200-399"',
+        "  - name: db",
+        "    context: ferry-fake",
+        "    namespace: demo",
+        "    target: statefulset/db",
+        "    port: pg",
+        "    local_port: 15432",
+        "  - name: api",
+        "    context: staging",
+        "    namespace: payments",
+        "    target: deployment/api",
+        "    port: 8080",
+        "    local_port: 8080",
+        '    bind: "0.0.0.0"',
+        "    enabled: false",
+        "profiles:",
+        "  - name: demo",
+        "    forwards:",
+        "      - echo",
+        "      - web",
+        "      - db",
+        "  - name: backend",
+        "    forwards:",
+        "      - db",
+        "      - api",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("writes YAML that reads back as the same strings", () => {
+    const config: Config = {
+      version: 1,
+      forwards: [
+        // As the shell holds them once read: svc is service, "8080" the number 8080.
+        { name: "yes", namespace: "on", target: "svc/x", port: "8080", pod_port: true, local_port: 0, alias: null, health: { kind: "tcp", interval: "1.5s", fast_interval: "500ms", timeout: "2s", rise: 1, fall: 1, http: { path: "/a b#c", expect_status: "200", body_regex: "^ok: \"yes\"$" } } },
+      ],
+      profiles: [],
+    };
+    expect(configYaml(config)).toBe(
+      [
+        "version: 1",
+        "forwards:",
+        '  - name: "yes"',
+        '    namespace: "on"',
+        "    target: service/x",
+        "    port: 8080",
+        "    pod_port: true",
+        "    local_port: 0",
+        "    health:",
+        "      kind: tcp",
+        "      interval: 1.5s",
+        "      fast_interval: 500ms",
+        "      timeout: 2s",
+        "      rise: 1",
+        "      fall: 1",
+        "      http:",
+        '        path: "/a b#c"',
+        '        expect_status: "200"',
+        '        body_regex: "^ok: \\"yes\\"$"',
+        "",
+      ].join("\n"),
+    );
+    expect(configYaml({ version: 1, forwards: [] })).toBe("version: 1\nforwards: []\n");
+  });
+
+  it("exports kftray's JSON of the services, naming each forward left out", async () => {
+    const f = shell();
+    await f.handle("save_forward", { original: null, forward: { name: "pods", namespace: "demo", target: "svc/echo", port: "8080", pod_port: true, local_port: 18500, bind: "127.0.0.2", alias: "echo-pods" } });
+    const r = (await f.handle("export_config", { format: "kftray" })) as ExportResult;
+    expect(r.text.endsWith("]\n")).toBe(true);
+    expect(JSON.parse(r.text)).toEqual([
+      { service: "echo", namespace: "demo", local_port: 18080, remote_port: 80, context: "ferry-fake", workload_type: "service", protocol: "tcp", local_address: "127.0.0.1", alias: "echo", domain_enabled: false },
+      { service: "echo", namespace: "demo", local_port: 18500, remote_port: 8080, context: "ferry-fake", workload_type: "service", protocol: "tcp", local_address: "127.0.0.2", alias: "echo-pods", domain_enabled: true },
+    ]);
+    expect(r.notes).toEqual([
+      "echo: exported remote_port 80 is the service's port; kftray expects the pods' port",
+      "web: kftray needs a port number, not the name `http`; not exported",
+      "db: statefulset/db has no kftray equivalent; not exported",
+      "api: deployment/api has no kftray equivalent; not exported",
+    ]);
+    // Nothing to export is an empty array, as serde writes it.
+    const empty = new FakeShell("empty", () => {}, { settleMs: 0 });
+    expect(await empty.handle("export_config", { format: "kftray" })).toEqual({ text: "[]\n", notes: [] });
+    // A format the shell's enum does not have: Tauri's own rejection, a string.
+    await expect(f.handle("export_config", { format: "yaml" })).rejects.toMatch(/^invalid args `format` for command `export_config`: unknown variant `yaml`/);
   });
 });

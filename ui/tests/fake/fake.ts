@@ -7,6 +7,8 @@ import type {
   AppError,
   AppState,
   Config,
+  ExportFormat,
+  ExportResult,
   FieldProblem,
   Forward,
   ForwardStatus,
@@ -139,6 +141,72 @@ function serdeError(f: Record<string, unknown>): string | null {
     }
   }
   return null;
+}
+
+const KINDS: Record<string, string> = {
+  pod: "pod",
+  pods: "pod",
+  po: "pod",
+  service: "service",
+  services: "service",
+  svc: "service",
+  deployment: "deployment",
+  deployments: "deployment",
+  deploy: "deployment",
+  statefulset: "statefulset",
+  statefulsets: "statefulset",
+  sts: "statefulset",
+};
+
+/** A forward's target and port as the shell holds them once read: `svc/echo` is
+ * `service/echo`, the port "8080" is the number 8080. */
+function settled(f: Forward): { kind: string; target: string; port: number | string } {
+  const i = f.target.indexOf("/");
+  const kind = KINDS[f.target.slice(0, i).toLowerCase()] ?? f.target.slice(0, i);
+  const port = typeof f.port === "string" && /^\d+$/.test(f.port) ? Number(f.port) : f.port;
+  return { kind, target: `${kind}/${f.target.slice(i + 1)}`, port };
+}
+
+/** The fields of a forward in the order the shell's config type writes them. */
+const FORWARD_FIELDS = ["name", "context", "namespace", "target", "port", "pod_port", "local_port", "bind", "pick", "alias", "health", "enabled"] as const;
+
+/** A YAML scalar: plain where YAML reads it back as the same string, else double-quoted
+ * (a JSON string is a valid YAML double-quoted scalar). */
+function yamlScalar(v: unknown): string {
+  if (v === null || v === undefined) return "null";
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  const s = String(v);
+  const plain = (/^[A-Za-z_/][A-Za-z0-9_./-]*$/.test(s) || /^\d+(\.\d+)?[A-Za-z]+$/.test(s)) && !/^(true|false|yes|no|on|off|y|n|null)$/i.test(s);
+  return plain ? s : JSON.stringify(s);
+}
+
+function yamlLines(v: unknown, indent: string): string[] {
+  const nested = (x: unknown) => x !== null && typeof x === "object" && Object.keys(x).length > 0;
+  const inline = (x: unknown) => (Array.isArray(x) ? "[]" : x !== null && typeof x === "object" ? "{}" : yamlScalar(x));
+  if (Array.isArray(v)) {
+    return v.flatMap((item) => {
+      if (!nested(item)) return [`${indent}- ${inline(item)}`];
+      const inner = yamlLines(item, `${indent}  `);
+      return [`${indent}- ${inner[0].trimStart()}`, ...inner.slice(1)];
+    });
+  }
+  return Object.entries(v as Record<string, unknown>)
+    .filter(([, x]) => x !== undefined && x !== null)
+    .flatMap(([k, x]) => (nested(x) ? [`${indent}${yamlScalar(k)}:`, ...yamlLines(x, `${indent}  `)] : [`${indent}${yamlScalar(k)}: ${inline(x)}`]));
+}
+
+/** A config as YAML that Ferry's config reader takes back as it is (absent fields, like
+ * null ones, are left out, as the shell leaves out what is not set). */
+export function configYaml(config: Config): string {
+  const forwards = config.forwards.map((f) => {
+    const { target, port } = settled(f);
+    const out: Record<string, unknown> = {};
+    for (const k of FORWARD_FIELDS) out[k] = k === "target" ? target : k === "port" ? port : k === "pod_port" && !f.pod_port ? undefined : f[k];
+    return out;
+  });
+  const doc: Record<string, unknown> = { version: config.version, forwards };
+  if ((config.profiles ?? []).length > 0) doc.profiles = config.profiles;
+  return `${yamlLines(doc, "").join("\n")}\n`;
 }
 
 function clone<T>(v: T): T {
@@ -455,6 +523,12 @@ export class FakeShell {
       }
       case "import_config":
         return this.importConfig(a.text, a.format, a.dryRun);
+      case "export_config": {
+        const format = a.format as string;
+        // Tauri's own rejection of a value the shell's enum does not have.
+        if (format !== "ferry" && format !== "kftray") throw `invalid args \`format\` for command \`export_config\`: unknown variant \`${format}\`, expected \`ferry\` or \`kftray\``;
+        return this.exportConfig(format);
+      }
       case "open_url": {
         const url = a.url as string;
         if (!/^https?:\/\//.test(url)) fail("invalid", "Only http and https addresses are opened.", "url");
@@ -592,6 +666,46 @@ export class FakeShell {
     if (namespace) f.namespace = namespace;
     if (bind) f.bind = bind;
     return f;
+  }
+
+  /**
+   * export_config as the shell does it (src-tauri/src/app.rs, `kftray_export` in
+   * crates/ferry-core/src/config/import.rs): Ferry's YAML of the forwards and profiles, or
+   * kftray's JSON of the services with a port number, each forward left out or changed
+   * named in a note.
+   */
+  exportConfig(format: ExportFormat): ExportResult {
+    if (format === "ferry") return { text: configYaml(this.config), notes: [] };
+    const entries: Record<string, unknown>[] = [];
+    const notes: string[] = [];
+    for (const f of this.config.forwards) {
+      const { kind, target, port } = settled(f);
+      if (kind !== "service") {
+        notes.push(`${f.name}: ${target} has no kftray equivalent; not exported`);
+        continue;
+      }
+      if (typeof port !== "number") {
+        notes.push(`${f.name}: kftray needs a port number, not the name \`${port}\`; not exported`);
+        continue;
+      }
+      if (!f.pod_port) notes.push(`${f.name}: exported remote_port ${port} is the service's port; kftray expects the pods' port`);
+      const entry: Record<string, unknown> = {
+        service: target.slice("service/".length),
+        namespace: f.namespace ?? "default",
+        local_port: f.local_port,
+        remote_port: port,
+      };
+      if (f.context != null) entry.context = f.context;
+      Object.assign(entry, {
+        workload_type: "service",
+        protocol: "tcp",
+        local_address: f.bind ?? "127.0.0.1",
+        alias: f.alias ?? f.name,
+        domain_enabled: f.alias != null,
+      });
+      entries.push(entry);
+    }
+    return { text: `${JSON.stringify(entries, null, 2)}\n`, notes };
   }
 
   /**
