@@ -302,14 +302,26 @@ fn without_a_tray_closing_the_window_quits() {
     });
     close_window(&desktop);
     let deadline = Instant::now() + Duration::from_secs(20);
+    let mut asked = Instant::now();
     let status = loop {
         if let Some(status) = app.0.try_wait().unwrap() {
             break status;
         }
+        let showing = visible_windows(&desktop);
         assert!(
             Instant::now() < deadline,
-            "the app still runs after its window closed on a desktop with no tray"
+            "the app still runs {} on a desktop with no tray",
+            if showing > 0 {
+                "and its window still shows"
+            } else {
+                "after its window closed"
+            }
         );
+        // A busy machine may map the window before it takes a close: ask again.
+        if showing > 0 && asked.elapsed() > Duration::from_secs(2) {
+            close_window(&desktop);
+            asked = Instant::now();
+        }
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "the app ended with {status}");

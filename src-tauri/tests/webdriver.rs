@@ -194,6 +194,7 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
     let desktop = Desktop::start();
     let driver = Driver::start(&desktop, &store, &data);
 
+    eprintln!("webdriver: first run");
     // --- first run: the demo forwards appear and work.
     let c = driver.open_app(&["--demo"]).await;
     c.wait()
@@ -203,6 +204,7 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
         .expect("the demo forwards appear");
     wait_text(&c, "state-echo", "active").await;
 
+    eprintln!("webdriver: off frees the port");
     // Off: the local port is freed.
     let addr = local_addr(&c, "echo").await;
     click(&c, "toggle-echo").await;
@@ -293,6 +295,7 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
         .expect("the added forward is listed");
     wait_text(&c, "state-added", "active").await;
 
+    eprintln!("webdriver: copy kubectl");
     // "Copy as kubectl command": the shell writes the clipboard (WebKitGTK refuses a page's
     // own write after an IPC round trip, so the page's way never copied); read it back
     // from the X display.
@@ -321,6 +324,7 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
     }
     click(&c, "close-details").await;
 
+    eprintln!("webdriver: export");
     // Export's "Save…": Ferry's YAML lands in the Downloads folder and imports back.
     click(&c, "open-export").await;
     wait_text_not_empty(&c, "export-text").await;
@@ -347,6 +351,7 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
     );
     click(&c, "close-dialog").await;
 
+    eprintln!("webdriver: tray");
     // --- the tray: switch echo off in the window, then on from the tray menu.
     click(&c, "toggle-echo").await;
     wait_text(&c, "state-echo", "disabled").await;
@@ -377,6 +382,7 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
     // Open, Quit. The keyboard skips the header and separators: two downs reach echo.
     desktop.xdotool(&["key", "Down", "Down", "Return"]);
     wait_text(&c, "state-echo", "active").await;
+    eprintln!("webdriver: start all from the tray");
     // Start all from the tray: web and db, switched off in the window, come back.
     click(&c, "toggle-web").await;
     click(&c, "toggle-db").await;
@@ -398,6 +404,7 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    eprintln!("webdriver: second run");
     // --- second run, without --demo: the added forward was kept, and the demo cluster
     // starts again because saved forwards use it.
     let c = driver.open_app(&[]).await;
@@ -407,6 +414,7 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
         .await
         .expect("the added forward survives a restart");
     wait_text(&c, "state-added", "active").await;
+    eprintln!("webdriver: quit");
     // Quit from the window (a desktop may have no tray): the app stops and exits.
     let added = local_addr(&c, "added").await;
     // The click is made by the page a moment after this call returns: the app exits
