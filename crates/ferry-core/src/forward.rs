@@ -763,15 +763,11 @@ impl Worker {
             s.namespace = Some(namespace.clone());
             s.credential_plugin = cc.plugin.clone();
         });
-        let spec = &self.spec;
-        let mut result = resolve(
-            &cc.client,
-            &namespace,
-            &spec.target,
-            &spec.port,
-            spec.pod_port,
-        )
-        .await;
+        let (spec, ns) = (&*self.spec, namespace.as_str());
+        let look = move |client: kube::Client| async move {
+            resolve(&client, ns, &spec.target, &spec.port, spec.pod_port).await
+        };
+        let mut result = look(cc.client.clone()).await;
         let mut cc = cc;
         if matches!(result, Err(ResolveError::Unauthorized { .. })) {
             // Credentials expired or were revoked: rebuild the context's client (which
@@ -781,14 +777,7 @@ impl Worker {
             match self.pool.client(self.spec.context.as_deref()).await {
                 Ok(fresh) => {
                     cc = fresh;
-                    result = resolve(
-                        &cc.client,
-                        &namespace,
-                        &spec.target,
-                        &spec.port,
-                        spec.pod_port,
-                    )
-                    .await;
+                    result = look(cc.client.clone()).await;
                 }
                 Err(e) => {
                     self.shared.update(|s| {

@@ -266,6 +266,20 @@ async fn workload_pods(
     Ok(out)
 }
 
+/// The EndpointSlices of service `name`.
+async fn service_slices(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    what: &str,
+) -> Result<Vec<EndpointSlice>, ResolveError> {
+    Ok(Api::<EndpointSlice>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={name}")))
+        .await
+        .map_err(|e| api_error(what, e))?
+        .items)
+}
+
 /// The ready pods behind service `name` (from its EndpointSlices, whatever their ports),
 /// each at the pods' port `number`.
 async fn service_pods(
@@ -280,11 +294,7 @@ async fn service_pods(
         .get(name)
         .await
         .map_err(|e| api_error(what, e))?;
-    let slices = Api::<EndpointSlice>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={name}")))
-        .await
-        .map_err(|e| api_error(what, e))?
-        .items;
+    let slices = service_slices(client, namespace, name, what).await?;
     Ok(slices
         .iter()
         .flat_map(|slice| slice.endpoints.iter())
@@ -335,11 +345,7 @@ pub async fn service_port_to(
     }
     // By name: the EndpointSlices name each service port and give the number its
     // `targetPort` name resolved to on the pods.
-    let slices = Api::<EndpointSlice>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={name}")))
-        .await
-        .map_err(|e| api_error(&what, e))?
-        .items;
+    let slices = service_slices(client, namespace, name, &what).await?;
     let named = slices
         .iter()
         .flat_map(|s| s.ports.iter().flatten())
@@ -390,11 +396,7 @@ async fn service_endpoints(
         });
     };
     let port_name = svc_port.name.clone().unwrap_or_default();
-    let slices = Api::<EndpointSlice>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={name}")))
-        .await
-        .map_err(|e| api_error(what, e))?
-        .items;
+    let slices = service_slices(client, namespace, name, what).await?;
     let mut out = Vec::new();
     for slice in &slices {
         let Some(number) = slice
