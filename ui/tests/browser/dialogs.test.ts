@@ -365,7 +365,17 @@ describe("closing dialogs", () => {
     await gone(page, "confirm-dialog");
     expect(await page.getByTestId("field-context").inputValue()).toBe("s");
 
-    await page.getByTestId("close-dialog").click();
+    // The close button, pressed once the dialog has its focus back, as a person would: on a
+    // busy machine a click in the instant the confirm goes can still meet an inert dialog.
+    await eventually(() => page.evaluate(() => document.activeElement?.getAttribute("data-testid") ?? ""), (t) => t === "field-context", "focus back in the form");
+    await eventually(
+      async () => {
+        if ((await page.getByTestId("confirm-dialog").count()) === 0) await page.getByTestId("close-dialog").click();
+        return page.getByTestId("confirm-dialog").count();
+      },
+      (n) => n === 1,
+      "the discard question",
+    );
     await page.getByTestId("confirm-ok").click();
     await gone(page, "forward-dialog");
     await gone(page, "confirm-dialog");
