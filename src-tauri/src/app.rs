@@ -10,6 +10,7 @@
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ferry_core::cluster::KubeconfigSource;
@@ -17,11 +18,13 @@ use ferry_core::config::import;
 use ferry_core::config::{Config, Forward, Profile};
 use ferry_core::events::Snapshot;
 use ferry_core::store::{Store, StoreDoc};
-use ferry_core::{Engine, EngineOptions};
+use ferry_core::{Engine, EngineOptions, Revision};
 use ferry_fakecluster::FakeCluster;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{RwLock, watch};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{AppError, ErrorCode};
 use crate::logs::{LogLine, Logs};
@@ -133,41 +136,52 @@ pub struct ExportReport {
     pub notes: Vec<String>,
 }
 
-/// The running demo cluster.
-struct Demo {
-    _cluster: FakeCluster,
-    kubeconfig: PathBuf,
+/// What the engine should run, as last read or written: the store, its revision, and the
+/// demo cluster's kubeconfig. Changed only under the store's file lock (or, for the demo,
+/// on its own), and numbered in that order.
+struct Current {
+    doc: StoreDoc,
+    /// Increases with every change; the engine never goes back to an earlier one.
+    revision: u64,
+    demo_kubeconfig: Option<PathBuf>,
 }
 
 /// The app's state and logic. Shared as `Arc<AppCore>`.
+///
+/// One path from the store to the engine: every change (a command, a write by another
+/// program seen by [`AppCore::reload_store`], the demo starting) is numbered while the
+/// store's lock is held and handed to the engine as a [`Revision`], which the engine never
+/// runs older than it has. The engine lives from launch to [`AppCore::shutdown`] and is
+/// never behind a lock: a slow dial, apply or shutdown never makes another command wait.
 pub struct AppCore {
     store: Store,
     data_dir: PathBuf,
     base_kubeconfig: KubeconfigSource,
-    /// The store as last read or written.
-    doc: Mutex<StoreDoc>,
+    /// Held only to read or swap; never across `.await` or file I/O of its own.
+    current: Mutex<Current>,
     banner: Mutex<Option<String>>,
-    /// The engine; replaced whole when the kubeconfig files change. `None` only while
-    /// being replaced or after shutdown.
-    engine: RwLock<Option<Engine>>,
-    /// Bumped whenever the engine is replaced, so followers re-subscribe.
-    engine_gen: watch::Sender<u64>,
+    engine: Engine,
     /// Bumped whenever config, settings, banner or demo change.
     changed: watch::Sender<u64>,
-    demo: Mutex<Option<Demo>>,
-    /// Serializes starting the demo cluster and replacing the engine.
-    lifecycle: tokio::sync::Mutex<()>,
+    /// The demo cluster, once started; kept until shutdown.
+    demo: Mutex<Option<FakeCluster>>,
+    /// Serializes starting the demo cluster (and nothing else).
+    demo_start: tokio::sync::Mutex<()>,
     logs: Arc<Logs>,
     /// Whether the desktop shows tray icons (the shell finds out; true until it does).
-    tray: std::sync::atomic::AtomicBool,
-    /// The task that writes engine events into `logs`; ended by `shutdown` (or when the
-    /// core is dropped).
-    log_follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    tray: AtomicBool,
+    /// The runtime the core's own tasks run on.
+    runtime: tokio::runtime::Handle,
+    /// Cancelled by `shutdown`: the core's tasks (the log follower, the bridge) end.
+    stop: CancellationToken,
+    /// The core's tasks; aborted by `shutdown` if they have not ended by then.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl AppCore {
     /// Loads the store (keeping a corrupt one as a backup), starts the demo cluster when
-    /// asked or when saved forwards use it, and starts the engine.
+    /// asked or when saved forwards use it, and starts the engine. Must be called within a
+    /// Tokio runtime, on which the core's tasks then run.
     pub async fn start(options: AppOptions) -> Result<Arc<AppCore>, AppError> {
         // Ferry's TLS uses ring. Say so for the whole process, in case another dependency
         // also brings a provider (then rustls could not choose and clients would fail).
@@ -175,7 +189,7 @@ impl AppCore {
         let store = Store::new(options.store.unwrap_or_else(Store::default_path));
         let (doc, recovered) = store.load_or_recover()?;
         let (_, settings_warning) = Settings::from_store(&doc.settings);
-        let banner = match recovered {
+        let mut banner = match recovered {
             Some(r) => Some(format!(
                 "The saved forwards could not be read ({}). They were kept as {} and Ferry started empty.",
                 r.reason,
@@ -183,51 +197,86 @@ impl AppCore {
             )),
             None => settings_warning,
         };
-        let core = Arc::new(AppCore {
-            store,
-            data_dir: options.data_dir,
-            base_kubeconfig: options
-                .kubeconfig
-                .unwrap_or_else(KubeconfigSource::from_env),
-            doc: Mutex::new(doc),
-            banner: Mutex::new(banner),
-            engine: RwLock::new(None),
-            engine_gen: watch::channel(0).0,
-            changed: watch::channel(0).0,
-            demo: Mutex::new(None),
-            lifecycle: tokio::sync::Mutex::new(()),
-            log_follower: Mutex::new(None),
-            logs: Arc::new(Logs::default()),
-            tray: std::sync::atomic::AtomicBool::new(true),
-        });
-        let uses_demo = core
-            .doc
-            .lock()
+        let uses_demo = doc
             .config
             .forwards
             .iter()
             .any(|f| f.context.as_deref() == Some(DEMO_CONTEXT));
-        if (options.demo || uses_demo)
-            && let Err(e) = core.start_demo_cluster().await
-        {
-            core.set_banner(Some(format!("The demo cluster could not start: {e}")));
+        let mut demo = None;
+        if options.demo || uses_demo {
+            match start_demo_cluster(&options.data_dir).await {
+                Ok(started) => demo = Some(started),
+                Err(e) => banner = Some(format!("The demo cluster could not start: {e}")),
+            }
         }
-        core.restart_engine().await?;
+        let base_kubeconfig = options
+            .kubeconfig
+            .unwrap_or_else(KubeconfigSource::from_env);
+        let current = Current {
+            doc,
+            revision: 0,
+            demo_kubeconfig: demo.as_ref().map(|(_, path)| path.clone()),
+        };
+        let kubeconfig = kubeconfig_source(&base_kubeconfig, &current);
+        let engine = Engine::start(
+            current.doc.config.clone(),
+            EngineOptions {
+                kubeconfig,
+                ..EngineOptions::default()
+            },
+        )?;
+        let core = Arc::new(AppCore {
+            store,
+            data_dir: options.data_dir,
+            base_kubeconfig,
+            current: Mutex::new(current),
+            banner: Mutex::new(banner),
+            engine,
+            changed: watch::channel(0).0,
+            demo: Mutex::new(demo.map(|(cluster, _)| cluster)),
+            demo_start: tokio::sync::Mutex::new(()),
+            logs: Arc::new(Logs::default()),
+            tray: AtomicBool::new(true),
+            runtime: tokio::runtime::Handle::current(),
+            stop: CancellationToken::new(),
+            tasks: Mutex::new(Vec::new()),
+        });
+        core.spawn(follow_logs(
+            core.engine.subscribe(),
+            core.logs.clone(),
+            core.stop.clone(),
+        ));
         core.pin_contexts().await?;
-        *core.log_follower.lock() = Some(tokio::spawn(follow_logs(Arc::downgrade(&core))));
         if options.demo {
             core.add_demo_forwards().await?;
         }
         Ok(core)
     }
 
+    /// Runs `task` on the core's runtime until it ends or the core shuts down.
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let stop = self.stop.clone();
+        let handle = self.runtime.spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = task => {}
+            }
+        });
+        let mut tasks = self.tasks.lock();
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle);
+    }
+
+    /// Cancelled when the core shuts down.
+    pub fn stopped(&self) -> &CancellationToken {
+        &self.stop
+    }
+
     // === state ===
 
     /// Records whether the desktop shows tray icons (the window says what closing does).
     pub fn set_tray_available(&self, available: bool) {
-        let before = self
-            .tray
-            .swap(available, std::sync::atomic::Ordering::Relaxed);
+        let before = self.tray.swap(available, Ordering::Relaxed);
         if before != available {
             self.changed.send_modify(|n| *n += 1);
         }
@@ -243,11 +292,11 @@ impl AppCore {
     }
 
     pub fn settings(&self) -> Settings {
-        Settings::from_store(&self.doc.lock().settings).0
+        Settings::from_store(&self.current.lock().doc.settings).0
     }
 
     pub fn config(&self) -> Config {
-        self.doc.lock().config.clone()
+        self.current.lock().doc.config.clone()
     }
 
     pub fn demo_running(&self) -> bool {
@@ -259,11 +308,6 @@ impl AppCore {
         self.changed.subscribe()
     }
 
-    /// Bumped whenever the engine is replaced.
-    pub fn engine_changes(&self) -> watch::Receiver<u64> {
-        self.engine_gen.subscribe()
-    }
-
     pub fn logs(&self) -> &Arc<Logs> {
         &self.logs
     }
@@ -273,39 +317,36 @@ impl AppCore {
         self.changed.send_modify(|n| *n += 1);
     }
 
+    /// Every forward's state now (empty once shut down).
     pub async fn snapshot(&self) -> Arc<Snapshot> {
-        match self.engine.read().await.as_ref() {
-            Some(engine) => engine.snapshot().await.unwrap_or_default(),
-            None => Arc::default(),
-        }
+        self.engine.snapshot().await.unwrap_or_default()
     }
 
-    /// A subscription to the current engine's events.
-    pub async fn subscribe(&self) -> Option<ferry_core::events::Subscription> {
-        self.engine.read().await.as_ref().map(Engine::subscribe)
+    /// The engine's events, and the snapshots it publishes (with counters while traffic
+    /// moves).
+    pub fn subscribe(&self) -> ferry_core::events::Subscription {
+        self.engine.subscribe()
+    }
+
+    /// The configuration the engine runs (`None` once shut down).
+    pub async fn running_config(&self) -> Option<Arc<Config>> {
+        self.engine.config().await.ok()
     }
 
     pub async fn state(&self) -> AppState {
         let snapshot = self.snapshot().await;
-        let (config, settings) = {
-            let doc = self.doc.lock();
-            (doc.config.clone(), Settings::from_store(&doc.settings).0)
+        let (config, settings, paths) = {
+            let current = self.current.lock();
+            (
+                current.doc.config.clone(),
+                Settings::from_store(&current.doc.settings).0,
+                kubeconfig_source(&self.base_kubeconfig, &current),
+            )
         };
-        let source = self.kubeconfig_source(&settings);
         // The engine's client pool keeps the parsed kubeconfig (re-read only when the files
         // change): ask it rather than parsing the files on every state change.
-        let pool = self
-            .engine
-            .read()
-            .await
-            .as_ref()
-            .map(|e| e.clients().clone());
-        let loaded = match pool {
-            Some(pool) => pool.contexts().map(|_| ()),
-            None => source.load().map(|_| ()),
-        };
-        let (found, message) = match loaded {
-            Ok(()) => (true, None),
+        let (found, message) = match self.clients().contexts() {
+            Ok(_) => (true, None),
             Err(e) => (false, Some(e.to_string())),
         };
         AppState {
@@ -315,12 +356,12 @@ impl AppCore {
             banner: self.banner.lock().clone(),
             kubeconfig: KubeconfigInfo {
                 found,
-                paths: source.paths().to_vec(),
+                paths: paths.paths().to_vec(),
                 message,
             },
             demo: self.demo_running(),
             store_path: self.store.path().to_path_buf(),
-            tray: self.tray.load(std::sync::atomic::Ordering::Relaxed),
+            tray: self.tray.load(Ordering::Relaxed),
         }
     }
 
@@ -328,106 +369,88 @@ impl AppCore {
         self.set_banner(None);
     }
 
-    // === the engine ===
+    // === the store and the engine ===
 
-    fn kubeconfig_source(&self, settings: &Settings) -> KubeconfigSource {
-        let mut paths = self.base_kubeconfig.paths().to_vec();
-        paths.extend(settings.kubeconfig_paths.iter().cloned());
-        if let Some(demo) = self.demo.lock().as_ref() {
-            paths.push(demo.kubeconfig.clone());
+    /// Numbers `current` as changed and says what the engine should now run.
+    fn next_revision(&self, current: &mut Current) -> Revision {
+        current.revision += 1;
+        Revision {
+            number: current.revision,
+            config: current.doc.config.clone(),
+            kubeconfig: Some(kubeconfig_source(&self.base_kubeconfig, current)),
         }
-        KubeconfigSource::from_paths(paths)
     }
 
-    /// Stops the engine (freeing every local port) and starts a new one on the store's
-    /// config and the current kubeconfig files.
-    async fn restart_engine(&self) -> Result<(), AppError> {
-        let _turn = self.lifecycle.lock().await;
-        let mut slot = self.engine.write().await;
-        if let Some(old) = slot.take() {
-            old.shutdown().await;
-        }
-        let options = EngineOptions {
-            kubeconfig: self.kubeconfig_source(&self.settings()),
-            ..EngineOptions::default()
-        };
-        *slot = Some(Engine::start(self.config(), options)?);
-        drop(slot);
-        self.engine_gen.send_modify(|n| *n += 1);
-        Ok(())
-    }
-
-    /// Applies the store's config to the engine.
-    async fn apply(&self) -> Result<(), AppError> {
-        let config = self.config();
-        match self.engine.read().await.as_ref() {
-            Some(engine) => {
-                engine.apply(config).await?;
+    /// Hands a revision to the engine (which ignores it when it runs a later one).
+    async fn run(&self, revision: Revision) -> Result<(), AppError> {
+        match self.engine.apply_revision(revision).await {
+            Ok(_) => Ok(()),
+            Err(ferry_core::EngineError::Stopped) => {
+                Err(AppError::new(ErrorCode::Engine, "Ferry is shutting down"))
             }
-            None => return Err(AppError::new(ErrorCode::Engine, "Ferry is shutting down")),
+            Err(e) => Err(e.into()),
         }
-        Ok(())
     }
 
-    /// Changes the store (validated, atomic), then applies it.
+    /// Changes the store (validated, atomic), then has the engine run it.
     async fn modify<T>(
         &self,
         change: impl FnOnce(&mut StoreDoc) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
-        let out = self.write_store(change)?;
+        let (out, revision) = self.write_store(change)?;
         self.changed.send_modify(|n| *n += 1);
-        self.apply().await?;
+        self.run(revision).await?;
         Ok(out)
     }
 
-    /// Changes the store (see `ferry_core::store::Store::modify`) and keeps what was written.
+    /// Changes the store (see `ferry_core::store::Store::modify`) and keeps what was
+    /// written, numbered while the store's lock is still held.
     fn write_store<T>(
         &self,
         change: impl FnOnce(&mut StoreDoc) -> Result<T, AppError>,
-    ) -> Result<T, AppError> {
+    ) -> Result<(T, Revision), AppError> {
         // The store's lock may be held by another program for a moment: wait for it off
         // the async workers' hands.
-        let (out, doc) = tokio::task::block_in_place(|| self.store.modify(change))?;
-        *self.doc.lock() = doc;
-        Ok(out)
+        tokio::task::block_in_place(|| {
+            self.store.modify_then(change, |doc| {
+                let mut current = self.current.lock();
+                current.doc = doc.clone();
+                self.next_revision(&mut current)
+            })
+        })
     }
 
-    /// Re-reads the store (after another program, such as the CLI, changed it) and applies
-    /// it. Returns whether anything changed.
+    /// Re-reads the store (after another program, such as the CLI, changed it) and has
+    /// the engine run it. Returns whether anything changed.
     pub async fn reload_store(&self) -> Result<bool, AppError> {
-        let doc = self.store.load()?;
-        let (changed, kubeconfig_changed) = {
-            let mut current = self.doc.lock();
-            let changed = *current != doc;
-            let kubeconfig_changed = Settings::from_store(&current.settings).0.kubeconfig_paths
-                != Settings::from_store(&doc.settings).0.kubeconfig_paths;
-            *current = doc;
-            (changed, kubeconfig_changed)
-        };
-        if !changed {
+        let revision = tokio::task::block_in_place(|| {
+            self.store.load_then(|doc| {
+                let mut current = self.current.lock();
+                if current.doc == doc {
+                    return None;
+                }
+                current.doc = doc;
+                Some(self.next_revision(&mut current))
+            })
+        })?;
+        let Some(revision) = revision else {
             return Ok(false);
-        }
+        };
         self.changed.send_modify(|n| *n += 1);
-        if kubeconfig_changed {
-            self.restart_engine().await?;
-        } else {
-            self.apply().await?;
-        }
+        self.run(revision).await?;
         Ok(true)
     }
 
-    /// Stops every forward and the demo cluster.
+    /// Stops every forward, the core's tasks and the demo cluster. Nothing starts the
+    /// engine again: later commands answer that Ferry is shutting down.
     pub async fn shutdown(&self) {
-        let _turn = self.lifecycle.lock().await;
-        if let Some(engine) = self.engine.write().await.take() {
-            engine.shutdown().await;
-        }
+        self.stop.cancel();
+        self.engine.shutdown().await;
         self.demo.lock().take();
-        if let Some(task) = self.log_follower.lock().take() {
+        for task in std::mem::take(&mut *self.tasks.lock()) {
             task.abort();
         }
     }
-
     // === forwards ===
 
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), AppError> {
@@ -605,37 +628,30 @@ impl AppCore {
 
     // === settings ===
 
-    /// Saves the settings; a change of kubeconfig files restarts the engine.
+    /// Saves the settings; a change of kubeconfig files reaches the running engine
+    /// (forwards resolve again; none restarts).
     pub async fn save_settings(&self, settings: Settings) -> Result<(), AppError> {
         settings.validate()?;
-        let before = self.settings();
         let value = serde_json::to_value(&settings)
             .map_err(|e| AppError::new(ErrorCode::Store, e.to_string()))?;
-        self.write_store(|doc| {
-            doc.settings = value;
-            Ok(())
-        })?;
         {
             let mut banner = self.banner.lock();
             if banner.as_deref().is_some_and(|b| b.contains("settings")) {
                 *banner = None;
             }
         }
-        self.changed.send_modify(|n| *n += 1);
-        if before.kubeconfig_paths != settings.kubeconfig_paths {
-            self.restart_engine().await?;
-        }
-        Ok(())
+        self.modify(|doc| {
+            doc.settings = value;
+            Ok(())
+        })
+        .await
     }
 
     // === the cluster ===
 
-    /// The engine's client pool, taken out of the engine lock.
-    async fn clients(&self) -> Result<Arc<ferry_core::cluster::ClientPool>, AppError> {
-        match self.engine.read().await.as_ref() {
-            Some(engine) => Ok(engine.clients().clone()),
-            None => Err(AppError::new(ErrorCode::Engine, "Ferry is shutting down")),
-        }
+    /// The engine's client pool: the same clients and kubeconfig files the forwards use.
+    fn clients(&self) -> &Arc<ferry_core::cluster::ClientPool> {
+        self.engine.clients()
     }
 
     async fn client(
@@ -643,7 +659,6 @@ impl AppCore {
         context: Option<&str>,
     ) -> Result<ferry_core::cluster::ContextClient, AppError> {
         self.clients()
-            .await?
             .client(context)
             .await
             .map_err(|e| AppError::cluster(e.to_string()))
@@ -688,7 +703,6 @@ impl AppCore {
     pub async fn list_contexts(&self) -> Result<Contexts, AppError> {
         let (contexts, current) = self
             .clients()
-            .await?
             .contexts()
             .map_err(|e| AppError::cluster(e.to_string()))?;
         Ok(Contexts { contexts, current })
@@ -797,10 +811,7 @@ impl AppCore {
     /// Opens a tunnel to the pod the forward's next connection would use, and closes it.
     pub async fn test_connection(&self, name: &str) -> Result<TestResult, AppError> {
         let started = Instant::now();
-        let result = match self.engine.read().await.as_ref() {
-            Some(engine) => tokio::time::timeout(Duration::from_secs(10), engine.dial(name)).await,
-            None => return Err(AppError::new(ErrorCode::Engine, "Ferry is shutting down")),
-        };
+        let result = tokio::time::timeout(Duration::from_secs(10), self.engine.dial(name)).await;
         let ms = started.elapsed().as_millis() as u64;
         let pod = self.snapshot().await.get(name).and_then(|s| s.pod.clone());
         Ok(match result {
@@ -989,7 +1000,7 @@ impl AppCore {
         if imported.forwards.iter().any(|f| f.pod_port) {
             // kftray's and kportal's service ports are the pods': ask the cluster which
             // service port leads there (the preview too, so it shows what will be saved).
-            let pool = self.clients().await?;
+            let pool = self.clients().clone();
             ferry_core::cluster::settle_pod_ports(
                 &pool,
                 &mut imported,
@@ -1048,29 +1059,6 @@ impl AppCore {
 
     // === the demo ===
 
-    async fn start_demo_cluster(&self) -> Result<(), AppError> {
-        if self.demo_running() {
-            return Ok(());
-        }
-        let fail = |e: &dyn std::fmt::Display| {
-            AppError::cluster(format!("the demo cluster could not start: {e}"))
-        };
-        let cluster = FakeCluster::start(ferry_fakecluster::Options::default())
-            .await
-            .map_err(|e| fail(&e))?;
-        cluster.wait_pods_ready(Duration::from_secs(5)).await;
-        let kubeconfig = self.data_dir.join("demo-kubeconfig");
-        cluster
-            .write_kubeconfig(&kubeconfig)
-            .map_err(|e| fail(&e))?;
-        *self.demo.lock() = Some(Demo {
-            _cluster: cluster,
-            kubeconfig,
-        });
-        self.changed.send_modify(|n| *n += 1);
-        Ok(())
-    }
-
     /// Adds the demo forwards and profile, skipping any already there; a local port
     /// another forward uses is replaced by a free one.
     async fn add_demo_forwards(&self) -> Result<(), AppError> {
@@ -1105,50 +1093,74 @@ impl AppCore {
         .await
     }
 
-    /// Starts the demo cluster and adds its forwards (the empty state's button).
+    /// Starts the demo cluster and adds its forwards (the empty state's button). The
+    /// running engine takes the demo's kubeconfig as one more file; nothing restarts.
     pub async fn start_demo(&self) -> Result<(), AppError> {
-        if !self.demo_running() {
-            self.start_demo_cluster().await?;
-            self.restart_engine().await?;
+        let revision = {
+            let _turn = self.demo_start.lock().await;
+            if self.demo_running() {
+                None
+            } else {
+                let (cluster, kubeconfig) = start_demo_cluster(&self.data_dir).await?;
+                *self.demo.lock() = Some(cluster);
+                let mut current = self.current.lock();
+                current.demo_kubeconfig = Some(kubeconfig);
+                Some(self.next_revision(&mut current))
+            }
+        };
+        if let Some(revision) = revision {
+            self.changed.send_modify(|n| *n += 1);
+            self.run(revision).await?;
         }
         self.add_demo_forwards().await
     }
 }
 
-/// Records every engine event in the per-forward logs, following the engine across
-/// replacements, until the core is dropped or shut down.
-async fn follow_logs(core: std::sync::Weak<AppCore>) {
-    let Some(strong) = core.upgrade() else { return };
-    let mut engines = strong.engine_changes();
-    let logs = strong.logs.clone();
-    let mut sub = strong.subscribe().await;
-    drop(strong);
+/// The kubeconfig files the engine reads: kubectl's (or the ones the app was started
+/// with), the settings' extra files, then the demo cluster's.
+fn kubeconfig_source(base: &KubeconfigSource, current: &Current) -> KubeconfigSource {
+    let mut paths = base.paths().to_vec();
+    paths.extend(
+        Settings::from_store(&current.doc.settings)
+            .0
+            .kubeconfig_paths,
+    );
+    paths.extend(current.demo_kubeconfig.iter().cloned());
+    KubeconfigSource::from_paths(paths)
+}
+
+/// Starts the demo cluster and writes its kubeconfig into `data_dir`.
+async fn start_demo_cluster(data_dir: &Path) -> Result<(FakeCluster, PathBuf), AppError> {
+    let fail = |e: &dyn std::fmt::Display| {
+        AppError::cluster(format!("the demo cluster could not start: {e}"))
+    };
+    let cluster = FakeCluster::start(ferry_fakecluster::Options::default())
+        .await
+        .map_err(|e| fail(&e))?;
+    cluster.wait_pods_ready(Duration::from_secs(5)).await;
+    let kubeconfig = data_dir.join("demo-kubeconfig");
+    cluster
+        .write_kubeconfig(&kubeconfig)
+        .map_err(|e| fail(&e))?;
+    Ok((cluster, kubeconfig))
+}
+
+/// Records every engine event in the per-forward logs until the engine or the core stops
+/// (the core's `spawn` ends it at shutdown).
+async fn follow_logs(
+    mut sub: ferry_core::events::Subscription,
+    logs: Arc<Logs>,
+    stop: CancellationToken,
+) {
     loop {
-        let update = match sub.as_mut() {
-            Some(s) => {
-                tokio::select! {
-                    u = s.next() => u,
-                    changed = engines.changed() => {
-                        if changed.is_err() { return; }
-                        None
-                    }
-                }
-            }
-            None => {
-                if engines.changed().await.is_err() {
-                    return;
-                }
-                None
-            }
+        let update = tokio::select! {
+            () = stop.cancelled() => return,
+            u = sub.next() => u,
         };
         match update {
             Some(ferry_core::events::Update::Event(event)) => logs.record(&event),
             Some(ferry_core::events::Update::Resync(_)) => {}
-            None => {
-                // The engine was replaced or is gone: follow the current one, if any.
-                let Some(strong) = core.upgrade() else { return };
-                sub = strong.subscribe().await;
-            }
+            None => return,
         }
     }
 }

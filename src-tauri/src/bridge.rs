@@ -1,10 +1,11 @@
-//! The bridge from the engine to the window, the tray and notifications. One task:
-//! it follows the engine's events (re-subscribing when the engine is replaced) and emits
+//! The bridge from the engine to the window, the tray and notifications. One task, owned
+//! by the core (it ends at shutdown): it follows the engine's subscription and emits
 //! - `ferry://state` when config, settings, banner or demo change;
-//! - `ferry://snapshot` when forward states change, at most four times a second, and
-//!   when traffic counters change, at most once a second.
+//! - `ferry://snapshot` when the engine publishes a snapshot (a state change, or counters
+//!   that moved: the engine looks every quarter of a second), at most four times a second.
 //!
-//! It also re-reads the store when another program (the `ferry` CLI) has written it.
+//! It never asks the engine for a snapshot of its own and never polls one. It also re-reads
+//! the store when another program (the `ferry` CLI) has written it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,34 +20,35 @@ use crate::tray::Tray;
 pub const STATE_EVENT: &str = "ferry://state";
 pub const SNAPSHOT_EVENT: &str = "ferry://snapshot";
 
-/// Quietest gap between two snapshot events for state changes.
+/// Quietest gap between two snapshot events.
 const COALESCE: Duration = Duration::from_millis(250);
 /// How often the store file is looked at and notifications fall due.
 const TICK: Duration = Duration::from_secs(1);
-/// How often counters (connections, bytes) are looked at while the window is open, so
-/// the connection count follows a new connection within a quarter of a second.
-const COUNTERS: Duration = Duration::from_millis(250);
 /// A forward down this long after having been up is announced.
 const NOTIFY_AFTER: Duration = Duration::from_secs(3);
 /// At most one "down" notification per forward in this long.
 const NOTIFY_EVERY: Duration = Duration::from_secs(30);
 
-pub async fn run(app: AppHandle, core: Arc<AppCore>) {
+/// Starts the bridge as one of the core's tasks.
+pub fn start(app: AppHandle, core: &Arc<AppCore>) {
+    core.spawn(run(app, core.clone()));
+}
+
+async fn run(app: AppHandle, core: Arc<AppCore>) {
     let mut changes = core.changes();
-    let mut engines = core.engine_changes();
-    let mut sub = core.subscribe().await;
+    let mut sub = core.subscribe();
+    // The snapshots the engine publishes, followed apart from the events.
+    let mut snapshots = sub.snapshot.clone();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut counters_tick = tokio::time::interval(COUNTERS);
-    counters_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut dirty = false;
+    let mut dirty = true;
     let mut last_emit = Instant::now() - COALESCE;
-    let mut last_counters: Vec<(String, u64, u64, u64)> = Vec::new();
     let mut store_mtime = mtime(core.store_path());
     let mut notifier = Notifier::default();
     let desktop = desktop_notifier(app.clone(), core.data_dir());
     // States reached before the subscription are the notifier's starting point.
-    for message in notifier.seed(&*core.snapshot().await) {
+    let first = snapshots.borrow_and_update().clone();
+    for message in notifier.seed(&first) {
         notify(&desktop, &core, message);
     }
     let mut login = LoginEntry::start(&app, &core);
@@ -54,49 +56,39 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
     loop {
         let wait = COALESCE.saturating_sub(last_emit.elapsed());
         tokio::select! {
-            update = next(&mut sub) => match update {
-                Some(Update::Event(event)) => {
-                    match &event {
-                        Event::Forward { status } => {
-                            let reason = status.error.as_deref().or(status.detail.as_deref());
-                            if let Some(message) = notifier.state(Instant::now(), &status.forward, status.state, reason) {
-                                notify(&desktop, &core, message);
-                            }
+            () = core.stopped().cancelled() => return,
+            update = sub.next() => match update {
+                Some(Update::Event(event)) => match &event {
+                    Event::Forward { status } => {
+                        let reason = status.error.as_deref().or(status.detail.as_deref());
+                        if let Some(message) = notifier.state(Instant::now(), &status.forward, status.state, reason) {
+                            notify(&desktop, &core, message);
                         }
-                        Event::Removed { forward } => notifier.forget(forward),
-                        _ => {}
                     }
-                    dirty = true;
-                }
+                    Event::Removed { forward } => notifier.forget(forward),
+                    _ => {}
+                },
                 Some(Update::Resync(snapshot)) => {
                     // Events were missed: take every forward's state from the snapshot.
                     for message in notifier.seed(&snapshot) {
                         notify(&desktop, &core, message);
                     }
-                    dirty = true;
                 }
-                None => {
-                    // The engine went (replaced or shut down): wait for the next one.
-                    sub = None;
-                }
+                // The engine has stopped: so has the app.
+                None => return,
             },
+            changed = snapshots.changed(), if !dirty => {
+                if changed.is_err() { return; }
+                dirty = true;
+            }
             changed = changes.changed() => {
                 if changed.is_err() { return; }
                 login.follow(&app, &core);
                 publish_state(&app, &core).await;
             }
-            changed = engines.changed() => {
-                if changed.is_err() { return; }
-                sub = core.subscribe().await;
-                for message in notifier.seed(&*core.snapshot().await) {
-                    notify(&desktop, &core, message);
-                }
-                dirty = true;
-            }
             _ = tokio::time::sleep(wait), if dirty => {
-                let snapshot = core.snapshot().await;
+                let snapshot = snapshots.borrow_and_update().clone();
                 emit_snapshot(&app, &core, &snapshot);
-                last_counters = counters(&snapshot);
                 last_emit = Instant::now();
                 dirty = false;
             }
@@ -112,37 +104,12 @@ pub async fn run(app: AppHandle, core: Arc<AppCore>) {
                     }
                 }
             }
-            _ = counters_tick.tick() => {
-                if app.get_webview_window("main").is_some() {
-                    let snapshot = core.snapshot().await;
-                    let c = counters(&snapshot);
-                    if c != last_counters {
-                        let _ = app.emit(SNAPSHOT_EVENT, &*snapshot);
-                        last_counters = c;
-                    }
-                }
-            }
         }
-    }
-}
-
-async fn next(sub: &mut Option<ferry_core::events::Subscription>) -> Option<Update> {
-    match sub {
-        Some(s) => s.next().await,
-        None => std::future::pending().await,
     }
 }
 
 fn mtime(path: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-fn counters(snapshot: &Snapshot) -> Vec<(String, u64, u64, u64)> {
-    snapshot
-        .forwards
-        .iter()
-        .map(|s| (s.forward.clone(), s.connections, s.bytes_in, s.bytes_out))
-        .collect()
 }
 
 async fn publish_state(app: &AppHandle, core: &AppCore) {
@@ -153,7 +120,9 @@ async fn publish_state(app: &AppHandle, core: &AppCore) {
 
 fn emit_snapshot(app: &AppHandle, core: &AppCore, snapshot: &Snapshot) {
     update_tray(app, &core.config(), snapshot);
-    let _ = app.emit(SNAPSHOT_EVENT, snapshot);
+    if app.get_webview_window("main").is_some() {
+        let _ = app.emit(SNAPSHOT_EVENT, snapshot);
+    }
 }
 
 fn update_tray(app: &AppHandle, config: &ferry_core::config::Config, snapshot: &Snapshot) {

@@ -159,7 +159,7 @@ pub fn run() -> ExitCode {
             let tray = tray::Tray::new(app.handle())?;
             app.manage(tray);
             core.set_tray_available(tray_host::available());
-            tauri::async_runtime::spawn(bridge::run(app.handle().clone(), core));
+            bridge::start(app.handle().clone(), &core);
             if !hidden {
                 show_main_window(app.handle());
             }

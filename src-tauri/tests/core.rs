@@ -628,3 +628,303 @@ async fn demo_mode_adds_the_demo_forwards_and_they_work() {
     wait_state(&core, "web", ForwardState::Active).await;
     core.shutdown().await;
 }
+
+// === one engine, one path from the store ===
+
+/// Two commands at once, and the store re-read, 200 times, while another program writes
+/// the store as fast as it can: whatever order the writes and the hand-overs to the engine
+/// take, the engine ends on what the store holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_commands_and_cli_writes_leave_the_engine_on_the_store() {
+    let fx = Fixture::new().await;
+    let core = fx.core().await;
+    for name in ["a", "b", "c"] {
+        let mut f = forward(name, "svc/echo", 80);
+        f.enabled = false;
+        core.save_forward(None, f).await.unwrap();
+    }
+    let path = fx.store.clone();
+    let cli = std::thread::spawn(move || {
+        let store = Store::new(&path);
+        for i in 0..200u16 {
+            store
+                .modify(|doc| {
+                    let c = doc.config.forwards.iter_mut().find(|f| f.name == "c");
+                    c.unwrap().local_port = 30000 + i;
+                    Ok::<_, ferry_core::store::StoreError>(())
+                })
+                .unwrap();
+        }
+    });
+    for round in 0..200u16 {
+        let mut b = forward("b", "svc/echo", 80);
+        b.enabled = false;
+        b.local_port = 20000 + round;
+        let (toggled, saved, reloaded) = tokio::join!(
+            core.set_enabled("a", round % 2 == 0),
+            core.save_forward(Some("b"), b),
+            core.reload_store(),
+        );
+        toggled.unwrap();
+        saved.unwrap();
+        reloaded.unwrap();
+    }
+    cli.join().unwrap();
+    // The last write by the other program is seen as the store watcher would see it.
+    core.reload_store().await.unwrap();
+    let running = core.running_config().await.unwrap();
+    let store = stored(&fx.store);
+    assert_eq!(
+        *running, store,
+        "the engine runs another config than the store holds"
+    );
+    assert_eq!(core.config(), store);
+    core.shutdown().await;
+}
+
+/// Reads back what was written on `conn`.
+async fn round_trip(conn: &mut TcpStream, data: &[u8]) {
+    conn.write_all(data).await.unwrap();
+    let mut out = vec![0; data.len()];
+    tokio::time::timeout(Duration::from_secs(10), conn.read_exact(&mut out))
+        .await
+        .expect("no answer within 10 s")
+        .expect("the connection broke");
+    assert_eq!(out, data);
+}
+
+/// More kubeconfig files in the settings, then the demo cluster: the engine takes both
+/// while it runs. An open connection keeps carrying bytes, the listener and the health
+/// history stay, and the new files' contexts are there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeconfig_changes_and_the_demo_keep_connections_and_health() {
+    let fx = Fixture::new().await;
+    let second = FakeCluster::start(Options::default().context_name("second"))
+        .await
+        .unwrap();
+    let second_kubeconfig = fx.store.with_file_name("second-kubeconfig");
+    second.write_kubeconfig(&second_kubeconfig).unwrap();
+    let core = fx.core().await;
+    core.save_forward(None, forward("echo", "svc/echo", 80))
+        .await
+        .unwrap();
+    let local = wait_state(&core, "echo", ForwardState::Active)
+        .await
+        .local
+        .unwrap();
+    let mut conn = TcpStream::connect(local).await.unwrap();
+    round_trip(&mut conn, b"before").await;
+    // Its first check has been recorded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let before = loop {
+        let s = core.snapshot().await.get("echo").cloned().unwrap();
+        if !s.history.is_empty() {
+            break s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never checked: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    let settings = Settings {
+        kubeconfig_paths: vec![second_kubeconfig],
+        ..core.settings()
+    };
+    core.save_settings(settings).await.unwrap();
+    round_trip(&mut conn, b"after the settings").await;
+    let contexts = core.list_contexts().await.unwrap().contexts;
+    assert!(contexts.iter().any(|c| c == "second"), "{contexts:?}");
+
+    core.start_demo().await.unwrap();
+    assert!(core.demo_running());
+    round_trip(&mut conn, b"after the demo").await;
+
+    let after = core.snapshot().await.get("echo").cloned().unwrap();
+    assert_eq!(after.state, ForwardState::Active);
+    assert_eq!(after.local, Some(local), "the listener stayed");
+    assert_eq!(
+        after.connections, 1,
+        "the connection is still open: {after:?}"
+    );
+    assert_eq!(
+        after.history[..before.history.len()],
+        before.history[..],
+        "the health history is kept"
+    );
+    // A new connection works too, through the same listener.
+    assert_eq!(echo(local, b"new").await, b"new");
+    core.shutdown().await;
+}
+
+/// A TCP relay to the fake API server that can stop carrying bytes, as a network that
+/// drops packets does: connections stay open and nothing gets through.
+struct Relay {
+    addr: std::net::SocketAddr,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn to(target: std::net::SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let f = frozen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let f = f.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::join!(pipe(cr, sw, f.clone()), pipe(sr, cw, f));
+                });
+            }
+        });
+        Relay { addr, frozen, task }
+    }
+
+    fn freeze(&self, on: bool) {
+        self.frozen.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Copies until EOF; while frozen, holds what it read.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut buf = vec![0; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while frozen.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// "Test connection" on a forward whose API server stopped answering waits for its dial;
+/// meanwhile every other command answers at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_test_connection_holds_up_no_other_command() {
+    let fx = Fixture::new().await;
+    let relay = Relay::to(fx._fake.addr()).await;
+    let yaml = fx
+        ._fake
+        .kubeconfig_yaml()
+        .replace(fx._fake.url(), &format!("https://{}", relay.addr));
+    assert_ne!(
+        yaml,
+        fx._fake.kubeconfig_yaml(),
+        "the kubeconfig names the relay"
+    );
+    std::fs::write(&fx.kubeconfig, yaml).unwrap();
+    let core = fx.core().await;
+    core.save_forward(None, forward("slow", "svc/echo", 80))
+        .await
+        .unwrap();
+    let mut other = forward("other", "svc/echo", 80);
+    other.enabled = false;
+    core.save_forward(None, other).await.unwrap();
+    wait_state(&core, "slow", ForwardState::Active).await;
+
+    relay.freeze(true);
+    let test = tokio::spawn({
+        let core = core.clone();
+        async move { core.test_connection("slow").await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!test.is_finished(), "the dial is under way");
+    let started = std::time::Instant::now();
+    core.set_enabled("other", true).await.unwrap();
+    let state = core.state().await;
+    let took = started.elapsed();
+    println!("switching a forward on and reading the state took {took:?} during the dial");
+    assert!(
+        took < Duration::from_secs(1),
+        "another command waited for the dial: {took:?}"
+    );
+    assert!(
+        state
+            .config
+            .forwards
+            .iter()
+            .any(|f| f.name == "other" && f.enabled)
+    );
+    assert!(!test.is_finished(), "the dial is still under way");
+    relay.freeze(false);
+    let result = tokio::time::timeout(Duration::from_secs(15), test)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    println!("test connection: {result:?}");
+    core.shutdown().await;
+}
+
+/// After shutdown nothing starts the engine again: not a command, not a write by another
+/// program and the re-read that follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_shutdown_nothing_starts_the_engine_again() {
+    let fx = Fixture::new().await;
+    let core = fx.core().await;
+    core.save_forward(None, forward("echo", "svc/echo", 80))
+        .await
+        .unwrap();
+    let local = wait_state(&core, "echo", ForwardState::Active)
+        .await
+        .local
+        .unwrap();
+    core.shutdown().await;
+    assert!(
+        TcpStream::connect(local).await.is_err(),
+        "echo's port closed"
+    );
+
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    Store::new(&fx.store)
+        .modify(|doc| {
+            let mut late = forward("late", "svc/echo", 80);
+            late.local_port = port;
+            doc.config.forwards.push(late);
+            Ok::<_, ferry_core::store::StoreError>(())
+        })
+        .unwrap();
+    let e = core.reload_store().await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::Engine, "{e:?}");
+    assert!(e.message.contains("shutting down"), "{e:?}");
+    let e = core.set_enabled("echo", true).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::Engine, "{e:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).await.is_err(),
+        "late never listens"
+    );
+    assert!(
+        TcpStream::connect(local).await.is_err(),
+        "echo never listens again"
+    );
+    assert!(core.running_config().await.is_none());
+}

@@ -50,11 +50,29 @@ pub struct ApplyReport {
     pub stopped: Vec<String>,
     pub restarted: Vec<String>,
     pub unchanged: Vec<String>,
+    /// The engine already runs a later revision; this one changed nothing.
+    pub superseded: bool,
+}
+
+/// A configuration to run, numbered by its writer: the engine never goes back from a
+/// revision to an earlier one, so writers that race (two commands, a command and a reload
+/// of the store) can hand their results over in any order and the engine still ends on
+/// the newest.
+#[derive(Debug, Clone)]
+pub struct Revision {
+    /// Greater for newer revisions.
+    pub number: u64,
+    pub config: Config,
+    /// Where kubeconfig files come from now; `None` keeps the current source.
+    pub kubeconfig: Option<KubeconfigSource>,
 }
 
 enum Command {
     Apply {
         config: Config,
+        /// `None`: apply whatever the revision.
+        revision: Option<u64>,
+        kubeconfig: Option<KubeconfigSource>,
         reply: oneshot::Sender<Result<ApplyReport, EngineError>>,
     },
     SetEnabled {
@@ -131,7 +149,8 @@ pub struct Engine {
     pool: Arc<ClientPool>,
     bus: Arc<Bus>,
     token: CancellationToken,
-    task: Option<JoinHandle<()>>,
+    /// The manager task, taken by the first `shutdown`.
+    task: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for Engine {
@@ -180,6 +199,7 @@ impl Engine {
             token: token.clone(),
             published: BTreeMap::new(),
             generation: 0,
+            revision: 0,
         };
         let task = tokio::spawn(manager.run(config).instrument(debug_span!("engine")));
         Ok(Self {
@@ -187,7 +207,7 @@ impl Engine {
             pool,
             bus,
             token,
-            task: Some(task),
+            task: parking_lot::Mutex::new(Some(task)),
         })
     }
 
@@ -206,7 +226,27 @@ impl Engine {
     /// Replaces the configuration (hot reload): starts new forwards, stops removed ones,
     /// restarts only those whose spec changed. An invalid config changes nothing.
     pub async fn apply(&self, config: Config) -> Result<ApplyReport, EngineError> {
-        self.call(|reply| Command::Apply { config, reply }).await?
+        self.call(|reply| Command::Apply {
+            config,
+            revision: None,
+            kubeconfig: None,
+            reply,
+        })
+        .await?
+    }
+
+    /// Applies `revision` unless the engine already runs a later one (then the report says
+    /// `superseded` and nothing changes). A new kubeconfig source is taken without a
+    /// restart: clients are built from the new files and every forward resolves again,
+    /// while unchanged forwards keep their listeners, connections and health history.
+    pub async fn apply_revision(&self, revision: Revision) -> Result<ApplyReport, EngineError> {
+        self.call(|reply| Command::Apply {
+            config: revision.config,
+            revision: Some(revision.number),
+            kubeconfig: revision.kubeconfig,
+            reply,
+        })
+        .await?
     }
 
     /// Enables a forward by name.
@@ -290,17 +330,22 @@ impl Engine {
         self.call(|reply| Command::Freeze { name, reply }).await?
     }
 
-    /// Stops every forward and returns once every listener is closed.
-    pub async fn shutdown(mut self) {
+    /// Stops every forward and returns once every listener is closed. Every later call
+    /// answers [`EngineError::Stopped`]; nothing starts the engine again.
+    pub async fn shutdown(&self) {
         let _ = self.call(|reply| Command::Shutdown { reply }).await;
         self.token.cancel();
-        if let Some(task) = self.task.take() {
+        let task = self.task.lock().take();
+        if let Some(task) = task {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
     }
 }
 
 // === the manager ===
+
+/// How often the manager looks for moved counters (and at the watchdog).
+const COUNTERS_EVERY: Duration = Duration::from_millis(250);
 
 /// A namespace change feed: bumps a counter on every pod or EndpointSlice event.
 struct Feed {
@@ -339,6 +384,8 @@ struct Manager {
     /// The last status published per forward, without counters, to detect transitions.
     published: BTreeMap<String, ForwardStatus>,
     generation: u64,
+    /// The revision running (see [`Revision`]); 0 before the first numbered one.
+    revision: u64,
 }
 
 /// Whether a running worker can stay for `want` (everything but `enabled` and `health`
@@ -351,7 +398,9 @@ impl Manager {
     async fn run(mut self, initial: Config) {
         let report = self.apply(initial).await;
         debug!(?report, "started");
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        // Counters that moved are published on this tick, so followers (the app's window)
+        // see a new connection within a quarter of a second without asking.
+        let mut tick = tokio::time::interval(COUNTERS_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -380,10 +429,35 @@ impl Manager {
 
     async fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Apply { config, reply } => {
-                let result = match config.validate() {
-                    Ok(()) => Ok(self.apply(config).await),
-                    Err(e) => Err(EngineError::Config(e)),
+            Command::Apply {
+                config,
+                revision,
+                kubeconfig,
+                reply,
+            } => {
+                let result = if revision.is_some_and(|r| r <= self.revision) {
+                    debug!(
+                        ?revision,
+                        running = self.revision,
+                        "superseded revision ignored"
+                    );
+                    Ok(ApplyReport {
+                        superseded: true,
+                        ..ApplyReport::default()
+                    })
+                } else {
+                    match config.validate() {
+                        Ok(()) => {
+                            if let Some(r) = revision {
+                                self.revision = r;
+                            }
+                            if let Some(source) = kubeconfig {
+                                self.set_kubeconfig(source);
+                            }
+                            Ok(self.apply(config).await)
+                        }
+                        Err(e) => Err(EngineError::Config(e)),
+                    }
                 };
                 let _ = reply.send(result);
             }
@@ -455,6 +529,17 @@ impl Manager {
                     None => Err(EngineError::UnknownForward(name)),
                 };
                 let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Takes kubeconfig files from `source` from now on; every forward resolves again
+    /// (with a client built from the new files) and keeps what it has meanwhile.
+    fn set_kubeconfig(&mut self, source: KubeconfigSource) {
+        if self.pool.set_source(source) {
+            info!(files = ?self.pool.source().paths(), "kubeconfig files changed");
+            for w in self.workers.values() {
+                w.nudge();
             }
         }
     }

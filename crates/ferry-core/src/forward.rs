@@ -330,6 +330,11 @@ impl WorkerHandle {
         self.limits.send_replace((health.max_idle, health.max_age));
     }
 
+    /// Asks the resolver to look again (the kubeconfig files changed, say).
+    pub(crate) fn nudge(&self) {
+        self.nudge.notify_one();
+    }
+
     /// Cancels the worker without waiting for it.
     pub(crate) fn cancel(&self) {
         self.token.cancel();

@@ -26,4 +26,4 @@ pub mod ports;
 pub mod store;
 pub mod tunnel;
 
-pub use engine::{ApplyReport, Engine, EngineError, EngineOptions};
+pub use engine::{ApplyReport, Engine, EngineError, EngineOptions, Revision};

@@ -184,6 +184,19 @@ impl Store {
     where
         E: From<StoreError>,
     {
+        self.modify_then(change, StoreDoc::clone)
+    }
+
+    /// [`Store::modify`], then `then` with the store as written, still under the lock: a
+    /// writer that keeps a copy (and numbers it) does so in the order the writes happened.
+    pub fn modify_then<T, E, R>(
+        &self,
+        change: impl FnOnce(&mut StoreDoc) -> Result<T, E>,
+        then: impl FnOnce(&StoreDoc) -> R,
+    ) -> Result<(T, R), E>
+    where
+        E: From<StoreError>,
+    {
         let _lock = FileLock::take(&self.path)?;
         let before = std::fs::read_to_string(&self.path).ok();
         let mut doc = self.load()?;
@@ -200,7 +213,14 @@ impl Store {
                 source,
             })?;
         }
-        Ok((out, doc))
+        Ok((out, then(&doc)))
+    }
+
+    /// Reads the store under the writers' lock and gives it to `then` before the lock is
+    /// released, so that no write lands between the two.
+    pub fn load_then<R>(&self, then: impl FnOnce(StoreDoc) -> R) -> Result<R, StoreError> {
+        let _lock = FileLock::take(&self.path)?;
+        Ok(then(self.load()?))
     }
 }
 

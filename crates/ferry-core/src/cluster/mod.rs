@@ -207,7 +207,9 @@ struct Generation {
 /// One client per kubeconfig context, built on first use outside any lock, cached, and
 /// rebuilt when the kubeconfig files change.
 pub struct ClientPool {
-    source: KubeconfigSource,
+    /// Where the kubeconfig comes from; replaced by [`ClientPool::set_source`]. Held only
+    /// to read or swap it.
+    source: Mutex<KubeconfigSource>,
     /// Finds and pre-flights exec plugins; shared by every build.
     exec: Arc<ExecResolver>,
     /// Held only to read or swap the generation; never across `.await` or file I/O.
@@ -223,7 +225,7 @@ impl ClientPool {
     /// A pool over `source` that finds exec plugins as `exec` says.
     pub fn with_exec(source: KubeconfigSource, exec: ExecOptions) -> Self {
         Self {
-            source,
+            source: Mutex::new(source),
             exec: Arc::new(ExecResolver::new(exec)),
             current: Mutex::new(Arc::new(Mutex::new(Generation {
                 fingerprint: Vec::new(),
@@ -237,21 +239,34 @@ impl ClientPool {
     }
 
     /// The kubeconfig source.
-    pub fn source(&self) -> &KubeconfigSource {
-        &self.source
+    pub fn source(&self) -> KubeconfigSource {
+        self.source.lock().clone()
+    }
+
+    /// Reads the kubeconfig from other files from now on (the app's list of files changed,
+    /// or its demo cluster started). Clients already handed out keep working; the next
+    /// request reads the new files. Returns whether the list changed.
+    pub fn set_source(&self, source: KubeconfigSource) -> bool {
+        let mut current = self.source.lock();
+        if current.paths() == source.paths() {
+            return false;
+        }
+        *current = source;
+        true
     }
 
     /// Re-reads the kubeconfig when its files changed. Returns whether they did.
     pub fn refresh(&self) -> bool {
         // File I/O happens before any lock is taken.
-        let fingerprint = self.source.fingerprint();
+        let source = self.source();
+        let fingerprint = source.fingerprint();
         let current = self.current.lock().clone();
         let unchanged = current.lock().fingerprint == fingerprint;
         if unchanged {
             return false;
         }
-        let kubeconfig = self.source.load().map(Arc::new);
-        info!(files = ?self.source.paths(), ok = kubeconfig.is_ok(), "kubeconfig (re)loaded");
+        let kubeconfig = source.load().map(Arc::new);
+        info!(files = ?source.paths(), ok = kubeconfig.is_ok(), "kubeconfig (re)loaded");
         let next = Arc::new(Mutex::new(Generation {
             fingerprint,
             kubeconfig,
@@ -293,7 +308,7 @@ impl ClientPool {
         };
         // Built outside every lock; concurrent callers for the same context share one build.
         let exec = self.exec.clone();
-        let paths = self.source.paths().to_vec();
+        let paths = self.source().paths().to_vec();
         let result = slot
             .get_or_init(|| build(kubeconfig, name.clone(), exec, paths))
             .await
