@@ -518,11 +518,7 @@ impl AppCore {
             .into_iter()
             .filter_map(|p| {
                 let field = p.path.strip_prefix(&prefix)?.to_string();
-                let code = if p.message.contains("used by") || p.message.contains("overlaps") {
-                    ErrorCode::Conflict
-                } else {
-                    ErrorCode::Invalid
-                };
+                let code = ErrorCode::of_problem(p.kind);
                 Some(FieldProblem {
                     field,
                     message: readable(&p.message),
@@ -864,33 +860,7 @@ impl AppCore {
         } else {
             None
         };
-        let mut words = vec!["kubectl".to_string(), "port-forward".to_string()];
-        if let Some(c) = &f.context {
-            words.extend(["--context".into(), c.clone()]);
-        }
-        if let Some(n) = &f.namespace {
-            words.extend(["-n".into(), n.clone()]);
-        }
-        if f.bind != std::net::IpAddr::V4(Ipv4Addr::LOCALHOST) {
-            words.extend(["--address".into(), f.bind.to_string()]);
-        }
-        let short = match f.target.kind() {
-            "service" => "svc",
-            "deployment" => "deploy",
-            "statefulset" => "sts",
-            _ => "pod",
-        };
-        match &pod_in_use {
-            Some(pod) => words.push(format!("pod/{pod}")),
-            None => words.push(format!("{short}/{}", f.target.name())),
-        }
-        let local = if f.local_port == 0 {
-            String::new()
-        } else {
-            f.local_port.to_string()
-        };
-        words.push(format!("{local}:{}", f.port));
-        Ok(shell_words::join(words))
+        Ok(import::kubectl_command(f, pod_in_use.as_deref()))
     }
 
     pub fn forward_log(&self, name: &str) -> Vec<LogLine> {
@@ -960,35 +930,13 @@ impl AppCore {
             AppError::invalid("text", format!("{e}; nothing was imported"))
         };
         let format = match format {
-            ImportFormat::Auto => {
-                let t = text.trim_start();
-                if t.starts_with('{') && t.contains("\"forwards\"") {
-                    ImportFormat::Ferry
-                } else if t.starts_with('[') || t.starts_with('{') {
-                    ImportFormat::Kftray
-                } else if import::looks_like_kportal(text) {
-                    ImportFormat::Kportal
-                } else if t.starts_with("version:") || t.contains("\nforwards:") {
-                    ImportFormat::Ferry
-                } else {
-                    ImportFormat::Kubectl
-                }
-            }
-            f => f,
+            ImportFormat::Auto => import::detect(text, None),
+            ImportFormat::Kubectl => import::Format::Kubectl,
+            ImportFormat::Kftray => import::Format::Kftray,
+            ImportFormat::Kportal => import::Format::Kportal,
+            ImportFormat::Ferry => import::Format::Ferry,
         };
-        let imported = match format {
-            ImportFormat::Kubectl => import::kubectl_lines(text).map_err(bad)?,
-            ImportFormat::Kftray => import::kftray_json(text).map_err(bad)?,
-            ImportFormat::Kportal => import::kportal_yaml(text).map_err(bad)?,
-            ImportFormat::Ferry | ImportFormat::Auto => {
-                let config = Config::from_yaml(text)
-                    .map_err(|e| AppError::invalid("text", format!("{e}; nothing was imported")))?;
-                import::Imported {
-                    forwards: config.forwards,
-                    ..Default::default()
-                }
-            }
-        };
+        let imported = import::read(text, format).map_err(bad)?;
         if imported.forwards.is_empty() {
             return Err(AppError::invalid(
                 "text",

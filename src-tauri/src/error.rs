@@ -2,7 +2,7 @@
 //! `code` and show `message` as it is.
 
 use ferry_core::EngineError;
-use ferry_core::config::ConfigError;
+use ferry_core::config::{ConfigError, ProblemKind};
 use ferry_core::store::StoreError;
 use serde::Serialize;
 
@@ -23,6 +23,17 @@ pub enum ErrorCode {
     Store,
     /// The engine is not running.
     Engine,
+}
+
+impl ErrorCode {
+    /// The code of a config problem of this kind.
+    pub fn of_problem(kind: ProblemKind) -> Self {
+        match kind {
+            ProblemKind::Conflict => ErrorCode::Conflict,
+            ProblemKind::NotFound => ErrorCode::NotFound,
+            ProblemKind::Invalid => ErrorCode::Invalid,
+        }
+    }
 }
 
 /// A failed command, worded for the user.
@@ -68,11 +79,7 @@ impl From<ConfigError> for AppError {
             ConfigError::Invalid(problems) if !problems.is_empty() => {
                 let first = &problems[0];
                 AppError {
-                    code: if first.message.contains("already") {
-                        ErrorCode::Conflict
-                    } else {
-                        ErrorCode::Invalid
-                    },
+                    code: ErrorCode::of_problem(first.kind),
                     message: problems
                         .iter()
                         .map(|p| p.message.clone())

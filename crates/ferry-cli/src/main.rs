@@ -149,6 +149,8 @@ enum ImportFormat {
     Kftray,
     /// kportal's `.kportal.yaml`.
     Kportal,
+    /// Ferry's own config (what `ferry export` writes).
+    Ferry,
 }
 
 /// Formats `ferry export` writes.
@@ -165,20 +167,16 @@ fn import_file(
 ) -> Result<ferry_core::config::import::Imported, String> {
     use ferry_core::config::import;
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let format = format.unwrap_or(if name.ends_with(".json") {
-        ImportFormat::Kftray
-    } else if name.contains("kportal") || import::looks_like_kportal(&text) {
-        ImportFormat::Kportal
-    } else {
-        ImportFormat::Kubectl
-    });
-    let result = match format {
-        ImportFormat::Kubectl => import::kubectl_lines(&text),
-        ImportFormat::Kftray => import::kftray_json(&text),
-        ImportFormat::Kportal => import::kportal_yaml(&text),
+    let name = path.file_name().and_then(|n| n.to_str());
+    let format = match format {
+        None => import::detect(&text, name),
+        Some(ImportFormat::Kubectl) => import::Format::Kubectl,
+        Some(ImportFormat::Kftray) => import::Format::Kftray,
+        Some(ImportFormat::Kportal) => import::Format::Kportal,
+        Some(ImportFormat::Ferry) => import::Format::Ferry,
     };
-    result.map_err(|e| format!("{}: {e}; nothing was imported", path.display()))
+    import::read(&text, format)
+        .map_err(|e| format!("{}: {e}; nothing was imported", path.display()))
 }
 
 /// kubectl's current context (from the kubeconfig as kubectl finds it), if there is one.

@@ -124,6 +124,26 @@ fn import_kubectl_lines_then_list_edit_and_export() {
         Config::from_json(&exported_json).expect("exported JSON parses"),
         config
     );
+
+    // An export imports into another config, its format told from its text (JSON named
+    // `.json` included: the app and the CLI make one guess).
+    let json_file = dir.path().join("export.json");
+    std::fs::write(&json_file, &exported_json).expect("write export");
+    let other = dir.path().join("other.yaml");
+    let report: Value = serde_json::from_str(&ok(&[
+        "import",
+        path(&json_file),
+        "-c",
+        path(&other),
+        "--json",
+    ]))
+    .expect("json report");
+    assert_eq!(
+        report["forwards"],
+        serde_json::json!(["echo", "echo-2", "web"])
+    );
+    let imported = Config::from_file(&other).expect("valid");
+    assert_eq!(imported.forwards, config.forwards);
 }
 
 #[test]

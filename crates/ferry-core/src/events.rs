@@ -54,6 +54,7 @@ impl std::fmt::Display for ForwardState {
 }
 
 /// Milliseconds since the Unix epoch.
+#[allow(clippy::disallowed_methods)] // the one wall-clock reading: timestamps to show
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

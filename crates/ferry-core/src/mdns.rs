@@ -281,7 +281,9 @@ impl Drop for MdnsHandle {
     }
 }
 
-/// Whether another host answers for `host` with an address other than `ours`.
+/// Whether another host answers for `host` with an address other than `ours`. Runs on the
+/// mDNS thread, outside the runtime, waiting on a channel: the standard clock is the one.
+#[allow(clippy::disallowed_methods)]
 fn answered_elsewhere(daemon: &ServiceDaemon, host: &str, ours: IpAddr) -> Option<String> {
     // Responders wait up to 120 ms before answering, and a new daemon opens its sockets
     // lazily: give the question a second.

@@ -337,7 +337,7 @@ mod tests {
             well_known: Vec::new(),
             ..ExecOptions::default()
         });
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         assert!(resolver.find("ferry-no-such-plugin").await.is_err());
         assert!(started.elapsed() < Duration::from_secs(5));
     }

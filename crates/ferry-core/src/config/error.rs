@@ -16,6 +16,21 @@ pub struct Problem {
     pub message: String,
     /// The 1-based line of the source the problem points at, when it is known.
     pub line: Option<usize>,
+    /// What sort of problem it is, so that callers never read the message to tell.
+    pub kind: ProblemKind,
+}
+
+/// What sort of rule a [`Problem`] breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProblemKind {
+    /// The value itself is wrong.
+    #[default]
+    Invalid,
+    /// The value is fine, but another forward or profile has it already (a name, a local
+    /// address, an alias): choosing another value, or changing the other one, fixes it.
+    Conflict,
+    /// The value names something that does not exist (a profile's forward).
+    NotFound,
 }
 
 impl Problem {
@@ -25,6 +40,23 @@ impl Problem {
             path: path.into(),
             message: message.into(),
             line: None,
+            kind: ProblemKind::Invalid,
+        }
+    }
+
+    /// A [`ProblemKind::Conflict`] at `path`.
+    pub fn conflict(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            kind: ProblemKind::Conflict,
+            ..Problem::new(path, message)
+        }
+    }
+
+    /// A [`ProblemKind::NotFound`] at `path`.
+    pub fn not_found(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            kind: ProblemKind::NotFound,
+            ..Problem::new(path, message)
         }
     }
 }

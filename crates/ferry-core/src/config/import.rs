@@ -82,6 +82,41 @@ pub fn kubectl_line(line: &str) -> Result<Imported, ImportError> {
     }
 }
 
+/// The `kubectl port-forward` command that forwards what `f` does, quoted for a shell
+/// (`kubectl port-forward --context c -n demo svc/echo 18080:80`); [`kubectl_line`] reads
+/// it back. `pod` names the pod to write instead of the target (for a service forward to
+/// its pods' port, which kubectl reaches only through one pod). A local port of 0 is
+/// written as `:80` (kubectl picks a free one).
+pub fn kubectl_command(f: &Forward, pod: Option<&str>) -> String {
+    let mut words = vec!["kubectl".to_string(), "port-forward".to_string()];
+    if let Some(c) = &f.context {
+        words.extend(["--context".into(), c.clone()]);
+    }
+    if let Some(n) = &f.namespace {
+        words.extend(["-n".into(), n.clone()]);
+    }
+    if f.bind != IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
+        words.extend(["--address".into(), f.bind.to_string()]);
+    }
+    let short = match f.target.kind() {
+        "service" => "svc",
+        "deployment" => "deploy",
+        "statefulset" => "sts",
+        _ => "pod",
+    };
+    match pod {
+        Some(pod) => words.push(format!("pod/{pod}")),
+        None => words.push(format!("{short}/{}", f.target.name())),
+    }
+    let local = if f.local_port == 0 {
+        String::new()
+    } else {
+        f.local_port.to_string()
+    };
+    words.push(format!("{local}:{}", f.port));
+    shell_words::join(words)
+}
+
 /// Reads `kubectl port-forward` lines: `kubectl port-forward [-n NS] [--context C]
 /// [--address A] TYPE/NAME [LOCAL:]REMOTE…`, one command per line (a trailing `\`
 /// continues it). Blank lines, `#` comments, a leading `$ ` prompt and a trailing `&` are
@@ -797,6 +832,67 @@ pub fn looks_like_kportal(text: &str) -> bool {
     text.lines().any(|l| l.starts_with("contexts:"))
 }
 
+/// The formats forwards are imported from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Ferry's own config, YAML or JSON (an export, or a config file).
+    Ferry,
+    /// `kubectl port-forward` lines.
+    Kubectl,
+    /// kftray's JSON export.
+    Kftray,
+    /// kportal's `.kportal.yaml`.
+    Kportal,
+}
+
+/// The format of `text`, from its file name when that says (`*.kportal.yaml`, a kftray
+/// `.json` that is no Ferry config), else from its first characters: a JSON object with
+/// `forwards` or YAML with `version:`/`forwards:` is Ferry's, other JSON is kftray's, a
+/// top-level `contexts:` is kportal's, anything else is read as kubectl lines. The one
+/// guess the CLI and the app share.
+pub fn detect(text: &str, file_name: Option<&str>) -> Format {
+    let t = text.trim_start();
+    let ferry_json = t.starts_with('{') && t.contains("\"forwards\"");
+    let ferry_yaml =
+        t.starts_with("version:") || t.contains("\nforwards:") || t.starts_with("forwards:");
+    if file_name.is_some_and(|n| n.contains("kportal")) || looks_like_kportal(text) {
+        Format::Kportal
+    } else if ferry_json {
+        Format::Ferry
+    } else if t.starts_with('[') || t.starts_with('{') {
+        Format::Kftray
+    } else if ferry_yaml {
+        Format::Ferry
+    } else {
+        Format::Kubectl
+    }
+}
+
+/// Reads `text` as `format`. An unreadable entry fails the whole import, naming it.
+pub fn read(text: &str, format: Format) -> Result<Imported, ImportError> {
+    match format {
+        Format::Kubectl => kubectl_lines(text),
+        Format::Kftray => kftray_json(text),
+        Format::Kportal => kportal_yaml(text),
+        Format::Ferry => {
+            let config = Config::from_yaml(text).map_err(|e| match e {
+                super::ConfigError::Parse { message, line, .. } => {
+                    err(line.unwrap_or(1), format!("not a Ferry config: {message}"))
+                }
+                super::ConfigError::Invalid(problems) => {
+                    let line = problems.iter().find_map(|p| p.line).unwrap_or(1);
+                    err(line, super::ConfigError::Invalid(problems).to_string())
+                }
+                other => err(1, other.to_string()),
+            })?;
+            Ok(Imported {
+                forwards: config.forwards,
+                ..Imported::default()
+            })
+        }
+    }
+}
+
 /// Reads kportal's `.kportal.yaml`: contexts → namespaces → forwards, with its
 /// `healthCheck` mapped to every forward's health spec and `mdns.enabled` to aliases.
 pub fn kportal_yaml(text: &str) -> Result<Imported, ImportError> {
@@ -1068,5 +1164,66 @@ mdns:
         let e =
             kportal_yaml("contexts:\n  - name: x\n    colour: red\n").expect_err("unknown field");
         assert_eq!(e.line, 3, "{e}");
+    }
+
+    #[test]
+    fn one_guess_of_the_format_for_every_caller() {
+        let ferry_yaml = "version: 1\nforwards:\n  - name: echo\n    target: svc/echo\n    port: 80\n    local_port: 18080\n";
+        let ferry_json = "{\"version\": 1, \"forwards\": []}";
+        let kftray = "[{\"service\": \"echo\", \"remote_port\": 80}]";
+        let kportal = "contexts:\n  - name: x\n";
+        let kubectl = "kubectl port-forward svc/echo 18080:80 -n demo\n";
+        for (text, name, want) in [
+            (ferry_yaml, None, Format::Ferry),
+            (ferry_yaml, Some("ferry.yaml"), Format::Ferry),
+            (ferry_json, Some("export.json"), Format::Ferry),
+            (kftray, None, Format::Kftray),
+            (kftray, Some("configs.json"), Format::Kftray),
+            (kportal, None, Format::Kportal),
+            ("", Some(".kportal.yaml"), Format::Kportal),
+            (kubectl, None, Format::Kubectl),
+            (kubectl, Some("forwards.sh"), Format::Kubectl),
+        ] {
+            assert_eq!(detect(text, name), want, "{text:?} named {name:?}");
+        }
+        let got = read(ferry_yaml, Format::Ferry).expect("Ferry's YAML");
+        assert_eq!(got.forwards[0].name, "echo");
+        let e = read("version: 1\nforwards: 7\n", Format::Ferry).expect_err("not a list");
+        assert!(e.to_string().contains("forwards"), "{e}");
+    }
+
+    #[test]
+    fn a_kubectl_command_reads_back_as_the_same_forward() {
+        let text = "kubectl port-forward --context 'my ctx' -n demo --address 0.0.0.0 svc/echo 18080:http\nkubectl port-forward deploy/web :8080\n";
+        for f in kubectl_lines(text).expect("lines").forwards {
+            let line = kubectl_command(&f, None);
+            let back = kubectl_line(&line).expect(&line).forwards.remove(0);
+            assert_eq!(
+                (
+                    &back.target,
+                    &back.port,
+                    back.local_port,
+                    &back.context,
+                    &back.namespace,
+                    back.bind
+                ),
+                (
+                    &f.target,
+                    &f.port,
+                    f.local_port,
+                    &f.context,
+                    &f.namespace,
+                    f.bind
+                ),
+                "{line}"
+            );
+        }
+        let f = &kubectl_lines("kubectl port-forward svc/echo 18080:80")
+            .expect("line")
+            .forwards[0];
+        assert_eq!(
+            kubectl_command(f, Some("echo-1")),
+            "kubectl port-forward pod/echo-1 18080:80"
+        );
     }
 }

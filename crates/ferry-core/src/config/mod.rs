@@ -38,7 +38,7 @@ mod validate;
 mod tests;
 
 pub use diff::ConfigDiff;
-pub use error::{ConfigError, Problem};
+pub use error::{ConfigError, Problem, ProblemKind};
 pub use health::{HealthSpec, HttpCheck, ProbeKind, StatusRange};
 pub use model::{CONFIG_VERSION, Config, Forward, Pick, Profile};
 pub use target::{PortRef, Target};

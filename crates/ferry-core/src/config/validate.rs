@@ -149,7 +149,7 @@ fn check_forwards(forwards: &[Forward], problems: &mut Vec<Problem>) {
             problems.push(Problem::new(at("name"), message));
         }
         if let Some(&first) = first_with_name.get(forward.name.as_str()) {
-            problems.push(Problem::new(
+            problems.push(Problem::conflict(
                 at("name"),
                 format!("{:?} is used by forwards[{first}] too", forward.name),
             ));
@@ -192,7 +192,7 @@ fn check_forwards(forwards: &[Forward], problems: &mut Vec<Problem>) {
                 .enumerate()
                 .find(|(_, f)| f.alias.as_deref() == Some(alias.as_str()))
             {
-                problems.push(Problem::new(
+                problems.push(Problem::conflict(
                     at("alias"),
                     format!(
                         "{alias:?} is also the alias of forwards[{j}] ({:?}); each alias names one forward",
@@ -219,7 +219,7 @@ fn check_forwards(forwards: &[Forward], problems: &mut Vec<Problem>) {
                         earlier.name
                     )
                 };
-                problems.push(Problem::new(at("local_port"), message));
+                problems.push(Problem::conflict(at("local_port"), message));
             }
         }
     }
@@ -233,7 +233,7 @@ fn check_profiles(config: &Config, problems: &mut Vec<Problem>) {
             problems.push(Problem::new(format!("profiles[{i}].name"), message));
         }
         if let Some(&first) = first_with_name.get(profile.name.as_str()) {
-            problems.push(Problem::new(
+            problems.push(Problem::conflict(
                 format!("profiles[{i}].name"),
                 format!("{:?} is used by profiles[{first}] too", profile.name),
             ));
@@ -245,9 +245,12 @@ fn check_profiles(config: &Config, problems: &mut Vec<Problem>) {
         for (k, name) in profile.forwards.iter().enumerate() {
             let path = format!("profiles[{i}].forwards[{k}]");
             if !config.forwards.iter().any(|f| f.name == *name) {
-                problems.push(Problem::new(path, format!("no forward is named {name:?}")));
+                problems.push(Problem::not_found(
+                    path,
+                    format!("no forward is named {name:?}"),
+                ));
             } else if let Some(&first) = first_listed.get(name.as_str()) {
-                problems.push(Problem::new(
+                problems.push(Problem::conflict(
                     path,
                     format!("{name:?} is already listed at profiles[{i}].forwards[{first}]"),
                 ));
