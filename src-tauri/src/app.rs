@@ -47,7 +47,7 @@ pub struct AppOptions {
 }
 
 /// Everything the UI shows, but the counters' churn.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct AppState {
     pub config: Config,
     pub settings: Settings,
@@ -60,7 +60,7 @@ pub struct AppState {
     pub tray: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct KubeconfigInfo {
     pub found: bool,
     pub paths: Vec<PathBuf>,
@@ -68,7 +68,7 @@ pub struct KubeconfigInfo {
 }
 
 /// One field's problem, for inline validation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct FieldProblem {
     pub field: String,
     pub message: String,
@@ -76,33 +76,33 @@ pub struct FieldProblem {
     pub code: ErrorCode,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct Contexts {
     pub contexts: Vec<String>,
     pub current: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct TargetPort {
     pub port: u16,
     pub name: Option<String>,
     pub protocol: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct TargetInfo {
     pub name: String,
     pub ports: Vec<TargetPort>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct TestResult {
     pub ok: bool,
     pub ms: u64,
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum ImportFormat {
     Auto,
@@ -112,7 +112,7 @@ pub enum ImportFormat {
     Ferry,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, ts_rs::TS)]
 pub struct ImportReport {
     pub added: Vec<String>,
     pub replaced: Vec<String>,
@@ -120,7 +120,7 @@ pub struct ImportReport {
 }
 
 /// Formats the app exports forwards in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
     /// Ferry's own config (YAML), which imports back exactly.
@@ -129,7 +129,7 @@ pub enum ExportFormat {
     Kftray,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, ts_rs::TS)]
 pub struct ExportReport {
     pub text: String,
     /// What could not be carried over, per forward.
@@ -495,6 +495,23 @@ impl AppCore {
 
     /// Every problem `forward` would have if saved in place of `original`, with field
     /// paths relative to the forward (`local_port`, `health.interval`).
+    /// Validates a forward as the UI sent it: one that cannot even be read is a problem on
+    /// the field that cannot (see [`read_forward`]).
+    pub fn validate_forward_value(
+        &self,
+        original: Option<&str>,
+        forward: serde_json::Value,
+    ) -> Vec<FieldProblem> {
+        match read_forward(forward) {
+            Ok(forward) => self.validate_forward(original, &forward),
+            Err(e) => vec![FieldProblem {
+                field: e.field.unwrap_or_else(|| "forward".into()),
+                message: e.message,
+                code: e.code,
+            }],
+        }
+    }
+
     pub fn validate_forward(&self, original: Option<&str>, forward: &Forward) -> Vec<FieldProblem> {
         let mut config = self.config();
         if let Err(e) = put_forward(&mut config, original, forward.clone()) {

@@ -64,14 +64,7 @@ pub async fn validate_forward(
     original: Option<String>,
     forward: serde_json::Value,
 ) -> Result<Vec<FieldProblem>> {
-    match crate::app::read_forward(forward) {
-        Ok(forward) => Ok(core.validate_forward(original.as_deref(), &forward)),
-        Err(e) => Ok(vec![FieldProblem {
-            field: e.field.unwrap_or_else(|| "forward".into()),
-            message: e.message,
-            code: e.code,
-        }]),
-    }
+    Ok(core.validate_forward_value(original.as_deref(), forward))
 }
 
 #[tauri::command]

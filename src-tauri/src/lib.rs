@@ -14,6 +14,7 @@
 pub mod app;
 pub mod bridge;
 pub mod commands;
+pub mod contract;
 pub mod error;
 pub mod login;
 pub mod logs;

@@ -11,7 +11,7 @@ use serde::Serialize;
 /// Lines kept per forward.
 const KEEP: usize = 100;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct LogLine {
     pub at_ms: u64,
     pub level: &'static str,

@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, watch};
 pub use crate::health::{HealthState, Transition};
 
 /// The state of one forward (see the design notes, "Forward states").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum ForwardState {
     /// Not running: disabled in the config.
@@ -63,7 +63,7 @@ pub fn now_ms() -> u64 {
 }
 
 /// Everything worth showing about one forward.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct ForwardStatus {
     /// The forward's name, its id.
     pub forward: String,
@@ -189,7 +189,7 @@ impl ForwardStatus {
 }
 
 /// The state of every forward at one moment. Always complete.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Snapshot {
     /// Increases with every published snapshot.
     pub generation: u64,

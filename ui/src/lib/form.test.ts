@@ -17,14 +17,14 @@ describe("form model", () => {
 
   it("reports a local port that is not a number", () => {
     const m = { ...emptyForm(), name: "x", resource: "x", port: "80", localPort: "abc" };
-    expect(forwardFromForm(m, null).problems).toEqual([{ field: "local_port", message: expect.any(String) }]);
+    expect(forwardFromForm(m, null).problems).toEqual([{ field: "local_port", message: expect.any(String), code: "invalid" }]);
   });
 
   it("reports a local port out of range and never builds one the shell cannot read", () => {
     for (const lp of ["70000", "65536", "-1", "99999999999999999999"]) {
       const m = { ...emptyForm(), name: "x", resource: "x", port: "80", localPort: lp };
       const { problems } = forwardFromForm(m, null);
-      expect(problems, lp).toEqual([{ field: "local_port", message: `${lp} is not a port: use a number from 1 to 65535, or leave it empty for any free port.` }]);
+      expect(problems, lp).toEqual([{ field: "local_port", message: `${lp} is not a port: use a number from 1 to 65535, or leave it empty for any free port.`, code: "invalid" }]);
     }
     const ok = { ...emptyForm(), name: "x", resource: "x", port: "80", localPort: "65535" };
     expect(forwardFromForm(ok, null).problems).toEqual([]);

@@ -108,7 +108,7 @@ export function forwardFromForm(m: FormModel, original: Forward | null): { forwa
     const message = /^-?\d+$/.test(lp)
       ? `${lp} is not a port: use a number from 1 to 65535, or leave it empty for any free port.`
       : "Enter a port number, or leave it empty for any free port.";
-    problems.push({ field: "local_port", message });
+    problems.push({ field: "local_port", message, code: "invalid" });
   }
 
   if (m.pick === "sticky" && !original?.pick) delete f.pick;

@@ -261,10 +261,10 @@ describe("pod commands", () => {
 
 describe("kubectl line", () => {
   it("writes what kubectl would be given", () => {
-    expect(kubectlLine(fwd("echo", { namespace: "demo", context: "x" }))).toBe("kubectl port-forward svc/echo 18080:80 -n demo --context x");
+    expect(kubectlLine(fwd("echo", { namespace: "demo", context: "x" }))).toBe("kubectl port-forward --context x -n demo svc/echo 18080:80");
     expect(kubectlLine({ target: "statefulset/db", port: "pg", local_port: 0 })).toBe("kubectl port-forward sts/db :pg");
-    expect(kubectlLine({ target: "pod/a", port: 1, local_port: 2, bind: "0.0.0.0" })).toBe("kubectl port-forward pod/a 2:1 --address 0.0.0.0");
+    expect(kubectlLine({ target: "pod/a", port: 1, local_port: 2, bind: "0.0.0.0" })).toBe("kubectl port-forward --address 0.0.0.0 pod/a 2:1");
     expect(kubectlLine({})).toBe("kubectl port-forward <target> :<port>");
-    expect(kubectlLine({ target: "service/a", port: 1, local_port: 2, context: "my ctx" })).toBe("kubectl port-forward svc/a 2:1 --context 'my ctx'");
+    expect(kubectlLine({ target: "service/a", port: 1, local_port: 2, context: "my ctx" })).toBe("kubectl port-forward --context 'my ctx' svc/a 2:1");
   });
 });

@@ -280,19 +280,20 @@ function shellQuote(s: string): string {
 }
 
 /**
- * The forward as a kubectl line, as the dialog previews it:
- * `kubectl port-forward svc/echo 18080:80 -n demo --context x --address 0.0.0.0`.
+ * The forward as a kubectl line, as the dialog previews it, in the shell's order
+ * (`ferry_core::config::import::kubectl_command`, held to it by the contract test):
+ * `kubectl port-forward --context x -n demo --address 0.0.0.0 svc/echo 18080:80`.
  * A local port of 0 is written as `:80` (kubectl picks one).
  */
 export function kubectlLine(f: Partial<Forward>): string {
   const parts = ["kubectl", "port-forward"];
+  if (f.context) parts.push("--context", shellQuote(f.context));
+  if (f.namespace) parts.push("-n", shellQuote(f.namespace));
+  if (f.bind && f.bind !== "127.0.0.1") parts.push("--address", shellQuote(f.bind));
   parts.push(f.target ? shellQuote(shortTarget(f.target)) : "<target>");
   const remote = f.port === undefined || f.port === "" ? "<port>" : String(f.port);
   const local = f.local_port === undefined || f.local_port === null || Number.isNaN(f.local_port) ? "" : f.local_port === 0 ? "" : String(f.local_port);
   parts.push(local ? `${local}:${remote}` : `:${remote}`);
-  if (f.namespace) parts.push("-n", shellQuote(f.namespace));
-  if (f.context) parts.push("--context", shellQuote(f.context));
-  if (f.bind && f.bind !== "127.0.0.1") parts.push("--address", shellQuote(f.bind));
   return parts.join(" ");
 }
 

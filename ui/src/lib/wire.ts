@@ -1,9 +1,9 @@
 // What the shell can read. A `Forward` crosses the IPC into the config types of
-// crates/ferry-core/src/config (model.rs, target.rs, health.rs), and serde refuses a value
-// those types cannot hold (a local port of 70000, a bind that is no IP address, a duration
-// like "often") before the shell can look at it: Tauri rejects the whole command with its own
-// text ("invalid args `forward` for command `save_forward`: …") and no field. So the UI checks
-// a forward here and never sends one that fails (unit tested in wire.test.ts).
+// crates/ferry-core/src/config (model.rs, target.rs, health.rs), which cannot hold a local
+// port of 70000, a bind that is no IP address or a duration like "often". The shell reads
+// the forward itself and names the field it cannot read; the UI checks the same here, so
+// each such problem shows under its field while the user types, and a forward that fails
+// is never sent (unit tested in wire.test.ts).
 
 import type { FieldProblem, Forward } from "./types";
 
@@ -153,7 +153,7 @@ export function localPortProblem(port: unknown): string | null {
 export function wireProblems(f: Forward): FieldProblem[] {
   const out: FieldProblem[] = [];
   const add = (field: string, message: string | null) => {
-    if (message) out.push({ field, message });
+    if (message) out.push({ field, message, code: "invalid" });
   };
   const o = f as unknown as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!FORWARD_KEYS.has(k)) add(k, `"${k}" is not a setting of a forward.`);

@@ -74,7 +74,7 @@ describe("add a forward", () => {
     expect((await options(page, "ff-ports")).map((o) => o.label)).toEqual(["80 (http)", "443 (https)"]);
     await page.getByTestId("field-port").fill("80");
     await eventually(() => page.getByTestId("field-local-port").inputValue(), (v) => v === "10080", "suggested port");
-    expect(await page.getByTestId("kubectl-preview").innerText()).toBe("kubectl port-forward svc/web 10080:80 -n demo --context ferry-fake");
+    expect(await page.getByTestId("kubectl-preview").innerText()).toBe("kubectl port-forward --context ferry-fake -n demo svc/web 10080:80");
 
     await page.getByTestId("save-forward").click();
     await gone(page, "forward-dialog");
@@ -156,7 +156,7 @@ describe("add a forward", () => {
     const context = page.getByTestId("field-context");
     // A value, not only the placeholder's hint; the preview says it too.
     await eventually(() => context.inputValue(), (v) => v === "ferry-fake", "current context filled");
-    await eventually(() => page.getByTestId("kubectl-preview").innerText(), (t) => t.endsWith("--context ferry-fake"), "preview names it");
+    await eventually(() => page.getByTestId("kubectl-preview").innerText(), (t) => t.includes("--context ferry-fake "), "preview names it");
     // Nothing was typed: the dialog closes without asking.
     await page.keyboard.press("Escape");
     await gone(page, "forward-dialog");
@@ -446,7 +446,7 @@ describe("details", () => {
     await page.getByTestId("copy-kubectl").click();
     await eventually(
       () => page.evaluate(() => navigator.clipboard.readText()),
-      (t) => t === "kubectl port-forward service/echo 18080:80 -n demo --context ferry-fake",
+      (t) => t === "kubectl port-forward --context ferry-fake -n demo svc/echo 18080:80",
       "clipboard",
     );
     // Lines to look at the pod in use, copied the same way.

@@ -18,13 +18,22 @@ describe("fake shell", () => {
     });
   });
 
-  it("refuses what the shell's types cannot hold as Tauri does: a string, no field", async () => {
+  it("says on its field what the shell cannot read, as the shell does, and saves nothing", async () => {
     const f = shell();
     const forward = { name: "new", target: "service/echo", port: 80, local_port: 70000 };
-    for (const cmd of ["validate_forward", "save_forward"])
-      await expect(f.handle(cmd, { original: null, forward })).rejects.toBe(`invalid args \`forward\` for command \`${cmd}\`: 70000 is not a port (use 1-65535, or 0 for any free port)`);
-    for (const bad of [{ bind: "localhost" }, { port: 0 }, { target: "service/Echo" }, { health: { interval: "often" } }, { extra: 1 }])
-      await expect(f.handle("validate_forward", { original: null, forward: { ...forward, local_port: 1, ...bad } }), JSON.stringify(bad)).rejects.toMatch(/^invalid args/);
+    expect(await f.handle("validate_forward", { original: null, forward })).toEqual([
+      { field: "local_port", message: "local_port cannot be read: 70000 is not a port (use 1-65535, or 0 for any free port)", code: "invalid" },
+    ]);
+    await expect(f.handle("save_forward", { original: null, forward })).rejects.toMatchObject({ code: "invalid", field: "local_port" });
+    const fields: [object, string][] = [
+      [{ bind: "localhost" }, "bind"],
+      [{ port: 0 }, "port"],
+      [{ target: "service/Echo" }, "target"],
+      [{ health: { interval: "often" } }, "health.interval"],
+      [{ extra: 1 }, "forward"],
+    ];
+    for (const [bad, field] of fields)
+      expect(await f.handle("validate_forward", { original: null, forward: { ...forward, local_port: 1, ...bad } }), JSON.stringify(bad)).toMatchObject([{ field, code: "invalid" }]);
     expect(f.config.forwards.some((x) => x.name === "new")).toBe(false);
   });
 

@@ -19,6 +19,7 @@ import type {
   Snapshot,
   TargetInfo,
 } from "../../src/lib/types";
+import { kubectlLine } from "../../src/lib/view";
 
 export type Scenario = "no-kubeconfig" | "empty" | "demo" | "banner";
 export type Emit = (event: string, payload: unknown) => void;
@@ -104,40 +105,42 @@ function isIp(b: string): boolean {
  * (crates/ferry-core/src/config), or null when it fits. The shell never sees such a forward:
  * Tauri rejects the command with a plain string and no field, as here.
  */
-function serdeError(f: Record<string, unknown>): string | null {
+/** What the shell cannot read in a forward, as `[field, message]` (the field as the shell's
+ * reader names it: `local_port`, `health.interval`; `forward` for the whole). */
+function serdeError(f: Record<string, unknown>): [string, string] | null {
   const keys = ["name", "context", "namespace", "target", "port", "pod_port", "local_port", "bind", "pick", "alias", "health", "enabled"];
   const unknown = Object.keys(f).find((k) => !keys.includes(k));
-  if (unknown) return `unknown field \`${unknown}\`, expected one of ${keys.map((k) => `\`${k}\``).join(", ")}`;
-  if (typeof f.name !== "string") return "missing field `name`";
+  if (unknown) return ["forward", `unknown field \`${unknown}\`, expected one of ${keys.map((k) => `\`${k}\``).join(", ")}`];
+  if (typeof f.name !== "string") return ["forward", "missing field `name`"];
   const target = f.target;
-  if (typeof target !== "string") return "invalid type: expected a string or a number";
+  if (typeof target !== "string") return ["target", "invalid type: expected a string or a number"];
   const [kind, name] = target.includes("/") ? [target.slice(0, target.indexOf("/")), target.slice(target.indexOf("/") + 1)] : [null, null];
-  if (kind === null || name === null) return `\`${target}\` is not a target; write KIND/NAME with KIND one of pod, service, deployment, statefulset`;
-  if (!/^[a-z0-9.-]{1,253}$/.test(name) || /^[-.]|[-.]$/.test(name)) return `\`${name}\` is not a valid object name (lower-case letters, digits, '-' and '.')`;
+  if (kind === null || name === null) return ["target", `\`${target}\` is not a target; write KIND/NAME with KIND one of pod, service, deployment, statefulset`];
+  if (!/^[a-z0-9.-]{1,253}$/.test(name) || /^[-.]|[-.]$/.test(name)) return ["target", `\`${name}\` is not a valid object name (lower-case letters, digits, '-' and '.')`];
   if (!["pod", "pods", "po", "service", "services", "svc", "deployment", "deployments", "deploy", "statefulset", "statefulsets", "sts"].includes(kind.toLowerCase()))
-    return `\`${kind}\` is not a target kind; use pod, service, deployment or statefulset`;
+    return ["target", `\`${kind}\` is not a target kind; use pod, service, deployment or statefulset`];
   const port = f.port;
   if (typeof port === "number" || (typeof port === "string" && /^\d+$/.test(port))) {
     const n = Number(port);
-    if (!Number.isInteger(n)) return "data did not match any variant of untagged enum Raw";
-    if (n < 1 || n > 65535) return `${port} is not a port`;
-  } else if (typeof port !== "string" || !/^[a-z0-9-]{1,15}$/.test(port) || !/[a-z]/.test(port)) return `\`${port}\` is not a port number or port name`;
+    if (!Number.isInteger(n)) return ["port", "data did not match any variant of untagged enum Raw"];
+    if (n < 1 || n > 65535) return ["port", `${port} is not a port`];
+  } else if (typeof port !== "string" || !/^[a-z0-9-]{1,15}$/.test(port) || !/[a-z]/.test(port)) return ["port", `\`${port}\` is not a port number or port name`];
   const lp = f.local_port;
-  if (typeof lp !== "number" || !Number.isInteger(lp)) return `invalid type: ${JSON.stringify(lp)}, expected a port number (1-65535, or 0 for any free port)`;
-  if (lp < 0 || lp > 65535) return `${lp} is not a port (use 1-65535, or 0 for any free port)`;
-  if (f.bind !== undefined && (typeof f.bind !== "string" || !isIp(f.bind))) return "invalid IP address syntax";
-  if (f.pick !== undefined && !["sticky", "round-robin", "random"].includes(f.pick as string)) return `unknown variant \`${f.pick}\`, expected one of \`sticky\`, \`round-robin\`, \`random\``;
+  if (typeof lp !== "number" || !Number.isInteger(lp)) return ["local_port", `invalid type: ${JSON.stringify(lp)}, expected a port number (1-65535, or 0 for any free port)`];
+  if (lp < 0 || lp > 65535) return ["local_port", `${lp} is not a port (use 1-65535, or 0 for any free port)`];
+  if (f.bind !== undefined && (typeof f.bind !== "string" || !isIp(f.bind))) return ["bind", "invalid IP address syntax"];
+  if (f.pick !== undefined && !["sticky", "round-robin", "random"].includes(f.pick as string)) return ["pick", `unknown variant \`${f.pick}\`, expected one of \`sticky\`, \`round-robin\`, \`random\``];
   const h = f.health as Record<string, unknown> | undefined;
   if (h !== undefined) {
-    if (h.kind !== undefined && !["tunnel", "tcp", "http", "none"].includes(h.kind as string)) return `unknown variant \`${h.kind}\``;
+    if (h.kind !== undefined && !["tunnel", "tcp", "http", "none"].includes(h.kind as string)) return ["health.kind", `unknown variant \`${h.kind}\``];
     for (const k of ["interval", "fast_interval", "down_interval", "idle_interval", "timeout", "max_idle", "max_age"]) {
       const v = h[k];
       if (v === undefined || (v === null && !["interval", "fast_interval", "idle_interval", "timeout"].includes(k))) continue;
-      if (typeof v !== "string" || !DURATION.test(v)) return `\`${v}\` is not a duration (expected number at 0); write e.g. 500ms, 5s or 1m`;
+      if (typeof v !== "string" || !DURATION.test(v)) return [`health.${k}`, `\`${v}\` is not a duration (expected number at 0); write e.g. 500ms, 5s or 1m`];
     }
     for (const k of ["rise", "fall"]) {
       const v = h[k];
-      if (v !== undefined && (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 4294967295)) return `invalid value: ${JSON.stringify(v)}, expected u32`;
+      if (v !== undefined && (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 4294967295)) return [`health.${k}`, `invalid value: ${JSON.stringify(v)}, expected u32`];
     }
   }
   return null;
@@ -389,24 +392,24 @@ export class FakeShell {
   validate(original: string | null, f: Forward): FieldProblem[] {
     const out: FieldProblem[] = [];
     const others = this.config.forwards.filter((x) => x.name !== original);
-    if (!f.name || !f.name.trim()) out.push({ field: "name", message: "A forward needs a name." });
-    else if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(f.name)) out.push({ field: "name", message: `"${f.name}" is not a usable name: use letters, digits, '.', '_' and '-'.` });
-    else if (others.some((x) => x.name === f.name)) out.push({ field: "name", message: `A forward named "${f.name}" already exists.` });
-    if (f.context && !(f.context in CLUSTER)) out.push({ field: "context", message: `There is no context "${f.context}" in the kubeconfig.` });
-    if (f.namespace && !DNS_LABEL.test(f.namespace)) out.push({ field: "namespace", message: `"${f.namespace}" is not a valid namespace name.` });
+    if (!f.name || !f.name.trim()) out.push({ field: "name", message: "A forward needs a name.", code: "invalid" });
+    else if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(f.name)) out.push({ field: "name", message: `"${f.name}" is not a usable name: use letters, digits, '.', '_' and '-'.`, code: "invalid" });
+    else if (others.some((x) => x.name === f.name)) out.push({ field: "name", message: `A forward named "${f.name}" already exists.`, code: "conflict" });
+    if (f.context && !(f.context in CLUSTER)) out.push({ field: "context", message: `There is no context "${f.context}" in the kubeconfig.`, code: "invalid" });
+    if (f.namespace && !DNS_LABEL.test(f.namespace)) out.push({ field: "namespace", message: `"${f.namespace}" is not a valid namespace name.`, code: "invalid" });
     // Target, ports, bind and durations that do not fit were refused before (serdeError).
-    if (typeof f.port === "string" && /^-|-$/.test(f.port)) out.push({ field: "port", message: `"${f.port}" is not a port name.` });
+    if (typeof f.port === "string" && /^-|-$/.test(f.port)) out.push({ field: "port", message: `"${f.port}" is not a port name.`, code: "invalid" });
     if (f.local_port !== 0) {
       const bind = f.bind ?? "127.0.0.1";
       const clash = others.find((x) => x.local_port === f.local_port && (x.bind ?? "127.0.0.1") === bind);
-      if (clash) out.push({ field: "local_port", message: `Local port ${f.local_port} is already used by "${clash.name}".` });
+      if (clash) out.push({ field: "local_port", message: `Local port ${f.local_port} is already used by "${clash.name}".`, code: "conflict" });
     }
-    if (f.alias && !DNS_LABEL.test(f.alias)) out.push({ field: "alias", message: `"${f.alias}" is not a DNS label (a-z, 0-9 and '-').` });
-    if (f.alias && others.some((x) => x.alias === f.alias)) out.push({ field: "alias", message: `The local name "${f.alias}" is already used.` });
+    if (f.alias && !DNS_LABEL.test(f.alias)) out.push({ field: "alias", message: `"${f.alias}" is not a DNS label (a-z, 0-9 and '-').`, code: "invalid" });
+    if (f.alias && others.some((x) => x.alias === f.alias)) out.push({ field: "alias", message: `The local name "${f.alias}" is already used.`, code: "conflict" });
     if (f.health) {
-      if (f.health.rise === 0) out.push({ field: "health.rise", message: "Rise must be at least 1." });
-      if (f.health.fall === 0) out.push({ field: "health.fall", message: "Fall must be at least 1." });
-      if (!f.health.http?.path?.startsWith("/")) out.push({ field: "health.http.path", message: "The HTTP path must start with /." });
+      if (f.health.rise === 0) out.push({ field: "health.rise", message: "Rise must be at least 1.", code: "invalid" });
+      if (f.health.fall === 0) out.push({ field: "health.fall", message: "Fall must be at least 1.", code: "invalid" });
+      if (!f.health.http?.path?.startsWith("/")) out.push({ field: "health.http.path", message: "The HTTP path must start with /.", code: "invalid" });
     }
     return out;
   }
@@ -439,9 +442,14 @@ export class FakeShell {
       }
       case "save_forward":
       case "validate_forward": {
+        // The shell reads the forward itself: what it cannot read is a problem on its field.
         const bad = serdeError(a.forward);
-        // Tauri's own rejection: a string, no code, no field.
-        if (bad !== null) throw `invalid args \`forward\` for command \`${cmd}\`: ${bad}`;
+        if (bad !== null) {
+          const [field, why] = bad;
+          const message = field === "forward" ? `the forward cannot be read: ${why}` : `${field} cannot be read: ${why}`;
+          if (cmd === "validate_forward") return [{ field, message, code: "invalid" }];
+          fail("invalid", message, field);
+        }
         return cmd === "save_forward" ? this.saveForward(a.original, a.forward) : this.validate(a.original, a.forward);
       }
       case "delete_forward": {
@@ -486,13 +494,8 @@ export class FakeShell {
         if (s?.state === "active") return { ok: true, ms: 4, message: `connected to ${s.pod ?? "the pod"}` };
         return { ok: false, ms: 2000, message: s?.state === "disabled" ? "the forward is stopped" : "timed out after 2s" };
       }
-      case "kubectl_command": {
-        const f = this.forward(a.name);
-        const parts = ["kubectl", "port-forward", f.target, `${f.local_port}:${f.port}`];
-        if (f.namespace) parts.push("-n", f.namespace);
-        if (f.context) parts.push("--context", f.context);
-        return parts.join(" ");
-      }
+      case "kubectl_command":
+        return kubectlLine(this.forward(a.name));
       case "forward_log":
         this.forward(a.name);
         return clone(this.logs.get(a.name) ?? []);

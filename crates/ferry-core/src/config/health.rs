@@ -25,7 +25,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::error::Problem;
 
 /// How a forward is checked.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum ProbeKind {
     /// Open a port-forward stream straight to the current pod port (no local socket).
@@ -106,7 +106,7 @@ impl<'de> Deserialize<'de> for StatusRange {
 }
 
 /// What an `http` check sends and expects.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
     /// The request path (`/healthz`).
@@ -114,6 +114,7 @@ pub struct HttpCheck {
     pub path: String,
     /// The status codes that pass (`200-399`).
     #[serde(default)]
+    #[ts(type = "string")]
     pub expect_status: StatusRange,
     /// A regular expression the body must match, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,19 +140,22 @@ impl Default for HttpCheck {
 }
 
 /// A forward's health checks.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct HealthSpec {
     #[serde(default)]
     pub kind: ProbeKind,
     /// The steady-state period.
     #[serde(default = "d5s", with = "human")]
+    #[ts(type = "string")]
     pub interval: Duration,
     /// The period while counting towards a change.
     #[serde(default = "d1s", with = "human")]
+    #[ts(type = "string")]
     pub fast_interval: Duration,
     /// The period while Down; `interval` when unset.
     #[serde(default, with = "human_opt", skip_serializing_if = "Option::is_none")]
+    #[ts(as = "Option<String>")]
     pub down_interval: Option<Duration>,
     /// The period while Up and the forward has carried no connection for a minute
     /// (`crate::health::IDLE_AFTER`); never shorter than `interval`. Idle forwards still
@@ -162,9 +166,11 @@ pub struct HealthSpec {
         with = "human",
         skip_serializing_if = "is_default_idle"
     )]
+    #[ts(type = "string")]
     pub idle_interval: Duration,
     /// How long one probe may take.
     #[serde(default = "d2s", with = "human")]
+    #[ts(type = "string")]
     pub timeout: Duration,
     /// Consecutive passes to go Up.
     #[serde(default = "two")]
@@ -176,9 +182,11 @@ pub struct HealthSpec {
     pub http: HttpCheck,
     /// Close local connections idle longer than this.
     #[serde(default, with = "human_opt", skip_serializing_if = "Option::is_none")]
+    #[ts(as = "Option<String>")]
     pub max_idle: Option<Duration>,
     /// Close local connections older than this.
     #[serde(default, with = "human_opt", skip_serializing_if = "Option::is_none")]
+    #[ts(as = "Option<String>")]
     pub max_age: Option<Duration>,
 }
 

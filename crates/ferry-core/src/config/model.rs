@@ -16,7 +16,7 @@ use super::target::{PortRef, Target};
 pub const CONFIG_VERSION: u32 = 1;
 
 /// The whole configuration: the forwards to keep alive and named groups of them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The format version; must be [`CONFIG_VERSION`].
@@ -41,7 +41,7 @@ impl Default for Config {
 }
 
 /// One port-forward: a local listening socket relayed to a port of a cluster object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct Forward {
     /// The forward's unique name, which is also its stable id (a DNS-label-like word).
@@ -54,11 +54,13 @@ pub struct Forward {
     pub namespace: Option<String>,
     /// The object to forward to.
     #[serde(deserialize_with = "deserialize_scalar")]
+    #[ts(type = "string")]
     pub target: Target,
     /// The remote port on the target, by number or by name. On a service it is the
     /// service's port (as `kubectl port-forward svc/…` means it), unless `pod_port` says
     /// it is the pods'.
     #[serde(deserialize_with = "deserialize_scalar")]
+    #[ts(type = "number | string")]
     pub port: PortRef,
     /// For a service: `port` is the port number the service's pods listen on, not a
     /// service port, as kftray and kportal mean it (their imports set this when the
@@ -167,7 +169,7 @@ impl Forward {
 }
 
 /// How a forward chooses among the pods behind a service, deployment or statefulset.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pick {
     /// Keep using one ready pod for as long as it stays ready.
@@ -190,7 +192,7 @@ impl fmt::Display for Pick {
 }
 
 /// A named group of forwards, started and stopped together.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// The profile's unique name (same rules as forward names).

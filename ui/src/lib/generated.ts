@@ -1,0 +1,334 @@
+// Generated from the shell's Rust types by `src-tauri/src/contract.rs`; do not edit.
+// Rewrite with: FERRY_WRITE_TYPES=1 cargo nextest run -p ferry-app --test contract
+
+export type Config = { 
+/**
+ * The format version; must be [`CONFIG_VERSION`].
+ */
+version: number, 
+/**
+ * The forwards, in config order. Their names are unique.
+ */
+forwards: Array<Forward>, 
+/**
+ * Named groups of forwards, in config order. Their names are unique.
+ */
+profiles?: Array<Profile>, };
+
+export type Forward = { 
+/**
+ * The forward's unique name, which is also its stable id (a DNS-label-like word).
+ */
+name: string, 
+/**
+ * The kubeconfig context to use; `None` means the kubeconfig's current context.
+ */
+context?: string | null, 
+/**
+ * The namespace of the target; `None` means the context's namespace, else `default`.
+ */
+namespace?: string | null, 
+/**
+ * The object to forward to.
+ */
+target: string, 
+/**
+ * The remote port on the target, by number or by name. On a service it is the
+ * service's port (as `kubectl port-forward svc/…` means it), unless `pod_port` says
+ * it is the pods'.
+ */
+port: number | string, 
+/**
+ * For a service: `port` is the port number the service's pods listen on, not a
+ * service port, as kftray and kportal mean it (their imports set this when the
+ * cluster could not be asked which service port leads there). Connections go to
+ * that port of the service's ready endpoints. Other targets' ports always are the
+ * pods', so there it changes nothing. Defaults to `false`.
+ */
+pod_port?: boolean, 
+/**
+ * The local port to listen on; 0 lets the system pick a free one.
+ */
+local_port: number, 
+/**
+ * The local address to listen on; defaults to `127.0.0.1`.
+ */
+bind?: string, 
+/**
+ * How to choose a pod when the target has several; defaults to [`Pick::Sticky`].
+ */
+pick?: Pick, 
+/**
+ * A name published as `<alias>.local` over mDNS while the forward runs (opt-in).
+ */
+alias?: string | null, 
+/**
+ * How the forward is checked; defaults to a `tunnel` check every 5 s.
+ */
+health?: HealthSpec, 
+/**
+ * Whether the forward runs; defaults to `true`.
+ */
+enabled?: boolean, };
+
+export type Profile = { 
+/**
+ * The profile's unique name (same rules as forward names).
+ */
+name: string, 
+/**
+ * The names of the forwards in the profile, in the order given.
+ */
+forwards: Array<string>, };
+
+export type Pick = "sticky" | "round-robin" | "random";
+
+export type HealthSpec = { kind: ProbeKind, 
+/**
+ * The steady-state period.
+ */
+interval: string, 
+/**
+ * The period while counting towards a change.
+ */
+fast_interval: string, 
+/**
+ * The period while Down; `interval` when unset.
+ */
+down_interval?: string | null, 
+/**
+ * The period while Up and the forward has carried no connection for a minute
+ * (`crate::health::IDLE_AFTER`); never shorter than `interval`. Idle forwards still
+ * see pod changes at once (the resolver watches them); this spares the API server a
+ * tunnel every few seconds for forwards nobody uses.
+ */
+idle_interval?: string, 
+/**
+ * How long one probe may take.
+ */
+timeout: string, 
+/**
+ * Consecutive passes to go Up.
+ */
+rise: number, 
+/**
+ * Consecutive failures to go Down.
+ */
+fall: number, http: HttpCheck, 
+/**
+ * Close local connections idle longer than this.
+ */
+max_idle?: string | null, 
+/**
+ * Close local connections older than this.
+ */
+max_age?: string | null, };
+
+export type ProbeKind = "tunnel" | "tcp" | "http" | "none";
+
+export type HttpCheck = { 
+/**
+ * The request path (`/healthz`).
+ */
+path: string, 
+/**
+ * The status codes that pass (`200-399`).
+ */
+expect_status: string, 
+/**
+ * A regular expression the body must match, if any.
+ */
+body_regex?: string | null, 
+/**
+ * The `Host` header; the target's name when unset.
+ */
+host?: string | null, };
+
+export type Snapshot = { 
+/**
+ * Increases with every published snapshot.
+ */
+generation: number, 
+/**
+ * Sorted by forward name.
+ */
+forwards: Array<ForwardStatus>, };
+
+export type ForwardStatus = { 
+/**
+ * The forward's name, its id.
+ */
+forward: string, state: ForwardState, 
+/**
+ * `service/echo:80`.
+ */
+target: string, 
+/**
+ * The kubeconfig context in use, once known.
+ */
+context: string | null, namespace: string | null, 
+/**
+ * The pod new connections go to, when one is ready.
+ */
+pod: string | null, 
+/**
+ * The bound local address (with the real port when the config says 0).
+ */
+local: string | null, 
+/**
+ * What is wrong now, as one sentence; `None` when nothing is.
+ */
+error: string | null, 
+/**
+ * The most recent problem, kept after recovery so the user can see what happened.
+ */
+last_error: string | null, 
+/**
+ * Open local connections.
+ */
+connections: number, 
+/**
+ * Local connections accepted since the forward started.
+ */
+total_connections: number, 
+/**
+ * Bytes from local clients to the pod.
+ */
+bytes_out: number, 
+/**
+ * Bytes from the pod to local clients.
+ */
+bytes_in: number, 
+/**
+ * When the forward entered its state (ms since the epoch).
+ */
+since_ms: number, 
+/**
+ * The health checks' verdict.
+ */
+health: HealthState, 
+/**
+ * The last probe's latency.
+ */
+latency_ms: number | null, 
+/**
+ * The last probe's finding, as one sentence.
+ */
+detail: string | null, 
+/**
+ * When the last probe finished (ms since the epoch).
+ */
+last_probe_ms: number | null, 
+/**
+ * Health transitions, oldest first (bounded).
+ */
+history: Array<Transition>, 
+/**
+ * The credential plugin the forward's context runs, and where it was found.
+ */
+credential_plugin: string | null, 
+/**
+ * The forward's address as a URL (`http://web.local:8080`, `tcp://127.0.0.1:5432`).
+ */
+url: string | null, 
+/**
+ * The `.local` name published for the forward, if it has an alias.
+ */
+alias: string | null, 
+/**
+ * Why the alias is not published (the forward works all the same).
+ */
+alias_warning: string | null, 
+/**
+ * Whether the forward listens beyond this machine (a non-loopback bind).
+ */
+exposed: boolean, 
+/**
+ * The local address is taken by another socket: choosing another local port fixes
+ * it. (`error` says by which process, where the system tells.)
+ */
+port_in_use: boolean, };
+
+export type ForwardState = "disabled" | "starting" | "active" | "degraded" | "reconnecting" | "error";
+
+export type HealthState = "unknown" | "up" | "down" | "paused" | "disabled";
+
+export type Transition = { from: HealthState, to: HealthState, 
+/**
+ * Milliseconds since the Unix epoch.
+ */
+at_ms: number, 
+/**
+ * The code of the probe that caused it (`pause`, `resume` for the user's doing).
+ */
+code: string, detail: string, };
+
+export type AppState = { config: Config, settings: Settings, snapshot: Snapshot, banner: string | null, kubeconfig: KubeconfigInfo, demo: boolean, store_path: string, 
+/**
+ * Whether the desktop shows tray icons; without one, closing the window quits.
+ */
+tray: boolean, };
+
+export type KubeconfigInfo = { found: boolean, paths: Array<string>, message: string | null, };
+
+export type Settings = { 
+/**
+ * Default: follow the system.
+ */
+theme: Theme, 
+/**
+ * Default: off (the user opts in).
+ */
+start_at_login: boolean, 
+/**
+ * Desktop notifications when a forward goes down or recovers. Default: on.
+ */
+notifications: boolean, 
+/**
+ * Closing the window keeps Ferry in the tray. Default: on, as tray apps do.
+ */
+close_to_tray: boolean, 
+/**
+ * Extra kubeconfig files, read after `KUBECONFIG` (or `~/.kube/config`).
+ */
+kubeconfig_paths: Array<string>, 
+/**
+ * How the main view groups forwards.
+ */
+group_by: GroupBy, };
+
+export type Theme = "system" | "light" | "dark";
+
+export type GroupBy = "profile" | "context";
+
+export type FieldProblem = { field: string, message: string, 
+/**
+ * `invalid`, or `conflict` when another forward has the name or the port.
+ */
+code: ErrorCode, };
+
+export type Contexts = { contexts: Array<string>, current: string | null, };
+
+export type TargetInfo = { name: string, ports: Array<TargetPort>, };
+
+export type TargetPort = { port: number, name: string | null, protocol: string, };
+
+export type TestResult = { ok: boolean, ms: number, message: string, };
+
+export type ImportFormat = "auto" | "kubectl" | "kftray" | "kportal" | "ferry";
+
+export type ImportReport = { added: Array<string>, replaced: Array<string>, warnings: Array<string>, };
+
+export type ExportFormat = "ferry" | "kftray";
+
+export type ExportReport = { text: string, 
+/**
+ * What could not be carried over, per forward.
+ */
+notes: Array<string>, };
+
+export type LogLine = { at_ms: number, level: string, message: string, };
+
+export type AppError = { code: ErrorCode, message: string, field?: string | null, };
+
+export type ErrorCode = "invalid" | "not_found" | "conflict" | "cluster" | "store" | "engine";
