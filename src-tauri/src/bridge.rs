@@ -299,7 +299,7 @@ fn desktop_notifier(app: AppHandle, data_dir: &std::path::Path) -> std::sync::mp
 /// Ferry's icon as a file a notification service can read (Linux services take a path),
 /// written into the app's data directory.
 fn notification_icon(data_dir: &std::path::Path) -> Option<std::path::PathBuf> {
-    const ICON: &[u8] = include_bytes!("../icons/128x128.png");
+    const ICON: &[u8] = include_bytes!("../../icons/128x128.png");
     let path = data_dir.join("ferry-notification.png");
     if std::fs::read(&path).ok().as_deref() != Some(ICON) {
         std::fs::create_dir_all(data_dir).ok()?;

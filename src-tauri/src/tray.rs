@@ -54,10 +54,10 @@ pub fn aggregate(config: &Config, snapshot: &Snapshot) -> Aggregate {
 
 fn icon(state: Aggregate) -> Image<'static> {
     let bytes: &'static [u8] = match state {
-        Aggregate::Idle => include_bytes!("../icons/tray-idle.png"),
-        Aggregate::Up => include_bytes!("../icons/tray-up.png"),
-        Aggregate::Degraded => include_bytes!("../icons/tray-degraded.png"),
-        Aggregate::Error => include_bytes!("../icons/tray-error.png"),
+        Aggregate::Idle => include_bytes!("../../icons/tray-idle.png"),
+        Aggregate::Up => include_bytes!("../../icons/tray-up.png"),
+        Aggregate::Degraded => include_bytes!("../../icons/tray-degraded.png"),
+        Aggregate::Error => include_bytes!("../../icons/tray-error.png"),
     };
     // The icons are part of the binary and decoded by a test; a failure would be a build
     // defect, so fall back to an empty image rather than panic.
