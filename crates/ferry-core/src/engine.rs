@@ -573,8 +573,7 @@ impl Manager {
             tracing::warn!(forward.name = %name, %reason);
             self.start_worker(spec).await;
             if let Some(w) = self.workers.get(&name) {
-                let r = reason.clone();
-                w.shared.update(move |s| s.last_error = Some(r));
+                w.shared.note_problem(reason.clone());
             }
             let _ = self.bus.events.send(Event::Restarted {
                 forward: name,

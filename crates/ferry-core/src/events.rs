@@ -114,18 +114,6 @@ pub struct ForwardStatus {
     /// The local address is taken by another socket: choosing another local port fixes
     /// it. (`error` says by which process, where the system tells.)
     pub port_in_use: bool,
-    /// The state from cluster access alone (before health is taken into account).
-    #[serde(skip)]
-    pub(crate) resolution: ForwardState,
-    /// Whether health decides between starting, active and degraded.
-    #[serde(skip)]
-    pub(crate) checked: bool,
-    /// Why the local address cannot be bound, which overrides everything else.
-    #[serde(skip)]
-    pub(crate) bind_error: Option<String>,
-    /// The error from cluster access, kept while a bind error is shown instead.
-    #[serde(skip)]
-    pub(crate) resolution_error: Option<String>,
 }
 
 impl ForwardStatus {
@@ -157,10 +145,6 @@ impl ForwardStatus {
             alias_warning: None,
             exposed: false,
             port_in_use: false,
-            resolution: state,
-            checked: false,
-            bind_error: None,
-            resolution_error: None,
         }
     }
 
@@ -175,16 +159,6 @@ impl ForwardStatus {
         s.bytes_in = 0;
         s.bytes_out = 0;
         s
-    }
-
-    /// The state shown: cluster access first, then health. A forward that listens and has
-    /// a ready pod is `active` at once (health `unknown` until the first verdict: traffic
-    /// already flows), `degraded` while Down.
-    pub(crate) fn effective_state(&self) -> ForwardState {
-        match (self.resolution, self.checked, self.health) {
-            (ForwardState::Active, true, HealthState::Down) => ForwardState::Degraded,
-            (other, _, _) => other,
-        }
     }
 }
 
