@@ -116,7 +116,33 @@ pub enum ImportFormat {
 pub struct ImportReport {
     pub added: Vec<String>,
     pub replaced: Vec<String>,
+    /// Remarks about no one entry (`line 3: …`); each entry's own are in `entries`.
     pub warnings: Vec<String>,
+    /// One per forward in `added`, in that order.
+    pub entries: Vec<ImportEntry>,
+}
+
+/// One imported forward, as it will be saved.
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+pub struct ImportEntry {
+    /// With the name given, its context pinned and a pods' port settled.
+    pub forward: Forward,
+    /// The name the text asked for.
+    pub wanted: String,
+    /// Why the name is not `wanted`; `None` when it is.
+    pub renamed: Option<RenameReason>,
+    /// This entry's notes, without its name.
+    pub notes: Vec<String>,
+}
+
+/// Why an imported forward got another name than it asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[serde(rename_all = "lowercase")]
+pub enum RenameReason {
+    /// A saved forward has the name.
+    Config,
+    /// An earlier entry of the same text has it.
+    Paste,
 }
 
 /// Formats the app exports forwards in.
@@ -973,21 +999,19 @@ impl AppCore {
             )
             .await;
         }
+        // Renames before the merge are within the text; the merge adds those for names the
+        // saved forwards have.
+        let in_text = imported.renamed.len();
         let plan = |config: &Config| -> Result<(Config, ImportReport), AppError> {
             let (next, imported) = config.merged_with(imported.clone(), None)?;
-            let mut warnings = imported.notes.clone();
-            warnings.extend(
-                imported
-                    .renamed
-                    .iter()
-                    .map(|(wanted, given)| format!("{wanted} is taken; imported as {given}")),
-            );
+            let (entries, warnings) = import_entries(&imported, in_text);
             Ok((
                 next,
                 ImportReport {
                     added: imported.forwards.iter().map(|f| f.name.clone()).collect(),
                     replaced: Vec::new(),
                     warnings,
+                    entries,
                 },
             ))
         };
@@ -1108,6 +1132,58 @@ async fn start_demo_cluster(data_dir: &Path) -> Result<(FakeCluster, PathBuf), A
         .write_kubeconfig(&kubeconfig)
         .map_err(|e| fail(&e))?;
     Ok((cluster, kubeconfig))
+}
+
+/// The entries of an import, and the notes about no one entry: `imported` after the merge,
+/// whose first `in_text` renames were made within the text and the rest for names saved
+/// forwards have. A note belongs to an entry when it starts with one of the entry's names
+/// (`echo: no context given; …`).
+fn import_entries(imported: &import::Imported, in_text: usize) -> (Vec<ImportEntry>, Vec<String>) {
+    let (paste, config) = imported
+        .renamed
+        .split_at(in_text.min(imported.renamed.len()));
+    let mut claimed = vec![false; imported.notes.len()];
+    let entries = imported
+        .forwards
+        .iter()
+        .map(|f| {
+            let mut names = vec![f.name.clone()];
+            let mut renamed = None;
+            if let Some((wanted, _)) = config.iter().find(|(_, given)| *given == f.name) {
+                names.push(wanted.clone());
+                renamed = Some(RenameReason::Config);
+            }
+            let last = names[names.len() - 1].clone();
+            if let Some((wanted, _)) = paste.iter().find(|(_, given)| *given == last) {
+                names.push(wanted.clone());
+                renamed.get_or_insert(RenameReason::Paste);
+            }
+            let mut notes = Vec::new();
+            for (i, n) in imported.notes.iter().enumerate() {
+                if let Some(rest) = names
+                    .iter()
+                    .find_map(|name| n.strip_prefix(&format!("{name}: ")))
+                {
+                    notes.push(rest.to_string());
+                    claimed[i] = true;
+                }
+            }
+            ImportEntry {
+                forward: f.clone(),
+                wanted: names[names.len() - 1].clone(),
+                renamed,
+                notes,
+            }
+        })
+        .collect();
+    let rest = imported
+        .notes
+        .iter()
+        .zip(claimed)
+        .filter(|(_, claimed)| !claimed)
+        .map(|(n, _)| n.clone())
+        .collect();
+    (entries, rest)
 }
 
 /// Records every engine event in the per-forward logs until the engine or the core stops

@@ -37,6 +37,8 @@ pub fn typescript() -> String {
         crate::app::TestResult::decl(&cfg),
         crate::app::ImportFormat::decl(&cfg),
         crate::app::ImportReport::decl(&cfg),
+        crate::app::ImportEntry::decl(&cfg),
+        crate::app::RenameReason::decl(&cfg),
         crate::app::ExportFormat::decl(&cfg),
         crate::app::ExportReport::decl(&cfg),
         crate::logs::LogLine::decl(&cfg),
@@ -72,9 +74,8 @@ pub async fn call(
             .map_err(|e| AppError::invalid(key, format!("{key} cannot be read: {e}")))
     }
     fn answer<T: serde::Serialize>(value: T) -> Result<Value, AppError> {
-        serde_json::to_value(value).map_err(|e| {
-            AppError::new(crate::error::ErrorCode::Engine, format!("no answer: {e}"))
-        })
+        serde_json::to_value(value)
+            .map_err(|e| AppError::new(crate::error::ErrorCode::Engine, format!("no answer: {e}")))
     }
     let name = || arg::<String>(&args, "name");
     let original = || arg::<Option<String>>(&args, "original");
@@ -82,9 +83,9 @@ pub async fn call(
         "get_state" => answer(core.state().await),
         "list_contexts" => answer(core.list_contexts().await?),
         "set_enabled" => answer(core.set_enabled(&name()?, arg(&args, "enabled")?).await?),
-        "validate_forward" => answer(
-            core.validate_forward_value(original()?.as_deref(), arg(&args, "forward")?),
-        ),
+        "validate_forward" => {
+            answer(core.validate_forward_value(original()?.as_deref(), arg(&args, "forward")?))
+        }
         "save_forward" => {
             let forward = crate::app::read_forward(arg(&args, "forward")?)?;
             answer(core.save_forward(original()?.as_deref(), forward).await?)
@@ -135,9 +136,9 @@ pub fn normalize(
                 shapes.sort_by_key(|s| s.to_string());
                 Value::Array(shapes)
             }
-            Value::Object(map) => Value::Object(
-                map.iter().map(|(k, v)| (k.clone(), shape(v))).collect(),
-            ),
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
+            }
         }
     }
     fn wordless(v: &Value) -> Value {

@@ -32,7 +32,8 @@ async fn the_real_shell_answers_the_contract_script() {
     let fake = ferry_fakecluster::FakeCluster::start(ferry_fakecluster::Options::default())
         .await
         .expect("fake cluster");
-    fake.wait_pods_ready(std::time::Duration::from_secs(5)).await;
+    fake.wait_pods_ready(std::time::Duration::from_secs(5))
+        .await;
     let kubeconfig = tmp.path().join("kubeconfig");
     fake.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     let core = ferry_app::app::AppCore::start(ferry_app::app::AppOptions {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_app::app::{AppCore, AppOptions, ExportFormat, ImportFormat};
+use ferry_app::app::{AppCore, AppOptions, ExportFormat, ImportFormat, RenameReason};
 use ferry_app::error::ErrorCode;
 use ferry_app::settings::{Settings, Theme};
 use ferry_core::cluster::KubeconfigSource;
@@ -356,8 +356,18 @@ async fn quick_add_and_import() {
         .await
         .unwrap();
     assert_ne!(again.added, report.added);
-    assert!(
-        again.warnings.iter().any(|w| w.contains("imported as")),
+    // Each entry says the name it asked for and why it has another.
+    let renamed: Vec<_> = again
+        .entries
+        .iter()
+        .map(|e| (e.forward.name.as_str(), e.wanted.as_str(), e.renamed))
+        .collect();
+    assert_eq!(
+        renamed,
+        [
+            ("echo-2", "echo", Some(RenameReason::Config)),
+            ("web-2", "web", Some(RenameReason::Config))
+        ],
         "{again:?}"
     );
     let e = core
@@ -467,10 +477,11 @@ async fn a_kftray_export_imports_into_forwards_that_echo() {
         .await
         .unwrap();
     assert!(
-        preview
-            .warnings
-            .iter()
-            .any(|w| w.contains("echo:") && w.contains("imported as port 80")),
+        preview.entries[0].forward.name == "echo"
+            && preview.entries[0]
+                .notes
+                .iter()
+                .any(|n| n.contains("imported as port 80")),
         "{preview:?}"
     );
     assert!(stored(&fx.store).forwards.is_empty(), "a preview wrote");

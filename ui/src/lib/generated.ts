@@ -317,7 +317,35 @@ export type TestResult = { ok: boolean, ms: number, message: string, };
 
 export type ImportFormat = "auto" | "kubectl" | "kftray" | "kportal" | "ferry";
 
-export type ImportReport = { added: Array<string>, replaced: Array<string>, warnings: Array<string>, };
+export type ImportReport = { added: Array<string>, replaced: Array<string>, 
+/**
+ * Remarks about no one entry (`line 3: …`); each entry's own are in `entries`.
+ */
+warnings: Array<string>, 
+/**
+ * One per forward in `added`, in that order.
+ */
+entries: Array<ImportEntry>, };
+
+export type ImportEntry = { 
+/**
+ * With the name given, its context pinned and a pods' port settled.
+ */
+forward: Forward, 
+/**
+ * The name the text asked for.
+ */
+wanted: string, 
+/**
+ * Why the name is not `wanted`; `None` when it is.
+ */
+renamed: RenameReason | null, 
+/**
+ * This entry's notes, without its name.
+ */
+notes: Array<string>, };
+
+export type RenameReason = "config" | "paste";
 
 export type ExportFormat = "ferry" | "kftray";
 

@@ -19,6 +19,7 @@ export type {
   GroupBy,
   HealthSpec,
   HealthState,
+  ImportEntry,
   ImportFormat,
   KubeconfigInfo,
   LogLine,
@@ -32,7 +33,7 @@ export type {
   Theme,
   Transition,
 } from "./generated";
-import type { Forward, ForwardState } from "./generated";
+import type { ForwardState } from "./generated";
 
 export type Kind = "service" | "deployment" | "statefulset" | "pod";
 export const KINDS: Kind[] = ["service", "deployment", "statefulset", "pod"];
@@ -50,19 +51,5 @@ export const FORWARD_STATES: ForwardState[] = [
 
 /** export_config's answer: the text to save or share, and what could not be carried over. */
 export type ExportResult = ExportReport;
-export type ImportResult = ImportReport & {
-  /** Not sent by the shell yet (see imports.ts): one per forward in `added`, in that order. */
-  entries?: ImportEntry[];
-};
-/** One imported forward, as the shell would describe it (proposed; see imports.ts). */
-export type ImportEntry = {
-  /** As it will be saved: the name given, its context pinned, a pod port settled. */
-  forward: Forward;
-  /** The name the text asked for. */
-  wanted: string;
-  /** Why the name differs from `wanted`: a saved forward has it ("config"), or an earlier
-   * entry of the same text ("paste"); null when it does not. */
-  renamed: "config" | "paste" | null;
-  /** This entry's notes (what was not carried over, what was assumed), without its name. */
-  notes: string[];
-};
+/** import_config's answer, with one entry per forward added. */
+export type ImportResult = ImportReport;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { configYaml, FakeShell } from "./fake";
-import type { Config, ExportResult } from "../../src/lib/types";
+import type { Config, ExportResult, ImportResult } from "../../src/lib/types";
 
 describe("fake shell", () => {
   const shell = () => new FakeShell("demo", () => {}, { settleMs: 0 });
@@ -62,17 +62,15 @@ describe("fake shell", () => {
   it("imports as the shell does: renames reported, contexts pinned, nothing replaced", async () => {
     const f = shell();
     const text = "# tunnels\nkubectl port-forward svc/echo 18090:80 -n demo\nkubectl port-forward svc/kubernetes 16443:443\n\nkubectl port-forward pod/kubernetes 16444:443 --context staging\n";
-    const report = await f.handle("import_config", { text, format: "auto", dryRun: true });
-    expect(report).toEqual({
-      added: ["echo-2", "kubernetes", "kubernetes-2"],
-      replaced: [],
-      warnings: [
-        "echo: no context given; saved with `ferry-fake`, the current context now, so that switching kubectl's context does not move it",
-        "kubernetes: no context given; saved with `ferry-fake`, the current context now, so that switching kubectl's context does not move it",
-        "kubernetes is taken; imported as kubernetes-2",
-        "echo is taken; imported as echo-2",
-      ],
-    });
+    const report = (await f.handle("import_config", { text, format: "auto", dryRun: true })) as ImportResult;
+    const pinned = "no context given; saved with `ferry-fake`, the current context now, so that switching kubectl's context does not move it";
+    expect(report.added).toEqual(["echo-2", "kubernetes", "kubernetes-2"]);
+    expect(report.warnings).toEqual([]);
+    expect(report.entries.map((e) => [e.forward.name, e.wanted, e.renamed, e.notes])).toEqual([
+      ["echo-2", "echo", "config", [pinned]],
+      ["kubernetes", "kubernetes", null, [pinned]],
+      ["kubernetes-2", "kubernetes", "paste", []],
+    ]);
     expect(f.config.forwards.length).toBe(4);
     await f.handle("import_config", { text, format: "auto", dryRun: false });
     expect(f.config.forwards.slice(4).map((x) => [x.name, x.context])).toEqual([

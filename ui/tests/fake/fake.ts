@@ -720,7 +720,7 @@ export class FakeShell {
    */
   importConfig(text: string, format: string, dryRun: boolean): ImportResult {
     if (format !== "auto" && format !== "kubectl") {
-      return { added: [], replaced: [], warnings: [`The demo shell reads only kubectl lines, not ${format}.`] };
+      return { added: [], replaced: [], warnings: [`The demo shell reads only kubectl lines, not ${format}.`], entries: [] };
     }
     const unique = (wanted: string, taken: Set<string>) => {
       let name = wanted;
@@ -731,6 +731,8 @@ export class FakeShell {
     const forwards: Forward[] = [];
     const notes: string[] = [];
     const renamed: [string, string][] = [];
+    /** Per forward (by index): the name asked for, why it changed, its own notes. */
+    const entries: { wanted: string; renamed: "config" | "paste" | null; notes: string[] }[] = [];
     const inText = new Set<string>();
     text.split("\n").forEach((raw, i) => {
       const line = raw.trim().replace(/^\$\s+/, "").replace(/\s*&$/, "");
@@ -744,23 +746,29 @@ export class FakeShell {
         fail("invalid", `line ${i + 1}: ${(e as AppError).message}; nothing was imported`, "text");
       }
       const name = unique(f.name, inText);
+      entries.push({ wanted: f.name, renamed: name !== f.name ? "paste" : null, notes: [] });
       if (name !== f.name) renamed.push([f.name, name]);
       f.name = name;
       forwards.push(f);
     });
     if (forwards.length === 0) fail("invalid", "no forwards found; nothing was imported", "text");
     const current = this.currentContext();
-    for (const f of forwards) {
-      if (f.context != null || !current) continue;
+    forwards.forEach((f, i) => {
+      if (f.context != null || !current) return;
       f.context = current;
-      notes.push(`${f.name}: no context given; saved with \`${current}\`, the current context now, so that switching kubectl's context does not move it`);
-    }
+      const note = `no context given; saved with \`${current}\`, the current context now, so that switching kubectl's context does not move it`;
+      notes.push(`${f.name}: ${note}`);
+      entries[i].notes.push(note);
+    });
     const taken = new Set(this.config.forwards.map((f) => f.name));
-    for (const f of forwards) {
+    forwards.forEach((f, i) => {
       const name = unique(f.name, taken);
-      if (name !== f.name) renamed.push([f.name, name]);
+      if (name !== f.name) {
+        renamed.push([f.name, name]);
+        entries[i].renamed = "config";
+      }
       f.name = name;
-    }
+    });
     // The config joined is validated as a whole: a local port used twice fails the import.
     const all = [...this.config.forwards, ...forwards];
     all.forEach((f, i) => {
@@ -770,7 +778,9 @@ export class FakeShell {
     const res: ImportResult = {
       added: forwards.map((f) => f.name),
       replaced: [],
-      warnings: [...notes, ...renamed.map(([wanted, given]) => `${wanted} is taken; imported as ${given}`)],
+      // Each entry's notes and rename are in its entry; no note here is about no entry.
+      warnings: [],
+      entries: forwards.map((f, i) => ({ forward: clone(f), ...entries[i] })),
     };
     if (!dryRun) {
       this.config.forwards.push(...forwards);
