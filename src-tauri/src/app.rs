@@ -191,8 +191,9 @@ pub struct AppCore {
     changed: watch::Sender<u64>,
     /// The demo cluster, once started; kept until shutdown.
     demo: Mutex<Option<FakeCluster>>,
-    /// Serializes starting the demo cluster (and nothing else).
-    demo_start: tokio::sync::Mutex<()>,
+    /// Set once the demo cluster has started: two clicks on "Try the demo" start it once
+    /// (the second waits for the first's outcome; a failed start can be tried again).
+    demo_started: tokio::sync::OnceCell<()>,
     logs: Arc<Logs>,
     /// Whether the desktop shows tray icons (the shell finds out; true until it does).
     tray: AtomicBool,
@@ -243,6 +244,7 @@ impl AppCore {
             revision: 0,
             demo_kubeconfig: demo.as_ref().map(|(_, path)| path.clone()),
         };
+        let demo_running = demo.is_some();
         let kubeconfig = kubeconfig_source(&base_kubeconfig, &current);
         let engine = Engine::start(
             current.doc.config.clone(),
@@ -260,7 +262,7 @@ impl AppCore {
             engine,
             changed: watch::channel(0).0,
             demo: Mutex::new(demo.map(|(cluster, _)| cluster)),
-            demo_start: tokio::sync::Mutex::new(()),
+            demo_started: tokio::sync::OnceCell::new_with(demo_running.then_some(())),
             logs: Arc::new(Logs::default()),
             tray: AtomicBool::new(true),
             runtime: tokio::runtime::Handle::current(),
@@ -1085,22 +1087,19 @@ impl AppCore {
     /// Starts the demo cluster and adds its forwards (the empty state's button). The
     /// running engine takes the demo's kubeconfig as one more file; nothing restarts.
     pub async fn start_demo(&self) -> Result<(), AppError> {
-        let revision = {
-            let _turn = self.demo_start.lock().await;
-            if self.demo_running() {
-                None
-            } else {
+        self.demo_started
+            .get_or_try_init(|| async {
                 let (cluster, kubeconfig) = start_demo_cluster(&self.data_dir).await?;
                 *self.demo.lock() = Some(cluster);
-                let mut current = self.current.lock();
-                current.demo_kubeconfig = Some(kubeconfig);
-                Some(self.next_revision(&mut current))
-            }
-        };
-        if let Some(revision) = revision {
-            self.changed.send_modify(|n| *n += 1);
-            self.run(revision).await?;
-        }
+                let revision = {
+                    let mut current = self.current.lock();
+                    current.demo_kubeconfig = Some(kubeconfig);
+                    self.next_revision(&mut current)
+                };
+                self.changed.send_modify(|n| *n += 1);
+                self.run(revision).await
+            })
+            .await?;
         self.add_demo_forwards().await
     }
 }

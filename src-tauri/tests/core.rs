@@ -748,8 +748,20 @@ async fn kubeconfig_changes_and_the_demo_keep_connections_and_health() {
     let contexts = core.list_contexts().await.unwrap().contexts;
     assert!(contexts.iter().any(|c| c == "second"), "{contexts:?}");
 
-    core.start_demo().await.unwrap();
+    // Two clicks at once start one demo cluster.
+    let (first, second) = tokio::join!(core.start_demo(), core.start_demo());
+    first.unwrap();
+    second.unwrap();
     assert!(core.demo_running());
+    assert_eq!(
+        core.config()
+            .forwards
+            .iter()
+            .filter(|f| f.name == "web")
+            .count(),
+        1,
+        "the demo forwards are added once"
+    );
     round_trip(&mut conn, b"after the demo").await;
 
     let after = core.snapshot().await.get("echo").cloned().unwrap();
