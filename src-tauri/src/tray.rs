@@ -10,7 +10,7 @@ use ferry_core::config::Config;
 use ferry_core::events::{ForwardState, Snapshot};
 use parking_lot::Mutex;
 use tauri::image::Image;
-use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
+use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Manager, Wry};
 
@@ -68,8 +68,9 @@ fn icon(state: Aggregate) -> Image<'static> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MenuModel {
     pub header: String,
-    /// (profile, checked): checked when every forward of the profile is enabled.
-    pub profiles: Vec<(String, bool)>,
+    /// (profile, checked, its forwards): checked when every forward of the profile is
+    /// enabled. Each profile is a submenu: the whole profile, then each of its forwards.
+    pub profiles: Vec<(String, bool, Vec<String>)>,
     /// (forward, label, checked).
     pub forwards: Vec<(String, String, bool)>,
 }
@@ -82,7 +83,7 @@ impl MenuModel {
             .iter()
             .map(|p| {
                 let on = !p.forwards.is_empty() && p.forwards.iter().all(|f| enabled(f));
-                (p.name.clone(), on)
+                (p.name.clone(), on, p.forwards.clone())
             })
             .collect();
         let forwards = config
@@ -117,11 +118,22 @@ impl MenuModel {
     }
 
     /// The items' identity: a change here needs a new menu.
-    fn shape(&self) -> (Vec<&str>, Vec<&str>) {
+    fn shape(&self) -> (Vec<(&str, &[String])>, Vec<&str>) {
         (
-            self.profiles.iter().map(|p| p.0.as_str()).collect(),
+            self.profiles
+                .iter()
+                .map(|p| (p.0.as_str(), p.2.as_slice()))
+                .collect(),
             self.forwards.iter().map(|f| f.0.as_str()).collect(),
         )
+    }
+
+    /// A forward's label and check mark.
+    fn forward(&self, name: &str) -> Option<(&str, bool)> {
+        self.forwards
+            .iter()
+            .find(|f| f.0 == name)
+            .map(|f| (f.1.as_str(), f.2))
     }
 }
 
@@ -144,6 +156,17 @@ struct Shown {
 
 pub const FORWARD_PREFIX: &str = "forward:";
 pub const PROFILE_PREFIX: &str = "profile:";
+/// A forward inside a profile's submenu: `pforward:<profile>:<forward>` (names hold no `:`).
+pub const PROFILE_FORWARD_PREFIX: &str = "pforward:";
+
+/// The forward a menu item switches, if it is one (in the list or in a profile's submenu).
+fn forward_of(id: &str) -> Option<&str> {
+    id.strip_prefix(FORWARD_PREFIX).or_else(|| {
+        id.strip_prefix(PROFILE_FORWARD_PREFIX)
+            .and_then(|rest| rest.split_once(':'))
+            .map(|(_, forward)| forward)
+    })
+}
 
 impl Tray {
     pub fn new(app: &AppHandle) -> tauri::Result<Arc<Tray>> {
@@ -191,15 +214,15 @@ impl Tray {
             if let Some(header) = &shown.header {
                 header.set_text(&model.header)?;
             }
-            for (name, on) in &model.profiles {
+            for (name, on, _) in &model.profiles {
                 if let Some(item) = shown.items.get(&format!("{PROFILE_PREFIX}{name}")) {
                     item.set_checked(*on)?;
                 }
             }
-            for (name, label, on) in &model.forwards {
-                if let Some(item) = shown.items.get(&format!("{FORWARD_PREFIX}{name}")) {
+            for (id, item) in &shown.items {
+                if let Some((label, on)) = forward_of(id).and_then(|f| model.forward(f)) {
                     item.set_text(label)?;
-                    item.set_checked(*on)?;
+                    item.set_checked(on)?;
                 }
             }
         } else {
@@ -209,18 +232,26 @@ impl Tray {
             let mut items = HashMap::new();
             if !model.profiles.is_empty() {
                 menu.append(&PredefinedMenuItem::separator(app)?)?;
-                for (name, on) in &model.profiles {
+                for (name, on, members) in &model.profiles {
+                    let submenu = Submenu::new(app, format!("Profile {name}"), true)?;
                     let id = format!("{PROFILE_PREFIX}{name}");
-                    let item = CheckMenuItem::with_id(
-                        app,
-                        &id,
-                        format!("Profile {name}"),
-                        true,
-                        *on,
-                        None::<&str>,
-                    )?;
-                    menu.append(&item)?;
+                    let item =
+                        CheckMenuItem::with_id(app, &id, "All of it", true, *on, None::<&str>)?;
+                    submenu.append(&item)?;
                     items.insert(id, item);
+                    if !members.is_empty() {
+                        submenu.append(&PredefinedMenuItem::separator(app)?)?;
+                    }
+                    for forward in members {
+                        let Some((label, on)) = model.forward(forward) else {
+                            continue;
+                        };
+                        let id = format!("{PROFILE_FORWARD_PREFIX}{name}:{forward}");
+                        let item = CheckMenuItem::with_id(app, &id, label, true, on, None::<&str>)?;
+                        submenu.append(&item)?;
+                        items.insert(id, item);
+                    }
+                    menu.append(&submenu)?;
                 }
             }
             if !model.forwards.is_empty() {
@@ -280,7 +311,7 @@ fn on_menu(app: &AppHandle, id: &str) {
     let app = app.clone();
     let id = id.to_string();
     tauri::async_runtime::spawn(async move {
-        let result = if let Some(name) = id.strip_prefix(FORWARD_PREFIX) {
+        let result = if let Some(name) = forward_of(&id) {
             let on = core
                 .config()
                 .forwards
@@ -291,7 +322,7 @@ fn on_menu(app: &AppHandle, id: &str) {
             let on = MenuModel::new(&core.config(), &Snapshot::default())
                 .profiles
                 .iter()
-                .any(|(p, on)| p == name && *on);
+                .any(|(p, on, _)| p == name && *on);
             core.set_profile_active(name, !on).await
         } else {
             match id.as_str() {
@@ -378,9 +409,33 @@ mod tests {
         c.forwards[1].enabled = false;
         let m = MenuModel::new(&c, &snapshot(&[("echo", ForwardState::Active)]));
         assert_eq!(m.header, "Ferry: 1 of 2 up");
-        assert_eq!(m.profiles, vec![("demo".to_string(), false)]);
+        assert_eq!(
+            m.profiles,
+            vec![(
+                "demo".to_string(),
+                false,
+                vec!["echo".to_string(), "web".to_string(), "db".to_string()]
+            )]
+        );
         assert_eq!(m.forwards[0].1, "echo  127.0.0.1:18080  active");
         assert!(m.forwards[0].2 && !m.forwards[1].2);
+    }
+
+    #[test]
+    fn profile_submenu_items_switch_their_forward() {
+        assert_eq!(forward_of("forward:echo"), Some("echo"));
+        assert_eq!(forward_of("pforward:demo:echo"), Some("echo"));
+        assert_eq!(forward_of("profile:demo"), None);
+        assert_eq!(forward_of("start-all"), None);
+        // A profile's forwards changing is a new shape: the submenu is built again.
+        let c = config();
+        let mut other = config();
+        other.profiles[0].forwards.pop();
+        let s = snapshot(&[]);
+        assert_ne!(
+            MenuModel::new(&c, &s).shape(),
+            MenuModel::new(&other, &s).shape()
+        );
     }
 
     #[test]

@@ -378,8 +378,9 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
     let (cx, cy) = ((x + h / 2).to_string(), (y + h / 2).to_string());
     desktop.xdotool(&["mousemove", &cx, &cy, "click", "1"]);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    // Menu: header (insensitive), profile demo, echo, web, db, added, Start all, Stop all,
-    // Open, Quit. The keyboard skips the header and separators: two downs reach echo.
+    // Menu: header (insensitive), profile demo (a submenu), echo, web, db, added, Start
+    // all, Stop all, Open, Quit. The keyboard skips the header and separators: two downs
+    // reach echo.
     desktop.xdotool(&["key", "Down", "Down", "Return"]);
     wait_text(&c, "state-echo", "active").await;
     eprintln!("webdriver: start all from the tray");
@@ -395,6 +396,16 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
     ]);
     wait_text(&c, "state-web", "active").await;
     wait_text(&c, "state-db", "active").await;
+    eprintln!("webdriver: a forward from its profile's submenu");
+    // The profile is a submenu: the whole profile, then each of its forwards. Right opens
+    // it on its first item ("All of it"); one down is echo.
+    desktop.xdotool(&["mousemove", &cx, &cy, "click", "1"]);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    desktop.xdotool(&["key", "Down", "Right"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    desktop.xdotool(&["key", "Down", "Return"]);
+    wait_text(&c, "state-echo", "disabled").await;
+    wait_text(&c, "state-web", "active").await;
     c.close().await.unwrap();
     // The first app must be gone, or the second launch would only focus it.
     let deadline = Instant::now() + Duration::from_secs(15);
