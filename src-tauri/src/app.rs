@@ -488,8 +488,7 @@ impl AppCore {
     pub async fn set_all_enabled(&self, names: &[String], enabled: bool) -> Result<(), AppError> {
         self.modify(|doc| {
             for name in names {
-                let forward = find_forward(&mut doc.config, name)?;
-                forward.enabled = enabled;
+                doc.config.set_enabled(name, enabled)?;
             }
             Ok(())
         })
@@ -517,7 +516,7 @@ impl AppCore {
                 field: Some(first.field),
             });
         }
-        self.modify(|doc| put_forward(&mut doc.config, original, forward))
+        self.modify(|doc| Ok(doc.config.put_forward(original, forward)?))
             .await
     }
 
@@ -542,11 +541,11 @@ impl AppCore {
 
     pub fn validate_forward(&self, original: Option<&str>, forward: &Forward) -> Vec<FieldProblem> {
         let mut config = self.config();
-        if let Err(e) = put_forward(&mut config, original, forward.clone()) {
+        if let Err(e) = config.put_forward(original, forward.clone()) {
             return vec![FieldProblem {
                 field: e.field.unwrap_or_else(|| "name".into()),
                 message: e.message,
-                code: e.code,
+                code: ErrorCode::of_problem(e.kind),
             }];
         }
         // Validation blames the later of two clashing forwards: put this one last.
@@ -575,14 +574,7 @@ impl AppCore {
 
     pub async fn delete_forward(&self, name: &str) -> Result<(), AppError> {
         self.modify(|doc| {
-            let before = doc.config.forwards.len();
-            doc.config.forwards.retain(|f| f.name != name);
-            if doc.config.forwards.len() == before {
-                return Err(no_forward(name));
-            }
-            for p in &mut doc.config.profiles {
-                p.forwards.retain(|f| f != name);
-            }
+            doc.config.remove_forward(name)?;
             Ok(())
         })
         .await
@@ -645,11 +637,7 @@ impl AppCore {
 
     pub async fn delete_profile(&self, name: &str) -> Result<(), AppError> {
         self.modify(|doc| {
-            let before = doc.config.profiles.len();
-            doc.config.profiles.retain(|p| p.name != name);
-            if doc.config.profiles.len() == before {
-                return Err(no_profile(name));
-            }
+            doc.config.remove_profile(name)?;
             Ok(())
         })
         .await
@@ -1229,50 +1217,6 @@ fn no_forward(name: &str) -> AppError {
 
 fn no_profile(name: &str) -> AppError {
     AppError::not_found(format!("there is no profile named {name:?}"))
-}
-
-fn find_forward<'a>(config: &'a mut Config, name: &str) -> Result<&'a mut Forward, AppError> {
-    config
-        .forwards
-        .iter_mut()
-        .find(|f| f.name == name)
-        .ok_or_else(|| no_forward(name))
-}
-
-/// Puts `forward` in place of `original` (renaming it in profiles), or appends it.
-fn put_forward(
-    config: &mut Config,
-    original: Option<&str>,
-    forward: Forward,
-) -> Result<(), AppError> {
-    let clash = config
-        .forwards
-        .iter()
-        .any(|f| f.name == forward.name && Some(f.name.as_str()) != original);
-    if clash {
-        return Err(AppError {
-            code: ErrorCode::Conflict,
-            message: format!("another forward is already named {:?}", forward.name),
-            field: Some("name".into()),
-        });
-    }
-    match original {
-        Some(original) => {
-            let new_name = forward.name.clone();
-            *find_forward(config, original)? = forward;
-            if new_name != original {
-                for p in &mut config.profiles {
-                    for f in &mut p.forwards {
-                        if f == original {
-                            f.clone_from(&new_name);
-                        }
-                    }
-                }
-            }
-        }
-        None => config.forwards.push(forward),
-    }
-    Ok(())
 }
 
 /// A validation message without the config's indexes (`forwards[3] ("web")` → `"web"`).

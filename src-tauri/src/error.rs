@@ -94,6 +94,16 @@ impl From<ConfigError> for AppError {
     }
 }
 
+impl From<ferry_core::config::EditError> for AppError {
+    fn from(e: ferry_core::config::EditError) -> Self {
+        AppError {
+            code: ErrorCode::of_problem(e.kind),
+            message: e.message,
+            field: e.field,
+        }
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -345,17 +345,9 @@ pub(crate) fn edit(command: Command) -> Result<(), EditError> {
         Command::Rm { target, name } => {
             let path = target.config.unwrap_or_else(default_config_path);
             let said = modify(&path, |config| {
-                let before = config.forwards.len();
-                config.forwards.retain(|f| f.name != name);
-                if config.forwards.len() == before {
-                    return Err(EditError::Usage(format!(
-                        "no forward named `{name}` in {}",
-                        path.display()
-                    )));
-                }
-                for p in &mut config.profiles {
-                    p.forwards.retain(|f| *f != name);
-                }
+                config
+                    .remove_forward(&name)
+                    .map_err(|e| EditError::Usage(format!("{e} in {}", path.display())))?;
                 Ok(format!("removed {name}"))
             })?;
             report(target.json, &said, None);
@@ -427,19 +419,7 @@ pub(crate) fn profile(target: ConfigArg, action: ProfileAction) -> Result<(), Ed
         }
         ProfileAction::Add { name, forwards } => {
             let said = modify(&path, |config| {
-                match config.profiles.iter_mut().find(|p| p.name == name) {
-                    Some(p) => {
-                        for f in &forwards {
-                            if !p.forwards.contains(f) {
-                                p.forwards.push(f.clone());
-                            }
-                        }
-                    }
-                    None => config.profiles.push(ferry_core::config::Profile {
-                        name: name.clone(),
-                        forwards: forwards.clone(),
-                    }),
-                }
+                config.add_to_profile(&name, &forwards);
                 Ok(format!("profile {name}: {}", forwards.join(", ")))
             })?;
             report(target.json, &said, None);
@@ -447,11 +427,9 @@ pub(crate) fn profile(target: ConfigArg, action: ProfileAction) -> Result<(), Ed
         }
         ProfileAction::Rm { name } => {
             let said = modify(&path, |config| {
-                let before = config.profiles.len();
-                config.profiles.retain(|p| p.name != name);
-                if config.profiles.len() == before {
-                    return Err(EditError::Usage(format!("no profile named `{name}`")));
-                }
+                config
+                    .remove_profile(&name)
+                    .map_err(|e| EditError::Usage(e.to_string()))?;
                 Ok(format!("removed profile {name}"))
             })?;
             report(target.json, &said, None);
@@ -463,14 +441,9 @@ pub(crate) fn profile(target: ConfigArg, action: ProfileAction) -> Result<(), Ed
 pub(crate) fn set_enabled(target: ConfigArg, name: &str, enabled: bool) -> Result<(), EditError> {
     let path = target.config.unwrap_or_else(default_config_path);
     let said = modify(&path, |config| {
-        let f = config
-            .forwards
-            .iter_mut()
-            .find(|f| f.name == name)
-            .ok_or_else(|| {
-                EditError::Usage(format!("no forward named `{name}` in {}", path.display()))
-            })?;
-        f.enabled = enabled;
+        config
+            .set_enabled(name, enabled)
+            .map_err(|e| EditError::Usage(format!("{e} in {}", path.display())))?;
         Ok(format!(
             "{} {name}",
             if enabled { "enabled" } else { "disabled" }

@@ -182,7 +182,7 @@ fn bad_input_changes_nothing_and_says_where() {
 
     let out = ferry(&["rm", "-c", path(&cfg), "ghost"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no forward named `ghost`"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no forward named \"ghost\""));
 
     assert_eq!(
         std::fs::read(&cfg).expect("still there"),

@@ -387,13 +387,7 @@ impl Config {
         }
         if let Some(profile) = profile {
             let names: Vec<String> = imported.forwards.iter().map(|f| f.name.clone()).collect();
-            match next.profiles.iter_mut().find(|p| p.name == profile) {
-                Some(p) => p.forwards.extend(names),
-                None => next.profiles.push(super::model::Profile {
-                    name: profile.to_string(),
-                    forwards: names,
-                }),
-            }
+            next.add_to_profile(profile, &names);
         }
         next.validate()?;
         Ok((next, imported))

@@ -25,6 +25,7 @@
 //! [`Config::diff`] compares two configs forward by forward for a reload.
 
 mod diff;
+mod edit;
 mod error;
 mod health;
 pub mod import;
@@ -38,6 +39,7 @@ mod validate;
 mod tests;
 
 pub use diff::ConfigDiff;
+pub use edit::EditError;
 pub use error::{ConfigError, Problem, ProblemKind};
 pub use health::{HealthSpec, HttpCheck, ProbeKind, StatusRange};
 pub use model::{CONFIG_VERSION, Config, Forward, Pick, Profile};
