@@ -361,8 +361,14 @@ impl AppCore {
         self.engine.config().await.ok()
     }
 
+    /// Everything the window shows, with the engine's snapshot now.
     pub async fn state(&self) -> AppState {
-        let snapshot = self.snapshot().await;
+        self.state_with(self.snapshot().await)
+    }
+
+    /// Everything the window shows, with `snapshot` (the bridge's, from the engine's
+    /// subscription).
+    pub fn state_with(&self, snapshot: Arc<Snapshot>) -> AppState {
         let (config, settings, paths) = {
             let current = self.current.lock();
             (

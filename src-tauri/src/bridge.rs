@@ -52,7 +52,7 @@ async fn run(app: AppHandle, core: Arc<AppCore>) {
         notify(&desktop, &core, message);
     }
     let mut login = LoginEntry::start(&app, &core);
-    publish_state(&app, &core).await;
+    publish_state(&app, &core, first.clone());
     loop {
         let wait = COALESCE.saturating_sub(last_emit.elapsed());
         tokio::select! {
@@ -84,7 +84,7 @@ async fn run(app: AppHandle, core: Arc<AppCore>) {
             changed = changes.changed() => {
                 if changed.is_err() { return; }
                 login.follow(&app, &core);
-                publish_state(&app, &core).await;
+                publish_state(&app, &core, snapshots.borrow().clone());
             }
             _ = tokio::time::sleep(wait), if dirty => {
                 let snapshot = snapshots.borrow_and_update().clone();
@@ -112,8 +112,8 @@ fn mtime(path: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-async fn publish_state(app: &AppHandle, core: &AppCore) {
-    let state = core.state().await;
+fn publish_state(app: &AppHandle, core: &AppCore, snapshot: std::sync::Arc<Snapshot>) {
+    let state = core.state_with(snapshot);
     update_tray(app, &state.config, &state.snapshot);
     let _ = app.emit(STATE_EVENT, &state);
 }
