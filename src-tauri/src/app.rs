@@ -2,10 +2,10 @@
 //! command's logic. The Tauri layer (`commands`, `bridge`, `tray`) only adapts this to IPC,
 //! so all of it is tested headless against the fake cluster.
 //!
-//! The store is the source of truth. A change is made with [`Store::modify`] (locked,
-//! validated, atomic) and the result is then applied to the engine, which restarts only
-//! what changed. The CLI may change the store at any time; [`AppCore::reload_store`] picks
-//! that up.
+//! The store is the source of truth. A change is made under the store's lock (validated,
+//! atomic), numbered there, and handed to the engine as a revision it never runs older
+//! than it has; the engine restarts only what changed. The CLI may change the store at
+//! any time; [`AppCore::reload_store`] picks that up through the same path.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
