@@ -29,12 +29,51 @@ const NOTIFY_AFTER: Duration = Duration::from_secs(3);
 /// At most one "down" notification per forward in this long.
 const NOTIFY_EVERY: Duration = Duration::from_secs(30);
 
-/// Starts the bridge as one of the core's tasks.
+/// The ids of the latest notifications shown, for their "Open Ferry" button.
+type Shown = Arc<parking_lot::Mutex<std::collections::VecDeque<u32>>>;
+
+/// How many notifications' buttons are listened for (the latest ones).
+const BUTTONS_KEPT: usize = 32;
+
+/// Starts the bridge, and the listener for the notifications' buttons, as the core's tasks.
 pub fn start(app: AppHandle, core: &Arc<AppCore>) {
-    core.spawn(run(app, core.clone()));
+    let shown = Shown::default();
+    #[cfg(target_os = "linux")]
+    core.spawn(follow_buttons(app.clone(), shown.clone()));
+    core.spawn(run(app, core.clone(), shown));
 }
 
-async fn run(app: AppHandle, core: Arc<AppCore>) {
+/// Opens the window when the user presses a notification's "Open Ferry" button (or clicks
+/// its body): the notification service says so with an `ActionInvoked` signal.
+#[cfg(target_os = "linux")]
+async fn follow_buttons(app: AppHandle, shown: Shown) {
+    use futures::StreamExt as _;
+    let listen = async {
+        let bus = zbus::Connection::session().await?;
+        let proxy = zbus::Proxy::new(
+            &bus,
+            "org.freedesktop.Notifications",
+            "/org/freedesktop/Notifications",
+            "org.freedesktop.Notifications",
+        )
+        .await?;
+        let mut pressed = proxy.receive_signal("ActionInvoked").await?;
+        while let Some(signal) = pressed.next().await {
+            let Ok((id, action)) = signal.body().deserialize::<(u32, String)>() else {
+                continue;
+            };
+            if matches!(action.as_str(), "open" | "default") && shown.lock().contains(&id) {
+                crate::show_main_window(&app);
+            }
+        }
+        zbus::Result::Ok(())
+    };
+    if let Err(e) = listen.await {
+        tracing::debug!(error = %e, "notification buttons are not heard");
+    }
+}
+
+async fn run(app: AppHandle, core: Arc<AppCore>, shown: Shown) {
     let mut changes = core.changes();
     let mut sub = core.subscribe();
     // The snapshots the engine publishes, followed apart from the events.
@@ -45,7 +84,7 @@ async fn run(app: AppHandle, core: Arc<AppCore>) {
     let mut last_emit = Instant::now() - COALESCE;
     let mut store_mtime = mtime(core.store_path());
     let mut notifier = Notifier::default();
-    let desktop = desktop_notifier(app.clone(), core.data_dir());
+    let desktop = desktop_notifier(app.clone(), core.data_dir(), shown);
     // States reached before the subscription are the notifier's starting point.
     let first = snapshots.borrow_and_update().clone();
     for message in notifier.seed(&first) {
@@ -283,13 +322,25 @@ fn notify(desktop: &std::sync::mpsc::Sender<String>, core: &AppCore, message: St
 /// Shows notifications one after another, in order, on a blocking thread (the D-Bus call
 /// waits for the notification service, up to its timeout when none answers). Ends when
 /// the sender is dropped. Each says it comes from Ferry, with Ferry's icon.
-fn desktop_notifier(app: AppHandle, data_dir: &std::path::Path) -> std::sync::mpsc::Sender<String> {
+fn desktop_notifier(
+    app: AppHandle,
+    data_dir: &std::path::Path,
+    shown: Shown,
+) -> std::sync::mpsc::Sender<String> {
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let icon = notification_icon(data_dir);
     tauri::async_runtime::spawn_blocking(move || {
         for message in rx {
-            if let Err(e) = show_notification(&app, icon.as_deref(), &message) {
-                tracing::debug!(error = %e, "notification not shown");
+            match show_notification(&app, icon.as_deref(), &message) {
+                Ok(Some(id)) => {
+                    let mut shown = shown.lock();
+                    shown.push_back(id);
+                    while shown.len() > BUTTONS_KEPT {
+                        shown.pop_front();
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e, "notification not shown"),
             }
         }
     });
@@ -309,19 +360,24 @@ fn notification_icon(data_dir: &std::path::Path) -> Option<std::path::PathBuf> {
 }
 
 /// On Linux, through the notification service directly, naming the application "Ferry"
-/// (the plugin there names it after the binary and shows no icon).
+/// (the plugin there names it after the binary and shows no icon), with an "Open Ferry"
+/// button (also the body's click). Returns the notification's id, for the button.
 #[cfg(target_os = "linux")]
 fn show_notification(
     _app: &AppHandle,
     icon: Option<&std::path::Path>,
     message: &str,
-) -> Result<(), String> {
+) -> Result<Option<u32>, String> {
     let mut n = notify_rust::Notification::new();
-    n.appname("Ferry").summary("Ferry").body(message);
+    n.appname("Ferry")
+        .summary("Ferry")
+        .body(message)
+        .action("default", "Open Ferry")
+        .action("open", "Open Ferry");
     if let Some(icon) = icon {
         n.icon(&icon.display().to_string());
     }
-    n.show().map(|_| ()).map_err(|e| e.to_string())
+    n.show().map(|h| Some(h.id())).map_err(|e| e.to_string())
 }
 
 /// Elsewhere the notification plugin already shows the app's own name and icon.
@@ -330,13 +386,14 @@ fn show_notification(
     app: &AppHandle,
     _icon: Option<&std::path::Path>,
     message: &str,
-) -> Result<(), String> {
+) -> Result<Option<u32>, String> {
     use tauri_plugin_notification::NotificationExt as _;
     app.notification()
         .builder()
         .title("Ferry")
         .body(message)
         .show()
+        .map(|()| None)
         .map_err(|e| e.to_string())
 }
 

@@ -55,11 +55,15 @@ impl Bus {
     }
 }
 
+/// A notification as the stand-in service saw it: its id, "[app name, icon] summary:
+/// body" (icon says whether the icon named is a PNG file that exists, `png`, or not,
+/// `none`), and its buttons' action keys.
+type Shown = (u32, String, Vec<String>);
+
 /// The desktop's notification service (`org.freedesktop.Notifications`), passing each
-/// notification on as "[app name, icon] summary: body", where icon says whether the icon
-/// named is a PNG file that exists (`png`) or not (`none`).
+/// notification on.
 struct Notifications {
-    shown: mpsc::Sender<String>,
+    shown: mpsc::Sender<Shown>,
     next_id: AtomicU32,
 }
 
@@ -73,17 +77,20 @@ impl Notifications {
         app_icon: String,
         summary: String,
         body: String,
-        _actions: Vec<String>,
+        actions: Vec<String>,
         _hints: HashMap<String, zbus::zvariant::OwnedValue>,
         _expire_timeout: i32,
     ) -> u32 {
         let png =
             std::fs::read(&app_icon).is_ok_and(|bytes| bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
         let icon = if png { "png" } else { "none" };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        // Actions come as key, label pairs.
+        let keys = actions.iter().step_by(2).cloned().collect();
         let _ = self
             .shown
-            .send(format!("[{app_name}, {icon}] {summary}: {body}"));
-        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+            .send((id, format!("[{app_name}, {icon}] {summary}: {body}"), keys));
+        id
     }
 
     fn get_capabilities(&self) -> Vec<String> {
@@ -98,7 +105,7 @@ impl Notifications {
     fn close_notification(&self, _id: u32) {}
 }
 
-fn serve_notifications(bus: &Bus) -> (zbus::blocking::Connection, mpsc::Receiver<String>) {
+fn serve_notifications(bus: &Bus) -> (zbus::blocking::Connection, mpsc::Receiver<Shown>) {
     let (tx, rx) = mpsc::channel();
     let service = Notifications {
         shown: tx,
@@ -116,12 +123,20 @@ fn serve_notifications(bus: &Bus) -> (zbus::blocking::Connection, mpsc::Receiver
 }
 
 /// Waits for a notification whose text starts with `prefix`; fails on any other one.
-fn expect_notification(rx: &mpsc::Receiver<String>, prefix: &str, within: Duration) {
+/// Returns its id and its buttons' action keys.
+fn expect_notification(
+    rx: &mpsc::Receiver<Shown>,
+    prefix: &str,
+    within: Duration,
+) -> (u32, Vec<String>) {
     match rx.recv_timeout(within) {
-        Ok(text) => assert!(
-            text.starts_with(prefix),
-            "notification {text:?}, expected {prefix:?}…"
-        ),
+        Ok((id, text, actions)) => {
+            assert!(
+                text.starts_with(prefix),
+                "notification {text:?}, expected {prefix:?}…"
+            );
+            (id, actions)
+        }
         Err(_) => panic!("no notification {prefix:?}… within {within:?}"),
     }
 }
@@ -336,7 +351,7 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let bus = Bus::start(dir);
-    let (_service, shown) = serve_notifications(&bus);
+    let (service, shown) = serve_notifications(&bus);
     let desktop = Desktop::start();
 
     // A store as the user left it: start at login on, one forward to the demo cluster's
@@ -415,12 +430,36 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
             "--overwrite",
         ],
     );
-    expect_notification(
+    let (back_up, buttons) = expect_notification(
         &shown,
         "[Ferry, png] Ferry: solo is back up",
         Duration::from_secs(20),
     );
     assert!(echoes(port));
+
+    // Its "Open Ferry" button opens the window (the service says it was pressed).
+    assert!(
+        buttons.iter().any(|k| k == "open"),
+        "no Open button: {buttons:?}"
+    );
+    service
+        .emit_signal(
+            None::<()>,
+            "/org/freedesktop/Notifications",
+            "org.freedesktop.Notifications",
+            "ActionInvoked",
+            &(back_up, "open"),
+        )
+        .expect("the signal is sent");
+    wait_until(
+        "the window opens from the notification",
+        Duration::from_secs(15),
+        || visible_windows(&desktop) == 1,
+    );
+    close_window(&desktop);
+    wait_until("the window closes", Duration::from_secs(15), || {
+        visible_windows(&desktop) == 0
+    });
 
     // A second launch exits at once and the first instance shows its window.
     let hidden_rss = rss_mb(first.0.id());
