@@ -53,7 +53,7 @@ impl Via {
                 namespace,
                 pod,
                 port,
-            } => Box::new(ferry_core::tunnel::dial(client, namespace, pod, *port).await?),
+            } => Box::new(ferry_core::tunnel::dial_channel(client, namespace, pod, *port).await?),
         })
     }
 }

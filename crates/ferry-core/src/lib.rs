@@ -23,6 +23,7 @@ pub mod health;
 pub mod mdns;
 mod pool;
 pub mod ports;
+pub mod sessions;
 pub mod store;
 pub mod tunnel;
 

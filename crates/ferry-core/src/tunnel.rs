@@ -1,7 +1,9 @@
 //! A byte stream to one pod port through the API server's `pods/portforward` subresource,
-//! with no local socket.
+//! with no local socket: a [`TunnelStream`] is either a connection on a multiplexed SPDY
+//! session ([`crate::sessions`]) or, where the server speaks no SPDY, a WebSocket of its
+//! own ([`ChannelStream`]).
 //!
-//! The stream speaks the WebSocket channel protocol (`v4.channel.k8s.io`) itself, on the
+//! The channel stream speaks the WebSocket channel protocol (`v4.channel.k8s.io`) itself, on the
 //! upgraded connection, with no task, queue or pipe in between: a read takes the next
 //! data message's payload straight from the WebSocket, a write sends one message. (kube's
 //! `Portforwarder` relays through a task, a one-slot queue and an in-memory pipe, and
@@ -31,7 +33,7 @@ const DATA: u8 = 0;
 const ERROR: u8 = 1;
 
 /// Why a tunnel could not be opened.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum TunnelError {
     /// The API server refused the upgrade (pod not found, forbidden, server trouble).
@@ -53,12 +55,21 @@ impl TunnelError {
             TunnelError::Upgrade { code, .. } => *code,
         }
     }
+
+    /// The same refusal, for a connection to `port`.
+    pub(crate) fn for_port(mut self, to: u16) -> Self {
+        match &mut self {
+            TunnelError::Upgrade { port, .. } => *port = to,
+        }
+        self
+    }
 }
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-/// A connected byte stream to a pod port. Dropping it closes the tunnel.
-pub struct TunnelStream {
+/// A connected byte stream to a pod port over a WebSocket of its own (the channel
+/// protocol). Dropping it closes the tunnel.
+pub struct ChannelStream {
     ws: Ws,
     port: u16,
     /// Whether the first message of each channel (the port number) has been seen.
@@ -76,21 +87,21 @@ pub struct TunnelStream {
     closing: bool,
 }
 
-impl std::fmt::Debug for TunnelStream {
+impl std::fmt::Debug for ChannelStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TunnelStream")
+        f.debug_struct("ChannelStream")
             .field("port", &self.port)
             .finish_non_exhaustive()
     }
 }
 
-/// Opens a tunnel to `namespace/pod:port`.
-pub async fn dial(
+/// Opens a WebSocket channel tunnel to `namespace/pod:port`.
+pub async fn dial_channel(
     client: &kube::Client,
     namespace: &str,
     pod: &str,
     port: u16,
-) -> Result<TunnelStream, TunnelError> {
+) -> Result<ChannelStream, TunnelError> {
     let fail = |code: Option<u16>, message: String| TunnelError::Upgrade {
         namespace: namespace.to_string(),
         pod: pod.to_string(),
@@ -102,10 +113,13 @@ pub async fn dial(
         .portforward(pod, &[port])
         .map_err(|e| fail(None, e.to_string()))?;
     let connection = client.connect(request).await.map_err(|e| match e {
-        kube::Error::Api(status) => fail(Some(status.code), status.message),
+        kube::Error::Api(status) => fail(
+            Some(status.code),
+            crate::sessions::explain_refusal(status.code, &status.message, namespace),
+        ),
         other => fail(None, crate::cluster::error_chain(&other)),
     })?;
-    Ok(TunnelStream {
+    Ok(ChannelStream {
         ws: connection.into_stream(),
         port,
         data_init: false,
@@ -129,7 +143,7 @@ fn ws_error(e: tokio_tungstenite::tungstenite::Error) -> io::Error {
     }
 }
 
-impl TunnelStream {
+impl ChannelStream {
     /// Pushes queued messages out, without waiting; remembers whether some are left.
     fn drive_flush(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         if self.unflushed {
@@ -230,7 +244,7 @@ impl TunnelStream {
     }
 }
 
-impl AsyncRead for TunnelStream {
+impl AsyncRead for ChannelStream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -257,7 +271,7 @@ impl AsyncRead for TunnelStream {
     }
 }
 
-impl AsyncWrite for TunnelStream {
+impl AsyncWrite for ChannelStream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -310,6 +324,70 @@ impl AsyncWrite for TunnelStream {
             Ok(()) => Poll::Ready(Ok(())),
             Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed) => Poll::Ready(Ok(())),
             Err(e) => Poll::Ready(Err(ws_error(e))),
+        }
+    }
+}
+
+/// A byte stream to a pod port: a connection on a shared SPDY session, or a WebSocket
+/// channel tunnel of its own.
+#[derive(Debug)]
+pub enum TunnelStream {
+    Spdy(ferry_spdy::client::Stream),
+    Channel(ChannelStream),
+}
+
+impl TunnelStream {
+    /// Whether the tunnel is still usable, without waiting.
+    pub fn is_open(&mut self) -> bool {
+        match self {
+            TunnelStream::Spdy(s) => s.is_open(),
+            TunnelStream::Channel(c) => c.is_open(),
+        }
+    }
+
+    /// Whether shutting down writing reaches the pod as a half-close. The WebSocket
+    /// channel protocol cannot carry one: there, shutting down ends the whole tunnel.
+    pub fn carries_half_close(&self) -> bool {
+        matches!(self, TunnelStream::Spdy(_))
+    }
+}
+
+impl AsyncRead for TunnelStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            TunnelStream::Spdy(s) => Pin::new(s).poll_read(cx, buf),
+            TunnelStream::Channel(c) => Pin::new(c).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for TunnelStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            TunnelStream::Spdy(s) => Pin::new(s).poll_write(cx, buf),
+            TunnelStream::Channel(c) => Pin::new(c).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            TunnelStream::Spdy(s) => Pin::new(s).poll_flush(cx),
+            TunnelStream::Channel(c) => Pin::new(c).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            TunnelStream::Spdy(s) => Pin::new(s).poll_shutdown(cx),
+            TunnelStream::Channel(c) => Pin::new(c).poll_shutdown(cx),
         }
     }
 }

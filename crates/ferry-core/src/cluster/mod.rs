@@ -179,6 +179,8 @@ pub struct ContextClient {
     pub plugin: Option<String>,
     /// Unique per built client: tells a rebuilt client from the one it replaced.
     pub id: u64,
+    /// The sessions to pods through this client, shared by everything that uses it.
+    pub tunnels: Arc<crate::sessions::Tunnels>,
 }
 
 /// Numbers built clients.
@@ -475,6 +477,7 @@ async fn build(
     Ok(ContextClient {
         context,
         namespace,
+        tunnels: crate::sessions::Tunnels::new(client.clone()),
         client,
         plugin,
         id: CLIENT_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),

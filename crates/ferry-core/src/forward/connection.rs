@@ -22,7 +22,7 @@ use crate::cluster::Endpoint;
 use crate::config::{Forward, Pick};
 use crate::events::now_ms;
 use crate::pool::TunnelPool;
-use crate::tunnel::{self, TunnelStream};
+use crate::tunnel::TunnelStream;
 
 /// How long a new local connection waits for a ready pod before it is closed.
 pub const WAIT_FOR_POD: Duration = Duration::from_secs(30);
@@ -246,7 +246,7 @@ impl Connection {
         let mut pause = Duration::from_millis(100);
         loop {
             let targets = self.targets.borrow_and_update().clone();
-            if let (Some(client), Some(ep)) = (&targets.client, self.pick(&targets.endpoints)) {
+            if let (Some(tunnels), Some(ep)) = (&targets.tunnels, self.pick(&targets.endpoints)) {
                 if !self.skip_pool
                     && let Some(t) = self.tunnels.take(&ep.pod, ep.port)
                 {
@@ -254,7 +254,7 @@ impl Connection {
                 }
                 let dialed = tokio::time::timeout_at(
                     deadline,
-                    tunnel::dial(client, &targets.namespace, &ep.pod, ep.port),
+                    tunnels.open(&targets.namespace, &ep.pod, ep.port),
                 )
                 .await
                 .map_err(|_| {
@@ -326,6 +326,13 @@ async fn settle(
     {
         return Ok(Settled::Lost(e));
     }
+    let half_close = tunnel.carries_half_close();
+    if start.client_eof
+        && half_close
+        && let Err(e) = tunnel.shutdown().await
+    {
+        return Ok(Settled::Lost(e));
+    }
     // Small buffers: most connections leave this phase with their first answer, and
     // splice then reads with its own large ones.
     let mut up = vec![0u8; REPLAY_LIMIT];
@@ -336,7 +343,7 @@ async fn settle(
         let limit = [
             max_idle.map(|d| last_any + d),
             max_age.map(|d| opened + d),
-            start.client_eof.then(|| last_any + IDLE_AFTER_CLIENT_EOF),
+            (start.client_eof && !half_close).then(|| last_any + IDLE_AFTER_CLIENT_EOF),
         ]
         .into_iter()
         .flatten()
@@ -350,6 +357,10 @@ async fn settle(
                 let n = r?;
                 if n == 0 {
                     start.client_eof = true;
+                    // SPDY carries the half-close to the pod.
+                    if half_close && let Err(e) = tunnel.shutdown().await {
+                        return Ok(Settled::Lost(e));
+                    }
                     continue;
                 }
                 shared.sent(n);
@@ -379,9 +390,10 @@ async fn settle(
 /// Copies bytes both ways until the pod side ends (or the client is gone).
 ///
 /// A client that shuts down its sending side still receives everything the pod sends
-/// afterwards: its end-of-stream is not passed to the tunnel (the port-forward protocol
-/// would close the whole tunnel), and the connection ends when the pod closes, or after
-/// [`IDLE_AFTER_CLIENT_EOF`] of silence from the pod.
+/// afterwards. On a SPDY stream its end-of-stream reaches the pod as a FIN; on a
+/// WebSocket channel tunnel it cannot (the protocol would close the whole tunnel), so
+/// there the connection ends when the pod closes, or after [`IDLE_AFTER_CLIENT_EOF`] of
+/// silence from the pod.
 async fn splice(
     local: TcpStream,
     tunnel: TunnelStream,
@@ -391,6 +403,7 @@ async fn splice(
     client_eof: bool,
 ) -> io::Result<()> {
     let last_any = AtomicU64::new(now_ms());
+    let half_close = tunnel.carries_half_close();
     let (mut lr, mut lw) = local.into_split();
     let (mut tr, mut tw) = tokio::io::split(tunnel);
     let last_down = AtomicU64::new(now_ms());
@@ -401,6 +414,9 @@ async fn splice(
         loop {
             let n = lr.read(&mut buf).await?;
             if n == 0 {
+                if half_close {
+                    tw.shutdown().await?;
+                }
                 return Ok::<_, io::Error>(());
             }
             tw.write_all(&buf[..n]).await?;
@@ -427,7 +443,7 @@ async fn splice(
     let mut recycle = tokio::time::interval(Duration::from_millis(250));
     loop {
         let idle = async {
-            if client_eof {
+            if client_eof && !half_close {
                 let since = now_ms().saturating_sub(last_down.load(Ordering::Relaxed));
                 let left = IDLE_AFTER_CLIENT_EOF.saturating_sub(Duration::from_millis(since));
                 tokio::time::sleep(left).await;

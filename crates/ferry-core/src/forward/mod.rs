@@ -43,14 +43,16 @@ use tracing::{Instrument, debug_span, warn};
 use crate::cluster::{ClientPool, Endpoint};
 use crate::config::Forward;
 use crate::pool::TunnelPool;
-use crate::tunnel::{self, TunnelStream};
+use crate::sessions::Tunnels;
+use crate::tunnel::TunnelStream;
 use connection::Sticky;
 pub(crate) use shared::WorkerShared;
 
 /// Where connections go right now.
 #[derive(Clone, Default)]
 struct Targets {
-    client: Option<kube::Client>,
+    /// The sessions to pods through the context's client.
+    tunnels: Option<Arc<Tunnels>>,
     namespace: String,
     endpoints: Vec<Endpoint>,
 }
@@ -84,9 +86,9 @@ impl ProbeHandle {
     }
 
     /// The pod a connection would use now: the sticky pod, else the first ready one.
-    pub(crate) fn endpoint(&self) -> Option<(kube::Client, String, Endpoint)> {
+    pub(crate) fn endpoint(&self) -> Option<(Arc<Tunnels>, String, Endpoint)> {
         let targets = self.targets.borrow();
-        let client = targets.client.clone()?;
+        let client = targets.tunnels.clone()?;
         let ep = self.sticky.peek(&targets.endpoints)?.clone();
         Some((client, targets.namespace.clone(), ep))
     }
@@ -118,14 +120,15 @@ impl ProbeHandle {
 
     /// Opens a tunnel to the pod the next connection would use.
     pub(crate) async fn dial(&self) -> Result<TunnelStream, String> {
-        let Some((client, namespace, ep)) = self.endpoint() else {
+        let Some((tunnels, namespace, ep)) = self.endpoint() else {
             return Err(self
                 .shared
                 .status()
                 .error
                 .unwrap_or_else(|| format!("forward {} has no ready pod", self.spec.name)));
         };
-        tunnel::dial(&client, &namespace, &ep.pod, ep.port)
+        tunnels
+            .open(&namespace, &ep.pod, ep.port)
             .await
             .map_err(|e| e.to_string())
     }

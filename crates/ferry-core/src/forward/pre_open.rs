@@ -1,5 +1,8 @@
-//! Tunnels opened ahead of demand for sticky forwards in use (see [`crate::pool`]).
+//! Tunnels opened ahead of demand for sticky forwards in use: where connections share a
+//! SPDY session, the session to the pod is kept open; where each has a WebSocket of its
+//! own, a few are opened ahead (see [`crate::pool`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{Instrument, debug};
@@ -8,7 +11,7 @@ use super::Worker;
 use crate::backoff::sleep_until_or_never;
 use crate::config::Pick;
 use crate::pool::{POOL_IDLE, POOL_SIZE, Pooled};
-use crate::tunnel;
+use crate::sessions::Tunnels;
 
 impl Worker {
     /// Keeps a few tunnels open ahead of demand while the forward is in use (see
@@ -37,13 +40,32 @@ impl Worker {
             }
             let now = tokio::time::Instant::now();
             let resting = rest_until.is_some_and(|t| now < t);
-            if let (Some((client, namespace, pod, port)), false) = (&target, resting) {
-                while self.tunnels.len() + dials.len() < POOL_SIZE {
-                    let (client, namespace, pod, port) =
-                        (client.clone(), namespace.clone(), pod.clone(), *port);
+            let multiplexed = target.as_ref().is_some_and(|t| t.0.multiplexed());
+            if let (Some((sessions, namespace, pod, _)), false, true) =
+                (&target, resting, multiplexed)
+            {
+                // One session to the pod, opened ahead; looked at again after a rest.
+                if dials.is_empty() {
+                    let (sessions, namespace, pod) =
+                        (sessions.clone(), namespace.clone(), pod.clone());
                     dials.spawn(
                         async move {
-                            let tunnel = tunnel::dial(&client, &namespace, &pod, port)
+                            if let Err(e) = sessions.prepare(&namespace, &pod).await {
+                                debug!(error = %e, "opening a session ahead failed");
+                            }
+                            None
+                        }
+                        .in_current_span(),
+                    );
+                }
+            } else if let (Some((sessions, namespace, pod, port)), false) = (&target, resting) {
+                while self.tunnels.len() + dials.len() < POOL_SIZE {
+                    let (sessions, namespace, pod, port) =
+                        (sessions.clone(), namespace.clone(), pod.clone(), *port);
+                    dials.spawn(
+                        async move {
+                            let tunnel = sessions
+                                .open(&namespace, &pod, port)
                                 .await
                                 .map_err(|e| debug!(error = %e, "pre-opening a tunnel failed"))
                                 .ok()?;
@@ -98,10 +120,10 @@ impl Worker {
         }
     }
 
-    /// Where the next sticky connection goes: client, namespace, pod and port.
-    fn pool_target(&self) -> Option<(kube::Client, String, String, u16)> {
+    /// Where the next sticky connection goes: sessions, namespace, pod and port.
+    fn pool_target(&self) -> Option<(Arc<Tunnels>, String, String, u16)> {
         let targets = self.targets.borrow();
-        let client = targets.client.clone()?;
+        let client = targets.tunnels.clone()?;
         let ep = self.sticky.peek(&targets.endpoints)?;
         Some((client, targets.namespace.clone(), ep.pod.clone(), ep.port))
     }

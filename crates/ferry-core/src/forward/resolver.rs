@@ -119,7 +119,7 @@ impl Worker {
             Ok(endpoints) => {
                 let pod = self.sticky.pick(&endpoints).map(|e| e.pod);
                 self.targets.send_replace(Targets {
-                    client: Some(cc.client.clone()),
+                    tunnels: Some(cc.tunnels.clone()),
                     namespace,
                     endpoints,
                 });
@@ -135,7 +135,7 @@ impl Worker {
                 // On API trouble keep the last endpoints: tunnels may still work.
                 if !matches!(e, ResolveError::Api { .. }) {
                     self.targets.send_modify(|t| {
-                        t.client = Some(cc.client.clone());
+                        t.tunnels = Some(cc.tunnels.clone());
                         t.namespace = namespace.clone();
                         t.endpoints.clear();
                     });

@@ -29,7 +29,6 @@ pub use state::{Checker, DEFAULT_HISTORY, HealthState, ProbeResult, Transition};
 use crate::config::{HealthSpec, ProbeKind};
 use crate::events::now_ms;
 use crate::forward::ProbeHandle;
-use crate::tunnel;
 
 /// The golden ratio's fractional part: successive multiples spread evenly over [0, 1).
 const SPREAD: f64 = 0.618_033_988_749_895;
@@ -438,11 +437,11 @@ async fn tcp_probe(probe: &ProbeHandle, started: Instant) -> ProbeResult {
 }
 
 async fn tunnel_probe(probe: &ProbeHandle, started: Instant) -> ProbeResult {
-    let Some((client, namespace, ep)) = probe.endpoint() else {
+    let Some((tunnels, namespace, ep)) = probe.endpoint() else {
         return ProbeResult::fail("no-pod", "no ready pod to check", started.elapsed());
     };
     let place = format!("{namespace}/{}:{}", ep.pod, ep.port);
-    let mut stream = match tunnel::dial(&client, &namespace, &ep.pod, ep.port).await {
+    let mut stream = match tunnels.open(&namespace, &ep.pod, ep.port).await {
         Ok(s) => s,
         Err(e) => return ProbeResult::fail("error", e.to_string(), started.elapsed()),
     };
@@ -459,11 +458,11 @@ async fn tunnel_probe(probe: &ProbeHandle, started: Instant) -> ProbeResult {
 }
 
 async fn http_probe(spec: &HealthSpec, probe: &ProbeHandle, started: Instant) -> ProbeResult {
-    let Some((client, namespace, ep)) = probe.endpoint() else {
+    let Some((tunnels, namespace, ep)) = probe.endpoint() else {
         return ProbeResult::fail("no-pod", "no ready pod to check", started.elapsed());
     };
     let path = &spec.http.path;
-    let stream = match tunnel::dial(&client, &namespace, &ep.pod, ep.port).await {
+    let stream = match tunnels.open(&namespace, &ep.pod, ep.port).await {
         Ok(s) => s,
         Err(e) => return ProbeResult::fail("error", e.to_string(), started.elapsed()),
     };

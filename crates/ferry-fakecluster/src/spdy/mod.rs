@@ -7,7 +7,7 @@
 //! pod's ports, so the API server's `pods/{name}/portforward` and a kubelet-style node
 //! endpoint can share it.
 
-pub(crate) mod frame;
+pub(crate) use ferry_spdy::frame;
 pub(crate) mod session;
 #[cfg(test)]
 pub(crate) mod testing;

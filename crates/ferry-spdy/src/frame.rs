@@ -1,5 +1,5 @@
-//! SPDY/3 frames as the Go client (moby/spdystream, vendored by client-go) writes and
-//! reads them.
+//! SPDY/3 frames as the Go side (moby/spdystream, vendored by client-go and kubelet) writes
+//! and reads them.
 //!
 //! Every frame starts with 8 bytes. A control frame: the control bit, a 15-bit version (3),
 //! a 16-bit type, then 8 bits of flags and a 24-bit length. A data frame: a 0 bit and a
@@ -18,25 +18,25 @@ use std::sync::LazyLock;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 
-pub(crate) const VERSION: u16 = 3;
+pub const VERSION: u16 = 3;
 
-pub(crate) const SYN_STREAM: u16 = 1;
-pub(crate) const SYN_REPLY: u16 = 2;
-pub(crate) const RST_STREAM: u16 = 3;
-pub(crate) const SETTINGS: u16 = 4;
-pub(crate) const PING: u16 = 6;
-pub(crate) const GOAWAY: u16 = 7;
-pub(crate) const HEADERS: u16 = 8;
-pub(crate) const WINDOW_UPDATE: u16 = 9;
+pub const SYN_STREAM: u16 = 1;
+pub const SYN_REPLY: u16 = 2;
+pub const RST_STREAM: u16 = 3;
+pub const SETTINGS: u16 = 4;
+pub const PING: u16 = 6;
+pub const GOAWAY: u16 = 7;
+pub const HEADERS: u16 = 8;
+pub const WINDOW_UPDATE: u16 = 9;
 
 /// FIN on a data frame, SYN_STREAM, SYN_REPLY or HEADERS.
-pub(crate) const FLAG_FIN: u8 = 0x01;
+pub const FLAG_FIN: u8 = 0x01;
 
 /// The length of every frame header.
-pub(crate) const HEADER_LEN: usize = 8;
+pub const HEADER_LEN: usize = 8;
 
 /// The largest payload a frame's 24-bit length can carry.
-pub(crate) const MAX_LEN: usize = (1 << 24) - 1;
+pub const MAX_LEN: usize = (1 << 24) - 1;
 
 /// Control frames here are tiny; anything bigger is refused rather than buffered.
 const MAX_CONTROL_LEN: usize = 1 << 20;
@@ -45,14 +45,14 @@ const MAX_CONTROL_LEN: usize = 1 << 20;
 const MAX_HEADER_BLOCK: usize = 256 * 1024;
 
 /// RST_STREAM status codes.
-pub(crate) mod rst {
-    pub(crate) const PROTOCOL_ERROR: u32 = 1;
-    pub(crate) const REFUSED_STREAM: u32 = 3;
-    pub(crate) const CANCEL: u32 = 5;
+pub mod rst {
+    pub const PROTOCOL_ERROR: u32 = 1;
+    pub const REFUSED_STREAM: u32 = 3;
+    pub const CANCEL: u32 = 5;
 }
 
 /// GOAWAY status: a normal close.
-pub(crate) const GOAWAY_OK: u32 = 0;
+pub const GOAWAY_OK: u32 = 0;
 
 /// The SPDY/3 header compression dictionary: length-prefixed header names and values,
 /// then a run of common status lines, dates and content types (1423 bytes).
@@ -134,7 +134,7 @@ const DICTIONARY_TAIL: &str = concat!(
     "publicprivatemax-age=gzip,deflate,sdchcharset=utf-8charset=iso-8859-1,utf-,*,enq=0.",
 );
 
-pub(crate) fn dictionary() -> &'static [u8] {
+pub fn dictionary() -> &'static [u8] {
     static DICT: LazyLock<Vec<u8>> = LazyLock::new(|| {
         let mut d = Vec::with_capacity(1423);
         for w in DICTIONARY_WORDS {
@@ -147,9 +147,9 @@ pub(crate) fn dictionary() -> &'static [u8] {
     &DICT
 }
 
-/// Why the byte stream is not SPDY/3 as this server reads it.
+/// Why the byte stream is not SPDY/3 as this decoder reads it.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum FrameError {
+pub enum FrameError {
     #[error("unsupported SPDY version {0}")]
     Version(u16),
     #[error("a {kind} frame of {len} bytes is too large")]
@@ -161,10 +161,10 @@ pub(crate) enum FrameError {
 }
 
 /// One compression context: header blocks this side sends.
-pub(crate) struct Deflater(Compress);
+pub struct Deflater(Compress);
 
 impl Deflater {
-    pub(crate) fn new() -> Result<Self, FrameError> {
+    pub fn new() -> Result<Self, FrameError> {
         let mut z = Compress::new(Compression::best(), true);
         z.set_dictionary(dictionary())
             .map_err(|e| FrameError::HeaderBlock(e.to_string()))?;
@@ -190,10 +190,10 @@ impl Deflater {
 }
 
 /// The other compression context: header blocks the peer sends.
-pub(crate) struct Inflater(Decompress);
+pub struct Inflater(Decompress);
 
 impl Inflater {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self(Decompress::new(true))
     }
 
@@ -234,9 +234,9 @@ impl Inflater {
 }
 
 /// Headers as `(lowercase name, value)`; several values of one name stay NUL-joined.
-pub(crate) type HeaderList = Vec<(String, String)>;
+pub type HeaderList = Vec<(String, String)>;
 
-pub(crate) fn header_value<'a>(headers: &'a HeaderList, name: &str) -> Option<&'a str> {
+pub fn header_value<'a>(headers: &'a HeaderList, name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(n, _)| n == name)
@@ -283,9 +283,9 @@ fn parse_header_block(mut b: &[u8]) -> Result<HeaderList, FrameError> {
     Ok(headers)
 }
 
-/// A control frame the peer sent, with what this server uses of it.
+/// A control frame the peer sent, with what either side uses of it.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Control {
+pub enum Control {
     SynStream {
         stream: u32,
         fin: bool,
@@ -310,13 +310,13 @@ pub(crate) enum Control {
         stream: u32,
         delta: u32,
     },
-    /// A type this server does not know; SPDY says to ignore it.
+    /// A type this decoder does not know; SPDY says to ignore it.
     Unknown(u16),
 }
 
 /// What the decoder found next.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Event {
+pub enum Event {
     Control(Control),
     /// Part of a data frame's payload (never empty).
     Data {
@@ -346,7 +346,7 @@ enum State {
 }
 
 /// Turns the peer's byte stream, in chunks of any size, into events.
-pub(crate) struct Decoder {
+pub struct Decoder {
     inflater: Inflater,
     head: BytesMut,
     body: BytesMut,
@@ -354,7 +354,7 @@ pub(crate) struct Decoder {
 }
 
 impl Decoder {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             inflater: Inflater::new(),
             head: BytesMut::with_capacity(HEADER_LEN),
@@ -365,7 +365,7 @@ impl Decoder {
 
     /// The next event from `input` (consuming what it uses), or `None` when `input` is
     /// used up before one is complete.
-    pub(crate) fn next(&mut self, input: &mut Bytes) -> Result<Option<Event>, FrameError> {
+    pub fn next(&mut self, input: &mut Bytes) -> Result<Option<Event>, FrameError> {
         loop {
             match self.state {
                 State::Head => {
@@ -521,7 +521,7 @@ fn control_frame(kind: u16, flags: u8, body: &[u8]) -> Bytes {
 }
 
 /// SYN_REPLY for `stream` with `headers`, compressed in the sender's context.
-pub(crate) fn syn_reply(
+pub fn syn_reply(
     deflater: &mut Deflater,
     stream: u32,
     headers: &[(&str, &str)],
@@ -533,9 +533,8 @@ pub(crate) fn syn_reply(
     Ok(control_frame(SYN_REPLY, 0, &body))
 }
 
-/// SYN_STREAM, as a client opens a stream (used by tests playing kubectl's part).
-#[cfg(test)]
-pub(crate) fn syn_stream(
+/// SYN_STREAM, as a client opens a stream.
+pub fn syn_stream(
     deflater: &mut Deflater,
     stream: u32,
     headers: &[(&str, &str)],
@@ -554,18 +553,18 @@ pub(crate) fn syn_stream(
     ))
 }
 
-pub(crate) fn rst_stream(stream: u32, status: u32) -> Bytes {
+pub fn rst_stream(stream: u32, status: u32) -> Bytes {
     let mut body = [0u8; 8];
     body[..4].copy_from_slice(&stream.to_be_bytes());
     body[4..].copy_from_slice(&status.to_be_bytes());
     control_frame(RST_STREAM, 0, &body)
 }
 
-pub(crate) fn ping(id: u32) -> Bytes {
+pub fn ping(id: u32) -> Bytes {
     control_frame(PING, 0, &id.to_be_bytes())
 }
 
-pub(crate) fn goaway(last_good: u32, status: u32) -> Bytes {
+pub fn goaway(last_good: u32, status: u32) -> Bytes {
     let mut body = [0u8; 8];
     body[..4].copy_from_slice(&last_good.to_be_bytes());
     body[4..].copy_from_slice(&status.to_be_bytes());
@@ -573,7 +572,7 @@ pub(crate) fn goaway(last_good: u32, status: u32) -> Bytes {
 }
 
 /// Writes a data frame header into `head` (the first [`HEADER_LEN`] bytes of a frame).
-pub(crate) fn put_data_header(head: &mut [u8], stream: u32, fin: bool, len: usize) {
+pub fn put_data_header(head: &mut [u8], stream: u32, fin: bool, len: usize) {
     debug_assert!(len <= MAX_LEN);
     head[..4].copy_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
     let flags = if fin { FLAG_FIN } else { 0 };
@@ -581,7 +580,7 @@ pub(crate) fn put_data_header(head: &mut [u8], stream: u32, fin: bool, len: usiz
 }
 
 /// A whole data frame carrying a small `payload` (error messages, FIN).
-pub(crate) fn data(stream: u32, fin: bool, payload: &[u8]) -> Bytes {
+pub fn data(stream: u32, fin: bool, payload: &[u8]) -> Bytes {
     let mut b = BytesMut::zeroed(HEADER_LEN + payload.len());
     put_data_header(&mut b[..HEADER_LEN], stream, fin, payload.len());
     b[HEADER_LEN..].copy_from_slice(payload);
