@@ -229,7 +229,7 @@ impl Tunnels {
                 Step::Channel => {
                     return dial_channel(&self.client, namespace, pod, port)
                         .await
-                        .map(TunnelStream::Channel);
+                        .map(|c| TunnelStream::Channel(Box::new(c)));
                 }
                 Step::Use(session) => match session.open(port) {
                     Ok(stream) => return Ok(TunnelStream::Spdy(stream)),

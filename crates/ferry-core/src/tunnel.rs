@@ -333,7 +333,8 @@ impl AsyncWrite for ChannelStream {
 #[derive(Debug)]
 pub enum TunnelStream {
     Spdy(ferry_spdy::client::Stream),
-    Channel(ChannelStream),
+    /// Boxed: the WebSocket's state is several times a SPDY stream's.
+    Channel(Box<ChannelStream>),
 }
 
 impl TunnelStream {

@@ -51,7 +51,7 @@ async fn dial(
         Way::Session => tunnels.open("demo", pod, 9000).await,
         Way::Channel => dial_channel(client, "demo", pod, 9000)
             .await
-            .map(TunnelStream::Channel),
+            .map(|c| TunnelStream::Channel(Box::new(c))),
     }
 }
 

@@ -192,6 +192,12 @@ impl Deflater {
 /// The other compression context: header blocks the peer sends.
 pub struct Inflater(Decompress);
 
+impl Default for Inflater {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Inflater {
     pub fn new() -> Self {
         Self(Decompress::new(true))
@@ -351,6 +357,12 @@ pub struct Decoder {
     head: BytesMut,
     body: BytesMut,
     state: State,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Decoder {
