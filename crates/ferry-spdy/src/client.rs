@@ -93,6 +93,23 @@ pub enum OpenError {
     Exhausted,
 }
 
+/// The error a connection fails with when its session ended: its reason, and whether the
+/// server went silent (no answer to a ping), in which case nothing written since reached
+/// the pod as far as anyone can tell.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{why}")]
+pub struct SessionLost {
+    pub why: String,
+    pub silent: bool,
+}
+
+impl SessionLost {
+    /// The session loss behind `e`, if that is what it is.
+    pub fn of(e: &io::Error) -> Option<&SessionLost> {
+        e.get_ref().and_then(|r| r.downcast_ref::<SessionLost>())
+    }
+}
+
 /// Data frames queued for the writer, per session.
 const DATA_QUEUE: usize = 32;
 /// The most bytes of an error message kept per connection.
@@ -180,7 +197,7 @@ struct Recv {
     /// The error stream ended.
     error_fin: bool,
     /// The connection failed (reset, session ended); reads and writes fail with this.
-    failed: Option<(io::ErrorKind, String)>,
+    failed: Option<Failure>,
     waker: Option<Waker>,
     /// Bumped on every read that took bytes.
     reads: u64,
@@ -193,11 +210,40 @@ impl Recv {
         }
     }
 
-    fn fail(&mut self, kind: io::ErrorKind, why: &str) {
+    fn fail(&mut self, failure: Failure) {
         if self.failed.is_none() && !(self.data_fin && self.error_fin) {
-            self.failed = Some((kind, why.to_string()));
+            self.failed = Some(failure);
         }
         self.wake();
+    }
+}
+
+/// Why a connection failed.
+#[derive(Clone, Debug)]
+enum Failure {
+    /// The connection alone (reset, stalled reader).
+    Own(io::ErrorKind, String),
+    /// Its session ended.
+    Session(SessionLost),
+}
+
+impl Failure {
+    fn own(kind: io::ErrorKind, why: &str) -> Failure {
+        Failure::Own(kind, why.to_string())
+    }
+
+    fn error(&self) -> io::Error {
+        match self {
+            Failure::Own(kind, why) => io::Error::new(*kind, why.clone()),
+            Failure::Session(lost) => io::Error::new(
+                if lost.silent {
+                    io::ErrorKind::TimedOut
+                } else {
+                    io::ErrorKind::ConnectionAborted
+                },
+                lost.clone(),
+            ),
+        }
     }
 }
 
@@ -351,18 +397,18 @@ async fn drive<S: ChunkSource, K: FrameSink>(
     data_rx: mpsc::Receiver<Bytes>,
     cancel: CancellationToken,
 ) {
-    let why = tokio::select! {
-        why = read_loop(&core, source) => why,
-        why = write_loop(sink, ctl_rx, data_rx) => why,
+    let (why, silent) = tokio::select! {
+        why = read_loop(&core, source) => (why, false),
+        why = write_loop(sink, ctl_rx, data_rx) => (why, false),
         why = ping_loop(&core) => why,
-        () = cancel.cancelled() => "the session was closed".to_string(),
+        () = cancel.cancelled() => ("the session was closed".to_string(), false),
     };
     debug!(reason = %why, "SPDY session over");
-    end(&core, &why);
+    end(&core, &why, silent);
 }
 
 /// Marks the session ended and fails the connections still running.
-fn end(core: &Core, why: &str) {
+fn end(core: &Core, why: &str, silent: bool) {
     let conns: Vec<Arc<Conn>> = {
         let mut st = core.state.lock();
         if st.closed.is_none() {
@@ -370,8 +416,12 @@ fn end(core: &Core, why: &str) {
         }
         st.streams.drain().map(|(_, c)| c).collect()
     };
+    let lost = SessionLost {
+        why: why.to_string(),
+        silent,
+    };
     for conn in conns {
-        conn.recv.lock().fail(io::ErrorKind::ConnectionAborted, why);
+        conn.recv.lock().fail(Failure::Session(lost.clone()));
         conn.room.notify_one();
     }
     core.blocked.store(false, Ordering::SeqCst);
@@ -436,7 +486,7 @@ async fn handle(core: &Core, event: Event) {
                     let mut recv = conn.recv.lock();
                     // A reset error stream after the pod's end is only tidying up.
                     if stream == conn.data_id || !recv.data_fin {
-                        recv.fail(io::ErrorKind::ConnectionReset, &why);
+                        recv.fail(Failure::own(io::ErrorKind::ConnectionReset, &why));
                     }
                     recv.error_fin = true;
                     recv.wake();
@@ -498,7 +548,9 @@ async fn deliver(core: &Core, conn: &Conn, bytes: Bytes) {
                 core.config.stall, limit
             );
             debug!(stream = conn.data_id, "{why}");
-            conn.recv.lock().fail(io::ErrorKind::TimedOut, &why);
+            conn.recv
+                .lock()
+                .fail(Failure::own(io::ErrorKind::TimedOut, &why));
             let _ = core
                 .ctl
                 .send(Ctl::Frame(frame::rst_stream(conn.data_id, rst::CANCEL)));
@@ -564,7 +616,8 @@ async fn write_loop<K: FrameSink>(
     }
 }
 
-async fn ping_loop(core: &Core) -> String {
+/// Pings until the server goes silent (`true`) or the session is idle long enough.
+async fn ping_loop(core: &Core) -> (String, bool) {
     let every = core.config.ping_interval;
     let mut id: u32 = 1;
     let mut tick = tokio::time::interval_at(Instant::now() + every, every);
@@ -577,7 +630,10 @@ async fn ping_loop(core: &Core) -> String {
         tick.tick().await;
         let now = core.received.load(Ordering::Relaxed);
         if pinged && now == seen {
-            return format!("the server answered nothing for {every:?} after a ping");
+            return (
+                format!("the server answered nothing for {every:?} after a ping"),
+                true,
+            );
         }
         seen = now;
         let opened_now = core.opened.load(Ordering::Relaxed);
@@ -589,11 +645,11 @@ async fn ping_loop(core: &Core) -> String {
             let mut st = core.state.lock();
             if core.connections.load(Ordering::SeqCst) == 0 {
                 st.closed = Some("closed after being idle".into());
-                return "closed after being idle".into();
+                return ("closed after being idle".into(), false);
             }
         }
         if core.ctl.send(Ctl::Frame(frame::ping(id))).is_err() {
-            return "the session was dropped".into();
+            return ("the session was dropped".into(), false);
         }
         pinged = true;
         id = id.wrapping_add(2) | 1;
@@ -660,8 +716,8 @@ impl AsyncRead for Stream {
             this.conn.room.notify_one();
             return Poll::Ready(Ok(()));
         }
-        if let Some((kind, why)) = &recv.failed {
-            return Poll::Ready(Err(failed(*kind, why)));
+        if let Some(f) = &recv.failed {
+            return Poll::Ready(Err(f.error()));
         }
         if !recv.error.is_empty() && (recv.error_fin || recv.data_fin) {
             // kubelet's message, e.g. the pod's port refused.
@@ -702,8 +758,8 @@ impl AsyncWrite for Stream {
                 "the connection's sending side was shut down",
             )));
         }
-        if let Some((kind, why)) = &this.conn.recv.lock().failed {
-            return Poll::Ready(Err(failed(*kind, why)));
+        if let Some(f) = &this.conn.recv.lock().failed {
+            return Poll::Ready(Err(f.error()));
         }
         if ready!(this.sender.poll_reserve(cx)).is_err() {
             return Poll::Ready(Err(this.closed_error()));
@@ -783,7 +839,7 @@ impl Drop for Stream {
         self.conn
             .recv
             .lock()
-            .fail(io::ErrorKind::BrokenPipe, "dropped");
+            .fail(Failure::own(io::ErrorKind::BrokenPipe, "dropped"));
         self.conn.room.notify_one();
     }
 }

@@ -187,6 +187,14 @@ impl Connection {
                 Settled::Answered(tunnel, first) => break (tunnel, first),
                 Settled::Committed(tunnel) => break (tunnel, Vec::new()),
                 Settled::Quiet => return Ok(()),
+                // The session went silent (a dead NAT, a laptop that slept): nothing
+                // sent since reached the pod, so the start is sent again on a fresh one.
+                Settled::Lost(e)
+                    if start.replayable && replays < MAX_REPLAYS && lost_in_silence(&e) =>
+                {
+                    replays += 1;
+                    debug!(pod.name = %pod, error = %e, "the session went silent before the pod answered; moving on");
+                }
                 Settled::Lost(e)
                     if start.replayable && replays < MAX_REPLAYS && self.pod_went(&pod).await =>
                 {
@@ -310,6 +318,47 @@ impl Connection {
     }
 }
 
+/// A read buffer sized to the traffic: it starts at a few KiB and doubles each time a read
+/// fills it, up to `max`. A quiet connection holds 8 KiB per direction; a bulk transfer
+/// reaches large reads within a few of them.
+struct Growing {
+    buf: Vec<u8>,
+    max: usize,
+    /// The last read filled the buffer.
+    full: bool,
+}
+
+impl Growing {
+    const FIRST: usize = 8 * 1024;
+
+    fn new(max: usize) -> Growing {
+        Growing {
+            buf: vec![0u8; Self::FIRST.min(max)],
+            max,
+            full: false,
+        }
+    }
+
+    async fn read<R: tokio::io::AsyncRead + Unpin>(&mut self, r: &mut R) -> io::Result<usize> {
+        if self.buf.len() < self.max && self.full {
+            let grown = (self.buf.len() * 2).min(self.max);
+            self.buf.resize(grown, 0);
+        }
+        let n = r.read(&mut self.buf).await?;
+        self.full = n == self.buf.len();
+        Ok(n)
+    }
+
+    fn filled(&self, n: usize) -> &[u8] {
+        &self.buf[..n]
+    }
+}
+
+/// Whether `e` is the loss of a SPDY session that stopped answering pings.
+fn lost_in_silence(e: &io::Error) -> bool {
+    ferry_spdy::client::SessionLost::of(e).is_some_and(|l| l.silent)
+}
+
 /// Runs a connection's start on `tunnel`: sends what the client sent so far, then relays
 /// the client's bytes (keeping them while they can be replayed) until the pod answers,
 /// the tunnel is lost, or the start can no longer be replayed.
@@ -408,31 +457,31 @@ async fn splice(
     let (mut tr, mut tw) = tokio::io::split(tunnel);
     let last_down = AtomicU64::new(now_ms());
     let up = async {
-        // Large reads make large WebSocket messages: fewer frames for the API server to
-        // parse and fewer TLS records per byte.
-        let mut buf = vec![0u8; 256 * 1024];
+        // Large reads make large frames: fewer for the API server to parse and fewer TLS
+        // records per byte. The buffer grows to that only for a connection that fills it.
+        let mut buf = Growing::new(256 * 1024);
         loop {
-            let n = lr.read(&mut buf).await?;
+            let n = buf.read(&mut lr).await?;
             if n == 0 {
                 if half_close {
                     tw.shutdown().await?;
                 }
                 return Ok::<_, io::Error>(());
             }
-            tw.write_all(&buf[..n]).await?;
+            tw.write_all(buf.filled(n)).await?;
             shared.sent(n);
             last_any.store(now_ms(), Ordering::Relaxed);
         }
     };
     let down = async {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = Growing::new(128 * 1024);
         loop {
-            let n = tr.read(&mut buf).await?;
+            let n = buf.read(&mut tr).await?;
             if n == 0 {
                 lw.shutdown().await?;
                 return Ok::<_, io::Error>(());
             }
-            lw.write_all(&buf[..n]).await?;
+            lw.write_all(buf.filled(n)).await?;
             shared.received(n);
             last_down.store(now_ms(), Ordering::Relaxed);
             last_any.store(now_ms(), Ordering::Relaxed);
