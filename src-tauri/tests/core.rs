@@ -863,9 +863,11 @@ async fn a_hanging_test_connection_holds_up_no_other_command() {
     );
     std::fs::write(&fx.kubeconfig, yaml).unwrap();
     let core = fx.core().await;
-    core.save_forward(None, forward("slow", "svc/echo", 80))
-        .await
-        .unwrap();
+    // No health checks: nothing opens a session to the pod before the test's dial, which
+    // then needs an upgrade through the relay.
+    let mut slow = forward("slow", "svc/echo", 80);
+    slow.health.kind = ferry_core::config::ProbeKind::None;
+    core.save_forward(None, slow).await.unwrap();
     let mut other = forward("other", "svc/echo", 80);
     other.enabled = false;
     core.save_forward(None, other).await.unwrap();
