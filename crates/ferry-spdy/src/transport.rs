@@ -149,16 +149,18 @@ where
     (WsSource(source), WsSink(sink))
 }
 
+/// The write half of a plain stream as a session writes it: small frames (replies, pings,
+/// stream openings) are gathered until the session flushes, large ones go straight out.
+pub type PlainSink<IO> = IoSink<tokio::io::BufWriter<tokio::io::WriteHalf<IO>>>;
+
 /// Splits a plain upgraded byte stream into the two halves a session uses.
-pub fn plain<IO>(
-    io: IO,
-) -> (
-    IoSource<tokio::io::ReadHalf<IO>>,
-    IoSink<tokio::io::WriteHalf<IO>>,
-)
+pub fn plain<IO>(io: IO) -> (IoSource<tokio::io::ReadHalf<IO>>, PlainSink<IO>)
 where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (r, w) = tokio::io::split(io);
-    (IoSource::new(r), IoSink(w))
+    (
+        IoSource::new(r),
+        IoSink(tokio::io::BufWriter::with_capacity(16 * 1024, w)),
+    )
 }
