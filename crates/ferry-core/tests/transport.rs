@@ -6,9 +6,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{active, config, echo_once, fake, fwd, options};
+use common::{active, config, echo_once, fake, fake_with, fwd, options, pod_of, wait_for};
 use ferry_core::Engine;
-use ferry_core::config::PortRef;
+use ferry_core::config::{PortRef, ProbeKind};
+use ferry_core::sessions::Protocol;
+use ferry_fakecluster::{Behavior, Options};
+use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
@@ -144,4 +147,99 @@ async fn a_clients_half_close_reaches_the_pod_at_once() -> anyhow::Result<()> {
     }
     engine.shutdown().await;
     Ok(())
+}
+
+/// One protocol path end to end: 10 MiB echoed exactly, 64 connections at once, the
+/// client's half-close reaching the pod (SPDY paths), healing after the pod is deleted,
+/// and a refusing pod port reported with kubelet's words.
+async fn exercise(f: &common::Fake, want: Protocol) -> anyhow::Result<()> {
+    let mut echo = fwd("echo", "deployment/echo", PortRef::Number(9000));
+    echo.health.kind = ProbeKind::Tunnel;
+    let engine = Engine::start(config(vec![echo]), options(vec![f.kubeconfig.clone()]))?;
+    let addr = active(&engine, "echo").await?;
+
+    let mut data = vec![0u8; 10 << 20];
+    rand::rng().fill_bytes(&mut data);
+    assert!(
+        echo_once(addr, &data).await? == data,
+        "{want:?}: 10 MiB differ"
+    );
+    let protocol = engine
+        .clients()
+        .client(Some("ferry-fake"))
+        .await?
+        .tunnels
+        .protocol();
+    assert_eq!(protocol, Some(want));
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        tasks.spawn(async move {
+            let data = format!("{i} ").repeat(2000).into_bytes();
+            anyhow::ensure!(echo_once(addr, &data).await? == data, "connection {i}");
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+
+    if want != Protocol::Channel {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(b"half").await?;
+        s.shutdown().await?;
+        let mut back = Vec::new();
+        timeout(Duration::from_secs(5), s.read_to_end(&mut back)).await??;
+        assert_eq!(back, b"half", "{want:?}: half-close");
+    }
+
+    let old = pod_of(&f.fake, "echo");
+    f.fake.cluster().delete_pod("demo", &old)?;
+    let healed = Instant::now();
+    loop {
+        match timeout(Duration::from_secs(2), echo_once(addr, b"after")).await {
+            Ok(Ok(b)) if b == b"after" => break,
+            _ => anyhow::ensure!(
+                healed.elapsed() < Duration::from_secs(20),
+                "{want:?}: never healed"
+            ),
+        }
+    }
+    println!("{want:?}: healed {:?} after the deletion", healed.elapsed());
+    wait_for(&engine, "echo", "on the new pod", |s| {
+        s.pod.as_deref().is_some_and(|p| p != old)
+    })
+    .await?;
+
+    let pod = pod_of(&f.fake, "echo");
+    f.fake
+        .cluster()
+        .set_behavior("demo", &pod, &Behavior::Refuse)?;
+    let down = wait_for(&engine, "echo", "down", |s| {
+        s.detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with("connection refused by"))
+    })
+    .await?;
+    println!("{want:?}: {:?}", down.detail);
+    engine.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spdy_websocket_tunnel_path_does_everything() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    exercise(&f, Protocol::Tunnel).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plain_spdy_path_does_everything() -> anyhow::Result<()> {
+    // An API server before 1.30: no SPDY through a WebSocket.
+    let f = fake_with(
+        Options::default()
+            .context_name("ferry-fake")
+            .spdy_over_websocket(false),
+    )
+    .await?;
+    exercise(&f, Protocol::Spdy).await
 }

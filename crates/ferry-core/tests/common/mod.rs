@@ -23,7 +23,12 @@ pub struct Fake {
 }
 
 pub async fn fake(context: &str) -> anyhow::Result<Fake> {
-    let fake = FakeCluster::start(Options::default().context_name(context)).await?;
+    fake_with(Options::default().context_name(context)).await
+}
+
+/// A fake cluster started with `options`, its kubeconfig written, its pods ready.
+pub async fn fake_with(options: Options) -> anyhow::Result<Fake> {
+    let fake = FakeCluster::start(options).await?;
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
     fake.write_kubeconfig(&kubeconfig)?;
