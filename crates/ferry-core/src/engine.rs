@@ -102,6 +102,10 @@ enum Command {
         name: String,
         reply: oneshot::Sender<Result<(), EngineError>>,
     },
+    Recheck {
+        names: Option<Vec<String>>,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
 }
 
 /// A pending dial, done outside the manager so it never blocks other commands.
@@ -171,6 +175,11 @@ impl Engine {
         let (notify_tx, notify_rx) = mpsc::channel(1);
         let (watch_tx, watch_rx) = mpsc::channel(64);
         let (monitor_tx, monitor_rx) = mpsc::channel(256);
+        let (wake_tx, wake_rx) = mpsc::channel(4);
+        tokio::spawn(
+            crate::wake::watch(pool.clone(), wake_tx, token.child_token())
+                .instrument(debug_span!("wake")),
+        );
         tokio::spawn(
             crate::health::monitor(monitor_rx, token.child_token())
                 .instrument(debug_span!("health")),
@@ -188,6 +197,7 @@ impl Engine {
             notify_tx,
             watch_rx,
             watch_tx,
+            wake_rx,
             config: Arc::new(Config {
                 forwards: Vec::new(),
                 ..config.clone()
@@ -300,6 +310,35 @@ impl Engine {
         probe.dial().await.map_err(EngineError::Dial)
     }
 
+    /// Checks everything again now, as after the machine woke or the network changed: every
+    /// SPDY session is pinged and those silent for [`RECHECK_WITHIN`] end (connections
+    /// whose pod had not answered move to a fresh session), every forward resolves its
+    /// pods again and is probed at once. `why` is what the ended sessions' connections
+    /// report. Returns how many sessions ended.
+    pub async fn recheck(&self, why: &str) -> Result<usize, EngineError> {
+        let checks = self
+            .pool
+            .built()
+            .into_iter()
+            .map(|cc| async move { cc.tunnels.verify(RECHECK_WITHIN, why).await });
+        let ended = futures::future::join_all(checks).await.into_iter().sum();
+        info!(
+            sessions.ended = ended,
+            reason = why,
+            "checked every forward again"
+        );
+        self.call(|reply| Command::Recheck { names: None, reply })
+            .await??;
+        Ok(ended)
+    }
+
+    /// Checks one forward again now: its pods are resolved again and it is probed at once
+    /// (the window's Retry).
+    pub async fn recheck_forward(&self, name: &str) -> Result<(), EngineError> {
+        let names = Some(vec![name.to_string()]);
+        self.call(|reply| Command::Recheck { names, reply }).await?
+    }
+
     /// Pauses a forward's health checks; an error when the forward is disabled.
     pub async fn pause_health(&self, name: &str) -> Result<(), EngineError> {
         let name = name.to_string();
@@ -347,6 +386,9 @@ impl Engine {
 /// How often the manager looks for moved counters (and at the watchdog).
 const COUNTERS_EVERY: Duration = Duration::from_millis(250);
 
+/// How long [`Engine::recheck`] waits for each session to answer its ping.
+pub const RECHECK_WITHIN: Duration = Duration::from_secs(2);
+
 /// A namespace change feed: bumps a counter on every pod or EndpointSlice event.
 struct Feed {
     tx: watch::Sender<u64>,
@@ -372,6 +414,8 @@ struct Manager {
     notify_tx: mpsc::Sender<()>,
     watch_rx: mpsc::Receiver<WatchRequest>,
     watch_tx: mpsc::Sender<WatchRequest>,
+    /// The machine woke or the network changed (see [`crate::wake`]).
+    wake_rx: mpsc::Receiver<crate::wake::Trigger>,
     /// The running configuration.
     config: Arc<Config>,
     /// Running workers by forward name (enabled forwards only).
@@ -416,6 +460,17 @@ impl Manager {
                 },
                 Some(()) = self.notify_rx.recv() => self.publish(),
                 Some(req) = self.watch_rx.recv() => self.feed(req),
+                Some(trigger) = self.wake_rx.recv() => {
+                    // The watcher already checked the sessions: resolve and probe again.
+                    debug!(?trigger, "checking every forward again");
+                    for w in self.workers.values() {
+                        w.nudge();
+                    }
+                    let _ = self
+                        .monitor
+                        .send(crate::health::MonitorCmd::CheckNow { names: None })
+                        .await;
+                }
                 _ = tick.tick() => {
                     self.watchdog().await;
                     self.refresh_counters();
@@ -518,6 +573,29 @@ impl Manager {
                         Err(_) => Err(EngineError::Stopped),
                     }
                 };
+                let _ = reply.send(result);
+            }
+            Command::Recheck { names, reply } => {
+                let result = match &names {
+                    Some(names) => match names.iter().find(|n| !self.workers.contains_key(*n)) {
+                        Some(off) if !self.config.forwards.iter().any(|f| &f.name == off) => {
+                            Err(EngineError::UnknownForward(off.clone()))
+                        }
+                        _ => Ok(()),
+                    },
+                    None => Ok(()),
+                };
+                if result.is_ok() {
+                    for (name, w) in &self.workers {
+                        if names.as_ref().is_none_or(|n| n.contains(name)) {
+                            w.nudge();
+                        }
+                    }
+                    let _ = self
+                        .monitor
+                        .send(crate::health::MonitorCmd::CheckNow { names })
+                        .await;
+                }
                 let _ = reply.send(result);
             }
             Command::Freeze { name, reply } => {

@@ -26,5 +26,6 @@ pub mod ports;
 pub mod sessions;
 pub mod store;
 pub mod tunnel;
+pub mod wake;
 
 pub use engine::{ApplyReport, Engine, EngineError, EngineOptions, Revision};

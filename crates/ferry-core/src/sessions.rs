@@ -168,6 +168,28 @@ impl Tunnels {
         }
     }
 
+    /// Pings every live session now; those that stay silent for `within` end (their
+    /// connections fail as lost to silence, and move on if the pod had not answered yet).
+    /// Returns how many ended.
+    pub async fn verify(&self, within: Duration, why: &str) -> usize {
+        let sessions: Vec<Session> = {
+            let inner = self.inner.lock();
+            inner
+                .pods
+                .values()
+                .flat_map(|p| p.sessions.iter())
+                .filter(|s| s.closed().is_none())
+                .cloned()
+                .collect()
+        };
+        let checks = sessions.iter().map(|s| s.check(within, why));
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .filter(|alive| !alive)
+            .count()
+    }
+
     /// Opens a session to `namespace/pod` now if it has none, so the next connection
     /// finds one ready.
     pub async fn prepare(self: &Arc<Self>, namespace: &str, pod: &str) -> Result<(), TunnelError> {

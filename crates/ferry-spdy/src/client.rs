@@ -166,6 +166,11 @@ struct Core {
     blocked: AtomicBool,
     /// Cancelled when the session has ended.
     ended: CancellationToken,
+    /// Signalled on every chunk from the server.
+    heard: Notify,
+    /// Cancelled to end the session as silent (a check went unanswered), with the reason.
+    silenced: CancellationToken,
+    silenced_why: Mutex<String>,
 }
 
 #[derive(Default)]
@@ -265,6 +270,9 @@ impl Session {
             opened: AtomicU64::new(0),
             blocked: AtomicBool::new(false),
             ended: CancellationToken::new(),
+            heard: Notify::new(),
+            silenced: CancellationToken::new(),
+            silenced_why: Mutex::new(String::new()),
         });
         let cancel = CancellationToken::new();
         let task = tokio::spawn(drive(
@@ -376,6 +384,34 @@ impl Session {
     pub fn close(&self) {
         self.owner.cancel.cancel();
     }
+
+    /// Pings the server now and waits up to `within` for any byte from it. A server that
+    /// stays silent ends the session as a silent one (see [`SessionLost`]), with `why`.
+    /// Returns whether the session is alive.
+    pub async fn check(&self, within: Duration, why: &str) -> bool {
+        let core = &self.owner.core;
+        if self.closed().is_some() {
+            return false;
+        }
+        let before = core.received.load(Ordering::Relaxed);
+        let heard = core.heard.notified();
+        tokio::pin!(heard);
+        heard.as_mut().enable();
+        // An odd id, as the client's pings have, beyond those the pinger counts up to.
+        if core.ctl.send(Ctl::Frame(frame::ping(0x7fff_ffff))).is_err() {
+            return false;
+        }
+        let answered = tokio::select! {
+            () = &mut heard => true,
+            () = tokio::time::sleep(within) => core.received.load(Ordering::Relaxed) != before,
+            () = core.ended.cancelled() => false,
+        };
+        if !answered {
+            *core.silenced_why.lock() = why.to_string();
+            core.silenced.cancel();
+        }
+        answered
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -401,6 +437,7 @@ async fn drive<S: ChunkSource, K: FrameSink>(
         why = read_loop(&core, source) => (why, false),
         why = write_loop(sink, ctl_rx, data_rx) => (why, false),
         why = ping_loop(&core) => why,
+        () = core.silenced.cancelled() => (core.silenced_why.lock().clone(), true),
         () = cancel.cancelled() => ("the session was closed".to_string(), false),
     };
     debug!(reason = %why, "SPDY session over");
@@ -438,6 +475,7 @@ async fn read_loop<S: ChunkSource>(core: &Core, mut source: S) -> String {
         };
         core.received
             .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        core.heard.notify_waiters();
         loop {
             match decoder.next(&mut chunk) {
                 Ok(Some(event)) => handle(core, event).await,
@@ -764,7 +802,10 @@ impl AsyncWrite for Stream {
         if ready!(this.sender.poll_reserve(cx)).is_err() {
             return Poll::Ready(Err(this.closed_error()));
         }
-        let n = buf.len().min(this.owner.core.config.frame_size);
+        let n = buf
+            .len()
+            .min(this.owner.core.config.frame_size)
+            .min(frame::MAX_LEN);
         let mut f = BytesMut::with_capacity(frame::HEADER_LEN + n);
         f.put_bytes(0, frame::HEADER_LEN);
         frame::put_data_header(&mut f[..frame::HEADER_LEN], this.conn.data_id, false, n);

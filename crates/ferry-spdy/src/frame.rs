@@ -205,7 +205,7 @@ impl Inflater {
 
     fn decompress(&mut self, block: &[u8]) -> Result<Vec<u8>, FrameError> {
         let bad = |e: String| FrameError::HeaderBlock(e);
-        let mut out = Vec::with_capacity(block.len() * 4 + 64);
+        let mut out = Vec::with_capacity((block.len() * 4 + 64).min(MAX_HEADER_BLOCK + 1));
         let mut pos = 0;
         loop {
             let (in_before, out_before) = (self.0.total_in(), self.0.total_out());
@@ -539,10 +539,23 @@ pub fn syn_reply(
     headers: &[(&str, &str)],
 ) -> Result<Bytes, FrameError> {
     let block = deflater.compress(&encode_header_block(headers))?;
+    fits(4 + block.len())?;
     let mut body = Vec::with_capacity(4 + block.len());
     body.extend_from_slice(&stream.to_be_bytes());
     body.extend_from_slice(&block);
     Ok(control_frame(SYN_REPLY, 0, &body))
+}
+
+/// Refuses a control frame body larger than a peer (this decoder included) accepts; its
+/// length would not even fit the frame's 24 bits beyond 16 MiB.
+fn fits(len: usize) -> Result<(), FrameError> {
+    if len > MAX_CONTROL_LEN {
+        return Err(FrameError::TooLarge {
+            kind: "control",
+            len,
+        });
+    }
+    Ok(())
 }
 
 /// SYN_STREAM, as a client opens a stream.
@@ -553,6 +566,7 @@ pub fn syn_stream(
     fin: bool,
 ) -> Result<Bytes, FrameError> {
     let block = deflater.compress(&encode_header_block(headers))?;
+    fits(10 + block.len())?;
     let mut body = Vec::with_capacity(10 + block.len());
     body.extend_from_slice(&stream.to_be_bytes());
     body.extend_from_slice(&0u32.to_be_bytes());
@@ -584,6 +598,7 @@ pub fn goaway(last_good: u32, status: u32) -> Bytes {
 }
 
 /// Writes a data frame header into `head` (the first [`HEADER_LEN`] bytes of a frame).
+/// Callers cut payloads to [`MAX_LEN`]: a longer one does not fit the 24-bit length.
 pub fn put_data_header(head: &mut [u8], stream: u32, fin: bool, len: usize) {
     debug_assert!(len <= MAX_LEN);
     head[..4].copy_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());

@@ -354,6 +354,16 @@ impl ClientPool {
         generation.lock().slots.remove(context);
     }
 
+    /// The clients built so far from the current kubeconfig.
+    pub fn built(&self) -> Vec<ContextClient> {
+        let generation = self.current.lock().clone();
+        let g = generation.lock();
+        g.slots
+            .values()
+            .filter_map(|slot| slot.get().and_then(|r| r.as_ref().ok()).cloned())
+            .collect()
+    }
+
     /// Contexts whose client failed to build, with their errors.
     pub fn context_errors(&self) -> Vec<(String, ClusterError)> {
         let generation = self.current.lock().clone();

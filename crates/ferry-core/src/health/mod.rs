@@ -93,6 +93,8 @@ pub(crate) enum MonitorCmd {
         name: String,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Probe now, without reusing earlier results: these forwards, or every one.
+    CheckNow { names: Option<Vec<String>> },
 }
 
 struct Entry {
@@ -136,6 +138,15 @@ pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: Cancellat
         tokio::select! {
             () = token.cancelled() => return,
             cmd = rx.recv() => match cmd {
+                Some(MonitorCmd::CheckNow { names }) => {
+                    cache.clear();
+                    let now = Instant::now();
+                    for (name, e) in entries.iter_mut() {
+                        if names.as_ref().is_none_or(|n| n.contains(name)) && !e.in_flight {
+                            e.next_due = now;
+                        }
+                    }
+                }
                 Some(cmd) => handle(&mut entries, cmd, &mut burst),
                 None => return,
             },
@@ -357,6 +368,8 @@ fn handle(entries: &mut HashMap<String, Entry>, cmd: MonitorCmd, burst: &mut Bur
         MonitorCmd::Resume { name, reply } => {
             let _ = reply.send(pause_or_resume(entries, &name, false));
         }
+        // Handled by the monitor loop, which owns the shared results.
+        MonitorCmd::CheckNow { .. } => {}
     }
 }
 
