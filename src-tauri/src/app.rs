@@ -843,6 +843,13 @@ impl AppCore {
         Ok(out)
     }
 
+    /// Checks a forward again now (the row's Retry): its pods are resolved again and its
+    /// health probed at once, instead of at the next scheduled check.
+    pub async fn retry_forward(&self, name: &str) -> Result<(), AppError> {
+        self.engine.recheck_forward(name).await?;
+        Ok(())
+    }
+
     /// Opens a tunnel to the pod the forward's next connection would use, and closes it.
     pub async fn test_connection(&self, name: &str) -> Result<TestResult, AppError> {
         let started = Instant::now();

@@ -105,6 +105,12 @@ pub async fn test_connection(core: Core<'_>, name: String) -> Result<TestResult>
 }
 
 #[tauri::command]
+#[instrument(skip(core), err(Debug))]
+pub async fn retry_forward(core: Core<'_>, name: String) -> Result<()> {
+    core.retry_forward(&name).await
+}
+
+#[tauri::command]
 pub async fn kubectl_command(core: Core<'_>, name: String) -> Result<String> {
     core.kubectl_command(&name).await
 }

@@ -93,6 +93,7 @@ pub async fn call(
         "delete_forward" => answer(core.delete_forward(&name()?).await?),
         "parse_kubectl" => answer(core.parse_kubectl(&arg::<String>(&args, "line")?)?),
         "kubectl_command" => answer(core.kubectl_command(&name()?).await?),
+        "retry_forward" => answer(core.retry_forward(&name()?).await?),
         "save_profile" => answer(
             core.save_profile(original()?.as_deref(), arg(&args, "profile")?)
                 .await?,

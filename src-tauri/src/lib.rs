@@ -130,6 +130,7 @@ pub fn run() -> ExitCode {
             commands::list_namespaces,
             commands::list_targets,
             commands::test_connection,
+            commands::retry_forward,
             commands::kubectl_command,
             commands::forward_log,
             commands::save_profile,

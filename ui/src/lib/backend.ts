@@ -45,6 +45,8 @@ export interface Backend {
   listNamespaces(context: string | null): Promise<string[]>;
   listTargets(context: string | null, namespace: string | null, kind: Kind): Promise<TargetInfo[]>;
   testConnection(name: string): Promise<TestResult>;
+  /** Checks a forward again now: its pods resolved and its health probed at once. */
+  retryForward(name: string): Promise<void>;
   kubectlCommand(name: string): Promise<string>;
   forwardLog(name: string): Promise<LogLine[]>;
   saveProfile(original: string | null, profile: Profile): Promise<void>;
@@ -114,6 +116,7 @@ export const tauriBackend: Backend = {
   listNamespaces: (context) => call("list_namespaces", { context }),
   listTargets: (context, namespace, kind) => call("list_targets", { context, namespace, kind }),
   testConnection: (name) => call("test_connection", { name }),
+  retryForward: (name) => call("retry_forward", { name }),
   kubectlCommand: (name) => call("kubectl_command", { name }),
   forwardLog: (name) => call("forward_log", { name }),
   saveProfile: (original, profile) => call("save_profile", { original, profile }),

@@ -82,7 +82,8 @@ describe("when the engine does not answer", () => {
 
 describe("forward rows", () => {
   it("shows target, address, health, traffic and problems", async () => {
-    const { page } = await open();
+    const a = await open();
+    const { page } = a;
     const echo = page.getByTestId("forward-row-echo").first();
     await echo.waitFor();
     const t = await echo.innerText();
@@ -95,6 +96,11 @@ describe("forward rows", () => {
     expect(await page.getByTestId("forward-row-db").count()).toBe(2);
     expect(await page.getByTestId("forward-row-db").first().innerText()).toContain("Health check failing: Connection refused by demo/db-0:5432.");
     expect(await page.getByTestId("forward-row-db").first().getByRole("button", { name: /in browser/ }).count()).toBe(0);
+    // A forward with a problem can be checked again now; the shell is asked once.
+    await page.getByTestId("retry-db").first().click();
+    await page.getByText("Checking db again.").waitFor();
+    expect(await a.fake((f) => f.calls.filter((c) => c.cmd === "retry_forward").map((c) => c.args))).toEqual([{ name: "db" }]);
+    expect(await page.getByTestId("retry-echo").count()).toBe(0);
     // A non-loopback bind is flagged.
     expect(await page.getByTestId("forward-row-api").innerText()).toContain("listens on all interfaces");
   });

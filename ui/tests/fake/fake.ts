@@ -488,6 +488,10 @@ export class FakeShell {
         const ns = (a.namespace as string | null) ?? "default";
         return clone(CLUSTER[ctx][ns]?.[a.kind as string] ?? []);
       }
+      case "retry_forward": {
+        if (!this.config.forwards.some((f) => f.name === a.name)) fail("not_found", `There is no forward named "${a.name}".`);
+        return null;
+      }
       case "test_connection": {
         const s = this.statuses.get(a.name);
         if (!this.config.forwards.some((f) => f.name === a.name)) fail("not_found", `There is no forward named "${a.name}".`);
