@@ -10,6 +10,7 @@ use common::{active, config, echo_once, fake, fake_with, fwd, options, pod_of, w
 use ferry_core::Engine;
 use ferry_core::config::{PortRef, ProbeKind};
 use ferry_core::sessions::Protocol;
+use ferry_fakecluster::stats::Protocol as FakeProtocol;
 use ferry_fakecluster::{Behavior, Options};
 use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -242,4 +243,120 @@ async fn the_plain_spdy_path_does_everything() -> anyhow::Result<()> {
     )
     .await?;
     exercise(&f, Protocol::Spdy).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_channel_path_does_everything_but_half_close() -> anyhow::Result<()> {
+    // A server that speaks no SPDY at all: a WebSocket per connection.
+    let f = fake("ferry-fake").await?;
+    f.fake
+        .faults()
+        .refuse_protocol(FakeProtocol::SpdyWebSocket, true);
+    f.fake.faults().refuse_protocol(FakeProtocol::Spdy, true);
+    exercise(&f, Protocol::Channel).await?;
+    let stats = f.fake.portforward_stats();
+    assert_eq!(stats.upgrades.get(FakeProtocol::Spdy), 0, "{stats:?}");
+    assert_eq!(
+        stats.upgrades.get(FakeProtocol::SpdyWebSocket),
+        0,
+        "{stats:?}"
+    );
+    assert!(stats.upgrades.get(FakeProtocol::Channel) > 0, "{stats:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_upgrade_names_the_missing_permission() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    f.fake.faults().forbid_portforward(true);
+    let engine = Engine::start(
+        config(vec![fwd("echo", "service/echo", PortRef::Number(80))]),
+        options(vec![f.kubeconfig.clone()]),
+    )?;
+    let addr = active(&engine, "echo").await?;
+    // A connection cannot be carried; the forward says why.
+    let _ = timeout(Duration::from_secs(2), echo_once(addr, b"x")).await;
+    let s = wait_for(&engine, "echo", "told of the 403", |s| {
+        [&s.error, &s.last_error, &s.detail].iter().any(|t| {
+            t.as_deref()
+                .is_some_and(|t| t.contains("create pods/portforward"))
+        })
+    })
+    .await?;
+    let said = [&s.error, &s.last_error, &s.detail]
+        .iter()
+        .filter_map(|t| t.as_deref())
+        .find(|t| t.contains("create pods/portforward"))
+        .unwrap_or_default()
+        .to_string();
+    println!("{said}");
+    assert!(said.contains("namespace demo"), "{said}");
+    engine.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_session_is_left_within_two_pings() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let engine = Engine::start(
+        config(vec![fwd("echo", "service/echo", PortRef::Number(80))]),
+        options(vec![f.kubeconfig.clone()]),
+    )?;
+    let addr = active(&engine, "echo").await?;
+    let mut open = TcpStream::connect(addr).await?;
+    open.write_all(b"x").await?;
+    let mut one = [0u8; 1];
+    open.read_exact(&mut one).await?;
+    // A dead NAT, a laptop that slept: nothing passes, nothing is closed.
+    let frozen = f.fake.faults().freeze_sessions();
+    assert!(frozen >= 1, "no session to freeze");
+    let started = Instant::now();
+    let watcher = tokio::spawn(async move {
+        let mut rest = Vec::new();
+        let r = open.read_to_end(&mut rest).await;
+        (started.elapsed(), r.map(|_| rest.len()))
+    });
+    // A new connection goes through once the frozen session is found dead.
+    let back = timeout(Duration::from_secs(12), echo_once(addr, b"fresh")).await??;
+    assert_eq!(back, b"fresh");
+    let took = started.elapsed();
+    println!("a new connection went through {took:?} after the freeze");
+    assert!(took <= Duration::from_secs(10), "{took:?}");
+    // The connection on the frozen session ended.
+    let ended = timeout(Duration::from_secs(2), watcher).await;
+    println!("the frozen session's connection: {ended:?}");
+    assert!(
+        ended.is_ok(),
+        "the frozen session's connection is still open"
+    );
+    engine.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recheck_leaves_frozen_sessions_at_once() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let engine = Engine::start(
+        config(vec![fwd("echo", "service/echo", PortRef::Number(80))]),
+        options(vec![f.kubeconfig.clone()]),
+    )?;
+    let addr = active(&engine, "echo").await?;
+    assert_eq!(echo_once(addr, b"before").await?, b"before");
+    assert_eq!(
+        engine.recheck("a test").await?,
+        0,
+        "a live session survives"
+    );
+    f.fake.faults().freeze_sessions();
+    let started = Instant::now();
+    // What the app does when the machine wakes or the network changes.
+    let ended = engine.recheck("the machine woke from sleep").await?;
+    assert!(ended >= 1, "the frozen session was kept");
+    let back = timeout(Duration::from_secs(3), echo_once(addr, b"after")).await??;
+    assert_eq!(back, b"after");
+    let took = started.elapsed();
+    println!("bytes flowed again {took:?} after the recheck began");
+    assert!(took <= Duration::from_secs(5), "{took:?}");
+    engine.shutdown().await;
+    Ok(())
 }

@@ -15,11 +15,12 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, info};
 
 use crate::cluster::{Change, Cluster, EventType, StoreError, WatchStart};
-use crate::faults::Faults;
+use crate::faults::{FORBIDDEN_USER, Faults};
 use crate::kind::Kind;
 use crate::portforward;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::spdy;
+use crate::stats::{Counters, Protocol};
 use crate::upgrade;
 
 /// Everything a request handler needs.
@@ -38,6 +39,8 @@ pub(crate) struct App {
     pub spdy_over_websocket: bool,
     /// Who asked.
     pub requests: Arc<crate::requests::RequestLog>,
+    /// Port-forward counters.
+    pub stats: Arc<Counters>,
 }
 
 /// A Kubernetes `Status` failure response.
@@ -157,8 +160,10 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Respo
         );
     }
     if let Some(rest) = path.strip_prefix("/fake/") {
-        if (&method, rest) == (&Method::GET, "requests") {
-            return json_response(&json!(app.requests.agents()));
+        match (&method, rest) {
+            (&Method::GET, "requests") => return json_response(&json!(app.requests.agents())),
+            (&Method::GET, "portforward") => return json_response(&json!(app.stats.snapshot())),
+            _ => {}
         }
         if who != Caller::Admin {
             return status(
@@ -727,6 +732,34 @@ impl WatchFilter {
 }
 
 async fn portforward_upgrade(app: &Arc<App>, namespace: &str, pod: &str, req: Request) -> Response {
+    let tunnel_served =
+        app.spdy_over_websocket && !app.faults.protocol_refused(Protocol::SpdyWebSocket);
+    let protocol = upgrade::requested_protocol(req.headers(), tunnel_served);
+    let res = answer_portforward(app, namespace, pod, req, protocol, tunnel_served).await;
+    app.stats
+        .answered(protocol, res.status() == StatusCode::SWITCHING_PROTOCOLS);
+    res
+}
+
+async fn answer_portforward(
+    app: &Arc<App>,
+    namespace: &str,
+    pod: &str,
+    req: Request,
+    protocol: Protocol,
+    tunnel_served: bool,
+) -> Response {
+    // Authorization comes first on a real API server, before the pod is looked up.
+    if app.faults.portforward_forbidden() {
+        return status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!(
+                "pods \"{pod}\" is forbidden: User \"{FORBIDDEN_USER}\" cannot create resource \"pods/portforward\" in API group \"\" in the namespace \"{namespace}\""
+            ),
+            Some(json!({"name": pod, "kind": "pods"})),
+        );
+    }
     // Like a real API server, look the pod up before upgrading.
     if let Err(e) = app.cluster.get(Kind::Pod, namespace, pod) {
         return store_error(e, Some(Kind::Pod));
@@ -742,17 +775,23 @@ async fn portforward_upgrade(app: &Arc<App>, namespace: &str, pod: &str, req: Re
             None,
         );
     }
+    let served = match protocol {
+        Protocol::SpdyWebSocket => tunnel_served,
+        other => !app.faults.protocol_refused(other),
+    };
+    if !served {
+        return upgrade::refusal(protocol, req.headers());
+    }
     let query = req.uri().query().unwrap_or("").to_string();
     let (mut parts, _body) = req.into_parts();
     if let Some(kubelet) = app.cluster.kubelet_of(namespace, pod) {
+        let session = crate::kubelet_proxy::Proxied {
+            abort: app.faults.tunnel_token(),
+            guard: app.faults.tunnel_opened(),
+            gate: app.faults.gate(),
+        };
         return crate::kubelet_proxy::proxy(
-            kubelet,
-            namespace,
-            pod,
-            &query,
-            parts,
-            app.faults.tunnel_token(),
-            app.faults.tunnel_opened(),
+            kubelet, namespace, pod, &query, parts, protocol, session,
         )
         .await;
     }
@@ -768,9 +807,10 @@ async fn portforward_upgrade(app: &Arc<App>, namespace: &str, pod: &str, req: Re
         end: app.cluster.pod_token(namespace, pod),
         abort: app.faults.tunnel_token(),
         guard: Some(app.faults.tunnel_opened()),
+        gate: app.faults.gate(),
+        stats: Some(app.stats.clone()),
     };
-    let spdy_over_websocket = app.spdy_over_websocket;
-    upgrade::portforward(&mut parts, &query, "ports", spdy_over_websocket, target).await
+    upgrade::portforward(&mut parts, &query, "ports", protocol, target).await
 }
 
 /// The pod ports a session connects to, reached as kubelet reaches them.
@@ -786,12 +826,25 @@ impl spdy::session::PortConnector for PodPorts {
     }
 }
 
-fn fake_endpoint(app: &App, method: &Method, rest: &str, query: Option<&str>) -> Response {
-    let seconds = query
+/// The value of the query parameter `name`, if given.
+fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query
         .unwrap_or("")
         .split('&')
-        .find_map(|kv| kv.strip_prefix("seconds="))
-        .map(str::parse::<u64>);
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// A switch's query parameter: `true`/`1`/`on` or `false`/`0`/`off`, `true` when absent.
+fn switch_param(query: Option<&str>, name: &str) -> Result<bool, String> {
+    match query_param(query, name) {
+        None | Some("true" | "1" | "on") => Ok(true),
+        Some("false" | "0" | "off") => Ok(false),
+        Some(other) => Err(format!("{name}: expected true or false, got `{other}`")),
+    }
+}
+
+fn fake_endpoint(app: &App, method: &Method, rest: &str, query: Option<&str>) -> Response {
+    let seconds = query_param(query, "seconds").map(str::parse::<u64>);
     let secs = || match seconds {
         Some(Ok(s)) => Ok(Duration::from_secs(s)),
         Some(Err(_)) => Err("seconds: expected a whole number of seconds"),
@@ -800,6 +853,17 @@ fn fake_endpoint(app: &App, method: &Method, rest: &str, query: Option<&str>) ->
     let bad = |msg: &str| status(StatusCode::BAD_REQUEST, "BadRequest", msg, None);
     match (method, rest) {
         (&Method::GET, "backends") => json_response(&json!(app.cluster.backends())),
+        (&Method::GET, "faults") => {
+            let refused: Vec<Protocol> = Protocol::ALL
+                .into_iter()
+                .filter(|p| app.faults.protocol_refused(*p))
+                .collect();
+            json_response(&json!({
+                "refused_protocols": refused,
+                "portforward_forbidden": app.faults.portforward_forbidden(),
+                "open_tunnels": app.faults.open_tunnels(),
+            }))
+        }
         (&Method::POST, "faults/drop-tunnels") => {
             let n = app.faults.drop_tunnels();
             json_response(&json!({"dropped": n}))
@@ -811,6 +875,35 @@ fn fake_endpoint(app: &App, method: &Method, rest: &str, query: Option<&str>) ->
             }
             Err(msg) => bad(msg),
         },
+        (&Method::POST, "faults/refuse-protocol") => {
+            let protocol = match query_param(query, "protocol").map(str::parse::<Protocol>) {
+                Some(Ok(p)) => p,
+                Some(Err(e)) => return bad(&format!("protocol: {e}")),
+                None => return bad("protocol: required, one of spdy, spdy-websocket, channel"),
+            };
+            match switch_param(query, "refuse") {
+                Ok(refuse) => {
+                    app.faults.refuse_protocol(protocol, refuse);
+                    json_response(&json!({"protocol": protocol, "refused": refuse}))
+                }
+                Err(msg) => bad(&msg),
+            }
+        }
+        (&Method::POST, "faults/forbid-portforward") => match switch_param(query, "forbid") {
+            Ok(forbid) => {
+                app.faults.forbid_portforward(forbid);
+                json_response(&json!({"forbidden": forbid}))
+            }
+            Err(msg) => bad(&msg),
+        },
+        (&Method::POST, "faults/freeze-sessions") => {
+            let n = app.faults.freeze_sessions();
+            json_response(&json!({"frozen": n}))
+        }
+        (&Method::POST, "faults/thaw-sessions") => {
+            let any = app.faults.thaw_sessions();
+            json_response(&json!({"thawed": any}))
+        }
         (&Method::POST, "faults/fail-api") => match secs() {
             Ok(d) => {
                 app.faults.fail_api(d);
@@ -819,11 +912,7 @@ fn fake_endpoint(app: &App, method: &Method, rest: &str, query: Option<&str>) ->
             Err(msg) => bad(msg),
         },
         (&Method::POST, "tokens") => {
-            let ttl = query
-                .unwrap_or("")
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("ttl_seconds="))
-                .map(str::parse::<u64>);
+            let ttl = query_param(query, "ttl_seconds").map(str::parse::<u64>);
             match ttl {
                 Some(Ok(s)) if s > 0 => {
                     json_response(&json!(app.tokens.issue(Duration::from_secs(s))))
@@ -838,7 +927,7 @@ fn fake_endpoint(app: &App, method: &Method, rest: &str, query: Option<&str>) ->
         _ => status(
             StatusCode::NOT_FOUND,
             "NotFound",
-            "unknown fault endpoint; POST faults/drop-tunnels, faults/refuse-portforward?seconds=N, faults/fail-api?seconds=N, faults/clear, tokens?ttl_seconds=N or GET backends",
+            "unknown fault endpoint; POST faults/drop-tunnels, faults/refuse-portforward?seconds=N, faults/refuse-protocol?protocol=spdy|spdy-websocket|channel&refuse=true|false, faults/forbid-portforward?forbid=true|false, faults/freeze-sessions, faults/thaw-sessions, faults/fail-api?seconds=N, faults/clear, tokens?ttl_seconds=N or GET backends, faults, portforward, requests",
             None,
         ),
     }

@@ -9,6 +9,10 @@
 //! (`SPDY/3.1+portforward.k8s.io`, kubectl ≥ 1.31) is translated as a real API server
 //! from 1.30 on translates it: plain SPDY towards kubelet, the same bytes carried in the
 //! client's binary WebSocket messages. Only loopback nodes are dialled.
+//!
+//! The fault switches reach relayed sessions too: dropping tunnels cuts them, and a frozen
+//! one relays nothing either way (bytes read before the freeze wait for the thaw) while
+//! both connections stay open.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,8 +29,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span};
 
 use crate::api::status;
-use crate::faults::TunnelGuard;
+use crate::faults::{Gate, TunnelGuard};
 use crate::spdy::transport::{ChunkSource, FrameSink, IoSink, IoSource, WsSink, WsSource};
+use crate::stats::Protocol;
 
 /// Headers of an upgrade request that go to kubelet.
 const FORWARDED: [&str; 6] = [
@@ -47,24 +52,29 @@ const RETURNED: [&str; 5] = [
     "sec-websocket-protocol",
 ];
 
-/// Proxies a port-forward upgrade to the kubelet endpoint at `kubelet`.
+/// What a proxied session needs besides its request.
+pub(crate) struct Proxied {
+    /// Cancelled to cut the session at once (the drop-tunnels fault).
+    pub abort: CancellationToken,
+    /// Counts the session as an open tunnel while it runs.
+    pub guard: TunnelGuard,
+    /// While it is frozen, nothing is relayed either way.
+    pub gate: Gate,
+}
+
+/// Proxies a port-forward upgrade for `protocol` to the kubelet endpoint at `kubelet`.
 pub(crate) async fn proxy(
     kubelet: SocketAddr,
     namespace: &str,
     pod: &str,
     query: &str,
     mut parts: http::request::Parts,
-    abort: CancellationToken,
-    guard: TunnelGuard,
+    protocol: Protocol,
+    session: Proxied,
 ) -> Response {
-    let offered_tunnel = parts
-        .headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains(SPDY_TUNNEL));
-    if offered_tunnel {
-        return tunnel(kubelet, namespace, pod, parts, abort, guard).await;
+    let Proxied { abort, guard, gate } = session;
+    if protocol == Protocol::SpdyWebSocket {
+        return tunnel(kubelet, namespace, pod, parts, abort, guard, gate).await;
     }
     // The API server's `ports=80,81` is kubelet's `port=80&port=81`.
     let ports: Vec<String> = crate::portforward::parse_ports_named(query, "ports")
@@ -116,13 +126,17 @@ pub(crate) async fn proxy(
                     return;
                 }
             };
-            let mut client = TokioIo::new(client);
-            let mut node = TokioIo::new(node);
+            let (client_r, client_w) = tokio::io::split(TokioIo::new(client));
+            let (node_r, node_w) = tokio::io::split(TokioIo::new(node));
+            let copy = async {
+                tokio::try_join!(
+                    copy(client_r, node_w, gate.clone()),
+                    copy(node_r, client_w, gate),
+                )
+            };
             tokio::select! {
                 () = abort.cancelled() => debug!("tunnel dropped by fault injection"),
-                r = tokio::io::copy_bidirectional(&mut client, &mut node) => {
-                    debug!(result = ?r, "proxied session ended");
-                }
+                r = copy => debug!(result = ?r, "proxied session ended"),
             }
         }
         .instrument(span),
@@ -196,6 +210,7 @@ async fn tunnel(
     mut parts: http::request::Parts,
     abort: CancellationToken,
     guard: TunnelGuard,
+    gate: Gate,
 ) -> Response {
     use axum::extract::FromRequestParts as _;
     use axum::extract::ws::WebSocketUpgrade;
@@ -248,8 +263,8 @@ async fn tunnel(
                 let (sink, stream) = socket.split();
                 let relay = async {
                     tokio::select! {
-                        r = relay(WsSource(stream), IoSink(node_w)) => r,
-                        r = relay(IoSource::new(node_r), WsSink(sink)) => r,
+                        r = relay(WsSource(stream), IoSink(node_w), gate.clone()) => r,
+                        r = relay(IoSource::new(node_r), WsSink(sink), gate) => r,
                     }
                 };
                 tokio::select! {
@@ -262,12 +277,61 @@ async fn tunnel(
 }
 
 /// Copies chunks from one side to the other until the source ends, then closes the sink.
-async fn relay(mut from: impl ChunkSource, mut to: impl FrameSink) -> std::io::Result<()> {
-    while let Some(chunk) = from.next_chunk().await? {
+/// While the gate is frozen it neither reads nor writes; a chunk read before waits for the
+/// thaw. A gate that gives up (the server stopping) ends the copy.
+async fn relay(
+    mut from: impl ChunkSource,
+    mut to: impl FrameSink,
+    mut gate: Gate,
+) -> std::io::Result<()> {
+    loop {
+        if !gate.thaw().await {
+            return Ok(());
+        }
+        let chunk = tokio::select! {
+            biased;
+            () = gate.frozen() => continue,
+            chunk = from.next_chunk() => chunk?,
+        };
+        let Some(chunk) = chunk else { break };
+        if !gate.thaw().await {
+            return Ok(());
+        }
         to.send(chunk).await?;
         to.flush().await?;
     }
     to.close().await
+}
+
+/// Copies bytes from one side to the other until the source ends, then shuts down the
+/// writing side, as [`relay`] does with chunks (and with the same freezing).
+async fn copy<R, W>(mut from: R, mut to: W, mut gate: Gate) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        if !gate.thaw().await {
+            return Ok(());
+        }
+        let n = tokio::select! {
+            biased;
+            () = gate.frozen() => continue,
+            n = from.read(&mut buf) => n?,
+        };
+        if n == 0 {
+            break;
+        }
+        if !gate.thaw().await {
+            return Ok(());
+        }
+        to.write_all(&buf[..n]).await?;
+        to.flush().await?;
+    }
+    to.shutdown().await
 }
 
 fn bad_gateway(message: String) -> Response {

@@ -10,6 +10,13 @@
 //! servers whose behaviour can be switched at run time with the `fake.ferry.dev/behavior`
 //! annotation.
 //!
+//! Tests and benchmarks can watch and disturb port-forwarding:
+//! [`FakeCluster::portforward_stats`] counts upgrades by [`Protocol`] and the sessions and
+//! connections open, and [`Faults`] cuts or freezes the open sessions, refuses one
+//! protocol or every upgrade, forbids port-forwarding as RBAC would, or fails the API. The
+//! counters are also served as JSON (`GET /fake/portforward`), and the switches under
+//! `/fake/faults/`.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), ferry_fakecluster::StartError> {
 //! use ferry_fakecluster::{FakeCluster, Options};
@@ -34,9 +41,13 @@ pub mod requests;
 pub mod scenario;
 pub mod selector;
 mod spdy;
+pub mod stats;
 mod tls;
 pub mod tokens;
 mod upgrade;
+
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -55,8 +66,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, debug_span, info};
 
 pub use cluster::{BEHAVIOR_ANNOTATION, BackendInfo, Cluster, StoreError};
-pub use faults::Faults;
+pub use faults::{FORBIDDEN_USER, Faults};
 pub use scenario::{Behavior, Scenario, ScenarioError};
+pub use stats::{PortForwardStats, Protocol, ProtocolCounts};
 
 /// How to start a fake cluster.
 #[derive(Debug, Clone)]
@@ -163,6 +175,7 @@ pub struct FakeCluster {
     faults: Arc<Faults>,
     tokens: Arc<tokens::Tokens>,
     requests: Arc<requests::RequestLog>,
+    stats: Arc<stats::Counters>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -203,7 +216,8 @@ impl FakeCluster {
         let token = opts.token.clone().unwrap_or_else(random_token);
         let shutdown = CancellationToken::new();
         let cluster = Cluster::new(&opts.scenario, shutdown.child_token());
-        let faults = Arc::new(Faults::default());
+        let faults = Arc::new(Faults::new(shutdown.child_token()));
+        let stats = Arc::new(stats::Counters::default());
         let tokens = Arc::new(tokens::Tokens::default());
         let requests = Arc::new(requests::RequestLog::default());
         let host = match addr {
@@ -217,6 +231,7 @@ impl FakeCluster {
             faults: faults.clone(),
             tokens: tokens.clone(),
             requests: requests.clone(),
+            stats: stats.clone(),
             server_addr: host.clone(),
             spdy_over_websocket: opts.spdy_over_websocket,
         });
@@ -238,6 +253,7 @@ impl FakeCluster {
             faults,
             tokens,
             requests,
+            stats,
             shutdown,
             task: Some(task),
         })
@@ -292,6 +308,13 @@ impl FakeCluster {
     /// The user agents of the requests served so far (also `GET /fake/requests`).
     pub fn requests(&self) -> &Arc<requests::RequestLog> {
         &self.requests
+    }
+
+    /// The port-forward counters now: upgrades and refusals by protocol, SPDY sessions
+    /// and connections open and in total (also `GET /fake/portforward`). Cheap: a few
+    /// atomic loads.
+    pub fn portforward_stats(&self) -> PortForwardStats {
+        self.stats.snapshot()
     }
 
     /// Tokens with a lifetime (also issued by `POST /fake/tokens?ttl_seconds=N`).

@@ -11,6 +11,10 @@
 //! direction: one reader per pod connection (pod → frames), one writer owning the
 //! WebSocket sink (frames → client), and the session loop (client frames → pod). Every
 //! queue is bounded, so nothing buffers without limit.
+//!
+//! Freezing (a fault): while the session's gate is frozen, neither the session loop nor
+//! the writer touches the WebSocket, so WebSocket pings go unanswered and no data moves;
+//! the connection stays open until the session is thawed or cut.
 
 use std::sync::Arc;
 
@@ -26,8 +30,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span};
 
 use crate::cluster::{Cluster, PortTarget};
-use crate::faults::TunnelGuard;
+use crate::faults::{Gate, TunnelGuard};
 use crate::spdy::session::PortConnector;
+use crate::stats::Open;
 
 /// Subprotocols served, in order of preference.
 pub(crate) const PROTOCOLS: [&str; 2] = ["v4.channel.k8s.io", "channel.k8s.io"];
@@ -90,6 +95,10 @@ pub(crate) struct Session<C> {
     pub drop_all: CancellationToken,
     /// Counts the session as an open tunnel while it runs.
     pub guard: Option<TunnelGuard>,
+    /// While it is frozen, the session neither reads nor writes.
+    pub gate: Gate,
+    /// Counts the session as open while it runs.
+    pub open: Option<Open>,
 }
 
 /// What the writer task sends to the client.
@@ -115,7 +124,8 @@ impl<C: PortConnector> Session<C> {
     }
 
     async fn serve(mut self, socket: WebSocket) {
-        let _open = self.guard.take();
+        let _open = (self.guard.take(), self.open.take());
+        let mut gate = self.gate.clone();
         let (mut sink, mut stream) = socket.split();
         for (i, port) in self.ports.iter().enumerate() {
             let ch = (2 * i) as u8;
@@ -149,11 +159,21 @@ impl<C: PortConnector> Session<C> {
             }
         }
         let ports = self.ports.len();
+        let mut writer_gate = self.gate.clone();
         let mut writer = tokio::spawn(
             async move {
                 let mut out_rx = out_rx;
                 let mut done = 0;
-                while let Some(out) = out_rx.recv().await {
+                loop {
+                    if !writer_gate.thaw().await {
+                        return;
+                    }
+                    let out = tokio::select! {
+                        biased;
+                        () = writer_gate.frozen() => continue,
+                        out = out_rx.recv() => out,
+                    };
+                    let Some(out) = out else { break };
                     match out {
                         Out::Frame(b) => {
                             if sink.send(Message::Binary(b)).await.is_err() {
@@ -182,6 +202,19 @@ impl<C: PortConnector> Session<C> {
                     debug!("tunnel dropped by fault injection");
                     writer.abort();
                     return;
+                }
+                () = gate.frozen() => {
+                    debug!("tunnel frozen by fault injection");
+                    let thawed = tokio::select! {
+                        () = self.drop_all.cancelled() => false,
+                        thawed = gate.thaw() => thawed,
+                    };
+                    if !thawed {
+                        debug!("frozen tunnel cut");
+                        writer.abort();
+                        return;
+                    }
+                    debug!("tunnel thawed");
                 }
                 () = pod_gone.cancelled() => {
                     debug!("pod went away; closing the tunnel");

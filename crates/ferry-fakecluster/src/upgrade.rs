@@ -4,6 +4,10 @@
 //! between the two is only how the pod's ports are reached (the [`PortConnector`]) and
 //! the name of the query parameter listing ports (`ports` for the API server, `port` for
 //! kubelet).
+//!
+//! The caller sorts a request by protocol first ([`requested_protocol`]), so that it can
+//! count the answer and refuse a protocol switched off ([`refusal`]) before handing the
+//! request over.
 
 use std::sync::Arc;
 
@@ -12,15 +16,16 @@ use axum::extract::FromRequestParts;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::response::Response;
 use futures::StreamExt;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span};
 
 use crate::api::status;
-use crate::faults::TunnelGuard;
+use crate::faults::{Gate, TunnelGuard};
 use crate::portforward;
 use crate::spdy;
 use crate::spdy::session::PortConnector;
+use crate::stats::{Counters, Protocol};
 
 /// The SPDY protocol port-forwarding speaks (`X-Stream-Protocol-Version`).
 pub(crate) const SPDY_PORTFORWARD_PROTOCOL: &str = "portforward.k8s.io";
@@ -38,6 +43,10 @@ pub(crate) struct Target<C> {
     pub abort: CancellationToken,
     /// Counts the session as an open tunnel while it runs.
     pub guard: Option<TunnelGuard>,
+    /// Freezes the session (the freeze fault).
+    pub gate: Gate,
+    /// Counts the session and its connections; `None` where nobody reads the counts.
+    pub stats: Option<Arc<Counters>>,
 }
 
 impl<C> Target<C> {
@@ -46,53 +55,116 @@ impl<C> Target<C> {
             connector: self.connector.clone(),
             end: self.end.clone(),
             abort: self.abort.clone(),
+            gate: self.gate.clone(),
+            stats: self.stats.clone(),
         }
     }
 }
 
-/// Answers a port-forward request: a `101` and a session, or the error kubelet and the API
-/// server answer. `port_key` names the query parameter with the ports of a WebSocket
-/// channel session.
-pub(crate) async fn portforward<C: PortConnector>(
-    parts: &mut http::request::Parts,
-    query: &str,
-    port_key: &str,
-    spdy_over_websocket: bool,
-    target: Target<C>,
-) -> Response {
-    let offered: Vec<String> = parts
-        .headers
+/// The subprotocols a WebSocket request offers, in order.
+fn offered_subprotocols(headers: &HeaderMap) -> Vec<String> {
+    headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(',').map(|s| s.trim().to_string()))
-        .collect();
-    let upgrade = parts
-        .headers
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The protocol a port-forward request asks for. `Upgrade: SPDY/…` is plain SPDY. A
+/// WebSocket offering `SPDY/3.1+portforward.k8s.io` is the SPDY tunnel when
+/// `tunnel_served`, or when it offers nothing else (to be refused as an API server older
+/// than 1.30 refuses it); otherwise, as from such a server, the channel protocol.
+/// Anything else is the channel protocol too.
+pub(crate) fn requested_protocol(headers: &HeaderMap, tunnel_served: bool) -> Protocol {
+    let upgrade = headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
     if upgrade.starts_with("spdy") {
-        return spdy_upgrade(parts, target);
+        return Protocol::Spdy;
     }
-    // kubectl ≥ 1.31 first offers SPDY tunnelled through a WebSocket, as API servers from
-    // 1.30 on serve it; any other answer than 101 makes it fall back to plain SPDY.
+    let offered = offered_subprotocols(headers);
+    let is_tunnel = |p: &String| p.starts_with(SPDY_TUNNEL_PREFIX);
     let tunnel = offered
         .iter()
-        .any(|p| p.starts_with(SPDY_TUNNEL_PREFIX) && p.ends_with(".k8s.io"));
-    if tunnel && spdy_over_websocket {
-        return spdy_tunnel(parts, target).await;
+        .any(|p| is_tunnel(p) && p.ends_with(".k8s.io"));
+    if tunnel && (tunnel_served || offered.iter().all(is_tunnel)) {
+        Protocol::SpdyWebSocket
+    } else {
+        Protocol::Channel
     }
-    if tunnel && offered.iter().all(|p| p.starts_with(SPDY_TUNNEL_PREFIX)) {
+}
+
+/// The answer of a server that does not serve `protocol`: see
+/// [`crate::Faults::refuse_protocol`]. kubectl ≥ 1.31 first offers the SPDY tunnel; any
+/// other answer than `101` makes it fall back to plain SPDY.
+pub(crate) fn refusal(protocol: Protocol, headers: &HeaderMap) -> Response {
+    match protocol {
         // What an API server older than 1.30 answers; kubectl then falls back to SPDY.
-        return status(
+        Protocol::SpdyWebSocket => status(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             "unable to upgrade: SPDY tunnelled through a WebSocket is not served here; use SPDY/3.1 (POST with Upgrade: SPDY/3.1) or v4.channel.k8s.io",
             None,
-        );
+        ),
+        // Kubernetes' upgrade handshake answers 403 when no SPDY protocol is agreed on.
+        Protocol::Spdy => status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!(
+                "unable to upgrade: unable to negotiate protocol: client supports {:?}, server accepts []; plain SPDY/3.1 is not served here, use v4.channel.k8s.io",
+                stream_protocol_versions(headers)
+            ),
+            None,
+        ),
+        Protocol::Channel => status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "unable to upgrade connection: the WebSocket channel protocol (v4.channel.k8s.io) is not served here; use SPDY/3.1 (POST with Upgrade: SPDY/3.1)",
+            None,
+        ),
     }
+}
+
+/// The versions listed in `X-Stream-Protocol-Version`.
+fn stream_protocol_versions(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all("x-stream-protocol-version")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_string()))
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Answers a port-forward request for `protocol` (see [`requested_protocol`]): a `101`
+/// and a session, or the error kubelet and the API server answer. `port_key` names the
+/// query parameter with the ports of a WebSocket channel session.
+pub(crate) async fn portforward<C: PortConnector>(
+    parts: &mut http::request::Parts,
+    query: &str,
+    port_key: &str,
+    protocol: Protocol,
+    target: Target<C>,
+) -> Response {
+    match protocol {
+        Protocol::Spdy => spdy_upgrade(parts, target),
+        Protocol::SpdyWebSocket => spdy_tunnel(parts, target).await,
+        Protocol::Channel => channel(parts, query, port_key, target).await,
+    }
+}
+
+/// `GET …` upgraded to the WebSocket channel protocol.
+async fn channel<C: PortConnector>(
+    parts: &mut http::request::Parts,
+    query: &str,
+    port_key: &str,
+    target: Target<C>,
+) -> Response {
+    let offered = offered_subprotocols(&parts.headers);
     let ports = match portforward::parse_ports_named(query, port_key) {
         Ok(p) => p,
         Err(msg) => return status(StatusCode::BAD_REQUEST, "BadRequest", msg, None),
@@ -127,6 +199,8 @@ pub(crate) async fn portforward<C: PortConnector>(
         end: target.end,
         drop_all: target.abort,
         guard: target.guard,
+        gate: target.gate,
+        open: target.stats.as_ref().map(|s| s.channel_session()),
     };
     ws.write_buffer_size(0)
         .max_message_size(16 << 20)
@@ -161,14 +235,7 @@ fn spdy_upgrade<C: PortConnector>(
             None,
         );
     }
-    let versions: Vec<String> = parts
-        .headers
-        .get_all("x-stream-protocol-version")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_string()))
-        .filter(|s| !s.is_empty())
-        .collect();
+    let versions = stream_protocol_versions(&parts.headers);
     if versions.is_empty() {
         return status(
             StatusCode::BAD_REQUEST,
@@ -202,12 +269,13 @@ fn spdy_upgrade<C: PortConnector>(
     };
     let session = target.spdy_session();
     let guard = target.guard.take();
+    let open = target.stats.as_ref().map(|s| s.spdy_session());
     let span = debug_span!("spdy", pod.namespace = %target.namespace, pod.name = %target.pod);
     tokio::spawn(
         async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    let _open = guard;
+                    let _open = (guard, open);
                     debug!("SPDY session opened");
                     session
                         .serve_io(hyper_util::rt::TokioIo::new(upgraded))
@@ -257,12 +325,13 @@ async fn spdy_tunnel<C: PortConnector>(
     }
     let session = target.spdy_session();
     let guard = target.guard.take();
+    let open = target.stats.as_ref().map(|s| s.spdy_session());
     let span = debug_span!("spdy-ws", pod.namespace = %target.namespace, pod.name = %target.pod);
     ws.write_buffer_size(0)
         .max_message_size(16 << 20)
         .on_upgrade(move |socket| {
             async move {
-                let _open = guard;
+                let _open = (guard, open);
                 debug!("SPDY-over-WebSocket session opened");
                 let (sink, stream) = socket.split();
                 session

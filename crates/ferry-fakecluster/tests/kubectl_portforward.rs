@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry_fakecluster::kind::Kind;
-use ferry_fakecluster::{FakeCluster, Options};
+use ferry_fakecluster::{FakeCluster, Options, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -473,6 +473,133 @@ async fn refused_upgrades_fail_kubectl_with_the_servers_message() {
             "kubectl {version}:\n{stderr}"
         );
     }
+}
+
+/// Runs `kubectl port-forward pod/solo :9000` to completion; its exit status and stderr.
+async fn port_forward_output(
+    kubeconfig: &Path,
+    version: &'static str,
+    ws: Websockets,
+) -> (bool, String) {
+    let kubeconfig = kubeconfig.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(kubectl(version));
+        cmd.args(["port-forward", "-n", "demo", "pod/solo", ":9000"])
+            .env("KUBECONFIG", &kubeconfig)
+            .env_remove("KUBECTL_PORT_FORWARD_WEBSOCKETS")
+            .stdin(Stdio::null());
+        if let Websockets::Off = ws {
+            cmd.env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false");
+        }
+        cmd.output().expect("kubectl runs")
+    })
+    .await
+    .expect("kubectl joined");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_port_forwards_fail_kubectl_with_rbacs_message() {
+    let fx = fake(Options::default()).await;
+    fx.fake.faults().forbid_portforward(true);
+    for version in ["1.27", "1.33"] {
+        let (ok, stderr) = port_forward_output(&fx.kubeconfig, version, Websockets::Default).await;
+        assert!(!ok, "kubectl {version} fails");
+        assert!(
+            stderr.contains(
+                r#"pods "solo" is forbidden: User "ferry-test" cannot create resource "pods/portforward" in API group "" in the namespace "demo""#
+            ),
+            "kubectl {version}:\n{stderr}"
+        );
+    }
+    let stats = fx.fake.portforward_stats();
+    assert_eq!(stats.upgrades.total(), 0);
+    assert!(stats.refused.spdy >= 1, "{stats:?}");
+    assert!(stats.refused.spdy_websocket >= 1, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_falls_back_when_the_tunnel_is_switched_off_and_the_counts_show_it() {
+    let fx = fake(Options::default()).await;
+    fx.fake
+        .faults()
+        .refuse_protocol(Protocol::SpdyWebSocket, true);
+    let pf = port_forward(
+        &fx.kubeconfig,
+        "1.32",
+        "pod/solo",
+        9000,
+        Websockets::Default,
+    );
+    echo(pf.port, 64 << 10, 5).await;
+    let stats = fx.fake.portforward_stats();
+    assert_eq!(stats.refused.spdy_websocket, 1, "{stats:?}");
+    assert_eq!(stats.upgrades.spdy_websocket, 0, "{stats:?}");
+    assert_eq!(stats.upgrades.spdy, 1, "{stats:?}");
+    assert_eq!(stats.spdy_sessions_open, 1, "{stats:?}");
+    assert!(stats.spdy_connections_total >= 1, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_fails_when_neither_spdy_protocol_is_served() {
+    let fx = fake(Options::default()).await;
+    fx.fake
+        .faults()
+        .refuse_protocol(Protocol::SpdyWebSocket, true);
+    fx.fake.faults().refuse_protocol(Protocol::Spdy, true);
+    let (ok, stderr) = port_forward_output(&fx.kubeconfig, "1.33", Websockets::Default).await;
+    assert!(!ok, "kubectl fails");
+    assert!(
+        stderr.contains("unable to negotiate protocol"),
+        "kubectl 1.33:\n{stderr}"
+    );
+    let stats = fx.fake.portforward_stats();
+    assert_eq!(
+        (stats.refused.spdy_websocket, stats.refused.spdy),
+        (1, 1),
+        "{stats:?}"
+    );
+}
+
+async fn a_frozen_session_stalls_kubectl_until_thawed(ws: Websockets) {
+    let fx = fake(Options::default()).await;
+    let pf = port_forward(&fx.kubeconfig, "1.33", "pod/solo", 9000, ws);
+    echo(pf.port, 64 << 10, 7).await;
+    assert_eq!(fx.fake.faults().freeze_sessions(), 1);
+    let mut sock = TcpStream::connect(("127.0.0.1", pf.port))
+        .await
+        .expect("connects to kubectl's local port");
+    sock.write_all(b"frozen?").await.expect("writes");
+    let mut buf = [0u8; 7];
+    let early = tokio::time::timeout(Duration::from_millis(1500), sock.read_exact(&mut buf)).await;
+    assert!(
+        early.is_err(),
+        "no echo through a frozen session: {early:?}"
+    );
+    assert!(fx.fake.faults().thaw_sessions());
+    tokio::time::timeout(Duration::from_secs(15), sock.read_exact(&mut buf))
+        .await
+        .expect("the echo comes once thawed")
+        .expect("reads the echo");
+    assert_eq!(&buf, b"frozen?");
+    assert!(
+        !pf.stderr().contains("rror"),
+        "kubectl reported an error:\n{}",
+        pf.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_plain_spdy_session_stalls_kubectl_until_thawed() {
+    a_frozen_session_stalls_kubectl_until_thawed(Websockets::Off).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_tunnelled_session_stalls_kubectl_until_thawed() {
+    a_frozen_session_stalls_kubectl_until_thawed(Websockets::Default).await;
 }
 
 /// Throughput through kubectl, for the record: `cargo nextest run -p ferry-fakecluster

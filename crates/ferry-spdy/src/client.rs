@@ -23,9 +23,10 @@
 //!
 //! # Liveness
 //!
-//! The session sends a PING every [`Config::ping_interval`]. If a whole interval passes
-//! after a ping with not one byte from the server (neither the answer nor anything else),
-//! the session is dead: its connections fail and it takes no new ones. A GOAWAY from the
+//! The session sends a PING every [`Config::ping_interval`]. If three quarters of an
+//! interval pass after a ping with not one byte from the server (neither the answer nor
+//! anything else), the session is dead (a session frozen at any moment is found within
+//! 1.75 intervals): its connections fail and it takes no new ones. A GOAWAY from the
 //! server (the pod is going) keeps running connections but takes no new ones.
 
 use std::collections::{HashMap, VecDeque};
@@ -657,23 +658,36 @@ async fn write_loop<K: FrameSink>(
 /// Pings until the server goes silent (`true`) or the session is idle long enough.
 async fn ping_loop(core: &Core) -> (String, bool) {
     let every = core.config.ping_interval;
+    // Looked at four times per interval: a ping goes out every fourth look, and a server
+    // silent for three quarters of an interval after one is dead (so a session frozen at
+    // any moment is found within 1.75 intervals).
+    let look = every / 4;
+    let deadline = every * 3 / 4;
     let mut id: u32 = 1;
-    let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+    let mut tick = tokio::time::interval_at(Instant::now() + look, look);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seen = core.received.load(Ordering::Relaxed);
-    let mut pinged = false;
+    // The last ping: when it went and what had been received by then.
+    let mut pinged: Option<(Instant, u64)> = None;
+    let mut looks: u32 = 0;
     let mut idle_since = Instant::now();
     let mut opened = core.opened.load(Ordering::Relaxed);
     loop {
         tick.tick().await;
-        let now = core.received.load(Ordering::Relaxed);
-        if pinged && now == seen {
-            return (
-                format!("the server answered nothing for {every:?} after a ping"),
-                true,
-            );
+        looks += 1;
+        let received = core.received.load(Ordering::Relaxed);
+        match pinged {
+            Some((at, seen)) if received == seen && at.elapsed() >= deadline => {
+                return (
+                    format!("the server answered nothing for {deadline:?} after a ping"),
+                    true,
+                );
+            }
+            Some((_, seen)) if received != seen => pinged = None,
+            _ => {}
         }
-        seen = now;
+        if looks % 4 != 0 {
+            continue;
+        }
         let opened_now = core.opened.load(Ordering::Relaxed);
         if opened_now != opened || core.connections.load(Ordering::SeqCst) > 0 {
             idle_since = Instant::now();
@@ -686,11 +700,13 @@ async fn ping_loop(core: &Core) -> (String, bool) {
                 return ("closed after being idle".into(), false);
             }
         }
-        if core.ctl.send(Ctl::Frame(frame::ping(id))).is_err() {
-            return ("the session was dropped".into(), false);
+        if pinged.is_none() {
+            if core.ctl.send(Ctl::Frame(frame::ping(id))).is_err() {
+                return ("the session was dropped".into(), false);
+            }
+            pinged = Some((Instant::now(), received));
+            id = id.wrapping_add(2) | 1;
         }
-        pinged = true;
-        id = id.wrapping_add(2) | 1;
     }
 }
 

@@ -454,8 +454,11 @@ async fn kubelet(State(state): State<KubeletState>, req: Request) -> Response {
         end,
         abort: CancellationToken::new(),
         guard: None,
+        gate: crate::faults::Gate::inert(),
+        stats: None,
     };
-    upgrade::portforward(&mut parts, &query, "port", true, target).await
+    let protocol = upgrade::requested_protocol(&parts.headers, true);
+    upgrade::portforward(&mut parts, &query, "port", protocol, target).await
 }
 
 #[cfg(test)]

@@ -475,3 +475,55 @@ async fn the_fake_api_server_translates_the_spdy_websocket_tunnel_for_node_pods(
     assert!(events.contains(&Event::Control(Control::SynReply { stream: 3 })));
     s.node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_relayed_to_a_node_freeze_thaw_and_count_as_upgrades() {
+    let s = setup().await;
+    let request = http::Request::post("/api/v1/namespaces/demo/pods/solo/portforward")
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "SPDY/3.1")
+        .header("X-Stream-Protocol-Version", "portforward.k8s.io")
+        .body(Vec::<u8>::new().into())
+        .expect("request");
+    let res = s.client.send(request).await.expect("an answer");
+    assert_eq!(res.status(), http::StatusCode::SWITCHING_PROTOCOLS);
+    let upgraded = hyper::upgrade::on(res).await.expect("upgraded");
+    let mut c = SpdyClient::new(hyper_util::rt::TokioIo::new(upgraded));
+    c.open(1, "error", "9000", "0").await;
+    c.open(3, "data", "9000", "0").await;
+    c.send(frame::data(3, false, b"before")).await;
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        if let Some(Event::Data { stream: 3, bytes }) = c.next().await {
+            got.extend_from_slice(&bytes);
+        }
+    }
+    assert_eq!(got, b"before");
+    let stats = s.fake.portforward_stats();
+    assert_eq!(stats.upgrades.spdy, 1);
+    assert_eq!(
+        stats.spdy_sessions_open, 0,
+        "the node serves the session; the API server only relays it"
+    );
+
+    assert_eq!(s.fake.faults().freeze_sessions(), 1);
+    c.send(frame::ping(5)).await;
+    c.send(frame::data(3, false, b"during")).await;
+    assert_eq!(
+        c.next_within(Duration::from_millis(700)).await,
+        None,
+        "nothing is relayed, and the connection stays open"
+    );
+    s.fake.faults().thaw_sessions();
+    let (mut ping, mut got) = (false, Vec::new());
+    while !ping || got.len() < 6 {
+        match c.next().await {
+            Some(Event::Control(Control::Ping(5))) => ping = true,
+            Some(Event::Data { stream: 3, bytes }) => got.extend_from_slice(&bytes),
+            Some(_) => {}
+            None => panic!("the relayed session ended"),
+        }
+    }
+    assert_eq!(got, b"during");
+    s.node.shutdown().await;
+}

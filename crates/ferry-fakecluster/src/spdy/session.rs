@@ -21,6 +21,11 @@
 //! frames have their own queue, served first, so pings and replies never wait behind data.
 //! A pod that does not read stalls the queue of its connection and then, as with kubelet,
 //! the reading of client frames; the pod-to-client direction never waits on it.
+//!
+//! Freezing (a fault): while the session's gate is frozen, the session loop reads no
+//! chunk and handles no frame already read, and the writer writes nothing, so pings go
+//! unanswered and no data moves; the connection stays open. Only a cut (the abort token)
+//! or the server stopping ends a frozen session; once thawed it goes on where it stopped.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,6 +44,8 @@ use tracing::{Instrument, debug};
 
 use super::frame::{self, Control, Decoder, Deflater, Event, HeaderList, rst};
 use super::transport::{ChunkSource, FrameSink, IoSink, IoSource};
+use crate::faults::Gate;
+use crate::stats::Counters;
 
 /// Connects to a port of the pod being forwarded to.
 pub(crate) trait PortConnector: Send + Sync + 'static {
@@ -64,6 +71,10 @@ pub(crate) struct Session<C> {
     pub end: CancellationToken,
     /// Cancelled to cut the session at once, as a broken connection would.
     pub abort: CancellationToken,
+    /// While it is frozen, the session neither reads nor writes.
+    pub gate: Gate,
+    /// Counts the forwarded connections.
+    pub stats: Option<Arc<Counters>>,
 }
 
 enum Ctl {
@@ -126,7 +137,9 @@ impl<C: PortConnector> Session<C> {
     pub(crate) async fn serve<S: ChunkSource, K: FrameSink>(self, mut source: S, sink: K) {
         let (ctl_tx, ctl_rx) = mpsc::channel::<Ctl>(CONTROL_QUEUE);
         let (data_tx, data_rx) = mpsc::channel::<Bytes>(DATA_QUEUE);
-        let mut writer = tokio::spawn(write_loop(sink, ctl_rx, data_rx).in_current_span());
+        let mut gate = self.gate.clone();
+        let mut writer =
+            tokio::spawn(write_loop(sink, ctl_rx, data_rx, self.gate.clone()).in_current_span());
         let out = Out { data: data_tx };
         let mut decoder = Decoder::new();
         let mut state = State {
@@ -137,6 +150,7 @@ impl<C: PortConnector> Session<C> {
             pending: HashMap::new(),
             relays: JoinSet::new(),
             last_client_stream: 0,
+            stats: self.stats.clone(),
         };
         let mut sweep = tokio::time::interval(Duration::from_secs(1));
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -147,6 +161,19 @@ impl<C: PortConnector> Session<C> {
                     debug!("SPDY session cut by fault injection");
                     writer.abort();
                     return;
+                }
+                () = gate.frozen() => {
+                    debug!("SPDY session frozen by fault injection");
+                    let thawed = tokio::select! {
+                        () = self.abort.cancelled() => false,
+                        thawed = gate.thaw() => thawed,
+                    };
+                    if !thawed {
+                        debug!("frozen SPDY session cut");
+                        writer.abort();
+                        return;
+                    }
+                    debug!("SPDY session thawed");
                 }
                 () = self.end.cancelled() => {
                     debug!("pod went away; closing the SPDY session");
@@ -180,6 +207,17 @@ impl<C: PortConnector> Session<C> {
                     };
                     let mut go_away = false;
                     loop {
+                        if gate.is_frozen() {
+                            // Frames read but not handled yet wait for the thaw too.
+                            let thawed = tokio::select! {
+                                () = self.abort.cancelled() => false,
+                                thawed = gate.thaw() => thawed,
+                            };
+                            if !thawed {
+                                writer.abort();
+                                return;
+                            }
+                        }
                         let event = match decoder.next(&mut chunk) {
                             Ok(Some(ev)) => ev,
                             Ok(None) => break,
@@ -241,6 +279,7 @@ struct State<C> {
     /// Each relay returns its (error, data) stream ids.
     relays: JoinSet<(u32, u32)>,
     last_client_stream: u32,
+    stats: Option<Arc<Counters>>,
 }
 
 impl<C: PortConnector> State<C> {
@@ -405,8 +444,10 @@ impl<C: PortConnector> State<C> {
                 out: self.out.clone(),
             };
             let connector = self.connector.clone();
+            let open = self.stats.as_ref().map(|s| s.spdy_connection());
             self.relays.spawn(
                 async move {
+                    let _open = open;
                     relay.run(&*connector).await;
                     (error, data)
                 }
@@ -544,11 +585,13 @@ async fn pod_to_client(mut r: OwnedReadHalf, stream: u32, out: &Out) -> bool {
 }
 
 /// Owns the transport and the header compression context: writes control frames first,
-/// then data frames, flushing whenever nothing more is queued.
+/// then data frames, flushing whenever nothing more is queued. Writes nothing while the
+/// session is frozen.
 async fn write_loop<K: FrameSink>(
     mut sink: K,
     mut ctl: mpsc::Receiver<Ctl>,
     mut data: mpsc::Receiver<Bytes>,
+    mut gate: Gate,
 ) {
     let mut deflater = match Deflater::new() {
         Ok(d) => d,
@@ -558,8 +601,12 @@ async fn write_loop<K: FrameSink>(
         }
     };
     loop {
+        if !gate.thaw().await {
+            return;
+        }
         let frame = tokio::select! {
             biased;
+            () = gate.frozen() => continue,
             c = ctl.recv() => match c {
                 Some(Ctl::Frame(f)) => f,
                 Some(Ctl::Reply(stream)) => match frame::syn_reply(&mut deflater, stream, &[]) {
@@ -633,6 +680,8 @@ mod tests {
             connector: Arc::new(Echo(echo_server().await)),
             end,
             abort: CancellationToken::new(),
+            gate: Gate::inert(),
+            stats: None,
         };
         tokio::spawn(session.serve_io(server));
         SpdyClient::new(client)

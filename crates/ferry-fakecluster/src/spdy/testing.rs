@@ -60,6 +60,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SpdyClient<S> {
         }
     }
 
+    /// What the server sends within `d`: `Some(Some(event))`, `Some(None)` when the
+    /// connection ended (closed or failed), `None` when nothing came in time.
+    pub(crate) async fn next_within(&mut self, d: Duration) -> Option<Option<Event>> {
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            if let Some(ev) = self.decoder.next(&mut self.pending).expect("decodes") {
+                return Some(Some(ev));
+            }
+            let mut buf = BytesMut::with_capacity(64 * 1024);
+            match tokio::time::timeout_at(deadline, self.io.read_buf(&mut buf)).await {
+                Err(_) => return None,
+                Ok(Ok(0) | Err(_)) => return Some(None),
+                Ok(Ok(_)) => self.pending = buf.freeze(),
+            }
+        }
+    }
+
     /// Events until the error stream `error` is closed (that Fin included), data pieces
     /// joined per stream.
     pub(crate) async fn until_fin(&mut self, error: u32) -> (Vec<Event>, HashMap<u32, Vec<u8>>) {
