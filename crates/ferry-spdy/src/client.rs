@@ -685,7 +685,7 @@ async fn ping_loop(core: &Core) -> (String, bool) {
             Some((_, seen)) if received != seen => pinged = None,
             _ => {}
         }
-        if looks % 4 != 0 {
+        if !looks.is_multiple_of(4) {
             continue;
         }
         let opened_now = core.opened.load(Ordering::Relaxed);
