@@ -49,8 +49,8 @@ struct Args {
     /// Where to write the results as JSON. Default: `ferry-bench.json` in the target dir.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
-    /// Runs only these scenarios (comma-separated: throughput, setup, concurrency, heal,
-    /// latency, idle). Default: all.
+    /// Runs only these scenarios (comma-separated: throughput, setup, concurrency,
+    /// concurrency-high, heal, memory, latency, idle). Default: all.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     only: Vec<String>,
     /// Simulated API latency of the second cluster, in ms.
@@ -62,12 +62,19 @@ struct Args {
 #[derive(Debug, Clone, Copy)]
 struct Sizes {
     bytes: u64,
+    /// The longest one transfer of `bytes` may take before it counts as failed.
+    transfer_limit: Duration,
     /// Throughput: best of this many transfers per path.
     rounds: usize,
     parallel: usize,
     setup_iters: usize,
     conc_conns: usize,
     conc_rounds: usize,
+    /// The second, larger concurrency scenario.
+    conc_high: usize,
+    /// The memory scenario: this many bursts of `mem_conns` simultaneous connections.
+    mem_bursts: usize,
+    mem_conns: usize,
     heal_iters: usize,
     idle_forwards: usize,
     idle_kubectl: usize,
@@ -78,11 +85,15 @@ impl Sizes {
     fn full() -> Self {
         Self {
             bytes: 256 << 20,
+            transfer_limit: Duration::from_secs(300),
             rounds: 3,
             parallel: 8,
             setup_iters: 300,
             conc_conns: 500,
             conc_rounds: 10,
+            conc_high: 2000,
+            mem_bursts: 2,
+            mem_conns: 500,
             heal_iters: 10,
             idle_forwards: 200,
             idle_kubectl: 200,
@@ -93,11 +104,15 @@ impl Sizes {
     fn quick() -> Self {
         Self {
             bytes: 4 << 20,
+            transfer_limit: Duration::from_secs(20),
             rounds: 1,
             parallel: 8,
             setup_iters: 20,
             conc_conns: 20,
             conc_rounds: 10,
+            conc_high: 50,
+            mem_bursts: 2,
+            mem_conns: 20,
             heal_iters: 2,
             idle_forwards: 10,
             idle_kubectl: 2,
@@ -148,8 +163,11 @@ struct Row {
     metric: String,
     unit: &'static str,
     direct: Cell,
-    /// The fake API server's tunnel alone, with an in-process client (throughput only).
+    /// The fake API server's channel tunnel alone, with an in-process client (throughput
+    /// only).
     tunnel: Cell,
+    /// The fake API server's multiplexed session alone, in-process (throughput only).
+    session: Cell,
     kubectl: Cell,
     ferry: Cell,
     /// The target, in words.
@@ -166,6 +184,7 @@ impl Row {
             unit,
             direct: Cell::None,
             tunnel: Cell::None,
+            session: Cell::None,
             kubectl: Cell::None,
             ferry: Cell::None,
             target: None,
@@ -330,6 +349,22 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     } else {
         Sizes::full()
     };
+    // Every simultaneous connection is a client socket here and, on the direct path, the
+    // pod's socket too, besides the fake API server's own.
+    let need_files = 2 * sizes.conc_high.max(sizes.mem_conns) as u64 + 1024;
+    let open_files = match procs::ensure_open_files(need_files) {
+        Ok((n, raised_from)) => {
+            match raised_from {
+                Some(from) => note(format!("open-file limit: raised from {from} to {n}")),
+                None => note(format!("open-file limit: {n}")),
+            }
+            json!(n)
+        }
+        Err(why) => {
+            note(format!("warning: {why}"));
+            json!(why)
+        }
+    };
     let ferry_bin = procs::ferry_bin()?;
     let kubectl_bin = procs::kubectl_bin();
     let kubectl_version = match &kubectl_bin {
@@ -363,6 +398,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
 
     let rows = &bench.rows;
     print_table(rows);
+    // What the forwarders told the API server they are: the kubectl that ran may not be
+    // the one `kubectl version --client` names (a version dispatcher picks one per server).
+    println!("\nuser agents on the fake API server (upgrades, other requests):");
+    for a in bench.fake.requests().agents() {
+        println!("  {}: {}, {}", a.user_agent, a.upgrades, a.api);
+    }
     println!(
         "\nload average: {load_start} at the start, {} at the end",
         loadavg()
@@ -376,12 +417,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "loadavg_start": load_start,
         "loadavg_end": loadavg(),
         "sizes": format!("{sizes:?}"),
+        "open_files_limit": open_files,
+        "user_agents": serde_json::to_value(bench.fake.requests().agents())?,
         "results": rows.iter().map(|r| json!({
             "scenario": r.scenario,
             "metric": r.metric,
             "unit": r.unit,
             "direct": r.direct.json(),
             "api_tunnel": r.tunnel.json(),
+            "api_session": r.session.json(),
             "kubectl": r.kubectl.json(),
             "ferry": r.ferry.json(),
             "ferry_vs_kubectl": Row::ratio(&r.ferry, &r.kubectl),
@@ -421,6 +465,7 @@ fn print_table(rows: &[Row]) {
         "unit",
         "direct",
         "api-tunnel",
+        "api-session",
         "kubectl",
         "ferry",
         "f/kubectl",
@@ -437,6 +482,7 @@ fn print_table(rows: &[Row]) {
             r.unit.to_string(),
             r.direct.show(),
             r.tunnel.show(),
+            r.session.show(),
             r.kubectl.show(),
             r.ferry.show(),
             ratio(Row::ratio(&r.ferry, &r.kubectl)),
@@ -602,7 +648,11 @@ impl Bench {
         }
         if self.wants("concurrency") {
             note("concurrency");
-            self.concurrency(echo).await;
+            self.concurrency(echo, self.sizes.conc_conns, true).await;
+        }
+        if self.wants("concurrency-high") {
+            note("concurrency, more connections");
+            self.concurrency(echo, self.sizes.conc_high, false).await;
         }
         if self.wants("heal") {
             note("heal");
@@ -614,6 +664,12 @@ impl Bench {
         }
         if let Some((f, _)) = ferry {
             f.stop().await;
+        }
+        // With fresh forwarders, and with the others gone: the upgrades are counted per
+        // user agent, not per process.
+        if self.wants("memory") {
+            note("memory after bursts");
+            self.memory().await;
         }
         if self.wants("latency") {
             note(format!(
@@ -629,25 +685,37 @@ impl Bench {
         Ok(())
     }
 
-    /// An in-process tunnel to deployment/bench's `port` through the fake API server.
-    async fn tunnel_via(&mut self, port: u16) -> Option<Via> {
-        let pod = ready_pod(self.fake.cluster(), "bench")?;
+    /// In-process paths to deployment/bench's `port` through the fake API server, with a
+    /// client built as Ferry builds it: a WebSocket channel tunnel per connection, and
+    /// streams on the pod's multiplexed session(s).
+    async fn in_process_vias(&mut self, port: u16) -> (Option<Via>, Option<Via>) {
+        let Some(pod) = ready_pod(self.fake.cluster(), "bench") else {
+            return (None, None);
+        };
         let pool = ferry_core::cluster::ClientPool::new(
             ferry_core::cluster::KubeconfigSource::from_paths(vec![self.kubeconfig.clone()]),
         );
         match pool.client(None).await {
-            Ok(cc) => Some(Via::Tunnel {
-                client: cc.client,
-                namespace: NS.into(),
-                pod,
-                port,
-            }),
+            Ok(cc) => (
+                Some(Via::Tunnel {
+                    client: cc.client.clone(),
+                    namespace: NS.into(),
+                    pod: pod.clone(),
+                    port,
+                }),
+                Some(Via::Session {
+                    tunnels: cc.tunnels.clone(),
+                    namespace: NS.into(),
+                    pod,
+                    port,
+                }),
+            ),
             Err(e) => {
                 self.fail(
-                    "a kube client for the in-process tunnel",
+                    "a kube client for the in-process tunnels",
                     &anyhow::anyhow!("{e}"),
                 );
-                None
+                (None, None)
             }
         }
     }
@@ -661,26 +729,38 @@ impl Bench {
         let n = self.sizes.bytes;
         let k = self.sizes.parallel;
         let mib = n >> 20;
+        let ticks_per_s = procs::clock_ticks();
         for (conns, label) in [(1usize, "1 connection"), (k, "8 connections")] {
             for upload in [false, true] {
                 let dir = if upload { "upload" } else { "download" };
-                let mut row = Row::new(
-                    &format!("throughput, {label}"),
-                    &format!("{dir} {mib} MiB"),
-                    "MB/s",
+                let scenario = format!("throughput, {label}");
+                let mut row = Row::new(&scenario, &format!("{dir} {mib} MiB"), "MB/s");
+                let mut per_gb = Row::new(
+                    &scenario,
+                    &format!("forwarder CPU per GB, {dir}"),
+                    "CPU-s/GB",
                 );
                 let paths = if upload { sink } else { web };
-                let tunnel = self.tunnel_via(if upload { SINK } else { HTTP }).await;
+                let (tunnel, session) =
+                    self.in_process_vias(if upload { SINK } else { HTTP }).await;
+                let protocol = match &session {
+                    Some(Via::Session { tunnels, .. }) => Some(tunnels.clone()),
+                    _ => None,
+                };
                 let ways = [
                     ("direct", paths.direct.map(Via::Tcp), None),
                     ("api-tunnel", tunnel, None),
+                    ("api-session", session, None),
                     ("kubectl", paths.kubectl.map(Via::Tcp), kubectl_pid),
                     ("ferry", paths.ferry.map(Via::Tcp), ferry_pid),
                 ];
                 // Best of `rounds`, the paths taking turns, so that load from elsewhere on
                 // the machine hits every path alike.
-                let mut best: [Option<(f64, f64)>; 4] = [None; 4];
-                let mut failed = [false; 4];
+                let mut best: [Option<(f64, f64)>; 5] = [None; 5];
+                let mut failed = [false; 5];
+                // The forwarder's CPU ticks and the bytes moved, over every measured
+                // transfer (steadier than the best transfer's alone).
+                let mut spent = [(0u64, 0u64); 5];
                 for _ in 0..self.sizes.rounds {
                     for (i, (which, via, pid)) in ways.iter().enumerate() {
                         let Some(via) = via else { continue };
@@ -688,21 +768,29 @@ impl Bench {
                             continue;
                         }
                         // A small warm-up transfer, not counted.
+                        let limit = self.sizes.transfer_limit;
                         let _ =
-                            measure::parallel(via, (1 << 20) * conns as u64, conns, upload).await;
+                            measure::parallel(via, (1 << 20) * conns as u64, conns, upload, limit)
+                                .await;
                         let before = pid.and_then(|p| procs::sample(p).ok());
-                        let res = measure::parallel(via, n, conns, upload).await;
+                        let res = measure::parallel(via, n, conns, upload, limit).await;
+                        let after = pid.and_then(|p| procs::sample(p).ok());
                         match res {
                             Ok(took) => {
                                 // The forwarder's CPU during the transfer, in cores.
-                                let cores = match (before, pid) {
-                                    (Some(b), Some(p)) => procs::sample(*p).ok().map_or(0.0, |a| {
-                                        (a.cpu_ticks - b.cpu_ticks) as f64
-                                            / procs::clock_ticks()
-                                            / took.as_secs_f64()
-                                    }),
-                                    _ => 0.0,
+                                let ticks = match (before, after) {
+                                    (Some(b), Some(a)) => {
+                                        Some(a.cpu_ticks.saturating_sub(b.cpu_ticks))
+                                    }
+                                    _ => None,
                                 };
+                                if let Some(t) = ticks {
+                                    spent[i].0 += t;
+                                    spent[i].1 += n;
+                                }
+                                let cores = ticks.map_or(0.0, |t| {
+                                    t as f64 / ticks_per_s / took.as_secs_f64().max(1e-9)
+                                });
                                 let v = mb_per_s(n, took);
                                 if best[i].is_none_or(|(b, _)| v > b) {
                                     best[i] = Some((v, cores));
@@ -715,7 +803,7 @@ impl Bench {
                         }
                     }
                 }
-                let mut cpu = Vec::new();
+                let mut notes = Vec::new();
                 for (i, (which, via, pid)) in ways.iter().enumerate() {
                     if via.is_none() {
                         continue;
@@ -724,38 +812,56 @@ impl Bench {
                         _ if failed[i] => Cell::Text("error".into()),
                         Some((v, cores)) => {
                             if pid.is_some() {
-                                cpu.push(format!("{which} used {:.0}% of a core", 100.0 * cores));
+                                notes.push(format!("{which} used {:.0}% of a core", 100.0 * cores));
                             }
                             Cell::Num(v)
                         }
                         None => Cell::None,
                     };
+                    let cpu = match spent[i] {
+                        (ticks, bytes) if pid.is_some() && bytes > 0 => {
+                            Cell::Num(ticks as f64 / ticks_per_s / (bytes as f64 / 1e9))
+                        }
+                        _ => Cell::None,
+                    };
                     match *which {
                         "direct" => row.direct = cell,
                         "api-tunnel" => row.tunnel = cell,
-                        "kubectl" => row.kubectl = cell,
-                        _ => row.ferry = cell,
+                        "api-session" => row.session = cell,
+                        "kubectl" => (row.kubectl, per_gb.kubectl) = (cell, cpu),
+                        _ => (row.ferry, per_gb.ferry) = (cell, cpu),
                     }
                 }
-                row.target = Some("≥1.5x kubectl, ≥0.3x direct".into());
-                row.met = match (row.ferry.num(), row.kubectl.num(), row.direct.num()) {
-                    (Some(f), Some(k), Some(d)) => Some(f >= 1.5 * k && f >= 0.3 * d),
-                    (Some(f), None, Some(d)) => Some(f >= 0.3 * d),
+                if let Some(p) = protocol.and_then(|t| t.protocol()) {
+                    notes.push(format!("api-session spoke {p:?}"));
+                }
+                row.target = Some("≥1.5x kubectl".into());
+                row.met = match (row.ferry.num(), row.kubectl.num()) {
+                    (Some(f), Some(k)) => Some(f >= 1.5 * k),
                     _ => None,
                 };
-                if !cpu.is_empty() {
-                    row.note = Some(cpu.join(", "));
+                if !notes.is_empty() {
+                    row.note = Some(notes.join(", "));
                 }
+                per_gb.target = Some("ferry ≤ kubectl".into());
+                per_gb.met = match (per_gb.ferry.num(), per_gb.kubectl.num()) {
+                    (Some(f), Some(k)) => Some(f <= k),
+                    _ => None,
+                };
                 note(format!(
-                    "  {} {}: direct {} api-tunnel {} kubectl {} ferry {}",
+                    "  {} {}: direct {} api-tunnel {} api-session {} kubectl {} ferry {}; CPU-s/GB kubectl {} ferry {}",
                     row.scenario,
                     row.metric,
                     row.direct.show(),
                     row.tunnel.show(),
+                    row.session.show(),
                     row.kubectl.show(),
-                    row.ferry.show()
+                    row.ferry.show(),
+                    per_gb.kubectl.show(),
+                    per_gb.ferry.show()
                 ));
                 self.rows.push(row);
+                self.rows.push(per_gb);
             }
         }
     }
@@ -807,9 +913,9 @@ impl Bench {
                 _ => (p50.ferry, p99.ferry) = (a, b),
             }
         }
-        if !latency.is_zero() {
-            p50.target = Some("≤ kubectl".into());
-            p50.met = match (p50.ferry.num(), p50.kubectl.num()) {
+        for row in [&mut p50, &mut p99] {
+            row.target = Some("≤ kubectl".into());
+            row.met = match (row.ferry.num(), row.kubectl.num()) {
                 (Some(f), Some(k)) => Some(f <= k),
                 _ => None,
             };
@@ -853,57 +959,47 @@ impl Bench {
         fake.shutdown().await;
     }
 
-    async fn concurrency(&mut self, echo: Paths) {
-        let n = self.sizes.conc_conns;
+    /// `n` connections at once on each path, each doing `conc_rounds` echo rounds; with
+    /// `p99_target`, Ferry's p99 is held to kubectl's.
+    async fn concurrency(&mut self, echo: Paths, n: usize, p99_target: bool) {
         let rounds = self.sizes.conc_rounds;
         let scenario = format!("concurrency, {n} at once × {rounds} rounds");
         let mut failures = Row::new(&scenario, "failed connections", "count");
         let mut p50 = Row::new(&scenario, "connection time p50", "ms");
         let mut p99 = Row::new(&scenario, "connection time p99", "ms");
+        let mut upgrades = Row::new(&scenario, UPGRADES_METRIC, "count");
+        upgrades.direct = Cell::Text("n/a".into());
         let mut first_error: Vec<String> = Vec::new();
+        let mut counted: Vec<String> = Vec::new();
         for (which, addr) in [
             ("direct", echo.direct),
             ("kubectl", echo.kubectl),
             ("ferry", echo.ferry),
         ] {
             let Some(addr) = addr else { continue };
-            let gate = Arc::new(tokio::sync::Barrier::new(n));
-            let mut tasks = tokio::task::JoinSet::new();
-            for _ in 0..n {
-                let gate = gate.clone();
-                tasks.spawn(async move {
-                    gate.wait().await;
-                    measure::echo_rounds(addr, rounds, Duration::from_secs(60)).await
-                });
-            }
-            let mut ok = Vec::with_capacity(n);
-            let mut failed = 0usize;
-            let mut err: Option<String> = None;
-            while let Some(r) = tasks.join_next().await {
-                match r {
-                    Ok(Ok(d)) => ok.push(d),
-                    Ok(Err(e)) => {
-                        failed += 1;
-                        err.get_or_insert_with(|| format!("{e:#}"));
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        err.get_or_insert_with(|| e.to_string());
-                    }
-                }
-            }
-            if let Some(e) = err {
+            let before = Upgrades::now(&self.fake);
+            let b = measure::burst(addr, n, rounds, CONN_LIMIT).await;
+            let seen = Upgrades::now(&self.fake).since(before);
+            if let Some(e) = b.first_error {
                 first_error.push(format!("{which}: {e}"));
             }
             let cells = (
-                Cell::Num(failed as f64),
-                percentile_ms(&ok, 50.0).map_or(Cell::None, Cell::Num),
-                percentile_ms(&ok, 99.0).map_or(Cell::None, Cell::Num),
+                Cell::Num(b.failed as f64),
+                percentile_ms(&b.ok, 50.0).map_or(Cell::None, Cell::Num),
+                percentile_ms(&b.ok, 99.0).map_or(Cell::None, Cell::Num),
             );
             match which {
                 "direct" => (failures.direct, p50.direct, p99.direct) = cells,
-                "kubectl" => (failures.kubectl, p50.kubectl, p99.kubectl) = cells,
-                _ => (failures.ferry, p50.ferry, p99.ferry) = cells,
+                "kubectl" => {
+                    (failures.kubectl, p50.kubectl, p99.kubectl) = cells;
+                    upgrades.kubectl = per_thousand(seen.kubectl, n);
+                    counted.push(format!("kubectl {}", seen.kubectl));
+                }
+                _ => {
+                    (failures.ferry, p50.ferry, p99.ferry) = cells;
+                    upgrades.ferry = per_thousand(seen.ferry, n);
+                    counted.push(format!("ferry {}", seen.ferry));
+                }
             }
             // Let the forwarders settle before the next path.
             sleep(Duration::from_millis(500)).await;
@@ -913,16 +1009,168 @@ impl Bench {
         if !first_error.is_empty() {
             failures.note = Some(format!("first errors: {}", first_error.join("; ")));
         }
+        if p99_target {
+            p99.target = Some("≤ kubectl".into());
+            p99.met = match (p99.ferry.num(), p99.kubectl.num()) {
+                (Some(f), Some(k)) => Some(f <= k),
+                _ => None,
+            };
+        }
+        upgrade_target(&mut upgrades, &counted, n);
         note(format!(
-            "  failures direct {} kubectl {} ferry {}; p99 ferry {}",
+            "  failures direct {} kubectl {} ferry {}; p99 kubectl {} ferry {}; upgrades: {}",
             failures.direct.show(),
             failures.kubectl.show(),
             failures.ferry.show(),
-            p99.ferry.show()
+            p99.kubectl.show(),
+            p99.ferry.show(),
+            counted.join(", ")
         ));
         self.rows.push(failures);
         self.rows.push(p50);
         self.rows.push(p99);
+        self.rows.push(upgrades);
+    }
+
+    /// Fresh forwarders to deployment/bench's echo; `mem_bursts` bursts of `mem_conns`
+    /// simultaneous connections each (one path after the other), then each process's
+    /// resident memory right after its last burst and its peak.
+    async fn memory(&mut self) {
+        let n = self.sizes.mem_conns;
+        let bursts = self.sizes.mem_bursts;
+        let rounds = self.sizes.conc_rounds;
+        let scenario = format!("memory, {bursts} bursts of {n} at once × {rounds} rounds");
+        let mut rss = Row::new(&scenario, "RSS after the last burst", "MiB");
+        let mut hwm = Row::new(&scenario, "peak RSS (VmHWM)", "MiB");
+        let mut failures = Row::new(&scenario, "failed connections", "count");
+        let mut upgrades = Row::new(&scenario, UPGRADES_METRIC, "count");
+        for row in [&mut rss, &mut hwm, &mut failures, &mut upgrades] {
+            row.direct = Cell::Text("n/a".into());
+        }
+        let kubeconfig = self.kubeconfig.clone();
+        let mut kubectl = None;
+        if let Some(started) = self.kubectl_start(&kubeconfig, "deployment/bench", &[ECHO]) {
+            let res = async {
+                let mut k = started?;
+                let ports = k.wait(&[ECHO], Duration::from_secs(30)).await?;
+                let addr = ports.get(&ECHO).copied().context("no echo port")?;
+                measure::ping(addr, Duration::from_secs(10)).await?;
+                Ok::<_, anyhow::Error>((k, addr))
+            }
+            .await;
+            match res {
+                Ok(v) => kubectl = Some(v),
+                Err(e) => self.fail("kubectl (memory)", &e),
+            }
+        }
+        let res = async {
+            let forwards = [("echo".to_string(), "deployment/bench", ECHO)];
+            let mut f = Ferry::start(
+                &self.ferry_bin,
+                &kubeconfig,
+                self.dir.path(),
+                "ferry-memory.yaml",
+                &ferry_config(&forwards),
+            )?;
+            let locals = f
+                .wait(&["echo".to_string()], false, Duration::from_secs(30))
+                .await?;
+            let addr = locals.get("echo").copied().context("no local address")?;
+            measure::ping(addr, Duration::from_secs(30)).await?;
+            Ok::<_, anyhow::Error>((f, addr))
+        }
+        .await;
+        let ferry = match res {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.fail("ferry (memory)", &e);
+                None
+            }
+        };
+        let paths = [
+            (
+                "kubectl",
+                kubectl.as_ref().and_then(|(k, a)| Some((k.pid()?, *a))),
+            ),
+            (
+                "ferry",
+                ferry.as_ref().and_then(|(f, a)| Some((f.pid()?, *a))),
+            ),
+        ];
+        let mut start_mem = Vec::new();
+        let mut first_error = Vec::new();
+        let mut counted = Vec::new();
+        for (which, path) in paths {
+            let Some((pid, addr)) = path else { continue };
+            if let Ok(s) = procs::sample(pid) {
+                start_mem.push(format!("{which} {:.1}", mib(s.rss_kb)));
+            }
+            let before = Upgrades::now(&self.fake);
+            let mut failed = 0usize;
+            for i in 0..bursts {
+                if i > 0 {
+                    sleep(Duration::from_secs(1)).await;
+                }
+                let b = measure::burst(addr, n, rounds, CONN_LIMIT).await;
+                failed += b.failed;
+                if let Some(e) = b.first_error
+                    && first_error.len() < 2
+                {
+                    first_error.push(format!("{which}, burst {}: {e}", i + 1));
+                }
+            }
+            let sample = procs::sample(pid);
+            let seen = Upgrades::now(&self.fake).since(before);
+            let connections = n * bursts;
+            let (rss_cell, hwm_cell) = match sample {
+                Ok(s) => (Cell::Num(mib(s.rss_kb)), Cell::Num(mib(s.hwm_kb))),
+                Err(e) => {
+                    self.fail(&format!("{which} (memory)"), &e);
+                    (Cell::Text("error".into()), Cell::Text("error".into()))
+                }
+            };
+            let failed = Cell::Num(failed as f64);
+            if which == "kubectl" {
+                (rss.kubectl, hwm.kubectl, failures.kubectl) = (rss_cell, hwm_cell, failed);
+                upgrades.kubectl = per_thousand(seen.kubectl, connections);
+                counted.push(format!("kubectl {}", seen.kubectl));
+            } else {
+                (rss.ferry, hwm.ferry, failures.ferry) = (rss_cell, hwm_cell, failed);
+                upgrades.ferry = per_thousand(seen.ferry, connections);
+                counted.push(format!("ferry {}", seen.ferry));
+            }
+        }
+        rss.target = Some("ferry ≤ 120 MiB".into());
+        rss.met = rss.ferry.num().map(|v| v <= 120.0);
+        rss.note = Some(format!(
+            "sampled right after the last burst's connections closed; before the bursts: {} MiB",
+            start_mem.join(", ")
+        ));
+        failures.target = Some("ferry: 0".into());
+        failures.met = failures.ferry.num().map(|f| f == 0.0);
+        if !first_error.is_empty() {
+            failures.note = Some(format!("first errors: {}", first_error.join("; ")));
+        }
+        upgrade_target(&mut upgrades, &counted, n * bursts);
+        note(format!(
+            "  RSS kubectl {} ferry {} MiB (peak {} / {}); failures kubectl {} ferry {}",
+            rss.kubectl.show(),
+            rss.ferry.show(),
+            hwm.kubectl.show(),
+            hwm.ferry.show(),
+            failures.kubectl.show(),
+            failures.ferry.show()
+        ));
+        self.rows.push(rss);
+        self.rows.push(hwm);
+        self.rows.push(failures);
+        self.rows.push(upgrades);
+        if let Some((k, _)) = kubectl {
+            k.stop().await;
+        }
+        if let Some((f, _)) = ferry {
+            f.stop().await;
+        }
     }
 
     async fn heal(&mut self, ferry_addr: Option<SocketAddr>) {
@@ -1229,6 +1477,65 @@ impl Bench {
             f.stop().await;
         }
     }
+}
+
+/// How long one connection of a burst may take before it counts as failed.
+const CONN_LIMIT: Duration = Duration::from_secs(60);
+
+const UPGRADES_METRIC: &str = "API upgrades per 1,000 connections";
+
+/// Upgrade requests (port-forward sessions or tunnels) the fake API server saw so far, by
+/// the forwarders' user agents (`ferry/<version> (…)`; `kubectl/<version> (…)`, or the name
+/// kubectl was run as).
+#[derive(Debug, Clone, Copy, Default)]
+struct Upgrades {
+    ferry: u64,
+    kubectl: u64,
+}
+
+impl Upgrades {
+    fn now(fake: &FakeCluster) -> Self {
+        let mut u = Upgrades::default();
+        for a in fake.requests().agents() {
+            if a.user_agent.starts_with("ferry/") {
+                u.ferry += a.upgrades;
+            } else if a.user_agent.starts_with("kubectl") {
+                u.kubectl += a.upgrades;
+            }
+        }
+        u
+    }
+
+    fn since(self, before: Upgrades) -> Self {
+        Upgrades {
+            ferry: self.ferry.saturating_sub(before.ferry),
+            kubectl: self.kubectl.saturating_sub(before.kubectl),
+        }
+    }
+}
+
+fn per_thousand(count: u64, connections: usize) -> Cell {
+    if connections == 0 {
+        return Cell::None;
+    }
+    Cell::Num(count as f64 * 1000.0 / connections as f64)
+}
+
+/// The target of an upgrades row, and the counts behind it.
+fn upgrade_target(row: &mut Row, counted: &[String], connections: usize) {
+    row.target = Some("ferry ≤ 10".into());
+    row.met = row.ferry.num().map(|v| v <= 10.0);
+    if !counted.is_empty() {
+        row.note = Some(format!(
+            "upgrades during the scenario: {} (for {connections} connections each)",
+            counted.join(", ")
+        ));
+    }
+}
+
+/// Kibibytes (as `/proc` gives them) in MiB.
+fn mib(kb: u64) -> f64 {
+    kb as f64 / 1024.0
 }
 
 /// Waits for a ready pod of `app` other than `not`; returns its name.

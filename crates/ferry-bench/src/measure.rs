@@ -2,18 +2,17 @@
 //! they go through, the counting sink behind uploads, and small statistics helpers.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
+use ferry_core::sessions::Tunnels;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, timeout};
 
 /// Bytes per write or read of a transfer.
 const IO_CHUNK: usize = 256 * 1024;
-
-/// The longest any single transfer may take before it counts as failed.
-const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A payload block for uploads.
 static PAYLOAD: [u8; IO_CHUNK] = [b'u'; IO_CHUNK];
@@ -27,13 +26,22 @@ async fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
     Ok(sock)
 }
 
-/// Where a transfer goes: a local address, or a fresh in-process tunnel through the fake
-/// API server (the tunnel's own ceiling, with no forwarder and no local socket).
+/// Where a transfer goes: a local address, or an in-process tunnel through the fake API
+/// server (the tunnel's own ceiling, with no forwarder and no local socket).
 #[derive(Clone)]
 pub enum Via {
     Tcp(SocketAddr),
+    /// A fresh WebSocket (`v4.channel.k8s.io`) per connection.
     Tunnel {
         client: kube::Client,
+        namespace: String,
+        pod: String,
+        port: u16,
+    },
+    /// A stream pair per connection on the pod's multiplexed session(s), as Ferry's
+    /// forwards do it.
+    Session {
+        tunnels: Arc<Tunnels>,
         namespace: String,
         pod: String,
         port: u16,
@@ -54,13 +62,19 @@ impl Via {
                 pod,
                 port,
             } => Box::new(ferry_core::tunnel::dial_channel(client, namespace, pod, *port).await?),
+            Via::Session {
+                tunnels,
+                namespace,
+                pod,
+                port,
+            } => Box::new(tunnels.open(namespace, pod, *port).await?),
         })
     }
 }
 
 /// Downloads `n` bytes from the `http` behaviour's `/bytes?n=` and returns the time from
-/// the request to the last byte.
-pub async fn download(via: &Via, n: u64) -> anyhow::Result<Duration> {
+/// the request to the last byte; a transfer that takes longer than `limit` fails.
+pub async fn download(via: &Via, n: u64, limit: Duration) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let work = async {
         let mut sock = via.open().await?;
@@ -91,14 +105,15 @@ pub async fn download(via: &Via, n: u64) -> anyhow::Result<Duration> {
         ensure!(body == n, "received {body} bytes, expected {n}");
         Ok(started.elapsed())
     };
-    timeout(TRANSFER_TIMEOUT, work)
+    timeout(limit, work)
         .await
-        .context("the download timed out")?
+        .with_context(|| format!("the download took over {limit:?}"))?
 }
 
 /// Uploads `n` bytes to the counting sink (through whatever path `addr` is) and returns
-/// the time from the first byte sent to the sink's acknowledgement that all `n` arrived.
-pub async fn upload(via: &Via, n: u64) -> anyhow::Result<Duration> {
+/// the time from the first byte sent to the sink's acknowledgement that all `n` arrived;
+/// a transfer that takes longer than `limit` fails.
+pub async fn upload(via: &Via, n: u64, limit: Duration) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let work = async {
         let sock = via.open().await?;
@@ -125,13 +140,19 @@ pub async fn upload(via: &Via, n: u64) -> anyhow::Result<Duration> {
         tokio::try_join!(send, ack)?;
         Ok(started.elapsed())
     };
-    timeout(TRANSFER_TIMEOUT, work)
+    timeout(limit, work)
         .await
-        .context("the upload timed out")?
+        .with_context(|| format!("the upload took over {limit:?}"))?
 }
 
 /// Runs `k` transfers of `n / k` bytes each at once; returns the wall time of them all.
-pub async fn parallel(via: &Via, n: u64, k: usize, upload_dir: bool) -> anyhow::Result<Duration> {
+pub async fn parallel(
+    via: &Via,
+    n: u64,
+    k: usize,
+    upload_dir: bool,
+    limit: Duration,
+) -> anyhow::Result<Duration> {
     let each = n / k as u64;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -139,9 +160,9 @@ pub async fn parallel(via: &Via, n: u64, k: usize, upload_dir: bool) -> anyhow::
         let via = via.clone();
         tasks.spawn(async move {
             if upload_dir {
-                upload(&via, each).await
+                upload(&via, each, limit).await
             } else {
-                download(&via, each).await
+                download(&via, each, limit).await
             }
         });
     }
@@ -168,7 +189,7 @@ pub async fn first_byte(addr: SocketAddr) -> anyhow::Result<Duration> {
 }
 
 /// One connection doing `rounds` request/response rounds of 64 bytes on the echo.
-/// Returns the whole connection's time and the slowest round's.
+/// Returns the whole connection's time.
 pub async fn echo_rounds(
     addr: SocketAddr,
     rounds: usize,
@@ -189,6 +210,47 @@ pub async fn echo_rounds(
     timeout(limit, work)
         .await
         .with_context(|| format!("not done within {limit:?}"))?
+}
+
+/// What a burst of simultaneous connections gave.
+#[derive(Debug, Default)]
+pub struct Burst {
+    /// Each successful connection's whole time.
+    pub ok: Vec<Duration>,
+    pub failed: usize,
+    /// The first failure, in words.
+    pub first_error: Option<String>,
+}
+
+/// `n` connections opened at once (behind a barrier), each doing `rounds` echo rounds
+/// (see [`echo_rounds`]) within `limit`.
+pub async fn burst(addr: SocketAddr, n: usize, rounds: usize, limit: Duration) -> Burst {
+    let gate = Arc::new(tokio::sync::Barrier::new(n));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let gate = gate.clone();
+        tasks.spawn(async move {
+            gate.wait().await;
+            echo_rounds(addr, rounds, limit).await
+        });
+    }
+    let mut out = Burst {
+        ok: Vec::with_capacity(n),
+        ..Burst::default()
+    };
+    while let Some(r) = tasks.join_next().await {
+        let err = match r {
+            Ok(Ok(d)) => {
+                out.ok.push(d);
+                continue;
+            }
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(e) => e.to_string(),
+        };
+        out.failed += 1;
+        out.first_error.get_or_insert(err);
+    }
+    out
 }
 
 /// One short echo exchange, as the heal probes and readiness checks do it.

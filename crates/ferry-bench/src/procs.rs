@@ -350,3 +350,60 @@ pub fn clock_ticks() -> f64 {
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(100.0)
 }
+
+/// The soft and hard limits on open files of `pid` (`/proc/PID/limits`; `u64::MAX` for
+/// `unlimited`).
+pub fn open_files_limit(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))
+        .with_context(|| format!("reading /proc/{pid}/limits"))?;
+    let line = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .context("no \"Max open files\" in /proc/PID/limits")?;
+    let mut values = line.split_whitespace().map(|v| match v {
+        "unlimited" => Ok(u64::MAX),
+        v => v.parse::<u64>().context("malformed open files limit"),
+    });
+    let soft = values.next().context("no soft limit")??;
+    let hard = values.next().context("no hard limit")??;
+    Ok((soft, hard))
+}
+
+/// Makes sure this process may open `need` files: when its soft limit is lower, raises it
+/// to the hard limit with `prlimit(1)` (util-linux; the same as `ulimit -n HARD` in the
+/// shell). Child processes started afterwards — the forwarders — inherit the limit.
+/// Returns the soft limit in force and, when it was raised, the one before; or why it
+/// stays too low.
+pub fn ensure_open_files(need: u64) -> Result<(u64, Option<u64>), String> {
+    let me = std::process::id();
+    let (soft, hard) = open_files_limit(me).map_err(|e| format!("{e:#}"))?;
+    if soft >= need {
+        return Ok((soft, None));
+    }
+    let advice = format!(
+        "the open-file limit is {soft} (hard {hard}), under the {need} the largest scenario \
+         needs: run `ulimit -n {need}` (or higher) first"
+    );
+    if hard > soft {
+        let to = if hard == u64::MAX {
+            "unlimited".to_string()
+        } else {
+            hard.to_string()
+        };
+        let ran = std::process::Command::new("prlimit")
+            .arg("--pid")
+            .arg(me.to_string())
+            .arg(format!("--nofile={to}:"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if ran.is_ok_and(|s| s.success())
+            && let Ok((now, _)) = open_files_limit(me)
+            && now >= need
+        {
+            return Ok((now, Some(soft)));
+        }
+    }
+    Err(advice)
+}

@@ -3,8 +3,13 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_ferry-bench");
+
+/// The run takes about 20 s; past this it is ended, with what it printed so far (before the
+/// test runner's own limit would end it silently).
+const LIMIT: Duration = Duration::from_secs(90);
 
 /// The `ferry` binary of the same build: `$FERRY_BIN`, else built next to the bench.
 fn ferry_bin() -> PathBuf {
@@ -40,19 +45,38 @@ fn ferry_bin() -> PathBuf {
 fn quick_mode_runs_every_scenario() {
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("bench.json");
-    let out = Command::new(BENCH)
+    // Output to files, so that a run that hangs still shows how far it got.
+    let out_path = dir.path().join("stdout");
+    let err_path = dir.path().join("stderr");
+    let mut child = Command::new(BENCH)
         .arg("--quick")
         .arg("--json")
         .arg(&json)
         .env("FERRY_BIN", ferry_bin())
-        .output()
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
         .expect("running ferry-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for ferry-bench") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let Some(status) = status else {
+        panic!("ferry-bench --quick still running after {LIMIT:?}, ended:\n{stdout}\n{stderr}");
+    };
     assert!(
-        out.status.success(),
-        "ferry-bench --quick failed ({}):\n{stdout}\n{stderr}",
-        out.status
+        status.success(),
+        "ferry-bench --quick failed ({status}):\n{stdout}\n{stderr}"
     );
     let text = std::fs::read_to_string(&json).expect("the JSON results");
     let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
@@ -62,8 +86,10 @@ fn quick_mode_runs_every_scenario() {
         "throughput, 1 connection",
         "throughput, 8 connections",
         "setup",
-        "concurrency",
+        "concurrency, 20 at once",
+        "concurrency, 50 at once",
         "heal",
+        "memory",
         "idle",
     ] {
         assert!(
@@ -74,5 +100,13 @@ fn quick_mode_runs_every_scenario() {
             "no ferry figure for `{scenario}`:\n{text}"
         );
     }
+    // The upgrades the fake API server saw from Ferry are counted (by its user agent).
+    assert!(
+        results.iter().any(|r| r["metric"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("API upgrades"))
+            && r["ferry"].is_number()),
+        "no upgrade count for ferry:\n{text}"
+    );
     assert!(v["harness_errors"].as_array().is_some_and(Vec::is_empty));
 }

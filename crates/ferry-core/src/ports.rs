@@ -25,6 +25,27 @@ pub async fn holder_async(port: u16) -> Option<String> {
     }
 }
 
+/// Lets the process open as many files as the system allows it: the soft limit of open
+/// files raised to the hard one (Unix; a shell's default soft limit of 1,024 would run out
+/// near a thousand simultaneous connections, each a local socket). Returns the limit now
+/// in force, or `None` where there is none to raise.
+pub fn raise_open_files_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        match rlimit::increase_nofile_limit(u64::MAX) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::debug!(error = %e, "the open files limit could not be raised");
+                None
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

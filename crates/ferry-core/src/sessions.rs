@@ -44,8 +44,9 @@ use crate::tunnel::{TunnelError, TunnelStream, dial_channel};
 /// The most connections one session carries; more go to another session of the pod.
 pub const MAX_STREAMS: usize = 64;
 
-/// A session without connections for this long is closed.
-pub const SESSION_IDLE: Duration = Duration::from_secs(30);
+/// A session without connections for this long is closed (checked every 5 s): a forward
+/// nobody uses holds no session between its health checks.
+pub const SESSION_IDLE: Duration = Duration::from_secs(10);
 
 /// After the server refused both SPDY protocols, how long connections use the channel
 /// protocol before SPDY is tried again.
@@ -444,7 +445,11 @@ impl Tunnels {
         let io = TokioIo::new(upgraded);
         let session = match protocol {
             Protocol::Tunnel => {
-                let ws = WebSocketStream::from_raw_socket(io, Role::Client, None).await;
+                // A small read buffer: an idle session should cost little (the default is
+                // 128 KiB per session); bulk reads still take whole frames.
+                let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                    .read_buffer_size(16 * 1024);
+                let ws = WebSocketStream::from_raw_socket(io, Role::Client, Some(config)).await;
                 let (source, sink) = ferry_spdy::transport::websocket(ws);
                 Session::start(source, sink, self.config.clone())
             }

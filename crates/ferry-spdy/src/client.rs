@@ -23,10 +23,12 @@
 //!
 //! # Liveness
 //!
-//! The session sends a PING every [`Config::ping_interval`]. If three quarters of an
-//! interval pass after a ping with not one byte from the server (neither the answer nor
-//! anything else), the session is dead (a session frozen at any moment is found within
-//! 1.75 intervals): its connections fail and it takes no new ones. A GOAWAY from the
+//! While it carries connections the session sends a PING every [`Config::ping_interval`],
+//! and one at the next quarter interval after a new connection; an idle one costs no
+//! traffic. If three quarters of an interval pass after a ping with not one byte from the
+//! server (neither the answer nor anything else), the session is dead (a session frozen
+//! at any moment is found within 1.75 intervals, and a new connection on a frozen idle one
+//! within one): its connections fail and it takes no new ones. A GOAWAY from the
 //! server (the pod is going) keeps running connections but takes no new ones.
 
 use std::collections::{HashMap, VecDeque};
@@ -167,8 +169,11 @@ struct Core {
     blocked: AtomicBool,
     /// Cancelled when the session has ended.
     ended: CancellationToken,
-    /// Signalled on every chunk from the server.
+    /// The id of the last answer to one of our pings, signalled through `heard`.
+    pong: std::sync::atomic::AtomicU32,
     heard: Notify,
+    /// Ids of [`Session::check`]'s pings (odd, above the pinger's).
+    next_check: std::sync::atomic::AtomicU32,
     /// Cancelled to end the session as silent (a check went unanswered), with the reason.
     silenced: CancellationToken,
     silenced_why: Mutex<String>,
@@ -271,7 +276,9 @@ impl Session {
             opened: AtomicU64::new(0),
             blocked: AtomicBool::new(false),
             ended: CancellationToken::new(),
+            pong: std::sync::atomic::AtomicU32::new(0),
             heard: Notify::new(),
+            next_check: std::sync::atomic::AtomicU32::new(0x4000_0001),
             silenced: CancellationToken::new(),
             silenced_why: Mutex::new(String::new()),
         });
@@ -386,25 +393,32 @@ impl Session {
         self.owner.cancel.cancel();
     }
 
-    /// Pings the server now and waits up to `within` for any byte from it. A server that
-    /// stays silent ends the session as a silent one (see [`SessionLost`]), with `why`.
-    /// Returns whether the session is alive.
+    /// Pings the server now and waits up to `within` for the answer (bytes already on
+    /// their way do not count). A server that does not answer ends the session as a
+    /// silent one (see [`SessionLost`]), with `why`. Returns whether the session is alive.
     pub async fn check(&self, within: Duration, why: &str) -> bool {
         let core = &self.owner.core;
         if self.closed().is_some() {
             return false;
         }
-        let before = core.received.load(Ordering::Relaxed);
-        let heard = core.heard.notified();
-        tokio::pin!(heard);
-        heard.as_mut().enable();
-        // An odd id, as the client's pings have, beyond those the pinger counts up to.
-        if core.ctl.send(Ctl::Frame(frame::ping(0x7fff_ffff))).is_err() {
+        let id = core.next_check.fetch_add(2, Ordering::SeqCst) | 1;
+        if core.ctl.send(Ctl::Frame(frame::ping(id))).is_err() {
             return false;
         }
+        let answer = async {
+            loop {
+                let heard = core.heard.notified();
+                tokio::pin!(heard);
+                heard.as_mut().enable();
+                if core.pong.load(Ordering::SeqCst) == id {
+                    return;
+                }
+                heard.await;
+            }
+        };
         let answered = tokio::select! {
-            () = &mut heard => true,
-            () = tokio::time::sleep(within) => core.received.load(Ordering::Relaxed) != before,
+            () = answer => true,
+            () = tokio::time::sleep(within) => false,
             () = core.ended.cancelled() => false,
         };
         if !answered {
@@ -476,7 +490,6 @@ async fn read_loop<S: ChunkSource>(core: &Core, mut source: S) -> String {
         };
         core.received
             .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        core.heard.notify_waiters();
         loop {
             match decoder.next(&mut chunk) {
                 Ok(Some(event)) => handle(core, event).await,
@@ -538,7 +551,11 @@ async fn handle(core: &Core, event: Event) {
                     // The server's own ping: answer it.
                     let _ = core.ctl.send(Ctl::Frame(frame::ping(id)));
                 }
-                // Our pings' answers need nothing: any byte received counts as alive.
+                // For the pinger any byte counts as alive; a check waits for its answer.
+                else {
+                    core.pong.store(id, Ordering::SeqCst);
+                    core.heard.notify_waiters();
+                }
             }
             Control::GoAway { last_good } => {
                 debug!(last_good, "the server said GOAWAY");
@@ -658,9 +675,10 @@ async fn write_loop<K: FrameSink>(
 /// Pings until the server goes silent (`true`) or the session is idle long enough.
 async fn ping_loop(core: &Core) -> (String, bool) {
     let every = core.config.ping_interval;
-    // Looked at four times per interval: a ping goes out every fourth look, and a server
-    // silent for three quarters of an interval after one is dead (so a session frozen at
-    // any moment is found within 1.75 intervals).
+    // Looked at four times per interval. A session in use is pinged every interval, and
+    // at the next look after a new connection (so a session that froze while idle is
+    // found before its new connection waits long); a server silent for three quarters of
+    // an interval after a ping is dead.
     let look = every / 4;
     let deadline = every * 3 / 4;
     let mut id: u32 = 1;
@@ -668,12 +686,11 @@ async fn ping_loop(core: &Core) -> (String, bool) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The last ping: when it went and what had been received by then.
     let mut pinged: Option<(Instant, u64)> = None;
-    let mut looks: u32 = 0;
+    let mut last_ping = Instant::now();
     let mut idle_since = Instant::now();
     let mut opened = core.opened.load(Ordering::Relaxed);
     loop {
         tick.tick().await;
-        looks += 1;
         let received = core.received.load(Ordering::Relaxed);
         match pinged {
             Some((at, seen)) if received == seen && at.elapsed() >= deadline => {
@@ -685,13 +702,12 @@ async fn ping_loop(core: &Core) -> (String, bool) {
             Some((_, seen)) if received != seen => pinged = None,
             _ => {}
         }
-        if !looks.is_multiple_of(4) {
-            continue;
-        }
         let opened_now = core.opened.load(Ordering::Relaxed);
-        if opened_now != opened || core.connections.load(Ordering::SeqCst) > 0 {
+        let new_connection = opened_now != opened;
+        opened = opened_now;
+        let busy = core.connections.load(Ordering::SeqCst) > 0;
+        if new_connection || busy {
             idle_since = Instant::now();
-            opened = opened_now;
         } else if core.config.idle.is_some_and(|d| idle_since.elapsed() >= d) {
             // No new connection can race this: the session is marked closed first.
             let mut st = core.state.lock();
@@ -700,11 +716,14 @@ async fn ping_loop(core: &Core) -> (String, bool) {
                 return ("closed after being idle".into(), false);
             }
         }
-        if pinged.is_none() {
+        // A session carrying nothing is not pinged: an idle one costs no traffic.
+        let due = new_connection || (busy && last_ping.elapsed() >= every);
+        if pinged.is_none() && due {
             if core.ctl.send(Ctl::Frame(frame::ping(id))).is_err() {
                 return ("the session was dropped".into(), false);
             }
-            pinged = Some((Instant::now(), received));
+            last_ping = Instant::now();
+            pinged = Some((last_ping, received));
             id = id.wrapping_add(2) | 1;
         }
     }

@@ -22,7 +22,7 @@ impl Worker {
         let mut failures = 0u32;
         let listener = loop {
             self.shared.beat();
-            match TcpListener::bind(addr).await {
+            match listen(addr) {
                 Ok(l) => break l,
                 Err(e) => {
                     let in_use = e.kind() == io::ErrorKind::AddrInUse;
@@ -117,6 +117,25 @@ impl Worker {
             }
         }
     }
+}
+
+/// How many connections may wait to be accepted. The system's default (128 where tokio
+/// asks for 1024 on some systems) drops SYNs of a burst of new connections, which clients
+/// resend only after a second; kubectl's listeners ask for 4096.
+const BACKLOG: u32 = 4096;
+
+/// Binds `addr` as `TcpListener::bind` does (address reuse on Unix, so a restarted forward
+/// gets its port back), with a deep accept queue.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 fn bind_error(addr: SocketAddr, e: &io::Error) -> String {
