@@ -68,6 +68,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
 
 /// Runs the app until it quits.
 pub fn run() -> ExitCode {
+    ferry_core::ports::raise_open_files_limit();
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) if e.is_empty() => {
