@@ -60,6 +60,8 @@ pub fn wait_port(port: u16, within: Duration) {
 pub struct Desktop {
     pub display: String,
     _xvfb: Group,
+    /// Xvfb's stdout, kept open: a write to a closed pipe would kill it.
+    _xvfb_out: BufReader<std::process::ChildStdout>,
     _tray: Option<Group>,
 }
 
@@ -110,11 +112,29 @@ impl Desktop {
         );
         let mut line = String::new();
         let stdout = xvfb.0.stdout.take().expect("Xvfb's stdout");
-        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let mut out = BufReader::new(stdout);
+        out.read_line(&mut line).unwrap();
         let display = format!(":{}", line.trim());
+        // The display answers a client before anything is started on it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !Command::new("xdotool")
+            .arg("getdisplaygeometry")
+            .env("DISPLAY", &display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "Xvfb on {display} never answered"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Desktop {
             display,
             _xvfb: xvfb,
+            _xvfb_out: out,
             _tray: None,
         }
     }
