@@ -362,10 +362,11 @@ async fn forwards_recover_from_faults_and_say_what_happened() -> anyhow::Result<
         "the refusal is remembered: {last}"
     );
 
-    // API 500s for 3 s: the forward reports it, then recovers on its own. Connections
-    // made meanwhile go through the pod's session, open since the last one (no upgrade
-    // is needed, as with kubectl).
-    f.fake.faults().fail_api(Duration::from_secs(4));
+    // API 500s until the server is well again: the forward reports it, then recovers on
+    // its own. Connections made meanwhile go through the pod's session, open since the
+    // last one (no upgrade is needed, as with kubectl). The failure lasts until cleared,
+    // so a slow machine cannot outlast it before the upgrade below is tried.
+    f.fake.faults().fail_api(Duration::from_secs(600));
     let during = timeout(Duration::from_secs(2), echo_once(addr, b"during")).await;
     assert!(
         matches!(&during, Ok(Ok(b)) if b == b"during"),
@@ -386,6 +387,7 @@ async fn forwards_recover_from_faults_and_say_what_happened() -> anyhow::Result<
             .contains("Internal error"),
         "{s:?}"
     );
+    f.fake.faults().clear();
     let s = wait_for(&engine, "echo", "active again", |s| {
         s.state == ForwardState::Active
     })
