@@ -316,12 +316,7 @@ impl Engine {
     /// pods again and is probed at once. `why` is what the ended sessions' connections
     /// report. Returns how many sessions ended.
     pub async fn recheck(&self, why: &str) -> Result<usize, EngineError> {
-        let checks = self
-            .pool
-            .built()
-            .into_iter()
-            .map(|cc| async move { cc.tunnels.verify(RECHECK_WITHIN, why).await });
-        let ended = futures::future::join_all(checks).await.into_iter().sum();
+        let ended = verify_sessions(&self.pool, why).await;
         info!(
             sessions.ended = ended,
             reason = why,
@@ -388,6 +383,16 @@ const COUNTERS_EVERY: Duration = Duration::from_millis(250);
 
 /// How long [`Engine::recheck`] waits for each session to answer its ping.
 pub const RECHECK_WITHIN: Duration = Duration::from_secs(2);
+
+/// Pings every SPDY session of every built client at once; those silent for
+/// [`RECHECK_WITHIN`] end, and their connections report `why`. Returns how many ended.
+pub(crate) async fn verify_sessions(pool: &ClientPool, why: &str) -> usize {
+    let checks = pool
+        .built()
+        .into_iter()
+        .map(|cc| async move { cc.tunnels.verify(RECHECK_WITHIN, why).await });
+    futures::future::join_all(checks).await.into_iter().sum()
+}
 
 /// A namespace change feed: bumps a counter on every pod or EndpointSlice event.
 struct Feed {

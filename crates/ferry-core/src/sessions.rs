@@ -42,7 +42,7 @@ use tracing::debug;
 use crate::tunnel::{TunnelError, TunnelStream, dial_channel};
 
 /// The most connections one session carries; more go to another session of the pod.
-pub const MAX_STREAMS: usize = 64;
+pub const MAX_STREAMS: usize = 128;
 
 /// A session without connections for this long is closed (checked every 5 s): a forward
 /// nobody uses holds no session between its health checks.

@@ -70,12 +70,7 @@ pub(crate) async fn watch(
         tokio::time::sleep(SETTLE).await;
         while rx.try_recv().is_ok() {}
         info!(?trigger, "checking every forward again");
-        let checks = pool.built().into_iter().map(|cc| async move {
-            cc.tunnels
-                .verify(crate::engine::RECHECK_WITHIN, trigger.reason())
-                .await
-        });
-        let ended: usize = futures::future::join_all(checks).await.into_iter().sum();
+        let ended = crate::engine::verify_sessions(&pool, trigger.reason()).await;
         debug!(sessions.ended = ended, "sessions checked");
         if recheck.send(trigger).await.is_err() {
             break;

@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{active, config, echo_once, fake, fake_with, fwd, options, pod_of, wait_for};
+use common::{
+    active, config, echo_once, fake, fake_with, fwd, options, pod_of, start_one, wait_for,
+};
 use ferry_core::Engine;
 use ferry_core::config::{PortRef, ProbeKind};
 use ferry_core::sessions::Protocol;
@@ -31,11 +33,7 @@ fn upgrades(f: &common::Fake) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_connections_need_a_handful_of_upgrades() -> anyhow::Result<()> {
     let f = fake("ferry-fake").await?;
-    let engine = Engine::start(
-        config(vec![fwd("echo", "service/echo", PortRef::Number(80))]),
-        options(vec![f.kubeconfig.clone()]),
-    )?;
-    let addr = active(&engine, "echo").await?;
+    let (engine, addr) = start_one(&f, "echo", "echo").await?;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..200 {
         tasks.spawn(async move {
@@ -75,11 +73,7 @@ async fn fetch(addr: std::net::SocketAddr, n: usize) -> anyhow::Result<usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_holds_up_no_other() -> anyhow::Result<()> {
     let f = fake("ferry-fake").await?;
-    let engine = Engine::start(
-        config(vec![fwd("web", "service/web", PortRef::Number(80))]),
-        options(vec![f.kubeconfig.clone()]),
-    )?;
-    let addr = active(&engine, "web").await?;
+    let (engine, addr) = start_one(&f, "web", "web").await?;
     // One client asks for 256 MiB and never reads: the kernel's socket buffers fill,
     // then its connection's buffer in Ferry.
     let mut stalled = TcpStream::connect(addr).await?;
@@ -128,11 +122,7 @@ async fn a_client_that_stops_reading_holds_up_no_other() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clients_half_close_reaches_the_pod_at_once() -> anyhow::Result<()> {
     let f = fake("ferry-fake").await?;
-    let engine = Engine::start(
-        config(vec![fwd("echo", "service/echo", PortRef::Number(80))]),
-        options(vec![f.kubeconfig.clone()]),
-    )?;
-    let addr = active(&engine, "echo").await?;
+    let (engine, addr) = start_one(&f, "echo", "echo").await?;
     for size in [0usize, 5, 300_000] {
         let data = vec![b'h'; size];
         let mut s = TcpStream::connect(addr).await?;
@@ -269,11 +259,7 @@ async fn the_channel_path_does_everything_but_half_close() -> anyhow::Result<()>
 async fn a_forbidden_upgrade_names_the_missing_permission() -> anyhow::Result<()> {
     let f = fake("ferry-fake").await?;
     f.fake.faults().forbid_portforward(true);
-    let engine = Engine::start(
-        config(vec![fwd("echo", "service/echo", PortRef::Number(80))]),
-        options(vec![f.kubeconfig.clone()]),
-    )?;
-    let addr = active(&engine, "echo").await?;
+    let (engine, addr) = start_one(&f, "echo", "echo").await?;
     // A connection cannot be carried; the forward says why.
     let _ = timeout(Duration::from_secs(2), echo_once(addr, b"x")).await;
     let s = wait_for(&engine, "echo", "told of the 403", |s| {
@@ -298,11 +284,7 @@ async fn a_forbidden_upgrade_names_the_missing_permission() -> anyhow::Result<()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_session_is_left_within_two_pings() -> anyhow::Result<()> {
     let f = fake("ferry-fake").await?;
-    let engine = Engine::start(
-        config(vec![fwd("echo", "service/echo", PortRef::Number(80))]),
-        options(vec![f.kubeconfig.clone()]),
-    )?;
-    let addr = active(&engine, "echo").await?;
+    let (engine, addr) = start_one(&f, "echo", "echo").await?;
     let mut open = TcpStream::connect(addr).await?;
     open.write_all(b"x").await?;
     let mut one = [0u8; 1];
@@ -336,11 +318,7 @@ async fn a_frozen_session_is_left_within_two_pings() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recheck_leaves_frozen_sessions_at_once() -> anyhow::Result<()> {
     let f = fake("ferry-fake").await?;
-    let engine = Engine::start(
-        config(vec![fwd("echo", "service/echo", PortRef::Number(80))]),
-        options(vec![f.kubeconfig.clone()]),
-    )?;
-    let addr = active(&engine, "echo").await?;
+    let (engine, addr) = start_one(&f, "echo", "echo").await?;
     assert_eq!(echo_once(addr, b"before").await?, b"before");
     assert_eq!(
         engine.recheck("a test").await?,

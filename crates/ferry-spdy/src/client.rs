@@ -620,10 +620,9 @@ async fn write_loop<K: FrameSink>(
     mut ctl_rx: mpsc::UnboundedReceiver<Ctl>,
     mut data_rx: mpsc::Receiver<Bytes>,
 ) -> String {
-    let mut deflater = match Deflater::new() {
-        Ok(d) => d,
-        Err(e) => return format!("cannot compress headers: {e}"),
-    };
+    // Stored header blocks: a client's are tiny, and a deflate state would be most of an
+    // idle session's memory.
+    let mut deflater = Deflater::stored();
     let mut encode = |ctl: Ctl| -> Result<Bytes, String> {
         match ctl {
             Ctl::Frame(f) => Ok(f),
@@ -765,10 +764,6 @@ impl Stream {
     }
 }
 
-fn failed(kind: io::ErrorKind, why: &str) -> io::Error {
-    io::Error::new(kind, why.to_string())
-}
-
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -826,10 +821,11 @@ impl AsyncWrite for Stream {
             return Poll::Ready(Ok(0));
         }
         if this.wrote_fin {
-            return Poll::Ready(Err(failed(
+            return Poll::Ready(Err(Failure::own(
                 io::ErrorKind::BrokenPipe,
                 "the connection's sending side was shut down",
-            )));
+            )
+            .error()));
         }
         if let Some(f) = &this.conn.recv.lock().failed {
             return Poll::Ready(Err(f.error()));
@@ -887,7 +883,7 @@ impl Stream {
             .closed
             .clone()
             .unwrap_or_else(|| "the session ended".into());
-        failed(io::ErrorKind::ConnectionAborted, &why)
+        Failure::own(io::ErrorKind::ConnectionAborted, &why).error()
     }
 }
 

@@ -147,6 +147,9 @@ pub fn dictionary() -> &'static [u8] {
     &DICT
 }
 
+/// The Adler-32 of [`dictionary`]: the id a zlib stream that uses it names.
+pub const DICTIONARY_ID: u32 = 0xe3c6_a7c2;
+
 /// Why the byte stream is not SPDY/3 as this decoder reads it.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -161,26 +164,79 @@ pub enum FrameError {
 }
 
 /// One compression context: header blocks this side sends.
-pub struct Deflater(Compress);
+///
+/// [`Deflater::new`] compresses as the Go side does. [`Deflater::stored`] writes the same
+/// zlib stream (header, dictionary id, one sync-flushed block per header block) with
+/// stored, uncompressed deflate blocks: any inflater reads it, and it needs no compression
+/// state. A deflate state costs about 380 KB (zlib-rs, 32 KiB window), held for the life
+/// of the session; a client's header blocks are a few dozen bytes, so that cost buys
+/// nothing and would make up most of an idle session's memory.
+pub struct Deflater(Mode);
+
+enum Mode {
+    Zlib(Box<Compress>),
+    /// Whether the zlib header and dictionary id were written.
+    Stored { started: bool },
+}
+
+/// A zlib header: deflate with a 32 KiB window (`0x78`), fastest level, a preset
+/// dictionary follows (FDICT); `0x7820` is a multiple of 31, as the check bits require.
+const STORED_HEADER: [u8; 2] = [0x78, 0x20];
+
+/// The longest stored deflate block.
+const MAX_STORED: usize = 0xffff;
 
 impl Deflater {
+    /// A compressing context (zlib level 9 with the SPDY/3 dictionary).
     pub fn new() -> Result<Self, FrameError> {
         let mut z = Compress::new(Compression::best(), true);
         z.set_dictionary(dictionary())
             .map_err(|e| FrameError::HeaderBlock(e.to_string()))?;
-        Ok(Self(z))
+        Ok(Self(Mode::Zlib(Box::new(z))))
+    }
+
+    /// A context that writes stored blocks (see the type's note).
+    pub fn stored() -> Self {
+        Self(Mode::Stored { started: false })
     }
 
     /// Compresses one header block, ending it with a sync flush.
     fn compress(&mut self, block: &[u8]) -> Result<Vec<u8>, FrameError> {
+        let z = match &mut self.0 {
+            Mode::Zlib(z) => z,
+            Mode::Stored { started } => {
+                let blocks = block.len() / MAX_STORED + 1;
+                let mut out = Vec::with_capacity(6 + 5 * blocks + block.len());
+                if !*started {
+                    out.extend_from_slice(&STORED_HEADER);
+                    out.extend_from_slice(&DICTIONARY_ID.to_be_bytes());
+                    *started = true;
+                }
+                // Not final, type 00 (stored), padded to the byte: a zero byte; then
+                // LEN and its complement, little-endian. The block ends on a byte
+                // boundary, as a sync flush leaves the stream. An empty header block
+                // still gets one (empty) block.
+                let mut chunks = block.chunks(MAX_STORED).peekable();
+                if chunks.peek().is_none() {
+                    out.extend_from_slice(&[0, 0, 0, 0xff, 0xff]);
+                }
+                for chunk in chunks {
+                    let len = chunk.len() as u16;
+                    out.push(0);
+                    out.extend_from_slice(&len.to_le_bytes());
+                    out.extend_from_slice(&(!len).to_le_bytes());
+                    out.extend_from_slice(chunk);
+                }
+                return Ok(out);
+            }
+        };
         let mut out = Vec::with_capacity(block.len() + 64);
         let mut pos = 0;
         loop {
-            let before = self.0.total_in();
-            self.0
-                .compress_vec(&block[pos..], &mut out, FlushCompress::Sync)
+            let before = z.total_in();
+            z.compress_vec(&block[pos..], &mut out, FlushCompress::Sync)
                 .map_err(|e| FrameError::HeaderBlock(e.to_string()))?;
-            pos += (self.0.total_in() - before) as usize;
+            pos += (z.total_in() - before) as usize;
             if pos >= block.len() && out.len() < out.capacity() {
                 return Ok(out);
             }
@@ -626,7 +682,24 @@ mod tests {
         let id = Compress::new(Compression::best(), true)
             .set_dictionary(d)
             .expect("set dictionary");
-        assert_eq!(id, 0xe3c6_a7c2);
+        assert_eq!(id, DICTIONARY_ID);
+    }
+
+    /// Stored header blocks are a zlib stream a real inflater reads, with the dictionary
+    /// it asks for: one block, then more (with an empty and a 70,000-byte one) on the same
+    /// context. The stream costs no more than 5 bytes per 64 KiB, plus 6 once.
+    #[test]
+    fn stored_header_blocks_inflate_with_the_dictionary() {
+        let mut d = Deflater::stored();
+        let mut z = Inflater::new();
+        let long = vec![b'x'; 70_000];
+        let blocks: [&[u8]; 4] = [b"streamtype\0data", b"", &long, b"port"];
+        for (i, block) in blocks.into_iter().enumerate() {
+            let wire = d.compress(block).expect("stored");
+            let overhead = if i == 0 { 6 } else { 0 } + 5 * (block.len() / 0xffff + 1);
+            assert_eq!(wire.len(), block.len() + overhead, "block {i}");
+            assert_eq!(z.decompress(&wire).expect("inflates"), block, "block {i}");
+        }
     }
 
     fn decode_all(dec: &mut Decoder, mut input: Bytes) -> Vec<Event> {

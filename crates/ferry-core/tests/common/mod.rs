@@ -112,6 +112,21 @@ pub async fn active(engine: &Engine, name: &str) -> anyhow::Result<SocketAddr> {
         .ok_or_else(|| anyhow::anyhow!("{name} has no local address"))
 }
 
+/// An engine running one forward `name` to the fake's `service/<service>` port 80, once
+/// that forward is active; and its local address.
+pub async fn start_one(
+    f: &Fake,
+    name: &str,
+    service: &str,
+) -> anyhow::Result<(Engine, SocketAddr)> {
+    let engine = Engine::start(
+        config(vec![fwd(name, &format!("service/{service}"), PortRef::Number(80))]),
+        options(vec![f.kubeconfig.clone()]),
+    )?;
+    let addr = active(&engine, name).await?;
+    Ok((engine, addr))
+}
+
 pub async fn echo_once(addr: SocketAddr, data: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut s = TcpStream::connect(addr).await?;
     let (mut r, mut w) = s.split();
