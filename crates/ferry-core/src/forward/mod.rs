@@ -10,7 +10,8 @@
 //! asked twice.
 //!
 //! What the forward shows is composed from inputs that each have one writer (see
-//! [`shared`] and [`status`]).
+//! [`shared`] and [`status`]). The health monitor sees a worker through the
+//! [`ProbeTarget`] it implements, so `health` needs nothing of this module.
 //!
 //! - [`shared`]: the inputs, counters and heartbeat the worker shares;
 //! - [`status`]: the pure function from those inputs to the status shown;
@@ -42,10 +43,12 @@ use tracing::{Instrument, debug_span, warn};
 
 use crate::cluster::{ClientPool, Endpoint};
 use crate::config::Forward;
+use crate::health::{Checker, ProbeTarget};
 use crate::pool::TunnelPool;
 use crate::sessions::Tunnels;
-use crate::tunnel::TunnelStream;
 use connection::Sticky;
+// The engine names the monitor's handle on a worker through this module.
+pub(crate) use crate::health::ProbeHandle;
 pub(crate) use shared::WorkerShared;
 
 /// Where connections go right now.
@@ -69,9 +72,8 @@ pub(crate) struct WorkerHandle {
     limits: watch::Sender<(Option<Duration>, Option<Duration>)>,
 }
 
-/// What the health monitor needs of a worker: where to probe, and where to report.
-#[derive(Clone)]
-pub(crate) struct ProbeHandle {
+/// What the health monitor sees of a worker (see [`ProbeTarget`]).
+struct WorkerProbe {
     spec: Arc<Forward>,
     shared: Arc<WorkerShared>,
     targets: watch::Receiver<Targets>,
@@ -79,58 +81,44 @@ pub(crate) struct ProbeHandle {
     sticky: Arc<Sticky>,
 }
 
-impl ProbeHandle {
-    /// The bound local address.
-    pub(crate) fn local(&self) -> Option<SocketAddr> {
+impl ProbeTarget for WorkerProbe {
+    fn local(&self) -> Option<SocketAddr> {
         self.shared.local()
     }
 
-    /// The pod a connection would use now: the sticky pod, else the first ready one.
-    pub(crate) fn endpoint(&self) -> Option<(Arc<Tunnels>, String, Endpoint)> {
+    fn endpoint(&self) -> Option<(Arc<Tunnels>, String, Endpoint)> {
         let targets = self.targets.borrow();
         let client = targets.tunnels.clone()?;
         let ep = self.sticky.peek(&targets.endpoints)?.clone();
         Some((client, targets.namespace.clone(), ep))
     }
 
-    /// The kubeconfig context the forward resolved with.
-    pub(crate) fn context(&self) -> Option<String> {
+    fn context(&self) -> Option<String> {
         self.shared.context()
     }
 
-    /// The target object's name (the default `Host` of HTTP checks).
-    pub(crate) fn target_name(&self) -> String {
+    fn target_name(&self) -> String {
         self.spec.target.name().to_string()
     }
 
-    /// Shows the health checker's verdict (see [`WorkerShared::publish_health`]).
-    pub(crate) fn publish(&self, checker: &crate::health::Checker, checked: bool) {
+    /// See [`WorkerShared::publish_health`].
+    fn publish(&self, checker: &Checker, checked: bool) {
         self.shared.publish_health(checker, checked);
     }
 
-    /// How long the forward has carried no connection (zero while one is open).
-    pub(crate) fn idle_for(&self) -> Duration {
+    fn idle_for(&self) -> Duration {
         self.shared.idle_for()
     }
 
-    /// Asks the resolver to look again.
-    pub(crate) fn nudge(&self) {
+    fn nudge(&self) {
         self.nudge.notify_one();
     }
 
-    /// Opens a tunnel to the pod the next connection would use.
-    pub(crate) async fn dial(&self) -> Result<TunnelStream, String> {
-        let Some((tunnels, namespace, ep)) = self.endpoint() else {
-            return Err(self
-                .shared
-                .status()
-                .error
-                .unwrap_or_else(|| format!("forward {} has no ready pod", self.spec.name)));
-        };
-        tunnels
-            .open(&namespace, &ep.pod, ep.port)
-            .await
-            .map_err(|e| e.to_string())
+    fn no_pod(&self) -> String {
+        self.shared
+            .status()
+            .error
+            .unwrap_or_else(|| format!("forward {} has no ready pod", self.spec.name))
     }
 }
 
@@ -141,15 +129,15 @@ impl Drop for WorkerHandle {
 }
 
 impl WorkerHandle {
-    /// A handle for the health monitor.
+    /// A handle for the health monitor (and for `Engine::dial`).
     pub(crate) fn probe(&self) -> ProbeHandle {
-        ProbeHandle {
+        ProbeHandle::new(WorkerProbe {
             spec: self.spec.clone(),
             shared: self.shared.clone(),
             targets: self.targets.clone(),
             nudge: self.nudge.clone(),
             sticky: self.sticky.clone(),
-        }
+        })
     }
 
     /// Applies a new health spec's connection limits to new connections.

@@ -1,5 +1,7 @@
 //! Health checks: probe kinds, the rise/fall state machine ([`state`]), and the monitor
-//! task that schedules probes for every forward.
+//! task that schedules probes for every forward. The monitor sees a forward only through
+//! [`ProbeTarget`] (in `target`), which the forward's worker implements: `forward` depends
+//! on `health`, never the reverse.
 //!
 //! The monitor lives as long as the engine. It owns one [`Checker`] per forward (its
 //! counters and bounded history), keyed by name, so that a reload which keeps a forward's
@@ -9,6 +11,7 @@
 //! interval.
 
 pub mod state;
+mod target;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,10 +28,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span};
 
 pub use state::{Checker, DEFAULT_HISTORY, HealthState, ProbeResult, Transition};
+pub(crate) use target::{ProbeHandle, ProbeTarget};
 
 use crate::config::{HealthSpec, ProbeKind};
 use crate::events::now_ms;
-use crate::forward::ProbeHandle;
 
 /// The golden ratio's fractional part: successive multiples spread evenly over [0, 1).
 const SPREAD: f64 = 0.618_033_988_749_895;
@@ -254,10 +257,7 @@ fn apply(e: &mut Entry, result: ProbeResult) {
     e.in_flight = false;
     let failed = !result.passed;
     e.checker.step(&e.spec, result, now_ms());
-    let idle_for = e
-        .probe
-        .as_ref()
-        .map_or(Duration::ZERO, ProbeHandle::idle_for);
+    let idle_for = e.probe.as_ref().map_or(Duration::ZERO, |p| p.idle_for());
     e.next_due = Instant::now() + next_interval(&e.spec, &e.checker, idle_for);
     if let Some(p) = &e.probe {
         p.publish(&e.checker, true);
