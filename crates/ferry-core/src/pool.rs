@@ -127,3 +127,125 @@ impl TunnelPool {
             .min()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The pool's limits on Tokio's paused clock, with tunnels on SPDY sessions over
+    //! in-memory pipes: exact to the millisecond, no sleeps.
+
+    use ferry_spdy::client::{Config, Session};
+    use tokio::io::DuplexStream;
+    use tokio::time::sleep;
+
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A tunnel to `pod:port` opened now, on a session of its own whose server end is
+    /// returned (drop it to close the tunnel). The session pings after an hour only.
+    fn pooled(pod: &str, port: u16) -> (Pooled, Session, DuplexStream) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (source, sink) = ferry_spdy::transport::plain(client);
+        let config = Config {
+            ping_interval: Duration::from_secs(3_600),
+            ..Config::default()
+        };
+        let session = Session::start(source, sink, config);
+        let stream = session.open(port).expect("a new session opens a stream");
+        let pooled = Pooled {
+            pod: pod.to_string(),
+            port,
+            opened: Instant::now(),
+            tunnel: TunnelStream::Spdy(stream),
+        };
+        (pooled, session, server)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_forward_is_busy_for_pool_idle_after_its_last_connection() {
+        let pool = TunnelPool::default();
+        assert!(!pool.busy(), "never used");
+        pool.touch();
+        sleep(POOL_IDLE - MS).await;
+        assert!(pool.busy(), "used {:?} ago", POOL_IDLE - MS);
+        sleep(MS).await;
+        assert!(!pool.busy(), "used exactly POOL_IDLE ago");
+        pool.touch();
+        assert!(pool.busy(), "used again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tunnel_is_handed_out_to_its_pod_until_pool_max_age() {
+        let start = Instant::now();
+        let pool = TunnelPool::default();
+        let (a1, _s1, _k1) = pooled("a", 80);
+        let (a2, _s2, _k2) = pooled("a", 80);
+        let (b, _s3, _k3) = pooled("b", 80);
+        pool.put(a1);
+        pool.put(a2);
+        pool.put(b);
+        assert_eq!(pool.next_expiry(), Some(start + POOL_MAX_AGE));
+        assert!(pool.take("a", 81).is_none(), "another port");
+        assert!(pool.take("c", 80).is_none(), "another pod");
+        assert_eq!(pool.len(), 3);
+
+        sleep(POOL_MAX_AGE - MS).await;
+        assert!(pool.take("a", 80).is_some(), "young enough");
+        assert_eq!(pool.len(), 2);
+        sleep(MS).await;
+        assert!(pool.take("a", 80).is_none(), "exactly POOL_MAX_AGE old");
+        assert_eq!(pool.len(), 1, "the stale one met on the way is dropped");
+        assert!(pool.take("b", 80).is_none());
+        assert_eq!(pool.len(), 0);
+        assert_eq!(pool.next_expiry(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pruning_keeps_young_open_tunnels_to_the_pod_in_use() {
+        let start = Instant::now();
+        let pool = TunnelPool::default();
+        let (old, _s1, _k1) = pooled("a", 80);
+        pool.put(old);
+        sleep(Duration::from_secs(2)).await;
+        let (young, session, server) = pooled("a", 80);
+        let (other, _s3, _k3) = pooled("b", 80);
+        pool.put(young);
+        pool.put(other);
+
+        pool.prune(Some(("a", 80)));
+        assert_eq!(pool.len(), 2, "another pod's tunnel is dropped");
+        assert_eq!(pool.next_expiry(), Some(start + POOL_MAX_AGE));
+
+        sleep(POOL_MAX_AGE - Duration::from_secs(2) - MS).await;
+        pool.prune(Some(("a", 80)));
+        assert_eq!(pool.len(), 2, "both younger than POOL_MAX_AGE");
+        sleep(MS).await;
+        pool.prune(Some(("a", 80)));
+        assert_eq!(pool.len(), 1, "the first reached POOL_MAX_AGE");
+        assert_eq!(
+            pool.next_expiry(),
+            Some(start + Duration::from_secs(2) + POOL_MAX_AGE)
+        );
+
+        // The server closes the young one's session: it is dropped, though young.
+        drop(server);
+        session.ended().await;
+        assert_eq!(start.elapsed(), POOL_MAX_AGE, "the session ended at once");
+        pool.prune(Some(("a", 80)));
+        assert_eq!(pool.len(), 0, "a closed tunnel is dropped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_pod_in_use_or_on_clear_nothing_is_kept() {
+        let pool = TunnelPool::default();
+        let (a, _s1, _k1) = pooled("a", 80);
+        let (b, _s2, _k2) = pooled("a", 80);
+        pool.put(a);
+        pool.prune(None);
+        assert_eq!(pool.len(), 0, "no pod in use");
+        pool.put(b);
+        pool.clear();
+        assert_eq!(pool.len(), 0);
+        assert_eq!(pool.next_expiry(), None);
+    }
+}

@@ -115,7 +115,19 @@ struct Entry {
 }
 
 /// Runs until `token` is cancelled.
-pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: CancellationToken) {
+pub(crate) async fn monitor(rx: mpsc::Receiver<MonitorCmd>, token: CancellationToken) {
+    schedule(rx, token, |spec, probe| async move {
+        run_probe(&spec, &probe).await
+    })
+    .await;
+}
+
+/// The monitor's loop, with `run` doing each probe (the tests' probes take no I/O).
+async fn schedule<F, Fut>(mut rx: mpsc::Receiver<MonitorCmd>, token: CancellationToken, run: F)
+where
+    F: Fn(HealthSpec, ProbeHandle) -> Fut,
+    Fut: Future<Output = ProbeResult> + Send + 'static,
+{
     let mut entries: HashMap<String, Entry> = HashMap::new();
     let mut probes: JoinSet<(String, u64, Option<String>, ProbeResult)> = JoinSet::new();
     // Recent results by what was probed (see `probe_key`), shared by forwards that check
@@ -229,14 +241,14 @@ pub(crate) async fn monitor(mut rx: mpsc::Receiver<MonitorCmd>, token: Cancellat
                     if let Some(k) = &key {
                         waiting.insert(k.clone(), Vec::new());
                     }
-                    let spec = e.spec.clone();
                     let generation = e.generation;
                     let name = name.clone();
-                    let span = debug_span!("probe", forward.name = %name, kind = ?spec.kind);
+                    let span = debug_span!("probe", forward.name = %name, kind = ?e.spec.kind);
                     let for_name = (name.clone(), key.clone());
+                    let work = run(e.spec.clone(), probe);
                     let handle = probes.spawn(
                         async move {
-                            let result = run_probe(&spec, &probe).await;
+                            let result = work.await;
                             debug!(passed = result.passed, detail = %result.detail, "probe done");
                             (name, generation, key, result)
                         }
@@ -562,6 +574,9 @@ async fn http_probe(spec: &HealthSpec, probe: &ProbeHandle, started: Instant) ->
     drop(driver);
     result
 }
+
+#[cfg(test)]
+mod schedule_tests;
 
 #[cfg(test)]
 mod tests {
