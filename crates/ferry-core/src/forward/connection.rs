@@ -20,7 +20,6 @@ use super::shared::WorkerShared;
 use crate::backoff::sleep_until_or_never;
 use crate::cluster::Endpoint;
 use crate::config::{Forward, Pick};
-use crate::events::now_ms;
 use crate::pool::TunnelPool;
 use crate::tunnel::TunnelStream;
 
@@ -443,6 +442,9 @@ async fn settle(
 /// WebSocket channel tunnel it cannot (the protocol would close the whole tunnel), so
 /// there the connection ends when the pod closes, or after [`IDLE_AFTER_CLIENT_EOF`] of
 /// silence from the pod.
+///
+/// Silence is measured on Tokio's clock, as in [`settle`]: a step of the wall clock
+/// neither recycles connections early nor keeps them past their limits.
 async fn splice(
     local: TcpStream,
     tunnel: TunnelStream,
@@ -451,11 +453,14 @@ async fn splice(
     opened: tokio::time::Instant,
     client_eof: bool,
 ) -> io::Result<()> {
-    let last_any = AtomicU64::new(now_ms());
+    // When bytes last moved (either way, and from the pod), in ms since `origin`.
+    let origin = tokio::time::Instant::now();
+    let elapsed_ms = || origin.elapsed().as_millis() as u64;
+    let last_any = AtomicU64::new(0);
     let half_close = tunnel.carries_half_close();
     let (mut lr, mut lw) = local.into_split();
     let (mut tr, mut tw) = tokio::io::split(tunnel);
-    let last_down = AtomicU64::new(now_ms());
+    let last_down = AtomicU64::new(0);
     let up = async {
         // Large reads make large frames: fewer for the API server to parse and fewer TLS
         // records per byte. The buffer grows to that only for a connection that fills it.
@@ -470,7 +475,7 @@ async fn splice(
             }
             tw.write_all(buf.filled(n)).await?;
             shared.sent(n);
-            last_any.store(now_ms(), Ordering::Relaxed);
+            last_any.store(elapsed_ms(), Ordering::Relaxed);
         }
     };
     let down = async {
@@ -483,8 +488,8 @@ async fn splice(
             }
             lw.write_all(buf.filled(n)).await?;
             shared.received(n);
-            last_down.store(now_ms(), Ordering::Relaxed);
-            last_any.store(now_ms(), Ordering::Relaxed);
+            last_down.store(elapsed_ms(), Ordering::Relaxed);
+            last_any.store(elapsed_ms(), Ordering::Relaxed);
         }
     };
     tokio::pin!(up, down);
@@ -493,7 +498,7 @@ async fn splice(
     loop {
         let idle = async {
             if client_eof && !half_close {
-                let since = now_ms().saturating_sub(last_down.load(Ordering::Relaxed));
+                let since = elapsed_ms().saturating_sub(last_down.load(Ordering::Relaxed));
                 let left = IDLE_AFTER_CLIENT_EOF.saturating_sub(Duration::from_millis(since));
                 tokio::time::sleep(left).await;
             } else {
@@ -507,13 +512,13 @@ async fn splice(
                 client_eof = true;
             }
             () = idle => {
-                let since = now_ms().saturating_sub(last_down.load(Ordering::Relaxed));
+                let since = elapsed_ms().saturating_sub(last_down.load(Ordering::Relaxed));
                 if Duration::from_millis(since) >= IDLE_AFTER_CLIENT_EOF {
                     return Ok(());
                 }
             }
             _ = recycle.tick(), if max_idle.is_some() || max_age.is_some() => {
-                let idle = Duration::from_millis(now_ms().saturating_sub(last_any.load(Ordering::Relaxed)));
+                let idle = Duration::from_millis(elapsed_ms().saturating_sub(last_any.load(Ordering::Relaxed)));
                 if max_idle.is_some_and(|m| idle >= m) {
                     debug!(idle = ?idle, "recycling an idle connection");
                     return Ok(());
@@ -587,5 +592,100 @@ mod tests {
         sticky.pick(&endpoints(&["b"]));
         sticky.clear();
         assert_eq!(sticky.0.lock().as_deref(), None);
+    }
+
+    // === splice's limits on the paused clock ===
+
+    /// A connected pair of loopback sockets: the accepted one, and the client's.
+    async fn sockets() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (accepted.expect("accept").0, client.expect("connect"))
+    }
+
+    /// A connection to port 80 on a SPDY session over an in-memory pipe, and the pod's
+    /// end of the pipe (the session's first connection: error stream 1, data stream 3).
+    /// The session pings after an hour only.
+    fn tunnel() -> (TunnelStream, tokio::io::DuplexStream) {
+        let (client, pod) = tokio::io::duplex(64 * 1024);
+        let (source, sink) = ferry_spdy::transport::plain(client);
+        let config = ferry_spdy::client::Config {
+            ping_interval: Duration::from_secs(3_600),
+            ..ferry_spdy::client::Config::default()
+        };
+        let session = ferry_spdy::client::Session::start(source, sink, config);
+        let stream = session.open(80).expect("a new session opens a stream");
+        (TunnelStream::Spdy(stream), pod)
+    }
+
+    fn worker() -> WorkerShared {
+        let spec = Forward::new(
+            "web",
+            crate::config::Target::Service("web".into()),
+            crate::config::PortRef::Number(80),
+            0,
+        );
+        WorkerShared::new(&spec, tokio::sync::mpsc::channel(1).0)
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    /// Waits (two paused minutes at most) for `splice` to end the connection cleanly.
+    async fn recycled(splice: impl Future<Output = io::Result<()>>) {
+        match tokio::time::timeout(120 * SECOND, splice).await {
+            Ok(r) => r.expect("recycled cleanly"),
+            Err(_) => panic!("still open after two minutes"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_is_recycled_after_max_idle() {
+        let (local, _client) = sockets().await;
+        let (tunnel, _pod) = tunnel();
+        let start = tokio::time::Instant::now();
+        let limits = (Some(30 * SECOND), None);
+        recycled(splice(local, tunnel, &worker(), limits, start, false)).await;
+        assert_eq!(start.elapsed(), 30 * SECOND);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_is_recycled_at_max_age_from_its_opening() {
+        let (local, _client) = sockets().await;
+        let (tunnel, _pod) = tunnel();
+        let opened = tokio::time::Instant::now();
+        // The start took 5 s (the pod was slow to answer, say).
+        tokio::time::sleep(5 * SECOND).await;
+        let limits = (Some(60 * SECOND), Some(20 * SECOND));
+        recycled(splice(local, tunnel, &worker(), limits, opened, false)).await;
+        assert_eq!(opened.elapsed(), 20 * SECOND);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_from_the_pod_keep_a_connection_from_max_idle() {
+        let (local, mut client) = sockets().await;
+        let (tunnel, mut pod) = tunnel();
+        let start = tokio::time::Instant::now();
+        // The pod answers 10 s in, and keeps its end open until joined.
+        let answer = tokio::spawn(async move {
+            tokio::time::sleep(10 * SECOND).await;
+            let mut deflater = ferry_spdy::frame::Deflater::new().expect("deflater");
+            for stream in [1, 3] {
+                let reply = ferry_spdy::frame::syn_reply(&mut deflater, stream, &[]);
+                pod.write_all(&reply.expect("reply")).await.expect("write");
+            }
+            let data = ferry_spdy::frame::data(3, false, b"hi");
+            pod.write_all(&data).await.expect("write");
+            pod
+        });
+        let limits = (Some(30 * SECOND), None);
+        recycled(splice(local, tunnel, &worker(), limits, start, false)).await;
+        assert_eq!(start.elapsed(), 40 * SECOND, "30 s after the pod's bytes");
+        let mut got = [0u8; 2];
+        client.read_exact(&mut got).await.expect("read");
+        assert_eq!(&got, b"hi");
+        drop(answer.await.expect("the pod's script"));
     }
 }
