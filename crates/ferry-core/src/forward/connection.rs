@@ -688,4 +688,55 @@ mod tests {
         assert_eq!(&got, b"hi");
         drop(answer.await.expect("the pod's script"));
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_start_the_pod_never_answers_ends_at_max_idle_or_max_age() {
+        for (limits, after) in [
+            ((Some(30 * SECOND), None), 30 * SECOND),
+            ((Some(30 * SECOND), Some(20 * SECOND)), 20 * SECOND),
+        ] {
+            let (mut local, _client) = sockets().await;
+            let (tunnel, _pod) = tunnel();
+            let mut start = Start {
+                replayable: true,
+                ..Start::default()
+            };
+            let opened = tokio::time::Instant::now();
+            let shared = worker();
+            let settling = settle(&mut local, tunnel, &mut start, &shared, limits, opened);
+            let settled = tokio::time::timeout(120 * SECOND, settling)
+                .await
+                .expect("settled within two minutes")
+                .expect("no I/O error");
+            assert!(matches!(settled, Settled::Quiet), "limits {limits:?}");
+            assert_eq!(opened.elapsed(), after, "limits {limits:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_without_a_ready_pod_gives_up_after_wait_for_pod() {
+        let spec = Arc::new(Forward::new(
+            "web",
+            crate::config::Target::Service("web".into()),
+            crate::config::PortRef::Number(80),
+            0,
+        ));
+        let (_targets, rx) = watch::channel(Targets::default());
+        let mut conn = Connection {
+            limits: (None, None),
+            spec,
+            shared: Arc::new(worker()),
+            targets: rx,
+            nudge: Arc::new(Notify::new()),
+            sticky: Arc::new(Sticky::default()),
+            next_rr: Arc::new(AtomicUsize::new(0)),
+            tunnels: Arc::new(TunnelPool::default()),
+            skip_pool: false,
+            token: CancellationToken::new(),
+        };
+        let start = tokio::time::Instant::now();
+        let err = conn.open_tunnel().await.expect_err("no pod");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(start.elapsed(), WAIT_FOR_POD);
+    }
 }
