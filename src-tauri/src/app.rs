@@ -28,10 +28,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{AppError, ErrorCode};
 use crate::logs::{LogLine, Logs};
-use crate::settings::Settings;
+use crate::prefs::{PREFS_FILE, Prefs, PrefsDoc, WindowGeometry};
+use crate::settings::{MOVED_TO_PREFS, Settings};
 
 /// The context the demo cluster's kubeconfig names.
 pub const DEMO_CONTEXT: &str = "ferry-fake";
+
+/// How long the window must stay still before its size and position are saved: a drag
+/// reports dozens of moves a second, and only where it ends matters.
+pub const WINDOW_STILL: Duration = Duration::from_millis(500);
 
 /// How the app is started.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +45,9 @@ pub struct AppOptions {
     pub store: Option<PathBuf>,
     /// Where the app keeps its own files (logs, the demo kubeconfig).
     pub data_dir: PathBuf,
+    /// Where the app keeps its preferences (`prefs.json`), apart from the store the CLI
+    /// shares.
+    pub config_dir: PathBuf,
     /// Start the demo cluster and make sure the demo forwards exist.
     pub demo: bool,
     /// The kubeconfig files before the settings' extra ones; default: what kubectl reads.
@@ -51,6 +59,8 @@ pub struct AppOptions {
 pub struct AppState {
     pub config: Config,
     pub settings: Settings,
+    /// The app's own preferences (theme, grouping, the list's last view).
+    pub prefs: Prefs,
     pub snapshot: Arc<Snapshot>,
     pub banner: Option<String>,
     pub kubeconfig: KubeconfigInfo,
@@ -186,6 +196,17 @@ pub struct AppCore {
     /// Held only to read or swap; never across `.await` or file I/O of its own.
     current: Mutex<Current>,
     banner: Mutex<Option<String>>,
+    /// The preferences as last written (or read); held only to read or swap.
+    prefs: Mutex<PrefsDoc>,
+    /// `prefs.json` in the app's config directory.
+    prefs_path: PathBuf,
+    /// Held by the one writing `prefs.json` (the change, then the write), so writes land in
+    /// the order they were made. Readers never take it.
+    prefs_writer: Mutex<()>,
+    /// The window's latest size and position, not yet saved.
+    window_pending: Mutex<Option<WindowGeometry>>,
+    /// Told of every window move or resize; the saver waits for [`WINDOW_STILL`] of quiet.
+    window_moved: Arc<tokio::sync::Notify>,
     engine: Engine,
     /// Bumped whenever config, settings, banner or demo change.
     changed: watch::Sender<u64>,
@@ -216,13 +237,21 @@ impl AppCore {
         let store = Store::new(options.store.unwrap_or_else(Store::default_path));
         let (doc, recovered) = store.load_or_recover()?;
         let (_, settings_warning) = Settings::from_store(&doc.settings);
+        let prefs_path = options.config_dir.join(PREFS_FILE);
+        let loaded = PrefsDoc::load(&prefs_path);
+        let mut prefs = loaded.doc;
+        // The first start of a build with its own preferences takes the ones older builds
+        // kept in the store's settings; later starts never look there again.
+        if !loaded.existed {
+            prefs.migrate(&doc.settings);
+        }
         let mut banner = match recovered {
             Some(r) => Some(format!(
                 "The saved forwards could not be read ({}). They were kept as {} and Ferry started empty.",
                 r.reason,
                 r.backup.display()
             )),
-            None => settings_warning,
+            None => settings_warning.or(loaded.problem),
         };
         let uses_demo = doc
             .config
@@ -258,7 +287,12 @@ impl AppCore {
             data_dir: options.data_dir,
             base_kubeconfig,
             current: Mutex::new(current),
-            banner: Mutex::new(banner),
+            banner: Mutex::new(banner.filter(|b| !prefs.dismissed(b))),
+            prefs: Mutex::new(prefs),
+            prefs_path,
+            prefs_writer: Mutex::new(()),
+            window_pending: Mutex::new(None),
+            window_moved: Arc::new(tokio::sync::Notify::new()),
             engine,
             changed: watch::channel(0).0,
             demo: Mutex::new(demo.map(|(cluster, _)| cluster)),
@@ -274,6 +308,13 @@ impl AppCore {
             core.logs.clone(),
             core.stop.clone(),
         ));
+        core.spawn(save_window_when_still(
+            Arc::downgrade(&core),
+            core.window_moved.clone(),
+        ));
+        if !loaded.existed {
+            core.take_over_moved_settings().await;
+        }
         core.pin_contexts().await?;
         if options.demo {
             core.add_demo_forwards().await?;
@@ -340,7 +381,9 @@ impl AppCore {
         &self.logs
     }
 
+    /// Shows `banner`, unless the user closed that one before.
     fn set_banner(&self, banner: Option<String>) {
+        let banner = banner.filter(|b| !self.prefs.lock().dismissed(b));
         *self.banner.lock() = banner;
         self.changed.send_modify(|n| *n += 1);
     }
@@ -377,6 +420,7 @@ impl AppCore {
                 kubeconfig_source(&self.base_kubeconfig, &current),
             )
         };
+        let prefs = self.prefs.lock().prefs;
         // The engine's client pool keeps the parsed kubeconfig (re-read only when the files
         // change): ask it rather than parsing the files on every state change.
         let (found, message) = match self.clients().contexts() {
@@ -386,6 +430,7 @@ impl AppCore {
         AppState {
             config,
             settings,
+            prefs,
             snapshot,
             banner: self.banner.lock().clone(),
             kubeconfig: KubeconfigInfo {
@@ -399,7 +444,17 @@ impl AppCore {
         }
     }
 
+    /// Hides the banner, and that banner for good: the preferences remember it.
     pub fn dismiss_banner(&self) {
+        let banner = self.banner.lock().take();
+        if let Some(banner) = banner
+            && let Err(e) = self.change_prefs(|p| {
+                p.dismiss(&banner);
+                Ok(true)
+            })
+        {
+            tracing::warn!(error = %e, "the closed banner is not remembered");
+        }
         self.set_banner(None);
     }
 
@@ -478,6 +533,7 @@ impl AppCore {
     /// Stops every forward, the core's tasks and the demo cluster. Nothing starts the
     /// engine again: later commands answer that Ferry is shutting down.
     pub async fn shutdown(&self) {
+        self.flush_window();
         self.stop.cancel();
         self.engine.shutdown().await;
         self.demo.lock().take();
@@ -680,6 +736,118 @@ impl AppCore {
             Ok(())
         })
         .await
+    }
+
+    // === preferences ===
+
+    /// The preferences the window shows.
+    pub fn prefs(&self) -> Prefs {
+        self.prefs.lock().prefs
+    }
+
+    /// Saves the window's preferences (theme, grouping, the list's last view).
+    pub async fn save_prefs(&self, prefs: Prefs) -> Result<(), AppError> {
+        self.change_prefs(|p| {
+            // Written even when unchanged: a file with keys that could not be read is
+            // then whole again.
+            p.prefs = prefs;
+            Ok(true)
+        })?;
+        {
+            let mut banner = self.banner.lock();
+            if banner
+                .as_deref()
+                .is_some_and(|b| b.contains("app's preferences"))
+            {
+                *banner = None;
+            }
+        }
+        self.changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// The window's last size and position, if it has been open.
+    pub fn window(&self) -> Option<WindowGeometry> {
+        (*self.window_pending.lock()).or(self.prefs.lock().window)
+    }
+
+    /// The window moved or was resized: its geometry is saved once it has been still for
+    /// [`WINDOW_STILL`] (or when it closes, or Ferry quits).
+    pub fn window_moved(&self, now: WindowGeometry) {
+        let previous = self.window();
+        *self.window_pending.lock() = Some(WindowGeometry::after(previous, now));
+        self.window_moved.notify_one();
+    }
+
+    /// Saves the window's geometry now, if it changed since last saved.
+    pub fn flush_window(&self) {
+        let Some(window) = self.window_pending.lock().take() else {
+            return;
+        };
+        let saved = self.change_prefs(|p| {
+            let changed = p.window != Some(window);
+            p.window = Some(window);
+            Ok(changed)
+        });
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "the window's size and position were not saved");
+        }
+    }
+
+    /// Changes the preferences and writes them (atomically), in the order changes are
+    /// made; `change` says whether it changed anything (nothing is written if not).
+    /// Nothing changes when `change` or the write fails. Does not tell the window: the
+    /// caller does, for what it shows.
+    fn change_prefs(
+        &self,
+        change: impl FnOnce(&mut PrefsDoc) -> Result<bool, AppError>,
+    ) -> Result<(), AppError> {
+        tokio::task::block_in_place(|| {
+            let _writer = self.prefs_writer.lock();
+            let mut next = self.prefs.lock().clone();
+            if !change(&mut next)? {
+                return Ok(());
+            }
+            write_prefs(&self.prefs_path, &next)?;
+            *self.prefs.lock() = next;
+            Ok(())
+        })
+    }
+
+    /// The first start of a build with its own preferences: writes them (with what was
+    /// taken from the store's settings), then takes those keys out of the settings, so
+    /// the store holds what the CLI and the app share and nothing else. Were the file not
+    /// written, the settings keep them for the next start to try again.
+    async fn take_over_moved_settings(&self) {
+        let doc = self.prefs.lock().clone();
+        let written = tokio::task::block_in_place(|| write_prefs(&self.prefs_path, &doc));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "the preferences file could not be written");
+            return;
+        }
+        let moved = self
+            .current
+            .lock()
+            .doc
+            .settings
+            .as_object()
+            .is_some_and(|m| MOVED_TO_PREFS.iter().any(|k| m.contains_key(*k)));
+        if !moved {
+            return;
+        }
+        let cleared = self
+            .modify(|doc| {
+                if let Some(map) = doc.settings.as_object_mut() {
+                    for key in MOVED_TO_PREFS {
+                        map.remove(key);
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = cleared {
+            tracing::warn!(error = %e, "the store still holds the theme and grouping; they are read past");
+        }
     }
 
     // === the cluster ===
@@ -1222,6 +1390,36 @@ pub fn read_forward(value: serde_json::Value) -> Result<Forward, AppError> {
             AppError::invalid(field.clone(), format!("{field} cannot be read: {inner}"))
         }
     })
+}
+
+/// Writes `prefs.json` atomically, making its directory when needed.
+fn write_prefs(path: &Path, doc: &PrefsDoc) -> Result<(), AppError> {
+    let failed = |e: std::io::Error| {
+        AppError::new(
+            ErrorCode::Store,
+            format!("the preferences were not saved: {}: {e}", path.display()),
+        )
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(failed)?;
+    }
+    ferry_core::store::write_atomic(path, doc.render().as_bytes()).map_err(failed)
+}
+
+/// Saves the window's geometry once it has been still for [`WINDOW_STILL`]. Holds the
+/// core weakly; ends with it (or at its shutdown, through [`AppCore::spawn`]).
+async fn save_window_when_still(core: std::sync::Weak<AppCore>, moved: Arc<tokio::sync::Notify>) {
+    loop {
+        moved.notified().await;
+        loop {
+            tokio::select! {
+                () = moved.notified() => {}
+                () = tokio::time::sleep(WINDOW_STILL) => break,
+            }
+        }
+        let Some(core) = core.upgrade() else { return };
+        core.flush_window();
+    }
 }
 
 fn no_forward(name: &str) -> AppError {

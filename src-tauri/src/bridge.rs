@@ -1,6 +1,6 @@
 //! The bridge from the engine to the window, the tray and notifications. One task, owned
 //! by the core (it ends at shutdown): it follows the engine's subscription and emits
-//! - `ferry://state` when config, settings, banner or demo change;
+//! - `ferry://state` when config, settings, preferences, banner or demo change;
 //! - `ferry://snapshot` when the engine publishes a snapshot (a state change, or counters
 //!   that moved: the engine looks every quarter of a second), at most four times a second.
 //!

@@ -152,6 +152,15 @@ pub async fn save_settings(app: AppHandle, core: Core<'_>, settings: Settings) -
     saved
 }
 
+/// The window's preferences (theme, grouping, the list's last view), read here so that a
+/// value they cannot hold is an `invalid` error on its field (`theme`, `view.sort`).
+#[tauri::command]
+#[instrument(skip(core, prefs), err(Debug))]
+pub async fn save_prefs(core: Core<'_>, prefs: serde_json::Value) -> Result<()> {
+    let prefs = crate::prefs::read_prefs(prefs)?;
+    core.save_prefs(prefs).await
+}
+
 #[tauri::command]
 #[instrument(skip(core), err(Debug))]
 pub async fn start_demo(core: Core<'_>) -> Result<()> {

@@ -28,8 +28,12 @@ pub fn typescript() -> String {
         crate::app::AppState::decl(&cfg),
         crate::app::KubeconfigInfo::decl(&cfg),
         crate::settings::Settings::decl(&cfg),
-        crate::settings::Theme::decl(&cfg),
-        crate::settings::GroupBy::decl(&cfg),
+        crate::prefs::Prefs::decl(&cfg),
+        crate::prefs::Theme::decl(&cfg),
+        crate::prefs::GroupBy::decl(&cfg),
+        crate::prefs::View::decl(&cfg),
+        crate::prefs::SortKey::decl(&cfg),
+        crate::prefs::StateFilter::decl(&cfg),
         crate::app::FieldProblem::decl(&cfg),
         crate::app::Contexts::decl(&cfg),
         crate::app::TargetInfo::decl(&cfg),
@@ -99,6 +103,14 @@ pub async fn call(
                 .await?,
         ),
         "delete_profile" => answer(core.delete_profile(&name()?).await?),
+        "save_prefs" => {
+            let prefs = crate::prefs::read_prefs(arg(&args, "prefs")?)?;
+            answer(core.save_prefs(prefs).await?)
+        }
+        "dismiss_banner" => {
+            core.dismiss_banner();
+            answer(())
+        }
         "export_config" => answer(core.export_config(arg(&args, "format")?)?),
         "import_config" => answer(
             core.import_config(

@@ -4,7 +4,8 @@
 //! - [`commands`]: the IPC commands, mapping errors to `{code, message, field}`;
 //! - [`bridge`]: engine events to the window, the tray and notifications;
 //! - [`tray`]: the tray icon and menu;
-//! - [`settings`], [`logs`], [`error`]: the app's settings, per-forward log lines, errors.
+//! - [`settings`], [`prefs`], [`logs`], [`error`]: the settings the store keeps beside the
+//!   forwards, the app's own preferences (`prefs.json`), per-forward log lines, errors.
 //!
 //! The window is destroyed when closed (the app stays in the tray) and built again by
 //! "Open Ferry", so a hidden app holds no web view in memory.
@@ -18,6 +19,7 @@ pub mod contract;
 pub mod error;
 pub mod login;
 pub mod logs;
+pub mod prefs;
 pub mod settings;
 pub mod tray;
 mod tray_host;
@@ -137,6 +139,7 @@ pub fn run() -> ExitCode {
             commands::save_profile,
             commands::delete_profile,
             commands::save_settings,
+            commands::save_prefs,
             commands::start_demo,
             commands::import_config,
             commands::dismiss_banner,
@@ -150,9 +153,14 @@ pub fn run() -> ExitCode {
                 .app_data_dir()
                 .unwrap_or_else(|_| std::env::temp_dir().join("ferry-app"));
             log_file.open(app, &data_dir.join("logs"));
+            let config_dir = app
+                .path()
+                .app_config_dir()
+                .unwrap_or_else(|_| data_dir.join("config"));
             let options = AppOptions {
                 store: args.store.clone(),
                 data_dir,
+                config_dir,
                 demo: args.demo,
                 kubeconfig: None,
             };
@@ -257,20 +265,44 @@ pub fn show_main_window(app: &AppHandle) {
         let _ = window.set_focus();
         return;
     }
-    let theme = app
-        .try_state::<Arc<AppCore>>()
-        .map(|core| core.settings().theme);
+    let core = app.try_state::<Arc<AppCore>>().map(|c| c.inner().clone());
+    let theme = core.as_ref().map(|core| core.prefs().theme);
     let native_theme = match theme {
-        Some(settings::Theme::Dark) => Some(tauri::Theme::Dark),
-        Some(settings::Theme::Light) => Some(tauri::Theme::Light),
+        Some(prefs::Theme::Dark) => Some(tauri::Theme::Dark),
+        Some(prefs::Theme::Light) => Some(tauri::Theme::Light),
         _ => None,
+    };
+    // Where it was last, when that is still on a monitor; else the default size, placed
+    // by the desktop.
+    let (size, position, maximized) = match core.as_ref().and_then(|c| c.window()) {
+        Some(w) => {
+            let monitors: Vec<prefs::Area> = app
+                .available_monitors()
+                .unwrap_or_default()
+                .iter()
+                .map(|m| {
+                    let scale = m.scale_factor();
+                    let at = m.position().to_logical::<f64>(scale);
+                    let size = m.size().to_logical::<f64>(scale);
+                    (at.x, at.y, size.width, size.height)
+                })
+                .collect();
+            let position = w.reachable_on(&monitors).then_some((w.x, w.y));
+            (w.size_at_least(MIN_SIZE), position, w.maximized)
+        }
+        None => (DEFAULT_SIZE, None, false),
     };
     // Shown once the page has loaded, on the theme's own background: no black frame on
     // the first open and no white flash in dark mode.
-    let built = WebviewWindowBuilder::new(app, "main", WebviewUrl::App("index.html".into()))
+    let mut builder = WebviewWindowBuilder::new(app, "main", WebviewUrl::App("index.html".into()))
         .title("Ferry")
-        .inner_size(1120.0, 740.0)
-        .min_inner_size(720.0, 480.0)
+        .inner_size(size.0, size.1)
+        .min_inner_size(MIN_SIZE.0, MIN_SIZE.1)
+        .maximized(maximized);
+    if let Some((x, y)) = position {
+        builder = builder.position(x, y);
+    }
+    let built = builder
         .theme(native_theme)
         .visible(false)
         .on_page_load(|window, load| {
@@ -284,14 +316,59 @@ pub fn show_main_window(app: &AppHandle) {
     match built {
         Ok(window) => {
             let dark = match theme {
-                Some(settings::Theme::Dark) => true,
-                Some(settings::Theme::Light) => false,
+                Some(prefs::Theme::Dark) => true,
+                Some(prefs::Theme::Light) => false,
                 _ => window.theme().is_ok_and(|t| t == tauri::Theme::Dark),
             };
             let _ = window.set_background_color(Some(window_background(dark)));
+            if let Some(core) = core {
+                follow_geometry(&window, core);
+            }
         }
         Err(e) => tracing::error!(error = %e, "the window could not be opened"),
     }
+}
+
+/// The window's size when Ferry has not been opened before, and the least it may be.
+const DEFAULT_SIZE: (f64, f64) = (1120.0, 740.0);
+const MIN_SIZE: (f64, f64) = (720.0, 480.0);
+
+/// Keeps the window's size and position in the preferences: saved once it has been still
+/// a moment after a move or resize, and when it closes.
+fn follow_geometry(window: &tauri::WebviewWindow, core: Arc<AppCore>) {
+    let w = window.clone();
+    window.on_window_event(move |event| match event {
+        tauri::WindowEvent::Moved(_) | tauri::WindowEvent::Resized(_) => {
+            if let Some(g) = geometry(&w) {
+                core.window_moved(g);
+            }
+        }
+        tauri::WindowEvent::CloseRequested { .. } => {
+            if let Some(g) = geometry(&w) {
+                core.window_moved(g);
+            }
+            core.flush_window();
+        }
+        _ => {}
+    });
+}
+
+/// The window's outer position and inner size in logical pixels; `None` while it is
+/// minimized or hidden (a minimized window's position means nothing).
+fn geometry(window: &tauri::WebviewWindow) -> Option<prefs::WindowGeometry> {
+    if window.is_minimized().unwrap_or(false) || !window.is_visible().unwrap_or(false) {
+        return None;
+    }
+    let scale = window.scale_factor().ok()?;
+    let at = window.outer_position().ok()?.to_logical::<f64>(scale);
+    let size = window.inner_size().ok()?.to_logical::<f64>(scale);
+    Some(prefs::WindowGeometry {
+        x: at.x,
+        y: at.y,
+        width: size.width,
+        height: size.height,
+        maximized: window.is_maximized().unwrap_or(false),
+    })
 }
 
 /// Export's "Save…": the page's own files (blob: links) go to the Downloads folder

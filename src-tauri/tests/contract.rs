@@ -39,6 +39,7 @@ async fn the_real_shell_answers_the_contract_script() {
     let core = ferry_app::app::AppCore::start(ferry_app::app::AppOptions {
         store: Some(tmp.path().join("store.json")),
         data_dir: tmp.path().join("data"),
+        config_dir: tmp.path().join("config"),
         demo: false,
         kubeconfig: Some(ferry_core::cluster::KubeconfigSource::from_paths(vec![
             kubeconfig,

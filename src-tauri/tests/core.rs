@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use ferry_app::app::{AppCore, AppOptions, ExportFormat, ImportFormat, RenameReason};
 use ferry_app::error::ErrorCode;
-use ferry_app::settings::{Settings, Theme};
+use ferry_app::prefs::{GroupBy, Prefs, SortKey, StateFilter, Theme, View, WindowGeometry};
+use ferry_app::settings::Settings;
 use ferry_core::cluster::KubeconfigSource;
 use ferry_core::config::{Config, Forward, PortRef, Profile, Target};
 use ferry_core::events::ForwardState;
@@ -23,6 +24,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     store: PathBuf,
     data: PathBuf,
+    config_dir: PathBuf,
     kubeconfig: PathBuf,
     _fake: FakeCluster,
 }
@@ -37,6 +39,7 @@ impl Fixture {
         Fixture {
             store: dir.path().join("store.json"),
             data: dir.path().join("data"),
+            config_dir: dir.path().join("config"),
             kubeconfig,
             _dir: dir,
             _fake: fake,
@@ -47,6 +50,7 @@ impl Fixture {
         AppOptions {
             store: Some(self.store.clone()),
             data_dir: self.data.clone(),
+            config_dir: self.config_dir.clone(),
             demo: false,
             kubeconfig: Some(KubeconfigSource::from_paths(vec![self.kubeconfig.clone()])),
         }
@@ -542,7 +546,6 @@ async fn settings_persist_and_bad_ones_change_nothing() {
     let fx = Fixture::new().await;
     let core = fx.core().await;
     let settings = Settings {
-        theme: Theme::Dark,
         notifications: false,
         ..Settings::default()
     };
@@ -557,6 +560,212 @@ async fn settings_persist_and_bad_ones_change_nothing() {
     drop(core);
     let core = fx.core().await;
     assert_eq!(core.settings(), settings);
+    core.shutdown().await;
+}
+
+fn prefs_file(fx: &Fixture) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(fx.config_dir.join("prefs.json")).unwrap())
+        .unwrap()
+}
+
+/// The store file as JSON (null when there is none yet).
+fn raw_store(fx: &Fixture) -> serde_json::Value {
+    match std::fs::read_to_string(&fx.store) {
+        Ok(text) => serde_json::from_str(&text).unwrap(),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefs_and_the_window_are_kept_across_a_restart_apart_from_the_store() {
+    let fx = Fixture::new().await;
+    let core = fx.core().await;
+    assert_eq!(core.state().await.prefs, Prefs::default());
+    let prefs = Prefs {
+        theme: Theme::Dark,
+        group_by: GroupBy::Context,
+        view: View {
+            sort: SortKey::Port,
+            state: StateFilter::Problems,
+        },
+    };
+    core.save_prefs(prefs).await.unwrap();
+    assert_eq!(core.state().await.prefs, prefs);
+    // A drag: many moves, saved once the window has been still for a moment.
+    let at = |x: f64| WindowGeometry {
+        x,
+        y: 40.0,
+        width: 900.0,
+        height: 600.0,
+        maximized: false,
+    };
+    for x in 0..20 {
+        core.window_moved(at(f64::from(x)));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while prefs_file(&fx).get("window").is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the window was never saved"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(prefs_file(&fx)["window"]["x"], 19.0);
+    // Maximized at the end: the size from before is kept for un-maximizing.
+    core.window_moved(WindowGeometry {
+        x: 0.0,
+        y: 0.0,
+        width: 1920.0,
+        height: 1000.0,
+        maximized: true,
+    });
+    core.shutdown().await;
+    drop(core);
+    // The store the CLI shares holds none of it.
+    let store = raw_store(&fx);
+    let settings = store.get("settings").cloned().unwrap_or_default();
+    assert!(
+        settings.get("theme").is_none() && settings.get("group_by").is_none(),
+        "{store}"
+    );
+
+    let core = fx.core().await;
+    assert_eq!(core.state().await.prefs, prefs);
+    assert_eq!(
+        core.window(),
+        Some(WindowGeometry {
+            maximized: true,
+            ..at(19.0)
+        })
+    );
+    core.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_stores_theme_and_grouping_are_taken_over_once() {
+    let fx = Fixture::new().await;
+    // What an older build wrote: the theme and grouping among the settings.
+    let old = serde_json::json!({
+        "version": 1,
+        "config": {"version": 1, "forwards": []},
+        "settings": {"theme": "dark", "group_by": "context", "notifications": false, "close_to_tray": true}
+    });
+    std::fs::write(&fx.store, old.to_string()).unwrap();
+    let core = fx.core().await;
+    let state = core.state().await;
+    assert_eq!(
+        (state.prefs.theme, state.prefs.group_by),
+        (Theme::Dark, GroupBy::Context)
+    );
+    assert!(!state.settings.notifications, "the other settings stay");
+    assert!(state.banner.is_none(), "{:?}", state.banner);
+    assert_eq!(prefs_file(&fx)["theme"], "dark");
+    // The store keeps only what the CLI and the app share.
+    let settings = raw_store(&fx)["settings"].clone();
+    assert!(settings.get("theme").is_none(), "{settings}");
+    assert_eq!(settings["notifications"], false);
+    core.save_prefs(Prefs {
+        theme: Theme::Light,
+        ..core.prefs()
+    })
+    .await
+    .unwrap();
+    core.shutdown().await;
+    drop(core);
+
+    // Once: an older build writing its theme into the store again changes nothing here.
+    Store::new(&fx.store)
+        .modify(|doc| {
+            doc.settings["theme"] = "dark".into();
+            Ok::<_, ferry_core::store::StoreError>(())
+        })
+        .unwrap();
+    let core = fx.core().await;
+    assert_eq!(core.prefs().theme, Theme::Light);
+    assert_eq!(core.prefs().group_by, GroupBy::Context);
+    assert!(!core.settings().notifications);
+    core.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_prefs_name_their_field_and_change_nothing() {
+    let fx = Fixture::new().await;
+    let core = fx.core().await;
+    let before = std::fs::read(fx.config_dir.join("prefs.json")).unwrap();
+
+    for (value, field) in [
+        (serde_json::json!({"theme": "purple"}), "theme"),
+        (serde_json::json!({"group_by": 3}), "group_by"),
+        (serde_json::json!({"view": {"sort": "size"}}), "view.sort"),
+        (
+            serde_json::json!({"view": {"state": "asleep"}}),
+            "view.state",
+        ),
+        (serde_json::json!({"colour": "red"}), "colour"),
+    ] {
+        let e =
+            ferry_app::contract::call(&core, "save_prefs", serde_json::json!({ "prefs": value }))
+                .await
+                .unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            (ErrorCode::Invalid, Some(field)),
+            "{e:?}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(fx.config_dir.join("prefs.json")).unwrap(),
+        before,
+        "a refused change wrote"
+    );
+    assert_eq!(core.prefs(), Prefs::default());
+    core.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_banner_stays_closed_and_unreadable_prefs_say_so() {
+    let fx = Fixture::new().await;
+    // Settings an older hand wrote wrong: the banner says so, every start.
+    std::fs::write(
+        &fx.store,
+        r#"{"version": 1, "config": {"version": 1, "forwards": []}, "settings": {"notifications": "loud"}}"#,
+    )
+    .unwrap();
+    let core = fx.core().await;
+    let banner = core.state().await.banner.expect("a banner");
+    assert!(banner.contains("settings"), "{banner}");
+    core.dismiss_banner();
+    assert!(core.state().await.banner.is_none());
+    core.shutdown().await;
+    drop(core);
+    let core = fx.core().await;
+    assert!(core.state().await.banner.is_none(), "closed for good");
+    core.shutdown().await;
+    drop(core);
+
+    // A preferences file with a key that cannot be read: the others are kept, and the
+    // banner names the file.
+    std::fs::write(
+        &fx.store,
+        r#"{"version": 1, "config": {"version": 1, "forwards": []}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        fx.config_dir.join("prefs.json"),
+        r#"{"theme": "purple", "group_by": "context"}"#,
+    )
+    .unwrap();
+    let core = fx.core().await;
+    assert_eq!(core.prefs().group_by, GroupBy::Context);
+    let banner = core.state().await.banner.expect("a banner");
+    assert!(
+        banner.contains("prefs.json") && banner.contains("theme"),
+        "{banner}"
+    );
+    // Saving them makes the file whole again.
+    core.save_prefs(core.prefs()).await.unwrap();
+    assert!(core.state().await.banner.is_none());
+    assert_eq!(prefs_file(&fx)["theme"], "system");
     core.shutdown().await;
 }
 
@@ -605,6 +814,7 @@ async fn demo_mode_adds_the_demo_forwards_and_they_work() {
     let options = AppOptions {
         store: Some(dir.path().join("store.json")),
         data_dir: dir.path().join("data"),
+        config_dir: dir.path().join("config"),
         demo: true,
         kubeconfig: Some(KubeconfigSource::from_paths(vec![])),
     };

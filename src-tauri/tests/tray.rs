@@ -486,6 +486,48 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
         || web_processes(first.0.id()) > 0,
     );
 
+    // Moved and resized, the window's place is kept in the app's own preferences (once it
+    // has been still a moment), and it opens there again.
+    let window = desktop.xdotool(&["search", "--onlyvisible", "--name", "^Ferry$"]);
+    let window = window
+        .lines()
+        .next()
+        .expect("a visible Ferry window")
+        .trim();
+    desktop.xdotool(&["windowsize", window, "900", "600"]);
+    desktop.xdotool(&["windowmove", window, "40", "30"]);
+    let prefs = dir.join("config/dev.ferry.app/prefs.json");
+    wait_until(
+        "the window's size and position are saved",
+        Duration::from_secs(10),
+        || {
+            let saved: serde_json::Value = std::fs::read_to_string(&prefs)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+            saved["window"]["width"] == 900.0
+                && saved["window"]["height"] == 600.0
+                && saved["window"]["x"] == 40.0
+                && saved["window"]["y"] == 30.0
+        },
+    );
+    let geometry = |desktop: &Desktop| -> String {
+        let window = desktop.xdotool(&["search", "--onlyvisible", "--name", "^Ferry$"]);
+        let window = window.lines().next().unwrap_or_default().trim().to_string();
+        let shell = desktop.xdotool(&["getwindowgeometry", "--shell", &window]);
+        ["X", "Y", "WIDTH", "HEIGHT"]
+            .iter()
+            .map(|k| {
+                shell
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                    .unwrap_or("?")
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+
     // Closing the window (as a window manager asks) frees the web view and leaves Ferry
     // in the tray; opening and closing it again does not make the app grow.
     let mut closed_rss = Vec::new();
@@ -496,6 +538,11 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
                 "the window's web process runs",
                 Duration::from_secs(10),
                 || web_processes(first.0.id()) > 0,
+            );
+            assert_eq!(
+                geometry(&desktop),
+                "40,30,900,600",
+                "the window opened elsewhere"
             );
         }
         close_window(&desktop);

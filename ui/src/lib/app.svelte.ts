@@ -2,7 +2,7 @@
 // ferry://snapshot. Nothing here polls.
 
 import { toAppError, type Backend, type Unlisten } from "./backend";
-import type { AppError, AppState, Forward, ForwardStatus, Snapshot } from "./types";
+import type { AppError, AppState, Forward, ForwardStatus, Prefs, Snapshot } from "./types";
 
 export type Notice = { id: number; level: "error" | "info"; text: string };
 
@@ -124,6 +124,23 @@ export class AppStore {
       this.clearPending(name);
       this.notify("error", errorText(toAppError(e)));
     }
+  }
+
+  /** Saves the window's preferences, shown at once; put back as they were if refused. */
+  async savePrefs(change: Partial<Prefs>): Promise<boolean> {
+    if (!this.state) return false;
+    const before = $state.snapshot(this.state.prefs);
+    const prefs = { ...before, ...change };
+    this.state.prefs = prefs;
+    const ok = await this.attempt(() => this.backend.savePrefs(prefs));
+    if (!ok && this.state) this.state.prefs = before;
+    return ok;
+  }
+
+  /** Hides the banner now, and that banner for good. */
+  dismissBanner(): void {
+    this.dismissedBanner = this.state?.banner ?? null;
+    this.run(() => this.backend.dismissBanner());
   }
 
   clearPending(name: string): void {

@@ -21,7 +21,11 @@ function harness() {
       }
       const cmd = prop.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
       return (...args: unknown[]) => {
-        const names: Record<string, string[]> = { set_enabled: ["name", "enabled"], set_all_enabled: ["names", "enabled"] };
+        const names: Record<string, string[]> = {
+          set_enabled: ["name", "enabled"],
+          set_all_enabled: ["names", "enabled"],
+          save_prefs: ["prefs"],
+        };
         const keys = names[cmd] ?? [];
         return fake.handle(cmd, Object.fromEntries(keys.map((k, i) => [k, args[i]])));
       };
@@ -75,6 +79,21 @@ describe("AppStore", () => {
     await app.setEnabled("echo", false);
     expect(app.isEnabled(app.forwards[0])).toBe(true);
     expect(app.notices.map((n) => n.text)).toEqual(["Ferry is shutting down."]);
+  });
+
+  it("puts back refused preferences, with the shell's message", async () => {
+    const { fake, backend, deliver } = harness();
+    const app = new AppStore(backend);
+    await app.start();
+    fake.failures.set("save_prefs", { code: "store", message: "the preferences were not saved", field: null });
+    expect(await app.savePrefs({ group_by: "context" })).toBe(false);
+    expect(app.state!.prefs.group_by).toBe("profile");
+    expect(await app.savePrefs({ group_by: "context" })).toBe(true);
+    deliver();
+    expect(app.state!.prefs.group_by).toBe("context");
+    expect(fake.prefs.group_by).toBe("context");
+    expect(app.notices.map((n) => n.text)).toEqual(["the preferences were not saved"]);
+    fake.dispose();
   });
 
   it("shows why it could not load", async () => {

@@ -18,6 +18,7 @@ import type {
   ImportResult,
   Kind,
   LogLine,
+  Prefs,
   Profile,
   Settings,
   Snapshot,
@@ -52,6 +53,10 @@ export interface Backend {
   saveProfile(original: string | null, profile: Profile): Promise<void>;
   deleteProfile(name: string): Promise<void>;
   saveSettings(settings: Settings): Promise<void>;
+  /** The window's own preferences: theme, grouping, the list's last view. */
+  savePrefs(prefs: Prefs): Promise<void>;
+  /** Hides the banner, and that banner for good. */
+  dismissBanner(): Promise<void>;
   startDemo(): Promise<void>;
   importConfig(text: string, format: ImportFormat, dryRun: boolean): Promise<ImportResult>;
   /** The saved forwards and profiles as Ferry's YAML, or kftray's JSON (services only). */
@@ -122,6 +127,8 @@ export const tauriBackend: Backend = {
   saveProfile: (original, profile) => call("save_profile", { original, profile }),
   deleteProfile: (name) => call("delete_profile", { name }),
   saveSettings: (settings) => call("save_settings", { settings }),
+  savePrefs: (prefs) => call("save_prefs", { prefs }),
+  dismissBanner: () => call("dismiss_banner"),
   startDemo: () => call("start_demo"),
   importConfig: (text, format, dryRun) => call("import_config", { text, format, dryRun }),
   exportConfig: (format) => call("export_config", { format }),

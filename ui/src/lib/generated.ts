@@ -263,7 +263,11 @@ at_ms: number,
  */
 code: string, detail: string, };
 
-export type AppState = { config: Config, settings: Settings, snapshot: Snapshot, banner: string | null, kubeconfig: KubeconfigInfo, demo: boolean, store_path: string, 
+export type AppState = { config: Config, settings: Settings, 
+/**
+ * The app's own preferences (theme, grouping, the list's last view).
+ */
+prefs: Prefs, snapshot: Snapshot, banner: string | null, kubeconfig: KubeconfigInfo, demo: boolean, store_path: string, 
 /**
  * Whether the desktop shows tray icons; without one, closing the window quits.
  */
@@ -272,10 +276,6 @@ tray: boolean, };
 export type KubeconfigInfo = { found: boolean, paths: Array<string>, message: string | null, };
 
 export type Settings = { 
-/**
- * Default: follow the system.
- */
-theme: Theme, 
 /**
  * Default: off (the user opts in).
  */
@@ -291,15 +291,31 @@ close_to_tray: boolean,
 /**
  * Extra kubeconfig files, read after `KUBECONFIG` (or `~/.kube/config`).
  */
-kubeconfig_paths: Array<string>, 
+kubeconfig_paths: Array<string>, };
+
+export type Prefs = { 
+/**
+ * Default: follow the system.
+ */
+theme: Theme, 
 /**
  * How the main view groups forwards.
  */
-group_by: GroupBy, };
+group_by: GroupBy, 
+/**
+ * The list's last sort and filters.
+ */
+view: View, };
 
 export type Theme = "system" | "light" | "dark";
 
 export type GroupBy = "profile" | "context";
+
+export type View = { sort: SortKey, state: StateFilter, };
+
+export type SortKey = "saved" | "name" | "state" | "port";
+
+export type StateFilter = "all" | "problems" | "active" | "starting" | "degraded" | "reconnecting" | "error" | "disabled";
 
 export type FieldProblem = { field: string, message: string, 
 /**

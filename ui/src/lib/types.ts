@@ -24,14 +24,18 @@ export type {
   KubeconfigInfo,
   LogLine,
   Pick,
+  Prefs,
   Profile,
   Settings,
   Snapshot,
+  SortKey,
+  StateFilter,
   TargetInfo,
   TargetPort,
   TestResult,
   Theme,
   Transition,
+  View,
 } from "./generated";
 import type { ForwardState } from "./generated";
 

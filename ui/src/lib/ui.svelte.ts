@@ -1,5 +1,6 @@
 // View state that is not the shell's: filter, sort order, open dialog, selected forward,
-// theme.
+// theme. The sort and the state filter are also kept in the app's preferences (`view`),
+// so the list opens as it was left.
 
 import type { Filter, SortKey } from "./view";
 import type { Forward, Profile, Theme } from "./types";
@@ -23,7 +24,7 @@ export type Confirm = {
 
 export class UiStore {
   filter = $state<Filter>({ text: "", state: "all" });
-  /** The list's order, kept for the session (the shell does not store it). */
+  /** The list's order. */
   sort = $state<SortKey>("saved");
   dialog = $state<Dialog>(null);
   confirm = $state<Confirm>(null);

@@ -1,6 +1,6 @@
 // Pure view logic: how forwards are described, filtered and grouped (unit tested in view.test.ts).
 
-import type { Forward, ForwardState, ForwardStatus, GroupBy, Profile } from "./types";
+import type { Forward, ForwardState, ForwardStatus, GroupBy, Profile, SortKey, StateFilter } from "./types";
 
 export const KIND_SHORT: Record<string, string> = {
   service: "svc",
@@ -124,7 +124,7 @@ export function rowsOf(forwards: Forward[], statuses: ForwardStatus[]): Row[] {
   return forwards.map((f) => ({ forward: f, status: byName.get(f.name) }));
 }
 
-export type Filter = { text: string; state: ForwardState | "all" | "problems" };
+export type Filter = { text: string; state: StateFilter };
 
 /** Text matches name, target, namespace and context (case-insensitive, every word must match). */
 export function matchesFilter(r: Row, filter: Filter): boolean {
@@ -238,7 +238,7 @@ export function profileSwitch(p: Profile, forwards: Forward[]): { position: "on"
   return { position, on, total: members.length };
 }
 
-export type SortKey = "saved" | "name" | "state" | "port";
+export type { SortKey };
 export const SORT_KEYS: { key: SortKey; label: string }[] = [
   { key: "saved", label: "Saved order" },
   { key: "name", label: "By name" },

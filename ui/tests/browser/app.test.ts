@@ -230,10 +230,10 @@ describe("filter, start/stop all, grouping", () => {
     await page.getByTestId("group-ferry-fake / demo").waitFor();
     await page.getByTestId("group-staging / payments").waitFor();
     expect(await page.getByTestId("forward-row-db").count()).toBe(1);
-    expect(await a.fake((f) => f.settings.group_by)).toBe("context");
+    expect(await a.fake((f) => f.prefs.group_by)).toBe("context");
     await page.getByTestId("group-by").click();
     await page.getByTestId("group-demo").waitFor();
-    expect(await a.fake((f) => f.settings.group_by)).toBe("profile");
+    expect(await a.fake((f) => f.prefs.group_by)).toBe("profile");
   });
 
   it("activates and deactivates a profile from its header", async () => {
@@ -392,6 +392,36 @@ describe("placeholders", () => {
   });
 });
 
+describe("the last view", () => {
+  it("keeps the sort and the state filter for the next start", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("group-demo").waitFor();
+    await page.getByTestId("sort-by").selectOption("name");
+    await page.getByTestId("state-filter").selectOption("problems");
+    const view = await eventually(
+      () => a.fake((f) => f.prefs.view),
+      (v) => v.sort === "name" && v.state === "problems",
+      "view saved",
+    );
+    expect(view).toEqual({ sort: "name", state: "problems" });
+    // Clear filter shows everything again, and says so to the shell.
+    await page.getByTestId("state-filter").selectOption("disabled");
+    await page.getByTestId("search").fill("nothing like it");
+    await page.getByRole("button", { name: "Clear filter" }).click();
+    await eventually(() => rowNames(a), (n) => n.length === 5, "all rows");
+    expect(await eventually(() => a.fake((f) => f.prefs.view.state), (v) => v === "all", "cleared")).toBe("all");
+  });
+
+  it("opens with the saved view", async () => {
+    const a = await open({ init: `window.__ferryFake.prefs.view = { sort: "name", state: "all" };` });
+    const { page } = a;
+    await page.getByTestId("group-demo").waitFor();
+    expect(await page.getByTestId("sort-by").inputValue()).toBe("name");
+    await eventually(() => rowNames(a), (n) => n.join() === "db,echo,web,api,db", "saved order");
+  });
+});
+
 describe("keyboard, banner, theme", () => {
   it("/ focuses search, n opens Add, Esc closes, and not while typing", async () => {
     const { page } = await open();
@@ -418,11 +448,14 @@ describe("keyboard, banner, theme", () => {
   });
 
   it("shows the banner until it is dismissed", async () => {
-    const { page } = await open({ scenario: "banner" });
+    const a = await open({ scenario: "banner" });
+    const { page } = a;
     const banner = page.getByTestId("banner");
     expect(await banner.innerText()).toContain("could not be read");
     await page.getByTestId("dismiss-banner").click();
     await eventually(() => banner.count(), (n) => n === 0, "banner gone");
+    // The shell is told, so the banner stays closed after a restart.
+    expect(await eventually(() => a.fake((f) => f.dismissedBanners.length), (n) => n === 1, "banner remembered")).toBe(1);
   });
 
   it("applies the theme at once through data-theme", async () => {
@@ -436,7 +469,7 @@ describe("keyboard, banner, theme", () => {
     expect(await theme()).toBe("light");
     await page.getByTestId("setting-theme").selectOption("dark");
     expect(await theme()).toBe("dark");
-    expect(await a.fake((f) => f.settings.theme)).toBe("dark");
+    expect(await a.fake((f) => f.prefs.theme)).toBe("dark");
     await page.getByTestId("setting-theme").selectOption("system");
     await page.emulateMedia({ colorScheme: "light" });
     await eventually(theme, (t) => t === "light", "system follows the OS");

@@ -14,6 +14,7 @@ import type {
   ForwardStatus,
   ImportResult,
   LogLine,
+  Prefs,
   Profile,
   Settings,
   Snapshot,
@@ -212,6 +213,37 @@ export function configYaml(config: Config): string {
   return `${yamlLines(doc, "").join("\n")}\n`;
 }
 
+/** What serde says when `save_prefs`'s argument does not fit the shell's `Prefs` (every
+ * key optional, none unknown), as `[field, message]`, or null when it fits; with the
+ * preferences it gives (missing keys take their defaults). */
+function readPrefs(v: unknown): [string, string] | Prefs {
+  const enums: Record<string, string[]> = {
+    theme: ["system", "light", "dark"],
+    group_by: ["profile", "context"],
+    "view.sort": ["saved", "name", "state", "port"],
+    "view.state": ["all", "problems", "active", "starting", "degraded", "reconnecting", "error", "disabled"],
+  };
+  const out: Prefs = { theme: "system", group_by: "profile", view: { sort: "saved", state: "all" } };
+  const object = (x: unknown) => x !== null && typeof x === "object" && !Array.isArray(x);
+  if (!object(v)) return ["prefs", "invalid type: expected struct Prefs"];
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (k === "view") {
+      if (!object(x)) return ["view", "invalid type: expected struct View"];
+      for (const [vk, vx] of Object.entries(x as Record<string, unknown>)) {
+        const field = `view.${vk}`;
+        if (field in enums) {
+          if (typeof vx !== "string" || !enums[field].includes(vx)) return [field, `unknown variant \`${vx}\``];
+          (out.view as Record<string, unknown>)[vk] = vx;
+        } else return [field, `unknown field \`${vk}\`, expected one of \`sort\`, \`state\``];
+      }
+    } else if (k in enums) {
+      if (typeof x !== "string" || !enums[k].includes(x)) return [k, `unknown variant \`${x}\``];
+      (out as Record<string, unknown>)[k] = x;
+    } else return [k, `unknown field \`${k}\`, expected one of \`theme\`, \`group_by\`, \`view\``];
+  }
+  return out;
+}
+
 function clone<T>(v: T): T {
   return JSON.parse(JSON.stringify(v)) as T;
 }
@@ -223,13 +255,15 @@ function fail(code: AppError["code"], message: string, field: string | null = nu
 export class FakeShell {
   config: Config = { version: 1, forwards: [], profiles: [] };
   settings: Settings = {
-    theme: "system",
     start_at_login: false,
     notifications: true,
     close_to_tray: true,
     kubeconfig_paths: [],
-    group_by: "profile",
   };
+  /** The app's own preferences (prefs.json in the shell). */
+  prefs: Prefs = { theme: "system", group_by: "profile", view: { sort: "saved", state: "all" } };
+  /** Banners closed for good. */
+  dismissedBanners: string[] = [];
   banner: string | null = null;
   kubeFound = true;
   demo = false;
@@ -276,6 +310,7 @@ export class FakeShell {
     return {
       config: clone(this.config),
       settings: clone(this.settings),
+      prefs: clone(this.prefs),
       snapshot: this.snapshot(),
       banner: this.banner,
       kubeconfig: this.kubeFound
@@ -516,6 +551,20 @@ export class FakeShell {
         const bad = s.kubeconfig_paths.findIndex((p) => !p.startsWith("/") && !p.startsWith("~"));
         if (bad >= 0) fail("invalid", `"${s.kubeconfig_paths[bad]}" is not an absolute path.`, `kubeconfig_paths[${bad}]`);
         this.settings = clone(s);
+        this.emitState();
+        return null;
+      }
+      case "save_prefs": {
+        const read = readPrefs(a.prefs);
+        if (Array.isArray(read)) fail("invalid", `${read[0]} cannot be read: ${read[1]}`, read[0]);
+        this.prefs = read;
+        if (this.banner?.includes("app's preferences")) this.banner = null;
+        this.emitState();
+        return null;
+      }
+      case "dismiss_banner": {
+        if (this.banner) this.dismissedBanners.push(this.banner);
+        this.banner = null;
         this.emitState();
         return null;
       }
