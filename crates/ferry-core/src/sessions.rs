@@ -204,7 +204,8 @@ impl Tunnels {
                 .entry((namespace.to_string(), pod.to_string()))
                 .or_default();
             entry.sessions.retain(|s| s.closed().is_none());
-            if entry.sessions.iter().any(Session::usable) {
+            if let Some(s) = entry.sessions.iter().find(|s| s.usable()) {
+                s.keep();
                 return Ok(());
             }
             self.opening(entry, namespace, pod)
@@ -212,7 +213,14 @@ impl Tunnels {
         let r = step.clone().await;
         self.opened_one(namespace, pod, &step, &r);
         match r {
-            Ok(_) | Err(None) => Ok(()),
+            Ok(_) | Err(None) => {
+                let inner = self.inner.lock();
+                let key = (namespace.to_string(), pod.to_string());
+                if let Some(entry) = inner.pods.get(&key) {
+                    entry.sessions.iter().for_each(Session::keep);
+                }
+                Ok(())
+            }
             Err(Some(e)) => Err(e),
         }
     }
@@ -223,6 +231,28 @@ impl Tunnels {
         namespace: &str,
         pod: &str,
         port: u16,
+    ) -> Result<TunnelStream, TunnelError> {
+        self.open_as(namespace, pod, port, false).await
+    }
+
+    /// [`Tunnels::open`] for a health check: a session that only checks went through
+    /// closes once it carries nothing ([`Session::open_brief`]), so probing many idle pods
+    /// holds no session per pod between checks.
+    pub async fn open_brief(
+        self: &Arc<Self>,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+    ) -> Result<TunnelStream, TunnelError> {
+        self.open_as(namespace, pod, port, true).await
+    }
+
+    async fn open_as(
+        self: &Arc<Self>,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+        brief: bool,
     ) -> Result<TunnelStream, TunnelError> {
         let mut failures = 0;
         loop {
@@ -254,7 +284,11 @@ impl Tunnels {
                         .await
                         .map(|c| TunnelStream::Channel(Box::new(c)));
                 }
-                Step::Use(session) => match session.open(port) {
+                Step::Use(session) => match if brief {
+                    session.open_brief(port)
+                } else {
+                    session.open(port)
+                } {
                     Ok(stream) => return Ok(TunnelStream::Spdy(stream)),
                     // Closed or told GOAWAY in the meantime: pick again.
                     Err(e) => debug!(error = %e, "a session refused a connection"),

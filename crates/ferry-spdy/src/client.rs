@@ -165,6 +165,9 @@ struct Core {
     connections: AtomicUsize,
     /// Connections ever opened.
     opened: AtomicU64,
+    /// Whether a connection not opened as brief ever went through the session: until
+    /// then it closes as soon as it carries nothing (see [`Session::open_brief`]).
+    kept: AtomicBool,
     /// The session waits for a full connection's reader.
     blocked: AtomicBool,
     /// Cancelled when the session has ended.
@@ -274,6 +277,7 @@ impl Session {
             received: AtomicU64::new(0),
             connections: AtomicUsize::new(0),
             opened: AtomicU64::new(0),
+            kept: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
             ended: CancellationToken::new(),
             pong: std::sync::atomic::AtomicU32::new(0),
@@ -303,6 +307,24 @@ impl Session {
     /// Opens a connection to `port` of the pod: an error stream and a data stream. Does
     /// not wait for the server's reply; bytes written at once follow the streams' opening.
     pub fn open(&self, port: u16) -> Result<Stream, OpenError> {
+        self.open_as(port, false)
+    }
+
+    /// [`Session::open`] for a short check (a health probe): a session that only ever
+    /// carried such connections does not wait [`Config::idle`] once it carries nothing,
+    /// but closes at its next look (within a quarter of the ping interval), so checks of
+    /// many idle pods do not hold a session each.
+    pub fn open_brief(&self, port: u16) -> Result<Stream, OpenError> {
+        self.open_as(port, true)
+    }
+
+    /// Keeps the session for [`Config::idle`] after its last connection even if only brief
+    /// ones went through it (a session held open ahead of demand).
+    pub fn keep(&self) {
+        self.owner.core.kept.store(true, Ordering::Relaxed);
+    }
+
+    fn open_as(&self, port: u16, brief: bool) -> Result<Stream, OpenError> {
         let core = &self.owner.core;
         let conn = {
             let mut st = core.state.lock();
@@ -351,6 +373,9 @@ impl Session {
             // Counted under the lock: an idle session closes only with none counted.
             core.connections.fetch_add(1, Ordering::SeqCst);
             core.opened.fetch_add(1, Ordering::Relaxed);
+            if !brief {
+                core.kept.store(true, Ordering::Relaxed);
+            }
             conn
         };
         Ok(Stream {
@@ -705,9 +730,14 @@ async fn ping_loop(core: &Core) -> (String, bool) {
         let new_connection = opened_now != opened;
         opened = opened_now;
         let busy = core.connections.load(Ordering::SeqCst) > 0;
-        if new_connection || busy {
+        let idle = match core.config.idle {
+            Some(_) if !core.kept.load(Ordering::Relaxed) => Some(Duration::ZERO),
+            idle => idle,
+        };
+        // A new connection restarts the idle time, unless the session closes at once.
+        if busy || (new_connection && idle != Some(Duration::ZERO)) {
             idle_since = Instant::now();
-        } else if core.config.idle.is_some_and(|d| idle_since.elapsed() >= d) {
+        } else if idle.is_some_and(|d| idle_since.elapsed() >= d) {
             // No new connection can race this: the session is marked closed first.
             let mut st = core.state.lock();
             if core.connections.load(Ordering::SeqCst) == 0 {

@@ -176,7 +176,9 @@ pub struct Deflater(Mode);
 enum Mode {
     Zlib(Box<Compress>),
     /// Whether the zlib header and dictionary id were written.
-    Stored { started: bool },
+    Stored {
+        started: bool,
+    },
 }
 
 /// A zlib header: deflate with a 32 KiB window (`0x78`), fastest level, a preset

@@ -5,7 +5,7 @@ use std::io;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use ferry_spdy::client::{Config, OpenError, Session, SessionLost};
+use ferry_spdy::client::{Config, OpenError, Session, SessionLost, Stream};
 use ferry_spdy::frame::{self, Control, Decoder, Deflater, Event, header_value};
 use ferry_spdy::transport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -219,5 +219,72 @@ async fn an_idle_session_closes_itself() {
     drop(a);
     tokio::time::sleep(Duration::from_secs(40)).await;
     assert_eq!(session.closed().as_deref(), Some("closed after being idle"));
+    answering.abort();
+}
+
+/// When a session that only carried brief connections (health checks) and one that
+/// carried any other connection close after their last connection ends.
+#[tokio::test(start_paused = true)]
+async fn a_session_of_brief_connections_closes_at_its_next_look() {
+    let config = Config {
+        ping_interval: Duration::from_secs(4),
+        idle: Some(Duration::from_secs(30)),
+        ..Config::default()
+    };
+    let closed_after = |session: Session, last: Stream| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(last);
+        let ended = tokio::time::Instant::now();
+        while session.closed().is_none() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        ended.elapsed()
+    };
+    let answer = |mut server: Server| {
+        tokio::spawn(async move {
+            loop {
+                if let Event::Control(Control::Ping(id)) = server.event().await {
+                    server.send(frame::ping(id)).await;
+                }
+            }
+        })
+    };
+
+    // Checks only: closed at the next look (a quarter of the ping interval: 1 s).
+    let (session, server) = pair(config.clone());
+    let answering = answer(server);
+    let a = session.open_brief(8080).expect("open");
+    drop(a);
+    let b = session.open_brief(8080).expect("a second check shares it");
+    let after = closed_after(session, b).await;
+    assert!(
+        after <= Duration::from_secs(1),
+        "closed {after:?} after the check"
+    );
+    answering.abort();
+
+    // A connection went through it too: kept for the idle time.
+    let (session, server) = pair(config.clone());
+    let answering = answer(server);
+    let a = session.open_brief(8080).expect("open");
+    let b = session.open(8080).expect("open");
+    drop(b);
+    let after = closed_after(session, a).await;
+    assert!(
+        after >= Duration::from_secs(30) && after <= Duration::from_secs(31),
+        "closed {after:?} after the last connection"
+    );
+    answering.abort();
+
+    // Kept ahead of demand: the same.
+    let (session, server) = pair(config);
+    let answering = answer(server);
+    session.keep();
+    let a = session.open_brief(8080).expect("open");
+    let after = closed_after(session, a).await;
+    assert!(
+        after >= Duration::from_secs(30),
+        "closed {after:?} after the check"
+    );
     answering.abort();
 }

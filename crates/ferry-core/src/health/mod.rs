@@ -466,7 +466,7 @@ async fn tunnel_probe(probe: &ProbeHandle, started: Instant) -> ProbeResult {
         return ProbeResult::fail("no-pod", "no ready pod to check", started.elapsed());
     };
     let place = format!("{namespace}/{}:{}", ep.pod, ep.port);
-    let mut stream = match tunnels.open(&namespace, &ep.pod, ep.port).await {
+    let mut stream = match tunnels.open_brief(&namespace, &ep.pod, ep.port).await {
         Ok(s) => s,
         Err(e) => return ProbeResult::fail("error", e.to_string(), started.elapsed()),
     };
@@ -487,7 +487,7 @@ async fn http_probe(spec: &HealthSpec, probe: &ProbeHandle, started: Instant) ->
         return ProbeResult::fail("no-pod", "no ready pod to check", started.elapsed());
     };
     let path = &spec.http.path;
-    let stream = match tunnels.open(&namespace, &ep.pod, ep.port).await {
+    let stream = match tunnels.open_brief(&namespace, &ep.pod, ep.port).await {
         Ok(s) => s,
         Err(e) => return ProbeResult::fail("error", e.to_string(), started.elapsed()),
     };

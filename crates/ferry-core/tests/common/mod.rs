@@ -120,7 +120,11 @@ pub async fn start_one(
     service: &str,
 ) -> anyhow::Result<(Engine, SocketAddr)> {
     let engine = Engine::start(
-        config(vec![fwd(name, &format!("service/{service}"), PortRef::Number(80))]),
+        config(vec![fwd(
+            name,
+            &format!("service/{service}"),
+            PortRef::Number(80),
+        )]),
         options(vec![f.kubeconfig.clone()]),
     )?;
     let addr = active(&engine, name).await?;
