@@ -61,6 +61,8 @@ pub struct AppState {
     pub settings: Settings,
     /// The app's own preferences (theme, grouping, the list's last view).
     pub prefs: Prefs,
+    /// The starred forwards (each one in `config`), in the order they were starred.
+    pub favourites: Vec<String>,
     pub snapshot: Arc<Snapshot>,
     pub banner: Option<String>,
     pub kubeconfig: KubeconfigInfo,
@@ -421,6 +423,7 @@ impl AppCore {
             )
         };
         let prefs = self.prefs.lock().prefs;
+        let favourites = favourites_in(&self.prefs.lock(), &config);
         // The engine's client pool keeps the parsed kubeconfig (re-read only when the files
         // change): ask it rather than parsing the files on every state change.
         let (found, message) = match self.clients().contexts() {
@@ -431,6 +434,7 @@ impl AppCore {
             config,
             settings,
             prefs,
+            favourites,
             snapshot,
             banner: self.banner.lock().clone(),
             kubeconfig: KubeconfigInfo {
@@ -518,13 +522,23 @@ impl AppCore {
                 if current.doc == doc {
                     return None;
                 }
+                let gone: Vec<String> = current
+                    .doc
+                    .config
+                    .forwards
+                    .iter()
+                    .filter(|f| !doc.config.forwards.iter().any(|x| x.name == f.name))
+                    .map(|f| f.name.clone())
+                    .collect();
                 current.doc = doc;
-                Some(self.next_revision(&mut current))
+                Some((self.next_revision(&mut current), gone))
             })
         })?;
-        let Some(revision) = revision else {
+        let Some((revision, gone)) = revision else {
             return Ok(false);
         };
+        // Forwards another program deleted (or renamed) lose their stars.
+        self.drop_favourites(&gone);
         self.changed.send_modify(|n| *n += 1);
         self.run(revision).await?;
         Ok(true)
@@ -578,8 +592,17 @@ impl AppCore {
                 field: Some(first.field),
             });
         }
-        self.modify(|doc| Ok(doc.config.put_forward(original, forward)?))
-            .await
+        let new_name = forward.name.clone();
+        let ((), revision) =
+            self.write_store(|doc| Ok(doc.config.put_forward(original, forward)?))?;
+        // A renamed forward keeps its star, shown with the new name in the same state.
+        if let Some(original) = original
+            && let Err(e) = self.change_prefs(|p| Ok(p.rename_favourite(original, &new_name)))
+        {
+            tracing::warn!(error = %e, "the star did not follow the renamed forward to the preferences file");
+        }
+        self.changed.send_modify(|n| *n += 1);
+        self.run(revision).await
     }
 
     /// Every problem `forward` would have if saved in place of `original`, with field
@@ -634,12 +657,15 @@ impl AppCore {
             .collect()
     }
 
+    /// Deletes a forward (from its profiles too) and its star.
     pub async fn delete_forward(&self, name: &str) -> Result<(), AppError> {
-        self.modify(|doc| {
+        let ((), revision) = self.write_store(|doc| {
             doc.config.remove_forward(name)?;
             Ok(())
-        })
-        .await
+        })?;
+        self.drop_favourites(&[name.to_string()]);
+        self.changed.send_modify(|n| *n += 1);
+        self.run(revision).await
     }
 
     // === profiles ===
@@ -745,6 +771,12 @@ impl AppCore {
         self.prefs.lock().prefs
     }
 
+    /// The starred forwards (each one saved), in the order they were starred.
+    pub fn favourites(&self) -> Vec<String> {
+        let config = self.config();
+        favourites_in(&self.prefs.lock(), &config)
+    }
+
     /// Saves the window's preferences (theme, grouping, the list's last view).
     pub async fn save_prefs(&self, prefs: Prefs) -> Result<(), AppError> {
         self.change_prefs(|p| {
@@ -762,6 +794,18 @@ impl AppCore {
                 *banner = None;
             }
         }
+        self.changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Stars (or unstars) a saved forward.
+    pub async fn set_favourite(&self, name: &str, favourite: bool) -> Result<(), AppError> {
+        if !self.config().forwards.iter().any(|f| f.name == name) {
+            let mut e = no_forward(name);
+            e.field = Some("name".into());
+            return Err(e);
+        }
+        self.change_prefs(|p| Ok(p.set_favourite(name, favourite)))?;
         self.changed.send_modify(|n| *n += 1);
         Ok(())
     }
@@ -791,6 +835,14 @@ impl AppCore {
         });
         if let Err(e) = saved {
             tracing::warn!(error = %e, "the window's size and position were not saved");
+        }
+    }
+
+    /// Drops the stars of forwards that are gone (a failure to write is logged: the star
+    /// is gone from what the window shows either way).
+    fn drop_favourites(&self, gone: &[String]) {
+        if let Err(e) = self.change_prefs(|p| Ok(p.drop_favourites(gone))) {
+            tracing::warn!(error = %e, "the stars of deleted forwards stay in the preferences file");
         }
     }
 
@@ -1404,6 +1456,16 @@ fn write_prefs(path: &Path, doc: &PrefsDoc) -> Result<(), AppError> {
         std::fs::create_dir_all(dir).map_err(failed)?;
     }
     ferry_core::store::write_atomic(path, doc.render().as_bytes()).map_err(failed)
+}
+
+/// The starred forwards that are saved, in the order they were starred.
+fn favourites_in(prefs: &PrefsDoc, config: &Config) -> Vec<String> {
+    prefs
+        .favourites
+        .iter()
+        .filter(|f| config.forwards.iter().any(|x| &x.name == *f))
+        .cloned()
+        .collect()
 }
 
 /// Saves the window's geometry once it has been still for [`WINDOW_STILL`]. Holds the

@@ -153,20 +153,25 @@ fn mtime(path: &std::path::Path) -> Option<SystemTime> {
 
 fn publish_state(app: &AppHandle, core: &AppCore, snapshot: std::sync::Arc<Snapshot>) {
     let state = core.state_with(snapshot);
-    update_tray(app, &state.config, &state.snapshot);
+    update_tray(app, &state.config, &state.favourites, &state.snapshot);
     let _ = app.emit(STATE_EVENT, &state);
 }
 
 fn emit_snapshot(app: &AppHandle, core: &AppCore, snapshot: &Snapshot) {
-    update_tray(app, &core.config(), snapshot);
+    update_tray(app, &core.config(), &core.favourites(), snapshot);
     if app.get_webview_window("main").is_some() {
         let _ = app.emit(SNAPSHOT_EVENT, snapshot);
     }
 }
 
-fn update_tray(app: &AppHandle, config: &ferry_core::config::Config, snapshot: &Snapshot) {
+fn update_tray(
+    app: &AppHandle,
+    config: &ferry_core::config::Config,
+    favourites: &[String],
+    snapshot: &Snapshot,
+) {
     if let Some(tray) = app.try_state::<Arc<Tray>>()
-        && let Err(e) = tray.show(app, config, snapshot)
+        && let Err(e) = tray.show(app, config, favourites, snapshot)
     {
         tracing::debug!(error = %e, "tray update failed");
     }

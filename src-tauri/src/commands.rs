@@ -163,6 +163,12 @@ pub async fn save_prefs(core: Core<'_>, prefs: serde_json::Value) -> Result<()> 
 
 #[tauri::command]
 #[instrument(skip(core), err(Debug))]
+pub async fn set_favourite(core: Core<'_>, name: String, favourite: bool) -> Result<()> {
+    core.set_favourite(&name, favourite).await
+}
+
+#[tauri::command]
+#[instrument(skip(core), err(Debug))]
 pub async fn start_demo(core: Core<'_>) -> Result<()> {
     core.start_demo().await
 }

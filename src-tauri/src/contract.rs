@@ -107,6 +107,10 @@ pub async fn call(
             let prefs = crate::prefs::read_prefs(arg(&args, "prefs")?)?;
             answer(core.save_prefs(prefs).await?)
         }
+        "set_favourite" => answer(
+            core.set_favourite(&name()?, arg(&args, "favourite")?)
+                .await?,
+        ),
         "dismiss_banner" => {
             core.dismiss_banner();
             answer(())

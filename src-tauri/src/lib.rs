@@ -140,6 +140,7 @@ pub fn run() -> ExitCode {
             commands::delete_profile,
             commands::save_settings,
             commands::save_prefs,
+            commands::set_favourite,
             commands::start_demo,
             commands::import_config,
             commands::dismiss_banner,

@@ -4,8 +4,9 @@
 //! a flat JSON object of one key per preference (the layout `tauri-plugin-store` writes),
 //! written atomically by the core alone.
 //!
-//! - `theme`, `group_by` and `view` (the list's sort and state filter): what the window
-//!   shows, changed through `save_prefs`;
+//! - `theme`, `group_by` and `view` (the list's sort, state filter and favourites-only
+//!   switch): what the window shows, changed through `save_prefs`;
+//! - `favourites`: the starred forwards, by name, in the order they were starred;
 //! - `dismissed_banners`: banners the user closed, not shown again;
 //! - `window`: the window's last size and position.
 //!
@@ -77,6 +78,8 @@ pub enum StateFilter {
 pub struct View {
     pub sort: SortKey,
     pub state: StateFilter,
+    /// Only starred forwards.
+    pub favourites_only: bool,
 }
 
 /// The preferences the window shows and sets (`save_prefs`).
@@ -153,6 +156,8 @@ impl WindowGeometry {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PrefsDoc {
     pub prefs: Prefs,
+    /// Starred forwards, by name, in the order they were starred.
+    pub favourites: Vec<String>,
     /// Banners the user closed (their text), newest last.
     pub dismissed_banners: Vec<String>,
     pub window: Option<WindowGeometry>,
@@ -221,6 +226,7 @@ impl PrefsDoc {
         take(map, "theme", &mut doc.prefs.theme, &mut bad);
         take(map, "group_by", &mut doc.prefs.group_by, &mut bad);
         take(map, "view", &mut doc.prefs.view, &mut bad);
+        take(map, "favourites", &mut doc.favourites, &mut bad);
         take(
             map,
             "dismissed_banners",
@@ -248,6 +254,10 @@ impl PrefsDoc {
         put(
             "view",
             serde_json::to_value(self.prefs.view).unwrap_or_default(),
+        );
+        put(
+            "favourites",
+            serde_json::to_value(&self.favourites).unwrap_or_default(),
         );
         put(
             "dismissed_banners",
@@ -279,6 +289,41 @@ impl PrefsDoc {
             found = true;
         }
         found
+    }
+
+    pub fn is_favourite(&self, name: &str) -> bool {
+        self.favourites.iter().any(|f| f == name)
+    }
+
+    /// Stars or unstars `name`. Returns whether anything changed.
+    pub fn set_favourite(&mut self, name: &str, favourite: bool) -> bool {
+        match (self.is_favourite(name), favourite) {
+            (false, true) => self.favourites.push(name.to_string()),
+            (true, false) => self.favourites.retain(|f| f != name),
+            _ => return false,
+        }
+        true
+    }
+
+    /// A star follows its forward to its new name. Returns whether anything changed.
+    pub fn rename_favourite(&mut self, from: &str, to: &str) -> bool {
+        if from == to || !self.is_favourite(from) {
+            return false;
+        }
+        self.favourites.retain(|f| f != to);
+        for f in &mut self.favourites {
+            if f == from {
+                *f = to.to_string();
+            }
+        }
+        true
+    }
+
+    /// Drops the stars of forwards that are gone. Returns whether anything changed.
+    pub fn drop_favourites(&mut self, gone: &[String]) -> bool {
+        let before = self.favourites.len();
+        self.favourites.retain(|f| !gone.contains(f));
+        self.favourites.len() != before
     }
 
     /// Remembers that the user closed `banner`.
@@ -326,12 +371,14 @@ mod tests {
         let map = json!({
             "theme": "dark",
             "group_by": "sideways",
+            "favourites": ["echo"],
             "window": {"x": 10, "y": 20, "width": 900, "height": 600},
             "from_a_newer_build": 1
         });
         let (doc, bad) = PrefsDoc::from_map(map.as_object().unwrap());
         assert_eq!(doc.prefs.theme, Theme::Dark);
         assert_eq!(doc.prefs.group_by, GroupBy::Profile);
+        assert_eq!(doc.favourites, ["echo"]);
         assert_eq!(doc.window.unwrap().width, 900.0);
         assert_eq!(bad, ["group_by"]);
     }
@@ -345,8 +392,10 @@ mod tests {
                 view: View {
                     sort: SortKey::Port,
                     state: StateFilter::Problems,
+                    favourites_only: true,
                 },
             },
+            favourites: vec!["b".into(), "a".into()],
             dismissed_banners: vec!["hello".into()],
             window: Some(WindowGeometry {
                 x: -5.0,
@@ -361,6 +410,21 @@ mod tests {
         let (back, bad) = PrefsDoc::from_map(value.as_object().unwrap());
         assert!(bad.is_empty());
         assert_eq!(back, doc);
+    }
+
+    #[test]
+    fn stars_follow_renames_and_go_with_deletes() {
+        let mut doc = PrefsDoc::default();
+        assert!(doc.set_favourite("a", true));
+        assert!(!doc.set_favourite("a", true));
+        assert!(doc.set_favourite("b", true));
+        assert!(doc.rename_favourite("a", "z"));
+        assert_eq!(doc.favourites, ["z", "b"]);
+        assert!(!doc.rename_favourite("nope", "x"));
+        assert!(doc.drop_favourites(&["b".into()]));
+        assert_eq!(doc.favourites, ["z"]);
+        assert!(doc.set_favourite("z", false));
+        assert!(doc.favourites.is_empty());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The tray icon and its menu. The icon shows the aggregate state; the menu lists the
-//! profiles and forwards as check items. The menu is rebuilt only when the list of
+//! starred forwards first, then the profiles and the other forwards, as check items. The menu is rebuilt only when the list of
 //! profiles or forwards changes; otherwise its items are updated in place (no flicker).
 
 use std::collections::HashMap;
@@ -71,12 +71,15 @@ pub struct MenuModel {
     /// (profile, checked, its forwards): checked when every forward of the profile is
     /// enabled. Each profile is a submenu: the whole profile, then each of its forwards.
     pub profiles: Vec<(String, bool, Vec<String>)>,
-    /// (forward, label, checked).
+    /// The starred forwards, at the top: (forward, label, checked), in the order starred.
+    pub favourites: Vec<(String, String, bool)>,
+    /// The other forwards: (forward, label, checked), in the config's order.
     pub forwards: Vec<(String, String, bool)>,
 }
 
 impl MenuModel {
-    pub fn new(config: &Config, snapshot: &Snapshot) -> Self {
+    /// The menu for `config` and `snapshot`, with `favourites` (forward names) at the top.
+    pub fn new(config: &Config, favourites: &[String], snapshot: &Snapshot) -> Self {
         let enabled = |name: &str| config.forwards.iter().any(|f| f.name == name && f.enabled);
         let profiles = config
             .profiles
@@ -86,18 +89,25 @@ impl MenuModel {
                 (p.name.clone(), on, p.forwards.clone())
             })
             .collect();
+        let item = |f: &ferry_core::config::Forward, star: &str| {
+            let status = snapshot.get(&f.name);
+            let state = status.map(|s| s.state).unwrap_or(ForwardState::Disabled);
+            let local = status
+                .and_then(|s| s.local.map(|a| a.to_string()))
+                .unwrap_or_else(|| format!("{}:{}", f.bind, f.local_port));
+            let label = format!("{star}{}  {}  {}", f.name, local, state);
+            (f.name.clone(), label, f.enabled)
+        };
+        let starred = favourites
+            .iter()
+            .filter_map(|name| config.forwards.iter().find(|f| &f.name == name))
+            .map(|f| item(f, "★ "))
+            .collect();
         let forwards = config
             .forwards
             .iter()
-            .map(|f| {
-                let status = snapshot.get(&f.name);
-                let state = status.map(|s| s.state).unwrap_or(ForwardState::Disabled);
-                let local = status
-                    .and_then(|s| s.local.map(|a| a.to_string()))
-                    .unwrap_or_else(|| format!("{}:{}", f.bind, f.local_port));
-                let label = format!("{}  {}  {}", f.name, local, state);
-                (f.name.clone(), label, f.enabled)
-            })
+            .filter(|f| !favourites.contains(&f.name))
+            .map(|f| item(f, ""))
             .collect();
         let on = config.forwards.iter().filter(|f| f.enabled).count();
         let up = snapshot
@@ -113,29 +123,36 @@ impl MenuModel {
         MenuModel {
             header,
             profiles,
+            favourites: starred,
             forwards,
         }
     }
 
     /// The items' identity: a change here needs a new menu.
-    fn shape(&self) -> (Vec<(&str, &[String])>, Vec<&str>) {
+    fn shape(&self) -> Shape<'_> {
         (
             self.profiles
                 .iter()
                 .map(|p| (p.0.as_str(), p.2.as_slice()))
                 .collect(),
+            self.favourites.iter().map(|f| f.0.as_str()).collect(),
             self.forwards.iter().map(|f| f.0.as_str()).collect(),
         )
     }
 
     /// A forward's label and check mark.
     fn forward(&self, name: &str) -> Option<(&str, bool)> {
-        self.forwards
+        self.favourites
             .iter()
+            .chain(&self.forwards)
             .find(|f| f.0 == name)
             .map(|f| (f.1.as_str(), f.2))
     }
 }
+
+/// A menu's items by identity: the profiles with their forwards, the starred forwards, the
+/// others.
+type Shape<'a> = (Vec<(&'a str, &'a [String])>, Vec<&'a str>, Vec<&'a str>);
 
 /// The live tray: the icon, the model it shows and the items to update in place.
 pub struct Tray {
@@ -185,8 +202,14 @@ impl Tray {
 
     /// Shows `config` and `snapshot`: a new menu when forwards or profiles came or went,
     /// else in-place updates of what changed.
-    pub fn show(&self, app: &AppHandle, config: &Config, snapshot: &Snapshot) -> tauri::Result<()> {
-        let model = MenuModel::new(config, snapshot);
+    pub fn show(
+        &self,
+        app: &AppHandle,
+        config: &Config,
+        favourites: &[String],
+        snapshot: &Snapshot,
+    ) -> tauri::Result<()> {
+        let model = MenuModel::new(config, favourites, snapshot);
         let agg = aggregate(config, snapshot);
         let mut shown = self.inner.lock();
         if self.stale.swap(false, Ordering::SeqCst) {
@@ -230,6 +253,15 @@ impl Tray {
             let header = MenuItem::with_id(app, "header", &model.header, false, None::<&str>)?;
             menu.append(&header)?;
             let mut items = HashMap::new();
+            if !model.favourites.is_empty() {
+                menu.append(&PredefinedMenuItem::separator(app)?)?;
+                for (name, label, on) in &model.favourites {
+                    let id = format!("{FORWARD_PREFIX}{name}");
+                    let item = CheckMenuItem::with_id(app, &id, label, true, *on, None::<&str>)?;
+                    menu.append(&item)?;
+                    items.insert(id, item);
+                }
+            }
             if !model.profiles.is_empty() {
                 menu.append(&PredefinedMenuItem::separator(app)?)?;
                 for (name, on, members) in &model.profiles {
@@ -319,7 +351,7 @@ fn on_menu(app: &AppHandle, id: &str) {
                 .any(|f| f.name == name && f.enabled);
             core.set_enabled(name, !on).await
         } else if let Some(name) = id.strip_prefix(PROFILE_PREFIX) {
-            let on = MenuModel::new(&core.config(), &Snapshot::default())
+            let on = MenuModel::new(&core.config(), &[], &Snapshot::default())
                 .profiles
                 .iter()
                 .any(|(p, on, _)| p == name && *on);
@@ -407,7 +439,7 @@ mod tests {
     fn menu_model_labels_and_checks() {
         let mut c = config();
         c.forwards[1].enabled = false;
-        let m = MenuModel::new(&c, &snapshot(&[("echo", ForwardState::Active)]));
+        let m = MenuModel::new(&c, &[], &snapshot(&[("echo", ForwardState::Active)]));
         assert_eq!(m.header, "Ferry: 1 of 2 up");
         assert_eq!(
             m.profiles,
@@ -433,9 +465,28 @@ mod tests {
         other.profiles[0].forwards.pop();
         let s = snapshot(&[]);
         assert_ne!(
-            MenuModel::new(&c, &s).shape(),
-            MenuModel::new(&other, &s).shape()
+            MenuModel::new(&c, &[], &s).shape(),
+            MenuModel::new(&other, &[], &s).shape()
         );
+    }
+
+    #[test]
+    fn starred_forwards_come_first_and_once() {
+        let c = config();
+        let s = snapshot(&[("db", ForwardState::Active)]);
+        let m = MenuModel::new(&c, &["db".into(), "ghost".into()], &s);
+        assert_eq!(m.favourites.len(), 1);
+        assert_eq!(m.favourites[0].0, "db");
+        assert!(
+            m.favourites[0].1.starts_with("★ db  "),
+            "{}",
+            m.favourites[0].1
+        );
+        let rest: Vec<&str> = m.forwards.iter().map(|f| f.0.as_str()).collect();
+        assert_eq!(rest, ["echo", "web"]);
+        assert_eq!(m.forward("db").map(|f| f.1), Some(true));
+        // Starring is a new shape: the menu is built again.
+        assert_ne!(m.shape(), MenuModel::new(&c, &[], &s).shape());
     }
 
     #[test]

@@ -587,6 +587,7 @@ async fn prefs_and_the_window_are_kept_across_a_restart_apart_from_the_store() {
         view: View {
             sort: SortKey::Port,
             state: StateFilter::Problems,
+            favourites_only: true,
         },
     };
     core.save_prefs(prefs).await.unwrap();
@@ -688,9 +689,62 @@ async fn an_older_stores_theme_and_grouping_are_taken_over_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_prefs_name_their_field_and_change_nothing() {
+async fn a_star_follows_a_rename_and_goes_with_a_delete() {
     let fx = Fixture::new().await;
     let core = fx.core().await;
+    for name in ["a", "b", "c"] {
+        let mut f = forward(name, "svc/echo", 80);
+        f.enabled = false;
+        core.save_forward(None, f).await.unwrap();
+    }
+    core.set_favourite("c", true).await.unwrap();
+    core.set_favourite("a", true).await.unwrap();
+    core.set_favourite("b", true).await.unwrap();
+    core.set_favourite("b", false).await.unwrap();
+    assert_eq!(core.state().await.favourites, ["c", "a"]);
+    assert!(stored(&fx.store).forwards.len() == 3);
+    assert!(
+        !std::fs::read_to_string(&fx.store)
+            .unwrap()
+            .contains("favourites"),
+        "stars are the app's, not the shared store's"
+    );
+
+    // Renamed through the app: the star follows.
+    let mut z = stored(&fx.store).forwards[0].clone();
+    z.name = "z".into();
+    core.save_forward(Some("a"), z).await.unwrap();
+    assert_eq!(core.favourites(), ["c", "z"]);
+    core.shutdown().await;
+    drop(core);
+    let core = fx.core().await;
+    assert_eq!(core.favourites(), ["c", "z"]);
+
+    // Deleted through the app: the star goes.
+    core.delete_forward("z").await.unwrap();
+    assert_eq!(core.favourites(), ["c"]);
+    assert_eq!(prefs_file(&fx)["favourites"], serde_json::json!(["c"]));
+    // Deleted by another program (the CLI): the star goes when the app sees it.
+    Store::new(&fx.store)
+        .modify(|doc| {
+            doc.config.forwards.retain(|f| f.name != "c");
+            Ok::<_, ferry_core::store::StoreError>(())
+        })
+        .unwrap();
+    assert!(core.reload_store().await.unwrap());
+    assert!(core.state().await.favourites.is_empty());
+    assert_eq!(prefs_file(&fx)["favourites"], serde_json::json!([]));
+    core.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_prefs_and_stars_name_their_field_and_change_nothing() {
+    let fx = Fixture::new().await;
+    let core = fx.core().await;
+    let mut f = forward("echo", "svc/echo", 80);
+    f.enabled = false;
+    core.save_forward(None, f).await.unwrap();
+    core.set_favourite("echo", true).await.unwrap();
     let before = std::fs::read(fx.config_dir.join("prefs.json")).unwrap();
 
     for (value, field) in [
@@ -713,12 +767,19 @@ async fn bad_prefs_name_their_field_and_change_nothing() {
             "{e:?}"
         );
     }
+    let e = core.set_favourite("ghost", true).await.unwrap_err();
+    assert_eq!(
+        (e.code, e.field.as_deref()),
+        (ErrorCode::NotFound, Some("name")),
+        "{e:?}"
+    );
     assert_eq!(
         std::fs::read(fx.config_dir.join("prefs.json")).unwrap(),
         before,
         "a refused change wrote"
     );
     assert_eq!(core.prefs(), Prefs::default());
+    assert_eq!(core.favourites(), ["echo"]);
     core.shutdown().await;
 }
 

@@ -436,6 +436,24 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
     desktop.xdotool(&["key", "Down", "Return"]);
     wait_text(&c, "state-echo", "disabled").await;
     wait_text(&c, "state-web", "active").await;
+    eprintln!("webdriver: a starred forward heads the tray menu");
+    // Starred in the window, db is the menu's first item: one down reaches it.
+    click(&c, "star-db").await;
+    let starred = c
+        .find(Locator::Css(&css("star-db")))
+        .await
+        .expect("db's star");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while starred.attr("aria-pressed").await.ok().flatten().as_deref() != Some("true") {
+        assert!(Instant::now() < deadline, "db was never starred");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    desktop.xdotool(&["mousemove", &cx, &cy, "click", "1"]);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    desktop.xdotool(&["key", "Down", "Return"]);
+    wait_text(&c, "state-db", "disabled").await;
+    wait_text(&c, "state-web", "active").await;
     c.close().await.unwrap();
     // The first app must be gone, or the second launch would only focus it.
     let deadline = Instant::now() + Duration::from_secs(15);

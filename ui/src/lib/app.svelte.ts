@@ -11,6 +11,8 @@ export class AppStore {
   loadError = $state<AppError | null>(null);
   /** Switch positions asked for and not yet confirmed by a state event. */
   pending = $state<Record<string, boolean>>({});
+  /** Stars asked for and not yet confirmed by a state event. */
+  starPending = $state<Record<string, boolean>>({});
   notices = $state<Notice[]>([]);
   dismissedBanner = $state<string | null>(null);
 
@@ -19,6 +21,15 @@ export class AppStore {
   statuses = $derived<ForwardStatus[]>(this.state?.snapshot.forwards ?? []);
   statusByName = $derived(new Map(this.statuses.map((s) => [s.forward, s])));
   bannerVisible = $derived(!!this.state?.banner && this.state.banner !== this.dismissedBanner);
+  /** The starred forwards, with the stars on their way. */
+  favourites = $derived.by(() => {
+    const set = new Set(this.state?.favourites ?? []);
+    for (const [name, on] of Object.entries(this.starPending)) {
+      if (on) set.add(name);
+      else set.delete(name);
+    }
+    return set;
+  });
 
   #unlisten: Unlisten[] = [];
   #stateSeen = false;
@@ -64,6 +75,16 @@ export class AppStore {
       }
     }
     if (changed) this.pending = pending;
+    // Stars now come from the preferences.
+    const stars = { ...this.starPending };
+    let starsChanged = false;
+    for (const [name, on] of Object.entries(stars)) {
+      if (s.favourites.includes(name) === on) {
+        delete stars[name];
+        starsChanged = true;
+      }
+    }
+    if (starsChanged) this.starPending = stars;
   }
 
   applySnapshot(snap: Snapshot): void {
@@ -122,6 +143,27 @@ export class AppStore {
       if (f && (f.enabled !== false) === enabled) this.clearPending(name);
     } catch (e) {
       this.clearPending(name);
+      this.notify("error", errorText(toAppError(e)));
+    }
+  }
+
+  isFavourite(name: string): boolean {
+    return this.favourites.has(name);
+  }
+
+  /** Stars or unstars a forward: shown at once, confirmed by the state event. */
+  async setFavourite(name: string, favourite: boolean): Promise<void> {
+    this.starPending = { ...this.starPending, [name]: favourite };
+    const settle = () => {
+      const p = { ...this.starPending };
+      delete p[name];
+      this.starPending = p;
+    };
+    try {
+      await this.backend.setFavourite(name, favourite);
+      if ((this.state?.favourites.includes(name) ?? false) === favourite) settle();
+    } catch (e) {
+      settle();
       this.notify("error", errorText(toAppError(e)));
     }
   }

@@ -24,6 +24,7 @@ function harness() {
         const names: Record<string, string[]> = {
           set_enabled: ["name", "enabled"],
           set_all_enabled: ["names", "enabled"],
+          set_favourite: ["name", "favourite"],
           save_prefs: ["prefs"],
         };
         const keys = names[cmd] ?? [];
@@ -81,10 +82,30 @@ describe("AppStore", () => {
     expect(app.notices.map((n) => n.text)).toEqual(["Ferry is shutting down."]);
   });
 
-  it("puts back refused preferences, with the shell's message", async () => {
+  it("shows a star at once and keeps it once the shell confirms it", async () => {
     const { fake, backend, deliver } = harness();
     const app = new AppStore(backend);
     await app.start();
+    const done = app.setFavourite("db", true);
+    expect(app.isFavourite("db")).toBe(true); // before the shell answers
+    await done;
+    deliver();
+    expect(app.starPending).toEqual({});
+    expect(app.state!.favourites).toEqual(["db"]);
+    expect(fake.favourites).toEqual(["db"]);
+    await app.setFavourite("db", false);
+    deliver();
+    expect(app.isFavourite("db")).toBe(false);
+    fake.dispose();
+  });
+
+  it("puts back a refused star and refused preferences, with the shell's message", async () => {
+    const { fake, backend, deliver } = harness();
+    const app = new AppStore(backend);
+    await app.start();
+    fake.failures.set("set_favourite", { code: "not_found", message: "There is no forward named \"db\".", field: "name" });
+    await app.setFavourite("db", true);
+    expect(app.isFavourite("db")).toBe(false);
     fake.failures.set("save_prefs", { code: "store", message: "the preferences were not saved", field: null });
     expect(await app.savePrefs({ group_by: "context" })).toBe(false);
     expect(app.state!.prefs.group_by).toBe("profile");
@@ -92,7 +113,7 @@ describe("AppStore", () => {
     deliver();
     expect(app.state!.prefs.group_by).toBe("context");
     expect(fake.prefs.group_by).toBe("context");
-    expect(app.notices.map((n) => n.text)).toEqual(["the preferences were not saved"]);
+    expect(app.notices.map((n) => n.text)).toEqual(['There is no forward named "db".', "the preferences were not saved"]);
     fake.dispose();
   });
 

@@ -55,6 +55,8 @@ export interface Backend {
   saveSettings(settings: Settings): Promise<void>;
   /** The window's own preferences: theme, grouping, the list's last view. */
   savePrefs(prefs: Prefs): Promise<void>;
+  /** Stars or unstars a forward (an app preference; the CLI's config is not touched). */
+  setFavourite(name: string, favourite: boolean): Promise<void>;
   /** Hides the banner, and that banner for good. */
   dismissBanner(): Promise<void>;
   startDemo(): Promise<void>;
@@ -128,6 +130,7 @@ export const tauriBackend: Backend = {
   deleteProfile: (name) => call("delete_profile", { name }),
   saveSettings: (settings) => call("save_settings", { settings }),
   savePrefs: (prefs) => call("save_prefs", { prefs }),
+  setFavourite: (name, favourite) => call("set_favourite", { name, favourite }),
   dismissBanner: () => call("dismiss_banner"),
   startDemo: () => call("start_demo"),
   importConfig: (text, format, dryRun) => call("import_config", { text, format, dryRun }),

@@ -267,7 +267,11 @@ export type AppState = { config: Config, settings: Settings,
 /**
  * The app's own preferences (theme, grouping, the list's last view).
  */
-prefs: Prefs, snapshot: Snapshot, banner: string | null, kubeconfig: KubeconfigInfo, demo: boolean, store_path: string, 
+prefs: Prefs, 
+/**
+ * The starred forwards (each one in `config`), in the order they were starred.
+ */
+favourites: Array<string>, snapshot: Snapshot, banner: string | null, kubeconfig: KubeconfigInfo, demo: boolean, store_path: string, 
 /**
  * Whether the desktop shows tray icons; without one, closing the window quits.
  */
@@ -311,7 +315,11 @@ export type Theme = "system" | "light" | "dark";
 
 export type GroupBy = "profile" | "context";
 
-export type View = { sort: SortKey, state: StateFilter, };
+export type View = { sort: SortKey, state: StateFilter, 
+/**
+ * Only starred forwards.
+ */
+favourites_only: boolean, };
 
 export type SortKey = "saved" | "name" | "state" | "port";
 

@@ -1,6 +1,6 @@
 // View state that is not the shell's: filter, sort order, open dialog, selected forward,
-// theme. The sort and the state filter are also kept in the app's preferences (`view`),
-// so the list opens as it was left.
+// theme. The sort, the state filter and the favourites-only switch are also kept in the
+// app's preferences (`view`), so the list opens as it was left.
 
 import type { Filter, SortKey } from "./view";
 import type { Forward, Profile, Theme } from "./types";
@@ -26,13 +26,15 @@ export class UiStore {
   filter = $state<Filter>({ text: "", state: "all" });
   /** The list's order. */
   sort = $state<SortKey>("saved");
+  /** Only starred forwards. */
+  favouritesOnly = $state(false);
   dialog = $state<Dialog>(null);
   confirm = $state<Confirm>(null);
   selected = $state<string | null>(null);
   /** A rename on its way, so the details panel follows the forward to its new name. */
   renamed = $state<{ from: string; to: string } | null>(null);
   anyModal = $derived(this.dialog !== null || this.confirm !== null);
-  filtering = $derived(this.filter.text.trim() !== "" || this.filter.state !== "all");
+  filtering = $derived(this.filter.text.trim() !== "" || this.filter.state !== "all" || this.favouritesOnly);
 
   openAdd(initial: Forward | null = null, quickLine?: string): void {
     this.dialog = { kind: "forward", original: null, initial, quickLine };

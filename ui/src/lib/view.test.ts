@@ -2,12 +2,14 @@ import { describe, expect, it } from "vitest";
 import type { Forward, ForwardStatus, Profile } from "./types";
 import {
   browserUrl,
+  favouritesFirst,
   groupRows,
   isExposed,
   isLoopback,
   kubectlLine,
   localAddress,
   matchesFilter,
+  onlyFavourites,
   podCommands,
   problemSentence,
   profileActive,
@@ -239,6 +241,25 @@ describe("sorting", () => {
       ["Ungrouped", ["any", "db-9", "db-10"]],
     ]);
     expect(rows.map((r) => r.forward.name)).toEqual(["web", "db-10", "any", "db-9", "api"]);
+  });
+  it("puts starred forwards first in every order and every group, sorted among themselves", () => {
+    const stars = new Set(["db-9", "api", "any"]);
+    const order = (key: Parameters<typeof sortRows>[1]) => favouritesFirst(sortRows(rows, key), stars).map((r) => r.forward.name);
+    expect(order("saved")).toEqual(["any", "db-9", "api", "web", "db-10"]);
+    expect(order("name")).toEqual(["any", "api", "db-9", "db-10", "web"]);
+    expect(order("port")).toEqual(["api", "db-9", "any", "db-10", "web"]);
+    const g = sortGroups(groupRows(rows, [{ name: "p", forwards: ["web", "api"] }], "profile"), "saved", stars);
+    expect(g.map((x) => [x.title, x.rows.map((r) => r.forward.name)])).toEqual([
+      ["p", ["api", "web"]],
+      ["Ungrouped", ["any", "db-9", "db-10"]],
+    ]);
+    // No stars: the order asked for, untouched.
+    expect(favouritesFirst(rows, new Set())).toBe(rows);
+  });
+  it("shows only starred forwards when asked", () => {
+    const stars = new Set(["web", "gone"]);
+    expect(onlyFavourites(rows, true, stars).map((r) => r.forward.name)).toEqual(["web"]);
+    expect(onlyFavourites(rows, false, stars)).toBe(rows);
   });
 });
 

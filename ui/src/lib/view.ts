@@ -270,9 +270,23 @@ export function sortRows(rows: Row[], key: SortKey): Row[] {
   });
 }
 
-/** The groups with their rows sorted; the groups keep their own order. */
-export function sortGroups(groups: Group[], key: SortKey): Group[] {
-  return key === "saved" ? groups : groups.map((g) => ({ ...g, rows: sortRows(g.rows, key) }));
+/** The groups with their rows sorted; the groups keep their own order. Starred forwards
+ * come first in each group, in the order asked for among themselves. */
+export function sortGroups(groups: Group[], key: SortKey, favourites: ReadonlySet<string> = new Set()): Group[] {
+  return groups.map((g) => ({ ...g, rows: favouritesFirst(sortRows(g.rows, key), favourites) }));
+}
+
+/** Starred rows first, each part keeping its order. */
+export function favouritesFirst(rows: Row[], favourites: ReadonlySet<string>): Row[] {
+  if (favourites.size === 0) return rows;
+  const starred = rows.filter((r) => favourites.has(r.forward.name));
+  if (starred.length === 0) return rows;
+  return [...starred, ...rows.filter((r) => !favourites.has(r.forward.name))];
+}
+
+/** The rows the favourites-only switch lets through. */
+export function onlyFavourites(rows: Row[], on: boolean, favourites: ReadonlySet<string>): Row[] {
+  return on ? rows.filter((r) => favourites.has(r.forward.name)) : rows;
 }
 
 function shellQuote(s: string): string {

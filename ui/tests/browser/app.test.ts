@@ -392,7 +392,54 @@ describe("placeholders", () => {
   });
 });
 
-describe("the last view", () => {
+describe("favourites and the last view", () => {
+  it("stars a forward: it comes first in its groups, and the star is saved", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("group-demo").waitFor();
+    expect(await rowNames(a)).toEqual(["echo", "web", "db", "db", "api"]);
+    const star = page.getByTestId("star-db").first();
+    expect(await star.getAttribute("aria-pressed")).toBe("false");
+    expect(await star.getAttribute("aria-label")).toBe("Add db to favourites");
+    await star.click();
+    // At once, in both of its profiles; then confirmed by the shell.
+    await eventually(() => rowNames(a), (n) => n.join() === "db,echo,web,db,api", "db first");
+    expect(await page.getByTestId("star-db").evaluateAll((els) => els.map((e) => e.getAttribute("aria-pressed")))).toEqual(["true", "true"]);
+    expect(await eventually(() => a.fake((f) => f.favourites), (f) => f.length === 1, "star saved")).toEqual(["db"]);
+    // Also when sorted by name: starred first, then the rest by name.
+    await page.getByTestId("star-web").click();
+    await page.getByTestId("sort-by").selectOption("name");
+    await eventually(() => rowNames(a), (n) => n.join() === "db,web,echo,db,api", "stars first by name");
+    // Unstarring puts it back in its place.
+    await page.getByTestId("star-db").first().click();
+    await eventually(() => rowNames(a), (n) => n.join() === "web,db,echo,api,db", "db back");
+    expect(await eventually(() => a.fake((f) => f.favourites), (f) => f.join() === "web", "unstarred")).toEqual(["web"]);
+    expect(await page.getByTestId("star-web").getAttribute("aria-label")).toBe("Remove web from favourites");
+  });
+
+  it("shows only the favourites when asked, and keeps the view for the next start", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("group-demo").waitFor();
+    await page.getByTestId("star-echo").click();
+    await page.getByTestId("favourites-only").click();
+    await eventually(() => rowNames(a), (n) => n.join() === "echo", "only echo");
+    expect(await page.getByTestId("favourites-only").getAttribute("aria-pressed")).toBe("true");
+    await page.getByTestId("state-filter").selectOption("problems");
+    await page.getByTestId("no-match").waitFor();
+    expect(await page.getByTestId("no-match").innerText()).toContain("No starred forwards match");
+    const view = await eventually(
+      () => a.fake((f) => f.prefs.view),
+      (v) => v.favourites_only && v.state === "problems",
+      "view saved",
+    );
+    expect(view).toEqual({ sort: "saved", state: "problems", favourites_only: true });
+    // Clear filter shows everything again, and says so to the shell.
+    await page.getByRole("button", { name: "Clear filter" }).click();
+    await eventually(() => rowNames(a), (n) => n.length === 5, "all rows");
+    expect(await eventually(() => a.fake((f) => f.prefs.view.favourites_only), (v) => v === false, "cleared")).toBe(false);
+  });
+
   it("keeps the sort and the state filter for the next start", async () => {
     const a = await open();
     const { page } = a;
@@ -404,7 +451,7 @@ describe("the last view", () => {
       (v) => v.sort === "name" && v.state === "problems",
       "view saved",
     );
-    expect(view).toEqual({ sort: "name", state: "problems" });
+    expect(view).toEqual({ sort: "name", state: "problems", favourites_only: false });
     // Clear filter shows everything again, and says so to the shell.
     await page.getByTestId("state-filter").selectOption("disabled");
     await page.getByTestId("search").fill("nothing like it");
@@ -413,12 +460,16 @@ describe("the last view", () => {
     expect(await eventually(() => a.fake((f) => f.prefs.view.state), (v) => v === "all", "cleared")).toBe("all");
   });
 
-  it("opens with the saved view", async () => {
-    const a = await open({ init: `window.__ferryFake.prefs.view = { sort: "name", state: "all" };` });
+  it("opens with the saved view and stars", async () => {
+    const a = await open({
+      init: `window.__ferryFake.prefs.view = { sort: "name", state: "all", favourites_only: false };
+             window.__ferryFake.favourites = ["web"];`,
+    });
     const { page } = a;
     await page.getByTestId("group-demo").waitFor();
     expect(await page.getByTestId("sort-by").inputValue()).toBe("name");
-    await eventually(() => rowNames(a), (n) => n.join() === "db,echo,web,api,db", "saved order");
+    await eventually(() => rowNames(a), (n) => n.join() === "web,db,echo,api,db", "saved order");
+    expect(await page.getByTestId("star-web").getAttribute("aria-pressed")).toBe("true");
   });
 });
 

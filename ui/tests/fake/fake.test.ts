@@ -37,6 +37,18 @@ describe("fake shell", () => {
     expect(f.config.forwards.some((x) => x.name === "new")).toBe(false);
   });
 
+  it("keeps a star through a rename and drops it with a delete, as the shell does", async () => {
+    const shell = new FakeShell("demo", () => {}, { settleMs: 0 });
+    await shell.handle("set_favourite", { name: "web", favourite: true });
+    await shell.handle("set_favourite", { name: "db", favourite: true });
+    const web = shell.config.forwards.find((f) => f.name === "web")!;
+    await shell.handle("save_forward", { original: "web", forward: { ...web, name: "www" } });
+    expect(shell.appState().favourites).toEqual(["www", "db"]);
+    await shell.handle("delete_forward", { name: "db" });
+    expect(shell.appState().favourites).toEqual(["www"]);
+    shell.dispose();
+  });
+
   it("parses kubectl lines", async () => {
     const f = shell();
     // "echo" is taken: quick add names it as the shell does.

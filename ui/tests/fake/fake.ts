@@ -223,7 +223,7 @@ function readPrefs(v: unknown): [string, string] | Prefs {
     "view.sort": ["saved", "name", "state", "port"],
     "view.state": ["all", "problems", "active", "starting", "degraded", "reconnecting", "error", "disabled"],
   };
-  const out: Prefs = { theme: "system", group_by: "profile", view: { sort: "saved", state: "all" } };
+  const out: Prefs = { theme: "system", group_by: "profile", view: { sort: "saved", state: "all", favourites_only: false } };
   const object = (x: unknown) => x !== null && typeof x === "object" && !Array.isArray(x);
   if (!object(v)) return ["prefs", "invalid type: expected struct Prefs"];
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
@@ -231,10 +231,13 @@ function readPrefs(v: unknown): [string, string] | Prefs {
       if (!object(x)) return ["view", "invalid type: expected struct View"];
       for (const [vk, vx] of Object.entries(x as Record<string, unknown>)) {
         const field = `view.${vk}`;
-        if (field in enums) {
+        if (vk === "favourites_only") {
+          if (typeof vx !== "boolean") return [field, `invalid type: ${JSON.stringify(vx)}, expected a boolean`];
+          out.view.favourites_only = vx;
+        } else if (field in enums) {
           if (typeof vx !== "string" || !enums[field].includes(vx)) return [field, `unknown variant \`${vx}\``];
           (out.view as Record<string, unknown>)[vk] = vx;
-        } else return [field, `unknown field \`${vk}\`, expected one of \`sort\`, \`state\``];
+        } else return [field, `unknown field \`${vk}\`, expected one of \`sort\`, \`state\`, \`favourites_only\``];
       }
     } else if (k in enums) {
       if (typeof x !== "string" || !enums[k].includes(x)) return [k, `unknown variant \`${x}\``];
@@ -261,7 +264,9 @@ export class FakeShell {
     kubeconfig_paths: [],
   };
   /** The app's own preferences (prefs.json in the shell). */
-  prefs: Prefs = { theme: "system", group_by: "profile", view: { sort: "saved", state: "all" } };
+  prefs: Prefs = { theme: "system", group_by: "profile", view: { sort: "saved", state: "all", favourites_only: false } };
+  /** Starred forwards, in the order starred. */
+  favourites: string[] = [];
   /** Banners closed for good. */
   dismissedBanners: string[] = [];
   banner: string | null = null;
@@ -311,6 +316,7 @@ export class FakeShell {
       config: clone(this.config),
       settings: clone(this.settings),
       prefs: clone(this.prefs),
+      favourites: this.favourites.filter((n) => this.config.forwards.some((f) => f.name === n)),
       snapshot: this.snapshot(),
       banner: this.banner,
       kubeconfig: this.kubeFound
@@ -492,6 +498,7 @@ export class FakeShell {
         if (i < 0) fail("not_found", `There is no forward named "${a.name}".`);
         this.config.forwards.splice(i, 1);
         for (const p of this.config.profiles ?? []) p.forwards = p.forwards.filter((n) => n !== a.name);
+        this.favourites = this.favourites.filter((n) => n !== a.name);
         this.statuses.delete(a.name);
         this.emitState();
         return null;
@@ -559,6 +566,15 @@ export class FakeShell {
         if (Array.isArray(read)) fail("invalid", `${read[0]} cannot be read: ${read[1]}`, read[0]);
         this.prefs = read;
         if (this.banner?.includes("app's preferences")) this.banner = null;
+        this.emitState();
+        return null;
+      }
+      case "set_favourite": {
+        const name = a.name as string;
+        if (!this.config.forwards.some((f) => f.name === name)) fail("not_found", `There is no forward named "${name}".`, "name");
+        const on = this.favourites.includes(name);
+        if (a.favourite && !on) this.favourites.push(name);
+        if (!a.favourite && on) this.favourites = this.favourites.filter((n) => n !== name);
         this.emitState();
         return null;
       }
@@ -656,6 +672,8 @@ export class FakeShell {
         if (st) this.statuses.set(f.name, { ...st, forward: f.name });
         const lg = this.logs.get(original);
         if (lg) this.logs.set(f.name, lg);
+        // A star follows its forward to its new name.
+        if (this.favourites.includes(original)) this.favourites = this.favourites.filter((n) => n !== f.name).map((n) => (n === original ? f.name : n));
       }
     }
     this.emitState();
