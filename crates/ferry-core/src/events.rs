@@ -8,11 +8,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
+pub use crate::clock::now_ms;
 pub use crate::health::{HealthState, Transition};
 
 /// The state of one forward (see the design notes, "Forward states").
@@ -51,15 +51,6 @@ impl std::fmt::Display for ForwardState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// Milliseconds since the Unix epoch.
-#[allow(clippy::disallowed_methods)] // the one wall-clock reading: timestamps to show
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Everything worth showing about one forward.

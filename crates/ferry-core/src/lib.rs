@@ -9,11 +9,13 @@
 //! - [`mdns`]: publishing `<alias>.local` names;
 //! - [`events`]: statuses, snapshots and transition events;
 //! - [`store`]: the JSON store the app and the CLI share, locked and written atomically;
-//! - [`ports`]: which process holds a local port.
+//! - [`ports`]: which process holds a local port;
+//! - [`clock`]: the one reading of the wall clock, for timestamps shown to people.
 
 #![forbid(unsafe_code)]
 
 mod backoff;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod engine;

@@ -31,7 +31,7 @@ pub use state::{Checker, DEFAULT_HISTORY, HealthState, ProbeResult, Transition};
 pub(crate) use target::{ProbeHandle, ProbeTarget};
 
 use crate::config::{HealthSpec, ProbeKind};
-use crate::events::now_ms;
+use crate::clock::now_ms;
 
 /// The golden ratio's fractional part: successive multiples spread evenly over [0, 1).
 const SPREAD: f64 = 0.618_033_988_749_895;
