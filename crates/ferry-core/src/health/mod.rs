@@ -30,8 +30,8 @@ use tracing::{Instrument, debug, debug_span};
 pub use state::{Checker, DEFAULT_HISTORY, HealthState, ProbeResult, Transition};
 pub(crate) use target::{ProbeHandle, ProbeTarget};
 
-use crate::config::{HealthSpec, ProbeKind};
 use crate::clock::now_ms;
+use crate::config::{HealthSpec, ProbeKind};
 
 /// The golden ratio's fractional part: successive multiples spread evenly over [0, 1).
 const SPREAD: f64 = 0.618_033_988_749_895;
