@@ -11,6 +11,7 @@ use common::{
 };
 use ferry_core::Engine;
 use ferry_core::config::{PortRef, ProbeKind};
+use ferry_core::events::ForwardState;
 use ferry_core::sessions::Protocol;
 use ferry_fakecluster::stats::Protocol as FakeProtocol;
 use ferry_fakecluster::{Behavior, Options};
@@ -336,5 +337,238 @@ async fn a_recheck_leaves_frozen_sessions_at_once() -> anyhow::Result<()> {
     println!("bytes flowed again {took:?} after the recheck began");
     assert!(took <= Duration::from_secs(5), "{took:?}");
     engine.shutdown().await;
+    Ok(())
+}
+
+/// Writes `data` on an open connection and reads the echo back.
+async fn round_trip(conn: &mut TcpStream, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    conn.write_all(data).await?;
+    let mut back = vec![0u8; data.len()];
+    timeout(Duration::from_secs(5), conn.read_exact(&mut back)).await??;
+    Ok(back)
+}
+
+/// Health transitions to Down so far.
+fn downs(s: &ferry_core::events::ForwardStatus) -> usize {
+    s.history
+        .iter()
+        .filter(|t| t.to == ferry_core::health::HealthState::Down)
+        .count()
+}
+
+/// A cluster that closes port-forward sessions idle for 8 s (kubelet's
+/// `--streaming-connection-idle-timeout`, 5 min on hardened clusters; anything above
+/// Ferry's ping interval, 5 s, checked every 1.25 s): over SPDY, Ferry's pings keep a
+/// quiet connection's session alive; the forward stays active and its health (probed
+/// through the same session) never goes down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_timeout_ends_no_quiet_connection_and_flaps_nothing() -> anyhow::Result<()> {
+    let timeout_after = Duration::from_secs(8);
+    let f = fake_with(
+        Options::default()
+            .context_name("ferry-fake")
+            .streaming_idle_timeout(timeout_after),
+    )
+    .await?;
+    let (engine, addr) = start_one(&f, "echo", "echo").await?;
+    let mut quiet = TcpStream::connect(addr).await?;
+    assert_eq!(round_trip(&mut quiet, b"before").await?, b"before");
+    // Quiet for more than twice the timeout, watching the forward meanwhile.
+    let until = Instant::now() + timeout_after * 2 + Duration::from_secs(1);
+    while Instant::now() < until {
+        let s = engine.snapshot().await?;
+        let s = s.get("echo").expect("echo runs");
+        assert_eq!(s.state, ForwardState::Active, "{s:?}");
+        assert_eq!(downs(s), 0, "health never went down: {s:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        round_trip(&mut quiet, b"after a quiet while").await?,
+        b"after a quiet while",
+        "the quiet connection still works"
+    );
+    let stats = f.fake.portforward_stats();
+    assert_eq!(stats.idle_closed, 0, "pings kept it: {stats:?}");
+    assert_eq!(
+        stats.spdy_sessions_total, 1,
+        "one session all along: {stats:?}"
+    );
+    engine.shutdown().await;
+    Ok(())
+}
+
+/// A session nobody uses (no connection, no health checks) is closed by a cluster with
+/// an idle timeout shorter than Ferry's own (10 s); the next connection opens a fresh
+/// session at once and the forward stays active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_the_cluster_closed_for_idleness_is_replaced_at_once() -> anyhow::Result<()> {
+    let f = fake_with(
+        Options::default()
+            .context_name("ferry-fake")
+            .streaming_idle_timeout(Duration::from_secs(3)),
+    )
+    .await?;
+    let mut echo = fwd("echo", "service/echo", PortRef::Number(80));
+    echo.health.kind = ProbeKind::None;
+    let engine = Engine::start(config(vec![echo]), options(vec![f.kubeconfig.clone()]))?;
+    let addr = active(&engine, "echo").await?;
+    assert_eq!(echo_once(addr, b"first").await?, b"first");
+    let closed = Instant::now();
+    while f.fake.portforward_stats().idle_closed == 0 {
+        anyhow::ensure!(
+            closed.elapsed() < Duration::from_secs(15),
+            "the server never closed the idle session: {:?}",
+            f.fake.portforward_stats()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let started = Instant::now();
+    assert_eq!(echo_once(addr, b"fresh").await?, b"fresh");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a new connection after the close took {:?}",
+        started.elapsed()
+    );
+    let stats = f.fake.portforward_stats();
+    assert_eq!(stats.spdy_sessions_total, 2, "a fresh session: {stats:?}");
+    let s = engine.snapshot().await?;
+    let s = s.get("echo").expect("echo runs");
+    assert_eq!(s.state, ForwardState::Active, "{s:?}");
+    engine.shutdown().await;
+    Ok(())
+}
+
+/// Over the channel protocol (a server that speaks no SPDY), nothing reaches the kubelet
+/// between data messages, so a connection quiet for the timeout is closed by the server:
+/// the client sees its connection end, the forward stays active and the next connection
+/// works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_channel_protocol_an_idle_timeout_ends_only_the_quiet_connection()
+-> anyhow::Result<()> {
+    let f = fake_with(
+        Options::default()
+            .context_name("ferry-fake")
+            .streaming_idle_timeout(Duration::from_secs(6)),
+    )
+    .await?;
+    f.fake
+        .faults()
+        .refuse_protocol(FakeProtocol::SpdyWebSocket, true);
+    f.fake.faults().refuse_protocol(FakeProtocol::Spdy, true);
+    let (engine, addr) = start_one(&f, "echo", "echo").await?;
+    let mut quiet = TcpStream::connect(addr).await?;
+    assert_eq!(round_trip(&mut quiet, b"before").await?, b"before");
+    let mut rest = Vec::new();
+    let ended = timeout(Duration::from_secs(15), quiet.read_to_end(&mut rest)).await;
+    assert!(ended.is_ok(), "the server ended the quiet connection");
+    assert!(f.fake.portforward_stats().idle_closed >= 1);
+    assert_eq!(echo_once(addr, b"next").await?, b"next");
+    let s = engine.snapshot().await?;
+    let s = s.get("echo").expect("echo runs");
+    assert_eq!(s.state, ForwardState::Active, "{s:?}");
+    assert_eq!(downs(s), 0, "{s:?}");
+    engine.shutdown().await;
+    Ok(())
+}
+
+/// A small HTTP CONNECT proxy on loopback: tunnels each `CONNECT host:port` to its target
+/// and counts the tunnels it made.
+async fn connect_proxy() -> anyhow::Result<(
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tokio::task::JoinHandle<()>,
+)> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let tunnels = Arc::new(AtomicUsize::new(0));
+    let count = tunnels.clone();
+    let task = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        while let Ok((mut client, _)) = listener.accept().await {
+            let count = count.clone();
+            conns.spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if head.len() > 8192 || client.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let Some(target) = head
+                    .strip_prefix("CONNECT ")
+                    .and_then(|rest| rest.split_whitespace().next())
+                else {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                        .await;
+                    return;
+                };
+                let Ok(mut upstream) = TcpStream::connect(target).await else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                if client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .is_ok()
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    });
+    Ok((addr, tunnels, task))
+}
+
+/// A kubeconfig's `proxy-url` is honoured for API requests and port-forward upgrades
+/// alike: every upgrade the fake API server answered came through the proxy, as did the
+/// API requests (at least one more tunnel), and the forward carries bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubeconfigs_proxy_url_carries_api_calls_and_upgrades() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let (proxy, tunnels, proxy_task) = connect_proxy().await?;
+    let text = std::fs::read_to_string(&f.kubeconfig)?;
+    let mut doc: serde_norway::Value = serde_norway::from_str(&text)?;
+    let clusters = doc
+        .get_mut("clusters")
+        .and_then(|c| c.as_sequence_mut())
+        .ok_or_else(|| anyhow::anyhow!("no clusters in the kubeconfig"))?;
+    for c in clusters {
+        if let Some(cluster) = c.get_mut("cluster").and_then(|c| c.as_mapping_mut()) {
+            cluster.insert("proxy-url".into(), format!("http://{proxy}").into());
+        }
+    }
+    std::fs::write(&f.kubeconfig, serde_norway::to_string(&doc)?)?;
+
+    let (engine, addr) = start_one(&f, "echo", "echo").await?;
+    let mut conns = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        conns.spawn(async move {
+            let data = format!("through the proxy {i}").into_bytes();
+            anyhow::ensure!(echo_once(addr, &data).await? == data, "connection {i}");
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(done) = conns.join_next().await {
+        done??;
+    }
+    let stats = f.fake.portforward_stats();
+    let upgrades: u64 = FakeProtocol::ALL
+        .iter()
+        .map(|&p| stats.upgrades.get(p))
+        .sum();
+    let through = tunnels.load(std::sync::atomic::Ordering::SeqCst) as u64;
+    assert!(upgrades >= 1, "{stats:?}");
+    assert!(
+        through > upgrades,
+        "the proxy made {through} tunnels for {upgrades} upgrades and the API requests"
+    );
+    engine.shutdown().await;
+    proxy_task.abort();
     Ok(())
 }

@@ -37,6 +37,8 @@ pub(crate) struct App {
     pub server_addr: String,
     /// Whether SPDY tunnelled through a WebSocket is served.
     pub spdy_over_websocket: bool,
+    /// Kubelet's streaming idle timeout, if any.
+    pub idle_timeout: Option<Duration>,
     /// Who asked.
     pub requests: Arc<crate::requests::RequestLog>,
     /// Port-forward counters.
@@ -809,6 +811,7 @@ async fn answer_portforward(
         guard: Some(app.faults.tunnel_opened()),
         gate: app.faults.gate(),
         stats: Some(app.stats.clone()),
+        idle: app.idle_timeout,
     };
     upgrade::portforward(&mut parts, &query, "ports", protocol, target).await
 }

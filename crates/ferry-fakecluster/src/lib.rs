@@ -32,6 +32,7 @@ mod api;
 mod backend;
 pub mod cluster;
 mod faults;
+mod idle;
 pub mod kind;
 mod kubelet_proxy;
 pub mod node;
@@ -88,6 +89,13 @@ pub struct Options {
     /// kubectl ≥ 1.31 tries first. Off, the server answers that upgrade as an API server
     /// older than 1.30 does (400), and kubectl falls back to plain SPDY. Default: on.
     pub spdy_over_websocket: bool,
+    /// Kubelet's streaming idle timeout: a port-forward session (SPDY, plain or tunnelled,
+    /// or a WebSocket channel session) in which nothing moved either way for this long is
+    /// closed by the server — SPDY with a GOAWAY, as spdystream's idle timer does; SPDY
+    /// pings count as traffic, WebSocket pings do not (the API server answers those, the
+    /// kubelet never sees them). Default: the scenario's `timing.streaming_idle_timeout_ms`,
+    /// else none.
+    pub streaming_idle_timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -99,6 +107,7 @@ impl Default for Options {
             latency: Duration::ZERO,
             token: None,
             spdy_over_websocket: true,
+            streaming_idle_timeout: None,
         }
     }
 }
@@ -126,6 +135,12 @@ impl Options {
     /// [`Options::spdy_over_websocket`].
     pub fn spdy_over_websocket(mut self, on: bool) -> Self {
         self.spdy_over_websocket = on;
+        self
+    }
+
+    /// Closes port-forward sessions idle for `d`; see [`Options::streaming_idle_timeout`].
+    pub fn streaming_idle_timeout(mut self, d: Duration) -> Self {
+        self.streaming_idle_timeout = Some(d);
         self
     }
 
@@ -234,6 +249,11 @@ impl FakeCluster {
             stats: stats.clone(),
             server_addr: host.clone(),
             spdy_over_websocket: opts.spdy_over_websocket,
+            idle_timeout: opts.streaming_idle_timeout.or(opts
+                .scenario
+                .timing
+                .streaming_idle_timeout_ms
+                .map(Duration::from_millis)),
         });
         let router = Router::new().fallback(api::dispatch).with_state(app);
         let acceptor = TlsAcceptor::from(certs.server_config.clone());

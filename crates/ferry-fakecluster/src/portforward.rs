@@ -31,8 +31,9 @@ use tracing::{Instrument, debug, debug_span};
 
 use crate::cluster::{Cluster, PortTarget};
 use crate::faults::{Gate, TunnelGuard};
+use crate::idle::Activity;
 use crate::spdy::session::PortConnector;
-use crate::stats::Open;
+use crate::stats::{Counters, Open};
 
 /// Subprotocols served, in order of preference.
 pub(crate) const PROTOCOLS: [&str; 2] = ["v4.channel.k8s.io", "channel.k8s.io"];
@@ -99,6 +100,11 @@ pub(crate) struct Session<C> {
     pub gate: Gate,
     /// Counts the session as open while it runs.
     pub open: Option<Open>,
+    /// Kubelet's streaming idle timeout: no data message either way for this long closes
+    /// the WebSocket (WebSocket pings do not count: the API server answers them).
+    pub idle: Option<std::time::Duration>,
+    /// Counts a close for idleness.
+    pub stats: Option<Arc<Counters>>,
 }
 
 /// What the writer task sends to the client.
@@ -160,6 +166,10 @@ impl<C: PortConnector> Session<C> {
         }
         let ports = self.ports.len();
         let mut writer_gate = self.gate.clone();
+        let activity = Activity::default();
+        let writer_activity = activity.clone();
+        let idle = activity.idle_for(self.idle);
+        tokio::pin!(idle);
         let mut writer = tokio::spawn(
             async move {
                 let mut out_rx = out_rx;
@@ -179,6 +189,7 @@ impl<C: PortConnector> Session<C> {
                             if sink.send(Message::Binary(b)).await.is_err() {
                                 return;
                             }
+                            writer_activity.saw();
                         }
                         Out::PortDone => {
                             done += 1;
@@ -221,12 +232,21 @@ impl<C: PortConnector> Session<C> {
                     let _ = out_tx.send(Out::Close).await;
                     break;
                 }
+                quiet = &mut idle => {
+                    debug!(?quiet, "no data either way for the streaming idle timeout; closing the tunnel");
+                    if let Some(stats) = &self.stats {
+                        stats.idle_closed();
+                    }
+                    let _ = out_tx.send(Out::Close).await;
+                    break;
+                }
                 _ = &mut writer => {
                     finished_writer = true;
                     break;
                 }
                 msg = stream.next() => match msg {
                     Some(Ok(Message::Binary(data))) if data.len() > 1 => {
+                        activity.saw();
                         let ch = data[0] as usize;
                         if ch.is_multiple_of(2)
                             && let Some(Some(w)) = writers.get_mut(ch / 2)

@@ -86,6 +86,11 @@ pub struct Timing {
     /// Time between a pod's creation and it becoming Running and Ready.
     #[serde(default = "Timing::default_ready")]
     pub ready_delay_ms: u64,
+    /// Kubelet's streaming idle timeout (`--streaming-connection-idle-timeout`, 4 h by
+    /// default, often 5 min on hardened clusters): a port-forward session in which nothing
+    /// moved either way for this long is closed by the server. Absent: never.
+    #[serde(default)]
+    pub streaming_idle_timeout_ms: Option<u64>,
 }
 
 impl Timing {
@@ -102,6 +107,7 @@ impl Default for Timing {
         Self {
             recreate_delay_ms: Self::default_recreate(),
             ready_delay_ms: Self::default_ready(),
+            streaming_idle_timeout_ms: None,
         }
     }
 }

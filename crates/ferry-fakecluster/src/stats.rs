@@ -130,6 +130,9 @@ pub struct PortForwardStats {
     pub channel_sessions_open: u64,
     /// WebSocket channel-protocol sessions opened so far.
     pub channel_sessions_total: u64,
+    /// Sessions (of any protocol) the server closed because nothing moved either way for
+    /// the streaming idle timeout ([`crate::Options::streaming_idle_timeout`]).
+    pub idle_closed: u64,
 }
 
 /// The live counters behind [`PortForwardStats`].
@@ -140,6 +143,7 @@ pub(crate) struct Counters {
     spdy_sessions: Gauge,
     spdy_connections: Gauge,
     channel_sessions: Gauge,
+    idle_closed: AtomicU64,
 }
 
 /// A number of things open now, and how many were ever opened.
@@ -226,6 +230,11 @@ impl Counters {
         self.open(Which::ChannelSessions)
     }
 
+    /// Counts a session closed for the streaming idle timeout.
+    pub(crate) fn idle_closed(&self) {
+        self.idle_closed.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// The counters now.
     pub(crate) fn snapshot(&self) -> PortForwardStats {
         let load = |a: &AtomicU64| a.load(Ordering::SeqCst);
@@ -238,6 +247,7 @@ impl Counters {
             spdy_connections_total: load(&self.spdy_connections.total),
             channel_sessions_open: load(&self.channel_sessions.open),
             channel_sessions_total: load(&self.channel_sessions.total),
+            idle_closed: load(&self.idle_closed),
         }
     }
 }

@@ -47,6 +47,8 @@ pub(crate) struct Target<C> {
     pub gate: Gate,
     /// Counts the session and its connections; `None` where nobody reads the counts.
     pub stats: Option<Arc<Counters>>,
+    /// Kubelet's streaming idle timeout, if any.
+    pub idle: Option<std::time::Duration>,
 }
 
 impl<C> Target<C> {
@@ -57,6 +59,7 @@ impl<C> Target<C> {
             abort: self.abort.clone(),
             gate: self.gate.clone(),
             stats: self.stats.clone(),
+            idle: self.idle,
         }
     }
 }
@@ -201,6 +204,8 @@ async fn channel<C: PortConnector>(
         guard: target.guard,
         gate: target.gate,
         open: target.stats.as_ref().map(|s| s.channel_session()),
+        idle: target.idle,
+        stats: target.stats.clone(),
     };
     ws.write_buffer_size(0)
         .max_message_size(16 << 20)

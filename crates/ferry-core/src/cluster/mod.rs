@@ -6,6 +6,7 @@
 //! contexts.
 
 mod exec;
+mod proxy;
 mod resolve;
 mod settle;
 
@@ -470,9 +471,19 @@ async fn build(
             })?;
         plugin = Some(format!("{} (found on {})", found.path.display(), found.via));
     }
+    let explicit_proxy = named
+        .context
+        .as_ref()
+        .and_then(|c| own.clusters.iter().find(|n| n.name == c.cluster))
+        .and_then(|n| n.cluster.as_ref())
+        .and_then(|c| c.proxy_url.clone());
     let mut config = kube::Config::from_custom_kubeconfig(own, &options)
         .await
         .map_err(|e| fail(error_chain(&e)))?;
+    config.proxy_url = proxy::choose(explicit_proxy.as_deref(), &config.cluster_url, |k| {
+        std::env::var(k).ok()
+    })
+    .map_err(&fail)?;
     // Every request of this client, upgrades included, says it is Ferry.
     if let Ok(agent) = http::HeaderValue::from_str(&user_agent()) {
         config.headers.push((http::header::USER_AGENT, agent));

@@ -456,6 +456,7 @@ async fn kubelet(State(state): State<KubeletState>, req: Request) -> Response {
         guard: None,
         gate: crate::faults::Gate::inert(),
         stats: None,
+        idle: None,
     };
     let protocol = upgrade::requested_protocol(&parts.headers, true);
     upgrade::portforward(&mut parts, &query, "port", protocol, target).await

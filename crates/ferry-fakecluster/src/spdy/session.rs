@@ -45,6 +45,7 @@ use tracing::{Instrument, debug};
 use super::frame::{self, Control, Decoder, Deflater, Event, HeaderList, rst};
 use super::transport::{ChunkSource, FrameSink, IoSink, IoSource};
 use crate::faults::Gate;
+use crate::idle::Activity;
 use crate::stats::Counters;
 
 /// Connects to a port of the pod being forwarded to.
@@ -75,6 +76,9 @@ pub(crate) struct Session<C> {
     pub gate: Gate,
     /// Counts the forwarded connections.
     pub stats: Option<Arc<Counters>>,
+    /// Kubelet's streaming idle timeout: no frame either way for this long closes the
+    /// session (GOAWAY, then close), as spdystream's idle timer does.
+    pub idle: Option<Duration>,
 }
 
 enum Ctl {
@@ -138,8 +142,13 @@ impl<C: PortConnector> Session<C> {
         let (ctl_tx, ctl_rx) = mpsc::channel::<Ctl>(CONTROL_QUEUE);
         let (data_tx, data_rx) = mpsc::channel::<Bytes>(DATA_QUEUE);
         let mut gate = self.gate.clone();
-        let mut writer =
-            tokio::spawn(write_loop(sink, ctl_rx, data_rx, self.gate.clone()).in_current_span());
+        let activity = Activity::default();
+        let mut writer = tokio::spawn(
+            write_loop(sink, ctl_rx, data_rx, self.gate.clone(), activity.clone())
+                .in_current_span(),
+        );
+        let idle = activity.idle_for(self.idle);
+        tokio::pin!(idle);
         let out = Out { data: data_tx };
         let mut decoder = Decoder::new();
         let mut state = State {
@@ -186,6 +195,16 @@ impl<C: PortConnector> Session<C> {
                     debug!("writing to the client failed; SPDY session over");
                     return;
                 }
+                quiet = &mut idle => {
+                    debug!(?quiet, "no frame either way for the streaming idle timeout; closing the SPDY session");
+                    if let Some(stats) = &self.stats {
+                        stats.idle_closed();
+                    }
+                    let _ = ctl_tx
+                        .send(Ctl::Frame(frame::goaway(state.last_client_stream, frame::GOAWAY_OK)))
+                        .await;
+                    break true;
+                }
                 Some(done) = state.relays.join_next() => {
                     if let Ok((error, data)) = done {
                         state.streams.remove(&error);
@@ -195,7 +214,10 @@ impl<C: PortConnector> Session<C> {
                 _ = sweep.tick(), if !state.pending.is_empty() => state.expire_pending().await,
                 chunk = source.next_chunk() => {
                     let mut chunk = match chunk {
-                        Ok(Some(c)) => c,
+                        Ok(Some(c)) => {
+                            activity.saw();
+                            c
+                        }
                         Ok(None) => {
                             debug!("client closed the SPDY session");
                             break false;
@@ -592,6 +614,7 @@ async fn write_loop<K: FrameSink>(
     mut ctl: mpsc::Receiver<Ctl>,
     mut data: mpsc::Receiver<Bytes>,
     mut gate: Gate,
+    activity: Activity,
 ) {
     let mut deflater = match Deflater::new() {
         Ok(d) => d,
@@ -627,6 +650,7 @@ async fn write_loop<K: FrameSink>(
             debug!(error = %e, "writing to the client failed");
             return;
         }
+        activity.saw();
         if ctl.is_empty()
             && data.is_empty()
             && let Err(e) = sink.flush().await
@@ -682,6 +706,7 @@ mod tests {
             abort: CancellationToken::new(),
             gate: Gate::inert(),
             stats: None,
+            idle: None,
         };
         tokio::spawn(session.serve_io(server));
         SpdyClient::new(client)
