@@ -104,6 +104,7 @@ enum Command {
     },
     Recheck {
         names: Option<Vec<String>>,
+        why: Option<String>,
         reply: oneshot::Sender<Result<(), EngineError>>,
     },
 }
@@ -314,7 +315,8 @@ impl Engine {
     /// SPDY session is pinged and those silent for [`RECHECK_WITHIN`] end (connections
     /// whose pod had not answered move to a fresh session), every forward resolves its
     /// pods again and is probed at once. `why` is what the ended sessions' connections
-    /// report. Returns how many sessions ended.
+    /// report, and what every checked forward shows as `reconnecting` until one of its
+    /// probes passes. Returns how many sessions ended.
     pub async fn recheck(&self, why: &str) -> Result<usize, EngineError> {
         let ended = verify_sessions(&self.pool, why).await;
         info!(
@@ -322,8 +324,13 @@ impl Engine {
             reason = why,
             "checked every forward again"
         );
-        self.call(|reply| Command::Recheck { names: None, reply })
-            .await??;
+        let why = Some(why.to_string());
+        self.call(|reply| Command::Recheck {
+            names: None,
+            why,
+            reply,
+        })
+        .await??;
         Ok(ended)
     }
 
@@ -331,7 +338,12 @@ impl Engine {
     /// (the window's Retry).
     pub async fn recheck_forward(&self, name: &str) -> Result<(), EngineError> {
         let names = Some(vec![name.to_string()]);
-        self.call(|reply| Command::Recheck { names, reply }).await?
+        self.call(|reply| Command::Recheck {
+            names,
+            why: None,
+            reply,
+        })
+        .await?
     }
 
     /// Pauses a forward's health checks; an error when the forward is disabled.
@@ -473,7 +485,10 @@ impl Manager {
                     }
                     let _ = self
                         .monitor
-                        .send(crate::health::MonitorCmd::CheckNow { names: None })
+                        .send(crate::health::MonitorCmd::CheckNow {
+                            names: None,
+                            why: Some(trigger.doubt().to_string()),
+                        })
                         .await;
                 }
                 _ = tick.tick() => {
@@ -580,7 +595,7 @@ impl Manager {
                 };
                 let _ = reply.send(result);
             }
-            Command::Recheck { names, reply } => {
+            Command::Recheck { names, why, reply } => {
                 let result = match &names {
                     Some(names) => match names.iter().find(|n| !self.workers.contains_key(*n)) {
                         Some(off) if !self.config.forwards.iter().any(|f| &f.name == off) => {
@@ -598,7 +613,7 @@ impl Manager {
                     }
                     let _ = self
                         .monitor
-                        .send(crate::health::MonitorCmd::CheckNow { names })
+                        .send(crate::health::MonitorCmd::CheckNow { names, why })
                         .await;
                 }
                 let _ = reply.send(result);

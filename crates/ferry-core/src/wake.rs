@@ -40,6 +40,14 @@ pub enum Trigger {
 
 impl Trigger {
     /// What the connections of a session that did not survive say.
+    /// What a forward in doubt says until it is proven working again.
+    pub fn doubt(self) -> &'static str {
+        match self {
+            Trigger::Woke => "the machine woke from sleep",
+            Trigger::NetworkChanged => "the network changed",
+        }
+    }
+
     pub fn reason(self) -> &'static str {
         match self {
             Trigger::Woke => "the machine woke from sleep and the cluster did not answer",

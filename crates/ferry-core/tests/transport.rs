@@ -572,3 +572,56 @@ async fn a_kubeconfigs_proxy_url_carries_api_calls_and_upgrades() -> anyhow::Res
     proxy_task.abort();
     Ok(())
 }
+
+/// After a wake or a network change (`Engine::recheck`, what the wake watcher calls) with
+/// no way to the pods, the forward shows `reconnecting` with the reason and never `active`
+/// until a probe passes again; once the way is back, bytes flow again. (With the API
+/// server unreachable too, the resolver says `reconnecting` with its own reason.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_network_change_a_forward_is_not_active_until_proven() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let (engine, addr) = start_one(&f, "echo", "echo").await?;
+    wait_for(&engine, "echo", "healthy", |s| {
+        s.health == ferry_core::health::HealthState::Up
+    })
+    .await?;
+    // The path to the pods broke (the API server still lists them, so the forward's pod
+    // stays known): the open sessions are gone and no new one opens.
+    f.fake.faults().refuse_portforward(Duration::from_secs(600));
+    f.fake.faults().drop_tunnels();
+    engine.recheck("the network changed").await?;
+    let s = wait_for(&engine, "echo", "reconnecting", |s| {
+        s.state == ForwardState::Reconnecting
+    })
+    .await?;
+    assert!(
+        s.error
+            .as_deref()
+            .is_some_and(|e| e.contains("the network changed")),
+        "{s:?}"
+    );
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(3) {
+        let snap = engine.snapshot().await?;
+        let s = snap.get("echo").expect("echo runs");
+        assert_ne!(
+            s.state,
+            ForwardState::Active,
+            "active on a dead path: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f.fake.faults().clear();
+    let back = Instant::now();
+    wait_for(&engine, "echo", "active again", |s| {
+        s.state == ForwardState::Active
+    })
+    .await?;
+    assert_eq!(echo_once(addr, b"back").await?, b"back");
+    println!(
+        "active and carrying bytes {:?} after the cluster answered",
+        back.elapsed()
+    );
+    engine.shutdown().await;
+    Ok(())
+}

@@ -163,6 +163,7 @@ impl WorkerShared {
                 h.last_probe_ms = Some(now);
             }
             h.history = history;
+            h.doubt = checker.doubted().map(str::to_string);
         }
         self.refresh(None);
     }

@@ -66,6 +66,9 @@ pub(crate) struct Health {
     pub last_probe_ms: Option<u64>,
     /// Health transitions, oldest first.
     pub history: Vec<Transition>,
+    /// Why what the checks found is in doubt until the next passing probe (the machine
+    /// woke, the network changed): the forward shows `reconnecting` meanwhile.
+    pub doubt: Option<String>,
 }
 
 impl Default for Health {
@@ -77,6 +80,7 @@ impl Default for Health {
             detail: None,
             last_probe_ms: None,
             history: Vec::new(),
+            doubt: None,
         }
     }
 }
@@ -177,12 +181,22 @@ pub(crate) fn compose(inputs: &Inputs<'_>, before: &Shown, now_ms: u64) -> Forwa
             HealthState::Unknown,
             None,
         ),
-        None => (
-            shown_state(resolution.state, health.checked, health.state),
-            resolution.error.clone(),
-            health.state,
-            health.latency_ms,
-        ),
+        None => match (&health.doubt, resolution.state) {
+            // Never `active` on a path not proven since the machine woke or the network
+            // changed: `reconnecting`, saying why, until a probe passes.
+            (Some(why), ForwardState::Active) if health.checked => (
+                ForwardState::Reconnecting,
+                Some(format!("{why}; checking that the forward works")),
+                health.state,
+                health.latency_ms,
+            ),
+            _ => (
+                shown_state(resolution.state, health.checked, health.state),
+                resolution.error.clone(),
+                health.state,
+                health.latency_ms,
+            ),
+        },
     };
     let since_ms = if state == before.state {
         before.since_ms
@@ -309,6 +323,7 @@ mod tests {
             detail: Some("tunnel opened".into()),
             last_probe_ms: Some(1_000),
             history: Vec::new(),
+            doubt: None,
         };
         let alias = Alias {
             alias: None,
@@ -682,5 +697,60 @@ mod tests {
         assert_eq!(s.context.as_deref(), Some("kind"));
         assert_eq!(s.namespace.as_deref(), Some("default"));
         assert_eq!(s.local, listener.local);
+    }
+
+    /// A verdict in doubt (the machine woke, the network changed) shows an active, checked
+    /// forward as reconnecting with the reason, whatever the last verdict; a forward without
+    /// checks, one with a bind error and one already reconnecting keep their own.
+    #[test]
+    fn a_verdict_in_doubt_is_reconnecting_with_the_reason() {
+        let before = Shown {
+            state: Active,
+            since_ms: 1,
+            last_error: None,
+        };
+        for (state, bind_error, checked, want, error) in [
+            (
+                Active,
+                false,
+                true,
+                Reconnecting,
+                Some("the network changed"),
+            ),
+            (Active, false, false, Active, None),
+            (Active, true, true, Error, Some(BIND_ERROR)),
+            (
+                Reconnecting,
+                false,
+                true,
+                Reconnecting,
+                Some("no ready pod"),
+            ),
+        ] {
+            for h in [H::Unknown, H::Up, H::Down] {
+                let (resolution, listener, mut health, alias) =
+                    inputs_for(state, bind_error, checked, h);
+                health.doubt = Some("the network changed".into());
+                let inputs = Inputs {
+                    name: "echo",
+                    target: "service/echo:80",
+                    resolution: &resolution,
+                    listener: &listener,
+                    health: &health,
+                    alias: &alias,
+                    traffic: Traffic::default(),
+                };
+                let shown = compose(&inputs, &before, 5);
+                assert_eq!(shown.state, want, "{state:?} {bind_error} {checked} {h:?}");
+                match error {
+                    Some(e) => assert!(
+                        shown.error.as_deref().is_some_and(|s| s.starts_with(e)),
+                        "{state:?} {checked} {h:?}: {:?}",
+                        shown.error
+                    ),
+                    None => assert_eq!(shown.error, None),
+                }
+            }
+        }
     }
 }

@@ -97,7 +97,12 @@ pub(crate) enum MonitorCmd {
         reply: oneshot::Sender<Result<(), String>>,
     },
     /// Probe now, without reusing earlier results: these forwards, or every one.
-    CheckNow { names: Option<Vec<String>> },
+    CheckNow {
+        names: Option<Vec<String>>,
+        /// Why: a checked forward shows `reconnecting` with it until a probe passes.
+        /// `None` (the window's Retry) leaves the state alone.
+        why: Option<String>,
+    },
 }
 
 struct Entry {
@@ -153,12 +158,21 @@ where
         tokio::select! {
             () = token.cancelled() => return,
             cmd = rx.recv() => match cmd {
-                Some(MonitorCmd::CheckNow { names }) => {
+                Some(MonitorCmd::CheckNow { names, why }) => {
                     cache.clear();
                     let now = Instant::now();
                     for (name, e) in entries.iter_mut() {
-                        if names.as_ref().is_none_or(|n| n.contains(name)) && !e.in_flight {
+                        if !names.as_ref().is_none_or(|n| n.contains(name)) {
+                            continue;
+                        }
+                        if !e.in_flight {
                             e.next_due = now;
+                        }
+                        if let (Some(why), Some(p)) = (&why, &e.probe)
+                            && e.spec.kind != ProbeKind::None
+                        {
+                            e.checker.doubt(why);
+                            p.publish(&e.checker, true);
                         }
                     }
                 }

@@ -297,12 +297,16 @@ async fn checking_now_and_resuming_probe_at_once() {
     lab.set("web", ready);
     upsert(&tx, &lab, "web", spec()).await;
     lab.at(7_500).await;
-    tx.send(MonitorCmd::CheckNow { names: None })
-        .await
-        .expect("the monitor runs");
+    tx.send(MonitorCmd::CheckNow {
+        names: None,
+        why: None,
+    })
+    .await
+    .expect("the monitor runs");
     lab.at(8_500).await;
     tx.send(MonitorCmd::CheckNow {
         names: Some(vec!["other".into()]),
+        why: None,
     })
     .await
     .expect("the monitor runs");

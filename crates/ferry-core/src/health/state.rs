@@ -102,6 +102,9 @@ pub struct Checker {
     last: Option<ProbeResult>,
     /// The state to return to on resume.
     before_pause: HealthState,
+    /// Why the last verdict is in doubt (the machine woke, the network changed): set by
+    /// [`Checker::doubt`], cleared by the next passing probe.
+    doubt: Option<String>,
 }
 
 impl Checker {
@@ -115,12 +118,26 @@ impl Checker {
             capacity: capacity.max(1),
             last: None,
             before_pause: HealthState::Unknown,
+            doubt: None,
         }
+    }
+
+    /// Puts the verdict in doubt for `why` until a probe passes (nothing while paused or
+    /// disabled: no probe would clear it).
+    pub fn doubt(&mut self, why: &str) {
+        if !matches!(self.state, HealthState::Paused | HealthState::Disabled) {
+            self.doubt = Some(why.to_string());
+        }
+    }
+
+    /// Why the verdict is in doubt, until a probe passes.
+    pub fn doubted(&self) -> Option<&str> {
+        self.doubt.as_deref()
     }
 
     /// Up, with no failure counting towards Down.
     pub fn steady_up(&self) -> bool {
-        self.state == HealthState::Up && self.fails == 0
+        self.state == HealthState::Up && self.fails == 0 && self.doubt.is_none()
     }
 
     pub fn state(&self) -> HealthState {
@@ -171,6 +188,7 @@ impl Checker {
         }
         let transition = if result.passed {
             self.fails = 0;
+            self.doubt = None;
             if self.state == HealthState::Up {
                 self.passes = 0;
                 None
@@ -239,6 +257,10 @@ impl Checker {
     /// How long until the next probe: `fast_interval` while counting towards a change (or
     /// without a verdict yet), `down_interval` while Down, `interval` otherwise.
     pub fn next_interval(&self, spec: &HealthSpec) -> Duration {
+        // In doubt: looked at quickly, so a forward is back soon after its path is.
+        if self.doubt.is_some() {
+            return spec.fast_interval;
+        }
         match self.state {
             HealthState::Unknown => spec.fast_interval,
             HealthState::Up if self.fails > 0 => spec.fast_interval,
