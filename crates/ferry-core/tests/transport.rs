@@ -625,3 +625,87 @@ async fn after_a_network_change_a_forward_is_not_active_until_proven() -> anyhow
     engine.shutdown().await;
     Ok(())
 }
+
+/// A dropped VPN: right after a network change the API server is unreachable for 5 s
+/// (every connection to it cut, new ones refused). Three forwards to three pods: while it
+/// lasts none shows `active`; once it answers, every forward carries bytes again within
+/// seconds (the figure is printed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_cluster_is_unreachable_no_forward_is_active() -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
+    let names = ["echo", "db", "solo"];
+    let engine = Engine::start(
+        config(vec![
+            fwd("echo", "service/echo", PortRef::Number(80)),
+            fwd("db", "statefulset/db", PortRef::Name("pg".into())),
+            fwd("solo", "pod/solo", PortRef::Number(9000)),
+        ]),
+        options(vec![f.kubeconfig.clone()]),
+    )?;
+    let mut addrs = Vec::new();
+    for name in names {
+        addrs.push(active(&engine, name).await?);
+        wait_for(&engine, name, "healthy", |s| {
+            s.health == ferry_core::health::HealthState::Up
+        })
+        .await?;
+    }
+    for &addr in &addrs {
+        assert_eq!(echo_once(addr, b"before").await?, b"before");
+    }
+    let outage = Duration::from_secs(5);
+    f.fake.faults().refuse_connections(outage);
+    let started = Instant::now();
+    engine.recheck("the network changed").await?;
+    // The monitor takes the doubt from the engine's queue a moment after `recheck`
+    // returns; from then on nothing is active until the cluster answers.
+    for name in names {
+        wait_for(&engine, name, "reconnecting", |s| {
+            s.state == ForwardState::Reconnecting
+        })
+        .await?;
+    }
+    println!(
+        "all reconnecting {:?} after the outage began",
+        started.elapsed()
+    );
+    while started.elapsed() < outage - Duration::from_millis(300) {
+        let snap = engine.snapshot().await?;
+        for name in names {
+            let s = snap.get(name).expect("runs");
+            assert_ne!(
+                s.state,
+                ForwardState::Active,
+                "active while unreachable: {s:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep_until(started + outage).await;
+    let back = Instant::now();
+    let mut took = Vec::new();
+    for (name, &addr) in names.iter().zip(&addrs) {
+        loop {
+            match timeout(Duration::from_secs(2), echo_once(addr, b"back")).await {
+                Ok(Ok(b)) if b == b"back" => break,
+                other => anyhow::ensure!(
+                    back.elapsed() < Duration::from_secs(30),
+                    "{name} never carried bytes again: {other:?}"
+                ),
+            }
+        }
+        took.push((name, back.elapsed()));
+    }
+    for name in names {
+        wait_for(&engine, name, "active again", |s| {
+            s.state == ForwardState::Active
+        })
+        .await?;
+    }
+    println!(
+        "bytes again after the outage: {took:?}; all active {:?} after it",
+        back.elapsed()
+    );
+    engine.shutdown().await;
+    Ok(())
+}

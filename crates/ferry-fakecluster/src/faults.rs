@@ -29,6 +29,11 @@ pub struct Faults {
 struct FaultState {
     api_until: Option<Instant>,
     portforward_until: Option<Instant>,
+    /// Until when new connections to the server are refused.
+    connections_until: Option<Instant>,
+    /// Every connection to the server watches a clone; refusing connections cancels it
+    /// and starts a fresh one.
+    connections: CancellationToken,
     /// Every tunnel watches a clone; dropping tunnels cancels it and starts a fresh one.
     tunnels: CancellationToken,
     /// Protocols refused, indexed as [`Protocol::ALL`].
@@ -198,6 +203,30 @@ impl Faults {
         any
     }
 
+    /// Makes the server unreachable for `d`, as a dropped VPN or a lost Wi-Fi does: every
+    /// connection to it is cut now (API requests, watches and port-forward sessions of
+    /// every protocol), and new ones are closed as soon as they are accepted, before the
+    /// TLS handshake. Afterwards the server answers again; nothing else changes.
+    pub fn refuse_connections(&self, d: Duration) {
+        let old = {
+            let mut st = self.state.lock();
+            st.connections_until = Some(Instant::now() + d);
+            std::mem::take(&mut st.connections)
+        };
+        old.cancel();
+        self.drop_tunnels();
+    }
+
+    /// Whether new connections are refused now, and for how much longer.
+    pub(crate) fn connections_refused(&self) -> Option<Duration> {
+        left(self.state.lock().connections_until)
+    }
+
+    /// What a connection to the server watches: cancelled when connections are cut.
+    pub(crate) fn connection_token(&self) -> CancellationToken {
+        self.state.lock().connections.clone()
+    }
+
     /// Answers every API request with a 500 for `d`.
     pub fn fail_api(&self, d: Duration) {
         self.state.lock().api_until = Some(Instant::now() + d);
@@ -210,6 +239,7 @@ impl Faults {
             let mut st = self.state.lock();
             st.api_until = None;
             st.portforward_until = None;
+            st.connections_until = None;
             st.refused = [false; 3];
             st.forbidden = false;
         }

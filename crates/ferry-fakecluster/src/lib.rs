@@ -258,8 +258,14 @@ impl FakeCluster {
         let router = Router::new().fallback(api::dispatch).with_state(app);
         let acceptor = TlsAcceptor::from(certs.server_config.clone());
         let task = tokio::spawn(
-            serve(listener, acceptor, router, shutdown.clone())
-                .instrument(debug_span!("fakecluster", server.addr = %addr)),
+            serve(
+                listener,
+                acceptor,
+                router,
+                shutdown.clone(),
+                Some(faults.clone()),
+            )
+            .instrument(debug_span!("fakecluster", server.addr = %addr)),
         );
         info!(server.addr = %addr, "fake cluster serving");
         Ok(Self {
@@ -428,6 +434,7 @@ pub(crate) async fn serve(
     acceptor: TlsAcceptor,
     router: Router,
     shutdown: CancellationToken,
+    faults: Option<Arc<Faults>>,
 ) {
     let tracker = TaskTracker::new();
     loop {
@@ -444,6 +451,15 @@ pub(crate) async fn serve(
                 continue;
             }
         };
+        if let Some(left) = faults.as_ref().and_then(|f| f.connections_refused()) {
+            debug!(?left, "connection refused by fault injection");
+            drop(tcp);
+            continue;
+        }
+        let cut = faults
+            .as_ref()
+            .map(|f| f.connection_token())
+            .unwrap_or_default();
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let router = router.clone();
@@ -467,6 +483,7 @@ pub(crate) async fn serve(
                         debug!(error = %e, "connection ended with an error");
                     },
                     () = shutdown.cancelled() => {}
+                    () = cut.cancelled() => debug!("connection cut by fault injection"),
                 }
             }
             .instrument(debug_span!("conn", client.addr = %peer)),

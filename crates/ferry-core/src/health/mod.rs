@@ -282,6 +282,7 @@ const CACHE_FOR: Duration = Duration::from_secs(60);
 fn apply(e: &mut Entry, result: ProbeResult) {
     e.in_flight = false;
     let failed = !result.passed;
+    let was_doubted = e.checker.doubted().is_some();
     e.checker.step(&e.spec, result, now_ms());
     let idle_for = e.probe.as_ref().map_or(Duration::ZERO, |p| p.idle_for());
     e.next_due = Instant::now() + next_interval(&e.spec, &e.checker, idle_for);
@@ -289,6 +290,10 @@ fn apply(e: &mut Entry, result: ProbeResult) {
         p.publish(&e.checker, true);
         if failed {
             // The pod may be gone: look again, as pod churn does.
+            p.nudge();
+        } else if was_doubted {
+            // The way is back: the resolver, which may be waiting out a backoff from
+            // the outage, looks again now instead of showing `reconnecting` meanwhile.
             p.nudge();
         }
     }

@@ -167,7 +167,7 @@ impl Node {
             .with_state(KubeletState { pods: pods.clone() });
         let acceptor = TlsAcceptor::from(Arc::new(server_config));
         let mut tasks = vec![tokio::spawn(
-            crate::serve(listener, acceptor, router, shutdown.clone())
+            crate::serve(listener, acceptor, router, shutdown.clone(), None)
                 .instrument(debug_span!("node", node.addr = %addr)),
         )];
         let ctl = controller::Controller::setup(
