@@ -194,10 +194,12 @@ where
                         None => continue,
                     },
                 };
-                let waiters = key.and_then(|k| waiting.remove(&k)).unwrap_or_default();
+                let waiters = key.as_ref().and_then(|k| waiting.remove(k)).unwrap_or_default();
+                let mut told: Vec<String> = Vec::with_capacity(waiters.len() + 1);
                 let everyone = std::iter::once((name, outcome.as_ref().map(|(g, _)| *g)))
                     .chain(waiters.into_iter().map(|(n, g)| (n, Some(g))));
                 for (name, generation) in everyone {
+                    told.push(name.clone());
                     let Some(e) = entries.get_mut(&name) else { continue };
                     match (&outcome, generation) {
                         (Some((_, result)), Some(g)) if g == e.generation => {
@@ -209,6 +211,22 @@ where
                                 e.in_flight = false;
                                 e.next_due = Instant::now() + e.spec.interval;
                             }
+                        }
+                    }
+                }
+                // News for the other forwards checking the same pod port the same way: a
+                // result that says otherwise than their last one is theirs at once, so
+                // they agree within their own rise or fall (at the fast interval) instead
+                // of at their next scheduled probe (up to the idle interval).
+                if let (Some(k), Some((_, result))) = (&key, &outcome) {
+                    for (name, e) in entries.iter_mut() {
+                        if e.in_flight || told.contains(name) || !is_scheduled(e) {
+                            continue;
+                        }
+                        let differs = e.checker.last().is_some_and(|l| l.passed != result.passed);
+                        let same = e.probe.as_ref().and_then(|p| probe_key(&e.spec, p));
+                        if differs && same.as_ref() == Some(k) {
+                            apply(e, result.clone());
                         }
                     }
                 }

@@ -28,6 +28,8 @@ struct Fwd {
     probed: Vec<Duration>,
     /// The state last shown.
     shown: Option<HealthState>,
+    /// The pod its probes reach, when not one of its own (named after the forward).
+    pod_name: Option<String>,
 }
 
 /// The forwards of one test.
@@ -82,10 +84,11 @@ impl ProbeTarget for Fake {
     }
 
     fn endpoint(&self) -> Option<(Arc<Tunnels>, String, Endpoint)> {
-        let ep = Endpoint {
-            pod: self.name.clone(),
-            port: 80,
-        };
+        let pod = self
+            .lab
+            .get(&self.name, |f| f.pod_name.clone())
+            .unwrap_or_else(|| self.name.clone());
+        let ep = Endpoint { pod, port: 80 };
         self.lab
             .get(&self.name, |f| f.pod)
             .then(|| (self.lab.tunnels.clone(), "default".to_string(), ep))
@@ -348,5 +351,70 @@ async fn the_next_probe_is_timed_from_the_end_of_the_last() {
     lab.at(16_000).await;
     // Ends at 1.5 s, fast: 2.5 s; ends at 4 s, Up: 9 s; ends at 10.5 s: 15.5 s.
     assert_eq!(lab.probed("slow"), [0, 2_500, 9_000, 15_500]);
+    token.cancel();
+}
+
+/// Two forwards checking the same pod port the same way agree: when the pod breaks, the
+/// one in use finds out at its next probe (5 s) and the unused one (probed every 30 s)
+/// hears it at once, going down within its fall count at the fast interval; the same on
+/// the way back up.
+#[tokio::test(start_paused = true)]
+async fn forwards_on_the_same_pod_port_learn_of_a_change_together() {
+    let lab = Lab::new();
+    let (tx, token) = start(&lab);
+    for name in ["busy", "idle"] {
+        lab.set(name, |f| {
+            ready(f);
+            f.pod_name = Some("shared".into());
+        });
+    }
+    lab.set("idle", |f| f.idle = Duration::from_secs(600));
+    let spec = HealthSpec {
+        kind: ProbeKind::Tunnel,
+        ..spec()
+    };
+    upsert(&tx, &lab, "busy", spec.clone()).await;
+    upsert(&tx, &lab, "idle", spec).await;
+    lab.at(70_000).await;
+    for name in ["busy", "idle"] {
+        assert_eq!(lab.get(name, |f| f.shown), Some(HealthState::Up), "{name}");
+    }
+    // When each first shows `want`, sampled every 100 ms from `from` for 40 s.
+    let when = |want: HealthState, from: u64| {
+        let lab = lab.clone();
+        async move {
+            let mut seen: HashMap<&str, u64> = HashMap::new();
+            let mut ms = from;
+            while seen.len() < 2 && ms < from + 40_000 {
+                lab.at(ms).await;
+                for name in ["busy", "idle"] {
+                    if lab.get(name, |f| f.shown) == Some(want) {
+                        seen.entry(name).or_insert(ms);
+                    }
+                }
+                ms += 100;
+            }
+            seen
+        }
+    };
+    for name in ["busy", "idle"] {
+        lab.set(name, |f| f.healthy = false);
+    }
+    let down = when(HealthState::Down, 70_000).await;
+    let (busy, idle) = (down["busy"], down["idle"]);
+    assert!(
+        idle.abs_diff(busy) <= 3_000,
+        "down: busy at {busy} ms, idle at {idle} ms"
+    );
+    for name in ["busy", "idle"] {
+        lab.set(name, |f| f.healthy = true);
+    }
+    let from = busy.max(idle) + 100;
+    let up = when(HealthState::Up, from).await;
+    let (busy, idle) = (up["busy"], up["idle"]);
+    assert!(
+        idle.abs_diff(busy) <= 3_000,
+        "up: busy at {busy} ms, idle at {idle} ms"
+    );
     token.cancel();
 }
