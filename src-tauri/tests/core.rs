@@ -109,6 +109,14 @@ fn stored(path: &Path) -> Config {
     Store::new(path).load().unwrap().config
 }
 
+/// Saves a switched-off forward to `svc/echo:80` for each name.
+async fn save_off(core: &AppCore, names: &[&str]) {
+    for name in names {
+        let mut f = forward(name, "svc/echo", 80);
+        f.enabled = false;
+        core.save_forward(None, f).await.unwrap();
+    }
+}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn added_forward_runs_carries_bytes_and_is_saved() {
     let fx = Fixture::new().await;
@@ -692,11 +700,7 @@ async fn an_older_stores_theme_and_grouping_are_taken_over_once() {
 async fn a_star_follows_a_rename_and_goes_with_a_delete() {
     let fx = Fixture::new().await;
     let core = fx.core().await;
-    for name in ["a", "b", "c"] {
-        let mut f = forward(name, "svc/echo", 80);
-        f.enabled = false;
-        core.save_forward(None, f).await.unwrap();
-    }
+    save_off(&core, &["a", "b", "c"]).await;
     core.set_favourite("c", true).await.unwrap();
     core.set_favourite("a", true).await.unwrap();
     core.set_favourite("b", true).await.unwrap();
@@ -920,11 +924,7 @@ async fn demo_mode_adds_the_demo_forwards_and_they_work() {
 async fn racing_commands_and_cli_writes_leave_the_engine_on_the_store() {
     let fx = Fixture::new().await;
     let core = fx.core().await;
-    for name in ["a", "b", "c"] {
-        let mut f = forward(name, "svc/echo", 80);
-        f.enabled = false;
-        core.save_forward(None, f).await.unwrap();
-    }
+    save_off(&core, &["a", "b", "c"]).await;
     let path = fx.store.clone();
     let cli = std::thread::spawn(move || {
         let store = Store::new(&path);

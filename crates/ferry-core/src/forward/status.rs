@@ -341,14 +341,21 @@ mod tests {
         health: HealthState,
         before: &Shown,
     ) -> ForwardStatus {
-        let (resolution, listener, health, alias) = inputs_for(state, bind_error, checked, health);
+        compose_parts(&inputs_for(state, bind_error, checked, health), before)
+    }
+
+    /// [`compose`] of a forward named `echo` with these inputs and no traffic.
+    fn compose_parts(
+        (resolution, listener, health, alias): &(Resolution, Listener, Health, Alias),
+        before: &Shown,
+    ) -> ForwardStatus {
         let inputs = Inputs {
             name: "echo",
             target: "service/echo:80",
-            resolution: &resolution,
-            listener: &listener,
-            health: &health,
-            alias: &alias,
+            resolution,
+            listener,
+            health,
+            alias,
             traffic: Traffic::default(),
         };
         compose(&inputs, before, 2_000)
@@ -728,19 +735,9 @@ mod tests {
             ),
         ] {
             for h in [H::Unknown, H::Up, H::Down] {
-                let (resolution, listener, mut health, alias) =
-                    inputs_for(state, bind_error, checked, h);
-                health.doubt = Some("the network changed".into());
-                let inputs = Inputs {
-                    name: "echo",
-                    target: "service/echo:80",
-                    resolution: &resolution,
-                    listener: &listener,
-                    health: &health,
-                    alias: &alias,
-                    traffic: Traffic::default(),
-                };
-                let shown = compose(&inputs, &before, 5);
+                let mut parts = inputs_for(state, bind_error, checked, h);
+                parts.2.doubt = Some("the network changed".into());
+                let shown = compose_parts(&parts, &before);
                 assert_eq!(shown.state, want, "{state:?} {bind_error} {checked} {h:?}");
                 match error {
                     Some(e) => assert!(

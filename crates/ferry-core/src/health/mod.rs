@@ -223,9 +223,12 @@ where
                         if e.in_flight || told.contains(name) || !is_scheduled(e) {
                             continue;
                         }
+                        // The key is built only for the rare forward whose last result
+                        // differs: this runs after every probe.
                         let differs = e.checker.last().is_some_and(|l| l.passed != result.passed);
-                        let same = e.probe.as_ref().and_then(|p| probe_key(&e.spec, p));
-                        if differs && same.as_ref() == Some(k) {
+                        if differs
+                            && e.probe.as_ref().and_then(|p| probe_key(&e.spec, p)).as_ref() == Some(k)
+                        {
                             apply(e, result.clone());
                         }
                     }
