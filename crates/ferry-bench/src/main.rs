@@ -4,12 +4,14 @@
 //! ```sh
 //! cargo build --release -p ferry-cli -p ferry-bench
 //! cargo run --release -p ferry-bench -- [--quick] [--json PATH]
+//! cargo run --release -p ferry-bench -- --soak 30m [--soak-interval 10s] [--json PATH]
 //! ```
 //!
 //! See `docs/benchmarks.md` for what each figure means.
 
 mod measure;
 mod procs;
+mod soak;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -56,6 +58,26 @@ struct Args {
     /// Simulated API latency of the second cluster, in ms.
     #[arg(long, default_value_t = 20)]
     latency_ms: u64,
+    /// Instead of the benchmark: one `ferry up` under steady connection load, pod churn and
+    /// injected faults for DURATION (e.g. 30m, 90s, 1h30m), sampling its memory,
+    /// descriptors and threads and counting failed connections. JSON default:
+    /// `ferry-soak.json` in the target dir.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = soak::parse_duration,
+        conflicts_with_all = ["quick", "only"]
+    )]
+    soak: Option<Duration>,
+    /// With --soak: the time between samples.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = soak::parse_duration,
+        default_value = "10s",
+        requires = "soak"
+    )]
+    soak_interval: Duration,
 }
 
 /// How much work each scenario does.
@@ -237,7 +259,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(args)) {
+    let result = match args.soak {
+        Some(duration) => rt.block_on(soak::run(soak::SoakArgs {
+            duration,
+            interval: args.soak_interval,
+            json: args.json,
+        })),
+        None => rt.block_on(run(args)),
+    };
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {

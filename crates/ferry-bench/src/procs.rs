@@ -68,11 +68,28 @@ pub async fn kubectl_version(bin: &Path) -> String {
 /// Per forward: its last state and local address, from the JSON events.
 type ForwardStates = Arc<Mutex<HashMap<String, (String, Option<SocketAddr>)>>>;
 
+/// A forward's state change, as the JSON events said it.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub at: Instant,
+    pub forward: String,
+    /// The state before (`None` for the forward's first event).
+    pub from: Option<String>,
+    pub to: String,
+    pub pod: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The first this many state changes are kept (a soak run sees a few hundred).
+const TRANSITIONS_KEPT: usize = 100_000;
+
 /// A running `ferry up -c FILE --events json`.
 pub struct Ferry {
     child: Child,
     /// Per forward: its last state and local address, from the JSON events.
     forwards: ForwardStates,
+    /// Every change of a forward's state, in order.
+    transitions: Arc<Mutex<Vec<Transition>>>,
     stderr: PathBuf,
 }
 
@@ -104,6 +121,8 @@ impl Ferry {
         let stdout = child.stdout.take().context("ferry's stdout")?;
         let forwards: ForwardStates = Arc::default();
         let seen = forwards.clone();
+        let transitions: Arc<Mutex<Vec<Transition>>> = Arc::default();
+        let changes = transitions.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -114,18 +133,58 @@ impl Ferry {
                     continue;
                 };
                 let local = v["local"].as_str().and_then(|s| s.parse().ok());
-                lock(&seen).insert(name.to_string(), (state.to_string(), local));
+                let before = lock(&seen).insert(name.to_string(), (state.to_string(), local));
+                let from = before.map(|(s, _)| s);
+                if from.as_deref() != Some(state) {
+                    let mut log = lock(&changes);
+                    if log.len() < TRANSITIONS_KEPT {
+                        log.push(Transition {
+                            at: Instant::now(),
+                            forward: name.to_string(),
+                            from,
+                            to: state.to_string(),
+                            pod: v["pod"].as_str().map(str::to_string),
+                            error: v["error"].as_str().map(str::to_string),
+                        });
+                    }
+                }
             }
         });
         Ok(Self {
             child,
             forwards,
+            transitions,
             stderr,
         })
     }
 
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// The forwards' state changes from the `from`-th on.
+    pub fn transitions(&self, from: usize) -> Vec<Transition> {
+        lock(&self.transitions)
+            .get(from..)
+            .map(<[Transition]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// Where the process's stderr goes.
+    pub fn stderr_path(&self) -> &Path {
+        &self.stderr
+    }
+
+    /// How the process ended, with its stderr, if it has.
+    pub fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(format!(
+                "ferry exited ({status}): {}",
+                std::fs::read_to_string(&self.stderr).unwrap_or_default()
+            )),
+            Ok(None) => None,
+            Err(e) => Some(format!("cannot tell whether ferry runs: {e}")),
+        }
     }
 
     /// Waits until every forward in `names` has a local address and (with `active`) is
@@ -299,11 +358,13 @@ impl Kubectl {
     }
 }
 
-/// What `/proc/PID` says: resident memory and CPU time so far.
+/// What `/proc/PID` says: resident memory, threads and CPU time so far.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcSample {
     pub rss_kb: u64,
     pub hwm_kb: u64,
+    /// `Threads:` of `/proc/PID/status`.
+    pub threads: u64,
     /// utime + stime, in clock ticks.
     pub cpu_ticks: u64,
 }
@@ -337,8 +398,20 @@ pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
     Ok(ProcSample {
         rss_kb: kb("VmRSS:"),
         hwm_kb: kb("VmHWM:"),
+        threads: kb("Threads:"),
         cpu_ticks: num(11)? + num(12)?,
     })
+}
+
+/// How many descriptors `pid` has open (the entries of `/proc/PID/fd`).
+pub fn open_fds(pid: u32) -> anyhow::Result<u64> {
+    let dir = format!("/proc/{pid}/fd");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        entry.with_context(|| format!("reading {dir}"))?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`, 100 on Linux).
