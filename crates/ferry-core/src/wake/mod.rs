@@ -2,31 +2,39 @@
 //! changing. Either makes the engine check everything again at once
 //! ([`crate::Engine::recheck`]) instead of waiting for the next ping or probe.
 //!
-//! - **Wake**: the monotonic clock does not advance while the machine sleeps (Linux's
-//!   `CLOCK_MONOTONIC`, macOS's `mach_absolute_time`), the wall clock does. Every
-//!   [`TICK`], the two are compared; when the wall clock moved on more than [`JUMP`] past
-//!   the monotonic one, the machine slept (or its clock was set, which is worth a check
-//!   too). This needs no platform service and works on every system.
+//! - **Wake, from the system** (Linux): logind says `PrepareForSleep(false)` on the
+//!   system bus as the machine resumes ([`logind`]). Without a system bus or logind
+//!   (containers, minimal systems) this part stays silent and the clocks below remain.
+//! - **Wake, from the clocks**: every [`TICK`] a clock that stops while the
+//!   machine sleeps is compared with one that does not ([`clock`]). When the second moved
+//!   on more than [`JUMP`] past the first, the machine slept. On Linux and macOS both are
+//!   monotonic clocks, so setting the wall clock (by hand or NTP) is no wake; elsewhere
+//!   the second is the wall clock. On Windows the first counts sleep too, so a wake is
+//!   noticed there through the network change it brings (see [`clock`]).
 //! - **Network change**: an address appearing or going on any interface (Wi-Fi to
 //!   Ethernet, a VPN up or down), from the system's own feed through `if-watch`: netlink
 //!   on Linux, the System Configuration dynamic store on macOS, IP interface change
-//!   notifications on Windows. Several changes within [`SETTLE`] make one check.
+//!   notifications on Windows.
+//!
+//! Several triggers within [`SETTLE`] make one check, so a wake noticed by logind and by
+//! the clocks, followed by the Wi-Fi coming back, checks once or twice, not five times.
+
+pub mod clock;
+#[cfg(target_os = "linux")]
+pub mod logind;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{Instrument, debug, info};
 
 use crate::cluster::ClientPool;
 
-/// How often the clocks are compared.
-pub const TICK: Duration = Duration::from_secs(2);
-
-/// How far the wall clock must run ahead of the monotonic one to count as a wake.
-pub const JUMP: Duration = Duration::from_secs(5);
+pub use clock::{Clocks, JUMP, TICK, slept};
 
 /// Network changes closer together than this make one check.
 pub const SETTLE: Duration = Duration::from_millis(500);
@@ -39,7 +47,6 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    /// What the connections of a session that did not survive say.
     /// What a forward in doubt says until it is proven working again.
     pub fn doubt(self) -> &'static str {
         match self {
@@ -48,6 +55,7 @@ impl Trigger {
         }
     }
 
+    /// What the connections of a session that did not survive say.
     pub fn reason(self) -> &'static str {
         match self {
             Trigger::Woke => "the machine woke from sleep and the cluster did not answer",
@@ -64,8 +72,12 @@ pub(crate) async fn watch(
     token: CancellationToken,
 ) {
     let (tx, mut rx) = mpsc::channel::<Trigger>(4);
-    let clock = tokio::spawn(watch_clock(tx.clone()));
-    let network = tokio::spawn(watch_network(tx));
+    // The watchers end when this set is dropped: on cancellation, or with this future.
+    let mut watchers = JoinSet::new();
+    watchers.spawn(clock::watch(tx.clone()).in_current_span());
+    #[cfg(target_os = "linux")]
+    watchers.spawn(logind::watch(tx.clone()).in_current_span());
+    watchers.spawn(watch_network(tx, TICK).in_current_span());
     loop {
         let trigger = tokio::select! {
             () = token.cancelled() => break,
@@ -84,40 +96,13 @@ pub(crate) async fn watch(
             break;
         }
     }
-    clock.abort();
-    network.abort();
-}
-
-/// Says [`Trigger::Woke`] when the wall clock jumps ahead of the monotonic one.
-async fn watch_clock(tx: mpsc::Sender<Trigger>) {
-    // The two clocks are the point here: the engine's own timing uses Tokio's.
-    #[allow(clippy::disallowed_methods)]
-    let now = || (std::time::Instant::now(), std::time::SystemTime::now());
-    let mut last = now();
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let (mono, wall) = now();
-        let mono_passed = mono.duration_since(last.0);
-        // A wall clock set back gives no wake.
-        let wall_passed = wall.duration_since(last.1).unwrap_or_default();
-        last = (mono, wall);
-        if wall_passed > mono_passed + JUMP {
-            info!(
-                asleep = ?(wall_passed - mono_passed),
-                "the machine was asleep (or its clock was set)"
-            );
-            if tx.send(Trigger::Woke).await.is_err() {
-                return;
-            }
-        }
-    }
 }
 
 /// Says [`Trigger::NetworkChanged`] when an address comes or goes on any interface. The
-/// addresses present at the start are not changes.
-async fn watch_network(tx: mpsc::Sender<Trigger>) {
+/// addresses the feed lists within `quiet` of the start are what was there, not changes
+/// (the engine passes [`TICK`]).
+#[doc(hidden)]
+pub async fn watch_network(tx: mpsc::Sender<Trigger>, quiet: Duration) {
     let mut watcher = match if_watch::tokio::IfWatcher::new() {
         Ok(w) => w,
         Err(e) => {
@@ -129,7 +114,7 @@ async fn watch_network(tx: mpsc::Sender<Trigger>) {
     let started = tokio::time::Instant::now();
     while let Some(event) = watcher.next().await {
         match event {
-            Ok(event) if started.elapsed() > TICK => {
+            Ok(event) if started.elapsed() > quiet => {
                 debug!(?event, "network change");
                 if tx.send(Trigger::NetworkChanged).await.is_err() {
                     return;
