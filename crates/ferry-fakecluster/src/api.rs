@@ -1,6 +1,7 @@
-//! The HTTP face of the fake cluster: authentication, discovery, list/get/watch, delete,
-//! patch, server-side tables for kubectl, the fault switches under `/fake/`, and the hand-off
-//! of `pods/{name}/portforward` upgrades to the tunnel module.
+//! The HTTP face of the fake cluster: authentication, authorization of limited users,
+//! discovery, list/get/watch, delete, patch, the self-review APIs, server-side tables for
+//! kubectl, the fault switches under `/fake/`, and the hand-off of
+//! `pods/{name}/portforward` upgrades to the tunnel module.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::cluster::{Change, Cluster, EventType, StoreError, WatchStart};
 use crate::faults::{FORBIDDEN_USER, Faults};
 use crate::kind::Kind;
 use crate::portforward;
+use crate::rbac::{self, ResourceAttributes, User};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::spdy;
 use crate::stats::{Counters, Protocol};
@@ -33,6 +35,8 @@ pub(crate) struct App {
     pub faults: Arc<Faults>,
     /// Tokens with a lifetime, accepted besides `token`.
     pub tokens: Arc<crate::tokens::Tokens>,
+    /// Users with limited rights, accepted besides `token`.
+    pub users: Arc<rbac::Users>,
     /// `host:port` the server is reachable at, for `/api`'s address list.
     pub server_addr: String,
     /// Whether SPDY tunnelled through a WebSocket is served.
@@ -113,13 +117,31 @@ fn store_error(err: StoreError, kind: Option<Kind>) -> Response {
 }
 
 /// Who a request authenticates as.
-#[derive(PartialEq, Eq)]
 enum Caller {
     /// The kubeconfig's own token: everything, including `/fake/`.
     Admin,
-    /// An issued token that has not expired: the Kubernetes API only.
-    User,
+    /// An issued token that has not expired: the whole Kubernetes API, as the admin.
+    Issued,
+    /// A user with limited rights (a snapshot of it, taken as the request came in): what
+    /// its rules allow, and not `/fake/` beyond what any token may read.
+    User(Arc<User>),
     Nobody,
+}
+
+impl Caller {
+    /// The user name and groups the API server reports for the caller.
+    fn identity(&self) -> (String, Vec<String>) {
+        match self {
+            Caller::User(u) => (u.name.clone(), u.all_groups()),
+            _ => (
+                rbac::ADMIN_USER.to_string(),
+                vec![
+                    rbac::MASTERS_GROUP.to_string(),
+                    rbac::AUTHENTICATED_GROUP.to_string(),
+                ],
+            ),
+        }
+    }
 }
 
 fn caller(app: &App, headers: &HeaderMap) -> Caller {
@@ -133,14 +155,16 @@ fn caller(app: &App, headers: &HeaderMap) -> Caller {
     };
     if constant_time_eq(token.as_bytes(), app.token.as_bytes()) {
         Caller::Admin
+    } else if let Some(user) = app.users.by_token(token) {
+        Caller::User(user)
     } else if app.tokens.valid(token) {
-        Caller::User
+        Caller::Issued
     } else {
         Caller::Nobody
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -153,7 +177,7 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Respo
         return (StatusCode::OK, "ok").into_response();
     }
     let who = caller(&app, req.headers());
-    if who == Caller::Nobody {
+    if matches!(who, Caller::Nobody) {
         return status(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
@@ -167,13 +191,16 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Respo
             (&Method::GET, "portforward") => return json_response(&json!(app.stats.snapshot())),
             _ => {}
         }
-        if who != Caller::Admin {
+        if !matches!(who, Caller::Admin) {
             return status(
                 StatusCode::FORBIDDEN,
                 "Forbidden",
                 "the /fake/ endpoints need the kubeconfig's own token",
                 None,
             );
+        }
+        if let Some(user) = rest.strip_prefix("users") {
+            return users_endpoint(&app, &method, user, req).await;
         }
         return fake_endpoint(&app, &method, rest, req.uri().query());
     }
@@ -203,6 +230,11 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Respo
         .map(str::to_string)
         .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    if let Caller::User(user) = &who
+        && let Some(denied) = authorize(&app, user, &method, &segs, &req)
+    {
+        return denied;
+    }
     match segs.as_slice() {
         ["version"] => json_response(&json!({
             "major": "1", "minor": "33", "gitVersion": "v1.33.0-ferry-fake",
@@ -219,16 +251,25 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Respo
         ["apis"] => json_response(&json!({
             "kind": "APIGroupList",
             "apiVersion": "v1",
-            "groups": [api_group("apps"), api_group("discovery.k8s.io")],
+            "groups": GROUPS.map(api_group),
         })),
-        ["apis", g] if matches!(*g, "apps" | "discovery.k8s.io") => {
+        ["apis", g] if GROUPS.contains(g) => {
             let mut group = api_group(g);
             group["kind"] = json!("APIGroup");
             group["apiVersion"] = json!("v1");
             json_response(&group)
         }
-        ["apis", g, "v1"] if matches!(*g, "apps" | "discovery.k8s.io") => {
+        ["apis", g, "v1"] if GROUPS.contains(g) => {
             json_response(&resource_list(&format!("{g}/v1")))
+        }
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => self_subject_access_review(&who, req).await,
+        ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"] => {
+            self_subject_review(&who, req).await
         }
         ["api", "v1", rest @ ..] => resource(&app, "", rest, req).await,
         ["apis", g, "v1", rest @ ..] => {
@@ -246,6 +287,234 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Respo
     }
 }
 
+/// The API groups served besides the core group, in discovery order.
+const GROUPS: [&str; 4] = [
+    "apps",
+    "discovery.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+];
+
+/// Checks a limited user's request as a real API server's authorizer does, before any
+/// handler sees it: `None` when it may go on, else the 403. Discovery and other
+/// non-resource paths are not checked (every authenticated user may read them).
+/// A WebSocket port-forward (`GET`, so `get pods/portforward`) must also be allowed to
+/// `create pods/portforward`, as from Kubernetes 1.35 on
+/// (`AuthorizePodWebsocketUpgradeCreatePermission`); plain SPDY (`POST`) is a `create`
+/// in the first place. Port-forwards refused here count as refused upgrades.
+fn authorize(
+    app: &App,
+    user: &User,
+    method: &Method,
+    segs: &[&str],
+    req: &Request,
+) -> Option<Response> {
+    let attrs = rbac::request_attributes(method, segs, req.uri())?;
+    let denied = if user.authorize(&attrs).is_none() {
+        Some(attrs)
+    } else if attrs.is_portforward() && attrs.verb != "create" {
+        let create = ResourceAttributes {
+            verb: "create".into(),
+            ..attrs
+        };
+        user.authorize(&create).is_none().then_some(create)
+    } else {
+        None
+    }?;
+    debug!(user = %user.name, verb = %denied.verb, resource = %denied.combined_resource(), "forbidden");
+    if denied.is_portforward() {
+        let tunnel_served =
+            app.spdy_over_websocket && !app.faults.protocol_refused(Protocol::SpdyWebSocket);
+        app.stats.answered(
+            upgrade::requested_protocol(req.headers(), tunnel_served),
+            false,
+        );
+    }
+    Some(status(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        denied.forbidden_message(&user.name),
+        Some(denied.forbidden_details()),
+    ))
+}
+
+/// A request's body, decoded as far as the self-review APIs need: the object (JSON) or,
+/// protobuf-encoded, the `spec` of a SelfSubjectAccessReview (`Value::Null` for any other
+/// well-formed object). The error is the message of a 400.
+async fn review_body(req: Request) -> Result<Decoded, String> {
+    let protobuf = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with(crate::protobuf::CONTENT_TYPE));
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .map_err(|e| format!("reading the body failed: {e}"))?;
+    if protobuf {
+        return Ok(Decoded::Protobuf {
+            spec: crate::protobuf::self_subject_access_review_spec(&body),
+            object: crate::protobuf::is_object(&body),
+        });
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(v) if v.is_object() => Ok(Decoded::Json(v)),
+        Ok(_) => Err("the body is not a JSON object".into()),
+        Err(e) => Err(format!("the body is not valid JSON: {e}")),
+    }
+}
+
+/// What [`review_body`] read.
+enum Decoded {
+    Json(Value),
+    Protobuf {
+        /// The SelfSubjectAccessReview's `spec`, if the body is one.
+        spec: Option<Value>,
+        /// Whether the body is a well-formed object at all.
+        object: bool,
+    },
+}
+
+fn bad_request(message: impl Into<String>) -> Response {
+    status(StatusCode::BAD_REQUEST, "BadRequest", message, None)
+}
+
+fn created(value: &Value) -> Response {
+    let mut res = json_response(value);
+    *res.status_mut() = StatusCode::CREATED;
+    res
+}
+
+fn method_not_allowed() -> Response {
+    status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "the server does not allow this method on the requested resource",
+        Some(json!({})),
+    )
+}
+
+/// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`: may the caller do
+/// what `spec.resourceAttributes` (or `spec.nonResourceAttributes`) says? Answered with
+/// the review and its `status`, as a real server answers: the admin (and issued tokens,
+/// `system:masters`) may do anything, with no reason given; a user as its rules say, with
+/// the rule that allowed it as the reason, and `{allowed: false}` alone when denied (RBAC
+/// has no opinion then, so `denied` stays unset).
+async fn self_subject_access_review(who: &Caller, req: Request) -> Response {
+    if req.method() != Method::POST {
+        return method_not_allowed();
+    }
+    let spec = match review_body(req).await {
+        Ok(Decoded::Json(review)) => review["spec"].clone(),
+        Ok(Decoded::Protobuf {
+            spec: Some(spec), ..
+        }) => spec,
+        Ok(Decoded::Protobuf { spec: None, .. }) => {
+            return bad_request("the body is not a protobuf-encoded SelfSubjectAccessReview");
+        }
+        Err(msg) => return bad_request(msg),
+    };
+    let spec = &spec;
+    let resource = spec["resourceAttributes"].as_object();
+    let non_resource = spec["nonResourceAttributes"].as_object();
+    if resource.is_some() == non_resource.is_some() {
+        return status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            format!(
+                r#"SelfSubjectAccessReview.authorization.k8s.io "" is invalid: spec.resourceAttributes: Invalid value: {}: exactly one of nonResourceAttributes or resourceAttributes must be specified"#,
+                serde_json::to_string(&spec).unwrap_or_default()
+            ),
+            Some(json!({"kind": "SelfSubjectAccessReview", "group": "authorization.k8s.io"})),
+        );
+    }
+    let field = |m: Option<&serde_json::Map<String, Value>>, k: &str| {
+        m.and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let reason = match who {
+        Caller::User(user) if resource.is_some() => user.authorize(&ResourceAttributes {
+            verb: field(resource, "verb"),
+            group: field(resource, "group"),
+            resource: field(resource, "resource"),
+            subresource: field(resource, "subresource"),
+            namespace: field(resource, "namespace"),
+            name: field(resource, "name"),
+        }),
+        Caller::User(user) => {
+            user.authorize_path(&field(non_resource, "verb"), &field(non_resource, "path"))
+        }
+        _ => Some(String::new()),
+    };
+    let mut status_field = json!({"allowed": reason.is_some()});
+    if let Some(reason) = reason.filter(|r| !r.is_empty()) {
+        status_field["reason"] = json!(reason);
+    }
+    created(&json!({
+        "kind": "SelfSubjectAccessReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {},
+        "spec": spec,
+        "status": status_field,
+    }))
+}
+
+/// `POST /apis/authentication.k8s.io/v1/selfsubjectreviews`: who the caller is
+/// (`kubectl auth whoami`).
+async fn self_subject_review(who: &Caller, req: Request) -> Response {
+    if req.method() != Method::POST {
+        return method_not_allowed();
+    }
+    match review_body(req).await {
+        Ok(Decoded::Json(_) | Decoded::Protobuf { object: true, .. }) => {}
+        Ok(Decoded::Protobuf { object: false, .. }) => {
+            return bad_request("the body is not a protobuf-encoded object");
+        }
+        Err(msg) => return bad_request(msg),
+    }
+    let (username, groups) = who.identity();
+    created(&json!({
+        "kind": "SelfSubjectReview",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)},
+        "status": {"userInfo": {"username": username, "groups": groups}},
+    }))
+}
+
+/// `GET /fake/users` (every user: name, token, groups, rules) and
+/// `PUT /fake/users/{name}/rules` (a JSON list of rules replacing the user's).
+async fn users_endpoint(app: &App, method: &Method, rest: &str, req: Request) -> Response {
+    let bad = |msg: String| status(StatusCode::BAD_REQUEST, "BadRequest", msg, None);
+    match (method, rest.strip_prefix('/').unwrap_or(rest)) {
+        (&Method::GET, "") => json_response(&json!(app.users.all())),
+        (&Method::PUT, path) if path.ends_with("/rules") => {
+            let name = path.trim_end_matches("/rules");
+            let body = match axum::body::to_bytes(req.into_body(), 1 << 20).await {
+                Ok(b) => b,
+                Err(e) => return bad(format!("reading the rules failed: {e}")),
+            };
+            let rules: Vec<rbac::PolicyRule> = match serde_json::from_slice(&body) {
+                Ok(r) => r,
+                Err(e) => return bad(format!("rules: expected a JSON list of rules: {e}")),
+            };
+            match app.users.set_rules(name, rules) {
+                Ok(()) => json_response(&json!(app.users.get(name))),
+                Err(e @ rbac::UsersError::Unknown(_)) => {
+                    status(StatusCode::NOT_FOUND, "NotFound", e.to_string(), None)
+                }
+                Err(e) => bad(e.to_string()),
+            }
+        }
+        _ => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "unknown users endpoint; GET users or PUT users/{name}/rules",
+            None,
+        ),
+    }
+}
+
 fn api_group(name: &str) -> Value {
     let gv = format!("{name}/v1");
     json!({
@@ -257,6 +526,19 @@ fn api_group(name: &str) -> Value {
 
 fn resource_list(group_version: &str) -> Value {
     let mut resources = Vec::new();
+    let review = |name: &str, kind: &str| json!({"name": name, "singularName": "", "namespaced": false, "kind": kind, "verbs": ["create"]});
+    match group_version {
+        "authorization.k8s.io/v1" => {
+            resources.push(review(
+                "selfsubjectaccessreviews",
+                "SelfSubjectAccessReview",
+            ));
+        }
+        "authentication.k8s.io/v1" => {
+            resources.push(review("selfsubjectreviews", "SelfSubjectReview"));
+        }
+        _ => {}
+    }
     for kind in Kind::ALL
         .into_iter()
         .filter(|k| k.api_version() == group_version)

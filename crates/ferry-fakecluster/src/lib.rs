@@ -38,6 +38,8 @@ mod kubelet_proxy;
 pub mod node;
 mod objects;
 mod portforward;
+mod protobuf;
+pub mod rbac;
 pub mod requests;
 pub mod scenario;
 pub mod selector;
@@ -68,6 +70,7 @@ use tracing::{Instrument, debug, debug_span, info};
 
 pub use cluster::{BEHAVIOR_ANNOTATION, BackendInfo, Cluster, StoreError};
 pub use faults::{FORBIDDEN_USER, Faults};
+pub use rbac::{PolicyRule, User, Users, UsersError};
 pub use scenario::{Behavior, Scenario, ScenarioError};
 pub use stats::{PortForwardStats, Protocol, ProtocolCounts};
 
@@ -96,6 +99,8 @@ pub struct Options {
     /// kubelet never sees them). Default: the scenario's `timing.streaming_idle_timeout_ms`,
     /// else none.
     pub streaming_idle_timeout: Option<Duration>,
+    /// Users with limited rights, after the scenario's `users:`. Default: none.
+    pub users: Vec<User>,
 }
 
 impl Default for Options {
@@ -108,6 +113,7 @@ impl Default for Options {
             token: None,
             spdy_over_websocket: true,
             streaming_idle_timeout: None,
+            users: Vec::new(),
         }
     }
 }
@@ -147,6 +153,13 @@ impl Options {
     /// Listens on `addr`.
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
+        self
+    }
+
+    /// Adds a user with limited rights; see [`rbac`]. Checked by [`FakeCluster::start`]
+    /// with the scenario's users, as `users[N]` counted after them.
+    pub fn user(mut self, user: User) -> Self {
+        self.users.push(user);
         self
     }
 }
@@ -189,6 +202,7 @@ pub struct FakeCluster {
     cluster: Arc<Cluster>,
     faults: Arc<Faults>,
     tokens: Arc<tokens::Tokens>,
+    users: Arc<Users>,
     requests: Arc<requests::RequestLog>,
     stats: Arc<stats::Counters>,
     shutdown: CancellationToken,
@@ -216,6 +230,14 @@ impl FakeCluster {
             return Err(StartError::NotLoopback(opts.listen));
         }
         opts.scenario.validate()?;
+        let all_users: Vec<User> = opts
+            .scenario
+            .users
+            .iter()
+            .chain(&opts.users)
+            .cloned()
+            .collect();
+        rbac::validate_users(&all_users, "users")?;
         let listener =
             TcpListener::bind(opts.listen)
                 .await
@@ -229,6 +251,7 @@ impl FakeCluster {
         })?;
         let certs = tls::Certificates::generate(Some(addr.ip()))?;
         let token = opts.token.clone().unwrap_or_else(random_token);
+        let users = Arc::new(Users::new(token.clone(), &all_users)?);
         let shutdown = CancellationToken::new();
         let cluster = Cluster::new(&opts.scenario, shutdown.child_token());
         let faults = Arc::new(Faults::new(shutdown.child_token()));
@@ -245,6 +268,7 @@ impl FakeCluster {
             latency: opts.latency,
             faults: faults.clone(),
             tokens: tokens.clone(),
+            users: users.clone(),
             requests: requests.clone(),
             stats: stats.clone(),
             server_addr: host.clone(),
@@ -278,6 +302,7 @@ impl FakeCluster {
             cluster,
             faults,
             tokens,
+            users,
             requests,
             stats,
             shutdown,
@@ -348,6 +373,18 @@ impl FakeCluster {
         &self.tokens
     }
 
+    /// The users with limited rights: add, remove, change their rules at run time (also
+    /// `PUT /fake/users/{name}/rules`).
+    pub fn users(&self) -> &Arc<Users> {
+        &self.users
+    }
+
+    /// Replaces the rules of user `name`; requests from the next one on are checked
+    /// against them.
+    pub fn set_user_rules(&self, name: &str, rules: Vec<PolicyRule>) -> Result<(), UsersError> {
+        self.users.set_rules(name, rules)
+    }
+
     /// Waits until every pod is ready, for at most `within`; whether they all are.
     pub async fn wait_pods_ready(&self, within: std::time::Duration) -> bool {
         let deadline = tokio::time::Instant::now() + within;
@@ -365,6 +402,19 @@ impl FakeCluster {
 
     /// A kubeconfig for this cluster: server URL, CA data and bearer token.
     pub fn kubeconfig_yaml(&self) -> String {
+        self.kubeconfig_as(&self.context_name, &self.token)
+    }
+
+    /// A kubeconfig for user `name` (see [`Options::user`]): the same server, CA and
+    /// context name as [`FakeCluster::kubeconfig_yaml`], with the user's token under a
+    /// `users:` entry named after the user. `None` when there is no such user.
+    pub fn kubeconfig_yaml_for_user(&self, name: &str) -> Option<String> {
+        let user = self.users.get(name)?;
+        Some(self.kubeconfig_as(&yaml_string(&user.name), &yaml_string(&user.token)))
+    }
+
+    /// A kubeconfig whose user entry is `user` (a YAML scalar) with `token`.
+    fn kubeconfig_as(&self, user: &str, token: &str) -> String {
         let ca = base64::engine::general_purpose::STANDARD.encode(self.ca_pem.as_bytes());
         let name = &self.context_name;
         format!(
@@ -373,41 +423,34 @@ impl FakeCluster {
              clusters:\n\
              - name: {name}\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\n\
              users:\n\
-             - name: {name}\n  user:\n    token: {token}\n\
+             - name: {user}\n  user:\n    token: {token}\n\
              contexts:\n\
-             - name: {name}\n  context:\n    cluster: {name}\n    user: {name}\n\
+             - name: {name}\n  context:\n    cluster: {name}\n    user: {user}\n\
              current-context: {name}\n\
              preferences: {{}}\n",
             url = self.url,
-            token = self.token,
         )
     }
 
     /// Writes the kubeconfig to `path` atomically, readable by the owner only.
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), StartError> {
-        let err = |source| StartError::Kubeconfig {
-            path: path.display().to_string(),
-            source,
+        write_private(path, &self.kubeconfig_yaml())
+    }
+
+    /// Writes user `name`'s kubeconfig ([`FakeCluster::kubeconfig_yaml_for_user`]) to
+    /// `path` as [`FakeCluster::write_kubeconfig`] does; an unknown user is a
+    /// [`StartError::Kubeconfig`] with a `NotFound` source.
+    pub fn write_kubeconfig_for_user(&self, name: &str, path: &Path) -> Result<(), StartError> {
+        let Some(yaml) = self.kubeconfig_yaml_for_user(name) else {
+            return Err(StartError::Kubeconfig {
+                path: path.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no user named `{name}`"),
+                ),
+            });
         };
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("kubeconfig"),
-            std::process::id()
-        ));
-        std::fs::write(&tmp, self.kubeconfig_yaml()).map_err(err)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
-        }
-        std::fs::rename(&tmp, path).map_err(err)
+        write_private(path, &yaml)
     }
 
     /// Stops serving and waits (up to five seconds) for connections to end.
@@ -417,6 +460,46 @@ impl FakeCluster {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
     }
+}
+
+/// `s` as a YAML scalar: bare when it is plain letters, digits, `-`, `_` and `.`, else a
+/// double-quoted (JSON) string.
+fn yaml_string(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        s.to_string()
+    } else {
+        serde_json::Value::String(s.to_string()).to_string()
+    }
+}
+
+/// Writes `contents` to `path` atomically, readable by the owner only.
+fn write_private(path: &Path, contents: &str) -> Result<(), StartError> {
+    let err = |source| StartError::Kubeconfig {
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("kubeconfig"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, contents).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(err)
 }
 
 fn random_token() -> String {

@@ -41,6 +41,18 @@ struct Args {
     /// Delay every API response and portforward upgrade by this many milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Also write a kubeconfig for one of the scenario's users, as NAME=PATH (repeatable).
+    #[arg(long, value_name = "NAME=PATH", value_parser = parse_user_kubeconfig)]
+    user_kubeconfig: Vec<(String, PathBuf)>,
+}
+
+fn parse_user_kubeconfig(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!("expected NAME=PATH, got `{s}`")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +148,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("starting the fake cluster")?;
     fake.write_kubeconfig(&kubeconfig).context("--kubeconfig")?;
+    for (name, path) in &args.user_kubeconfig {
+        fake.write_kubeconfig_for_user(name, path)
+            .with_context(|| format!("--user-kubeconfig {name}={}", path.display()))?;
+    }
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "ready {}", fake.url())?;

@@ -15,6 +15,15 @@
 //!       - name: echo
 //!         selector: {app: echo}
 //!         ports: [{port: 80, target_port: echo}]   # number or container port name
+//! users:                      # bearer tokens with limited rights (see `crate::rbac`)
+//!   - name: dev
+//!     token: dev-token
+//!     groups: [developers]    # besides system:authenticated
+//!     rules:
+//!       - verbs: [get, list, watch]
+//!         resources: [pods, services]
+//!         api_groups: [""]    # default: any group
+//!         namespaces: [demo]  # default: every namespace, and cluster-scoped resources
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -57,7 +66,7 @@ pub enum ScenarioError {
     Invalid { path: String, message: String },
 }
 
-fn invalid(path: impl Into<String>, message: impl Into<String>) -> ScenarioError {
+pub(crate) fn invalid(path: impl Into<String>, message: impl Into<String>) -> ScenarioError {
     ScenarioError::Invalid {
         path: path.into(),
         message: message.into(),
@@ -74,6 +83,9 @@ pub struct Scenario {
     /// Namespaces and what they contain.
     #[serde(default)]
     pub namespaces: Vec<NamespaceSpec>,
+    /// Users with limited rights, besides the kubeconfig's own (see [`crate::rbac`]).
+    #[serde(default)]
+    pub users: Vec<crate::rbac::User>,
 }
 
 /// Delays of the fake controllers.
@@ -277,6 +289,7 @@ impl Scenario {
         Self::from_yaml(DEMO_YAML).unwrap_or_else(|_| Self {
             timing: Timing::default(),
             namespaces: Vec::new(),
+            users: Vec::new(),
         })
     }
 
@@ -297,8 +310,9 @@ impl Scenario {
         Ok(scenario)
     }
 
-    /// Checks names, ports and references, naming the offending field.
+    /// Checks names, ports, references and users, naming the offending field.
     pub fn validate(&self) -> Result<(), ScenarioError> {
+        crate::rbac::validate_users(&self.users, "users")?;
         let mut namespaces = BTreeSet::new();
         for (i, ns) in self.namespaces.iter().enumerate() {
             let at = format!("namespaces[{i}]");
@@ -498,6 +512,41 @@ mod tests {
             "namespaces: [{name: a, statefulsets: [{name: db, labels: {a: b}}], pods: [{name: db-0}]}]",
             "namespaces[0].pods[0].name",
         );
+        check_err(
+            "users: [{name: dev, token: t, rules: [{verbs: [get, fly], resources: [pods]}]}]",
+            "users[0].rules[0].verbs[1]",
+        );
+        check_err(
+            "users: [{name: dev, token: t, rules: [{verbs: [get], resources: [pods, widgets]}]}]",
+            "users[0].rules[0].resources[1]",
+        );
+        check_err(
+            "users: [{name: dev, token: t}, {name: ops, token: u, rules: [{verbs: [get], resources: [pods], namespaces: [Demo]}]}]",
+            "users[1].rules[0].namespaces[0]",
+        );
+        check_err("users: [{name: '', token: t}]", "users[0].name");
+        check_err(
+            "users: [{name: dev, token: t}, {name: dev, token: u}]",
+            "users[1].name",
+        );
+        check_err(
+            "users: [{name: dev, token: t, role: admin}]",
+            "unknown field",
+        );
+        check_err("users: [{name: dev}]", "missing field `token`");
+    }
+
+    #[test]
+    fn users_parse_with_rbac_defaults() {
+        let s = Scenario::from_yaml(
+            "users: [{name: dev, token: t, rules: [{verbs: [get], resources: [pods]}]}]",
+        )
+        .expect("parses");
+        let rule = &s.users[0].rules[0];
+        assert_eq!(rule.api_groups, ["*"]);
+        assert_eq!(rule.namespaces, ["*"]);
+        assert!(rule.resource_names.is_empty());
+        assert!(s.users[0].groups.is_empty());
     }
 
     #[test]
