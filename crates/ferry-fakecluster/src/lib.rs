@@ -10,6 +10,12 @@
 //! servers whose behaviour can be switched at run time with the `fake.ferry.dev/behavior`
 //! annotation.
 //!
+//! Besides the kubeconfig's own token, [`rbac`] users with limited rights can be declared
+//! (scenario `users:`, [`Options::user`]) and changed at run time
+//! ([`FakeCluster::set_user_rules`]); their requests are checked as RBAC checks them and
+//! denied with the API server's 403, and `SelfSubjectAccessReview` / `SelfSubjectReview`
+//! answer `kubectl auth can-i` and `kubectl auth whoami`.
+//!
 //! Tests and benchmarks can watch and disturb port-forwarding:
 //! [`FakeCluster::portforward_stats`] counts upgrades by [`Protocol`] and the sessions and
 //! connections open, and [`Faults`] cuts or freezes the open sessions, refuses one
