@@ -1,0 +1,13 @@
+//! A kftray JSON export (`import::kftray_json`).
+#![no_main]
+
+use ferry_core::config::import;
+use ferry_fuzz::some_words;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    some_words(import::kftray_json(text));
+});
