@@ -545,3 +545,84 @@ async fn up_without_a_file_runs_the_apps_store_with_its_kubeconfig_files() -> an
     child.wait().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_the_permissions_a_user_lacks() -> anyhow::Result<()> {
+    use ferry_fakecluster::{PolicyRule, User};
+    // `dev` may read pods and services everywhere and forward in `demo` only; nothing on
+    // EndpointSlices.
+    let dev = User::new("dev", "dev-token")
+        .rule(PolicyRule::new(
+            ["get", "list", "watch"],
+            ["pods", "services"],
+        ))
+        .rule(PolicyRule::new(["create", "get"], ["pods/portforward"]).namespaces(["demo"]));
+    let fake = FakeCluster::start(Options::default().user(dev)).await?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    fake.write_kubeconfig_for_user("dev", &kubeconfig)?;
+    let config = dir.path().join("ferry.yaml");
+    std::fs::write(
+        &config,
+        "version: 1\nforwards:\n  - {name: solo, namespace: demo, target: pod/solo, port: 9000, local_port: 0}\n  - {name: echo, namespace: demo, target: service/echo, port: 80, local_port: 0}\n  - {name: dns, namespace: kube-system, target: pod/dns, port: 53, local_port: 0}\n",
+    )?;
+    let out = Command::new(BIN)
+        .args([
+            "doctor",
+            "-c",
+            config.to_str().unwrap_or_default(),
+            "--json",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .await?;
+    let checks: Value = serde_json::from_slice(&out.stdout)?;
+    println!("{checks:#}");
+    assert!(
+        !out.status.success(),
+        "a missing permission is a failed check"
+    );
+    let find = |what: &str| {
+        checks
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|c| c["check"].as_str().is_some_and(|s| s.starts_with(what)))
+                    .cloned()
+            })
+            .unwrap_or_default()
+    };
+    let detail = |c: &Value| c["detail"].as_str().unwrap_or_default().to_string();
+    // A pod in demo needs nothing more.
+    let pod = find("permissions ferry-fake/demo (solo)");
+    assert_eq!(pod["ok"], true, "{checks}");
+    // A service needs its EndpointSlices.
+    let svc = find("permissions ferry-fake/demo (echo)");
+    assert_eq!(svc["ok"], false, "{checks}");
+    assert_eq!(
+        detail(&svc),
+        "user `dev` cannot list endpointslices.discovery.k8s.io in namespace `demo`; ask a cluster admin for a Role that grants it"
+    );
+    // No forwarding outside demo.
+    let dns = find("permissions ferry-fake/kube-system (dns)");
+    assert_eq!(dns["ok"], false, "{checks}");
+    assert!(
+        detail(&dns).starts_with(
+            "user `dev` cannot create or get pods/portforward in namespace `kube-system`; since Kubernetes 1.35"
+        ),
+        "{dns}"
+    );
+    // What only makes forwards better is a warning, once per namespace.
+    let warnings: Vec<&Value> = checks
+        .as_array()
+        .map(|a| a.iter().filter(|c| c["warn"] == true).collect())
+        .unwrap_or_default();
+    assert_eq!(warnings.len(), 2, "one warning per namespace: {checks}");
+    assert!(
+        warnings.iter().all(|w| w["ok"] == true
+            && detail(w).contains("watch endpointslices.discovery.k8s.io")),
+        "{checks}"
+    );
+    fake.shutdown().await;
+    Ok(())
+}

@@ -5,6 +5,7 @@
 //! A context that fails to build keeps its error for display and never affects the other
 //! contexts.
 
+pub mod access;
 mod exec;
 mod proxy;
 mod resolve;
@@ -182,6 +183,8 @@ pub struct ContextClient {
     pub id: u64,
     /// The sessions to pods through this client, shared by everything that uses it.
     pub tunnels: Arc<crate::sessions::Tunnels>,
+    /// What the user may do, as the API server answered, shared by the client's forwards.
+    pub access: Arc<access::Checks>,
 }
 
 /// Numbers built clients.
@@ -499,6 +502,7 @@ async fn build(
         context,
         namespace,
         tunnels: crate::sessions::Tunnels::new(client.clone()),
+        access: access::Checks::new(user.filter(|u| !u.is_empty())),
         client,
         plugin,
         id: CLIENT_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),

@@ -8,7 +8,7 @@ use tracing::{debug, info};
 
 use super::{Targets, WatchRequest, Worker};
 use crate::backoff::Backoff;
-use crate::cluster::{ResolveError, resolve};
+use crate::cluster::{ResolveError, access, resolve};
 use crate::events::ForwardState;
 
 /// How often a resolved forward re-checks its target even without a watch event.
@@ -94,7 +94,27 @@ impl Worker {
         let look = move |client: kube::Client| async move {
             resolve(&client, ns, &spec.target, &spec.port, spec.pod_port).await
         };
-        let mut result = look(cc.client.clone()).await;
+        // Whether the user may do what the forward needs is asked beside the first look,
+        // so it costs no time; an allowing answer is reused by the client's forwards.
+        let needs = access::needed(&spec.target);
+        let (mut result, access) = tokio::join!(
+            look(cc.client.clone()),
+            cc.access.check(&cc.client, ns, &needs)
+        );
+        if let Some(sentence) = access.sentence() {
+            self.targets.send_modify(|t| {
+                t.tunnels = Some(cc.tunnels.clone());
+                t.namespace = namespace.clone();
+                t.endpoints.clear();
+            });
+            self.sticky.clear();
+            self.shared.set_resolution(|r| {
+                r.state = ForwardState::Error;
+                r.error = Some(format!("context `{}`: {sentence}", cc.context));
+                r.pod = None;
+            });
+            return Err(false);
+        }
         let mut cc = cc;
         if matches!(result, Err(ResolveError::Unauthorized { .. })) {
             // Credentials expired or were revoked: rebuild the context's client (which
