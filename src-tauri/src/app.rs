@@ -1063,6 +1063,27 @@ impl AppCore {
         Ok(out)
     }
 
+    /// What the user may not do that a forward to a `kind` in `namespace` needs, as one
+    /// sentence ("user `dev` cannot create pods/portforward in namespace `demo`; …"), or
+    /// `None` when all is granted or the API server cannot say (the add dialog shows it
+    /// under the target).
+    pub async fn check_access(
+        &self,
+        context: Option<&str>,
+        namespace: Option<&str>,
+        kind: &str,
+    ) -> Result<Option<String>, AppError> {
+        let Some(needs) = ferry_core::cluster::access::needed_for_kind(kind) else {
+            return Err(AppError::invalid(
+                "kind",
+                format!("`{kind}` is not a kind; use service, deployment, statefulset or pod"),
+            ));
+        };
+        let cc = self.client(context).await?;
+        let ns = namespace.unwrap_or(&cc.namespace).to_string();
+        Ok(cc.access.check(&cc.client, &ns, &needs).await.sentence())
+    }
+
     /// Checks a forward again now (the row's Retry): its pods are resolved again and its
     /// health probed at once, instead of at the next scheduled check.
     pub async fn retry_forward(&self, name: &str) -> Result<(), AppError> {

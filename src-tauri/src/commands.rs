@@ -99,6 +99,17 @@ pub async fn list_targets(
 }
 
 #[tauri::command]
+pub async fn check_access(
+    core: Core<'_>,
+    context: Option<String>,
+    namespace: Option<String>,
+    kind: String,
+) -> Result<Option<String>> {
+    core.check_access(context.as_deref(), namespace.as_deref(), &kind)
+        .await
+}
+
+#[tauri::command]
 #[instrument(skip(core), err(Debug))]
 pub async fn test_connection(core: Core<'_>, name: String) -> Result<TestResult> {
     core.test_connection(&name).await

@@ -86,6 +86,14 @@ pub async fn call(
     match cmd {
         "get_state" => answer(core.state().await),
         "list_contexts" => answer(core.list_contexts().await?),
+        "check_access" => answer(
+            core.check_access(
+                arg::<Option<String>>(&args, "context")?.as_deref(),
+                arg::<Option<String>>(&args, "namespace")?.as_deref(),
+                &arg::<String>(&args, "kind")?,
+            )
+            .await?,
+        ),
         "set_enabled" => answer(core.set_enabled(&name()?, arg(&args, "enabled")?).await?),
         "validate_forward" => {
             answer(core.validate_forward_value(original()?.as_deref(), arg(&args, "forward")?))

@@ -132,6 +132,7 @@ pub fn run() -> ExitCode {
             commands::list_contexts,
             commands::list_namespaces,
             commands::list_targets,
+            commands::check_access,
             commands::test_connection,
             commands::retry_forward,
             commands::kubectl_command,

@@ -297,6 +297,54 @@ async fn profiles_rename_activate_and_delete() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_add_dialog_hears_what_the_user_may_not_do() {
+    use ferry_fakecluster::{PolicyRule, User};
+    // `dev` reads everything (`get` on `*` covers pods/portforward too, as in RBAC) but
+    // may create port-forwards only in `demo`.
+    let dev = User::new("dev", "dev-token")
+        .rule(PolicyRule::new(["get", "list", "watch"], ["*"]))
+        .rule(PolicyRule::new(["create", "get"], ["pods/portforward"]).namespaces(["demo"]));
+    let fake = FakeCluster::start(Options::default().user(dev))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    fake.write_kubeconfig_for_user("dev", &kubeconfig).unwrap();
+    let core = AppCore::start(AppOptions {
+        store: Some(dir.path().join("store.json")),
+        data_dir: dir.path().join("data"),
+        config_dir: dir.path().join("config"),
+        demo: false,
+        kubeconfig: Some(KubeconfigSource::from_paths(vec![kubeconfig])),
+    })
+    .await
+    .unwrap();
+    let ok = core
+        .check_access(None, Some("demo"), "service")
+        .await
+        .unwrap();
+    assert_eq!(ok, None);
+    let denied = core
+        .check_access(None, Some("kube-system"), "deployment")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        denied.starts_with(
+            "user `dev` cannot create pods/portforward in namespace `kube-system`; since Kubernetes 1.35"
+        ),
+        "{denied}"
+    );
+    let e = core
+        .check_access(None, Some("demo"), "cronjob")
+        .await
+        .unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("kind"));
+    core.shutdown().await;
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pickers_list_the_cluster() {
     let fx = Fixture::new().await;
     let core = fx.core().await;

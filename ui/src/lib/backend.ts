@@ -45,6 +45,8 @@ export interface Backend {
   listContexts(): Promise<Contexts>;
   listNamespaces(context: string | null): Promise<string[]>;
   listTargets(context: string | null, namespace: string | null, kind: Kind): Promise<TargetInfo[]>;
+  /** What the user may not do that a forward to a `kind` in the namespace needs, as one sentence; null when all is granted or the cluster cannot say. */
+  checkAccess(context: string | null, namespace: string | null, kind: Kind): Promise<string | null>;
   testConnection(name: string): Promise<TestResult>;
   /** Checks a forward again now: its pods resolved and its health probed at once. */
   retryForward(name: string): Promise<void>;
@@ -122,6 +124,7 @@ export const tauriBackend: Backend = {
   listContexts: () => call("list_contexts"),
   listNamespaces: (context) => call("list_namespaces", { context }),
   listTargets: (context, namespace, kind) => call("list_targets", { context, namespace, kind }),
+  checkAccess: (context, namespace, kind) => call("check_access", { context, namespace, kind }),
   testConnection: (name) => call("test_connection", { name }),
   retryForward: (name) => call("retry_forward", { name }),
   kubectlCommand: (name) => call("kubectl_command", { name }),

@@ -252,6 +252,21 @@ describe("add a forward", () => {
     await page.getByTestId("forward-row-big").waitFor();
   });
 
+  it("says under the target when the user may not forward in that namespace", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("add-forward").click();
+    await page.getByTestId("forward-dialog").waitFor();
+    await page.getByTestId("field-context").fill("staging");
+    await page.getByTestId("field-namespace").fill("payments");
+    expect(await textOf(page, "access-denied")).toContain("user `dev` cannot create pods/portforward in namespace `payments`");
+    expect(await a.fake((f) => f.calls.filter((c) => c.cmd === "check_access").at(-1)?.args)).toEqual({ context: "staging", namespace: "payments", kind: "service" });
+    // Where the user may forward, nothing is said.
+    await page.getByTestId("field-context").fill("ferry-fake");
+    await page.getByTestId("field-namespace").fill("demo");
+    await gone(page, "access-denied");
+  });
+
   it("shows advanced problems in the Advanced section", async () => {
     const { page } = await open();
     await page.getByTestId("add-forward").click();

@@ -70,6 +70,14 @@ export const CLUSTER: Record<string, Record<string, Record<string, TargetInfo[]>
 };
 export const CURRENT_CONTEXT = "ferry-fake";
 
+/** Namespaces where the kubeconfig's user may not forward, with what the shell says. */
+export const ACCESS_DENIED: Record<string, Record<string, string>> = {
+  staging: {
+    payments:
+      "user `dev` cannot create pods/portforward in namespace `payments`; since Kubernetes 1.35 port-forwarding needs `create` on pods/portforward, not only `get`; ask a cluster admin for a Role that grants it",
+  },
+};
+
 const DEMO_FORWARDS: Forward[] = [
   { name: "echo", context: "ferry-fake", namespace: "demo", target: "service/echo", port: 80, local_port: 18080 },
   {
@@ -523,6 +531,14 @@ export class FakeShell {
         const ctx = (a.context as string | null) ?? CURRENT_CONTEXT;
         if (!(ctx in CLUSTER)) fail("cluster", `context "${ctx}": no such context in the kubeconfig`);
         return Object.keys(CLUSTER[ctx]);
+      }
+      case "check_access": {
+        const ctx = (a.context as string | null) ?? CURRENT_CONTEXT;
+        if (!(ctx in CLUSTER)) fail("cluster", `context "${ctx}": no such context in the kubeconfig`);
+        if (!["service", "svc", "deployment", "deploy", "statefulset", "sts", "pod", "po"].includes(a.kind as string))
+          fail("invalid", `\`${a.kind}\` is not a kind; use service, deployment, statefulset or pod`, "kind");
+        const ns = (a.namespace as string | null) ?? "default";
+        return ACCESS_DENIED[ctx]?.[ns] ?? null;
       }
       case "list_targets": {
         const ctx = (a.context as string | null) ?? CURRENT_CONTEXT;
