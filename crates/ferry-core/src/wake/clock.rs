@@ -5,16 +5,17 @@
 //! |---------|---------------------------------------------|----------------------------|
 //! | Linux   | `CLOCK_MONOTONIC`                           | `CLOCK_BOOTTIME`           |
 //! | macOS   | [`std::time::Instant`] (`CLOCK_UPTIME_RAW`) | `CLOCK_MONOTONIC`          |
+//! | Windows | `QueryUnbiasedInterruptTime`                | `QueryInterruptTime`       |
 //! | others  | [`std::time::Instant`]                      | the wall clock             |
 //!
-//! On Linux and macOS neither clock is the wall clock, so setting it (by hand, or NTP
-//! stepping it) is no wake. The wall clock, the fallback elsewhere, takes a clock set
-//! forward by more than [`JUMP`] for a wake too; one set back is none.
+//! On Linux, macOS and Windows neither clock is the wall clock, so setting it (by hand,
+//! or NTP stepping it) is no wake. The wall clock, the fallback elsewhere, takes a clock
+//! set forward by more than [`JUMP`] for a wake too; one set back is none.
 //!
-//! On Windows [`std::time::Instant`] (`QueryPerformanceCounter`) counts sleep as well, so
-//! the fallback notices only the wall clock being set: the clocks that tell there
-//! (`QueryUnbiasedInterruptTime` beside `QueryInterruptTime`) and the power notifications
-//! are reached through `unsafe` calls only, which this crate forbids.
+//! On Windows [`std::time::Instant`] (`QueryPerformanceCounter`) counts sleep as well
+//! (rust-lang/rust#79462), and the interrupt-time clocks are reached through `unsafe`
+//! calls, which this crate forbids: `ferry-power` reads them
+//! ([`ferry_power::sleep_clocks`]).
 
 use std::time::Duration;
 
@@ -86,9 +87,25 @@ impl Source {
         }
     }
 
-    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    #[cfg(windows)]
     fn read(&self) -> Clocks {
-        // The wall clock is the one that runs on here.
+        match ferry_power::sleep_clocks() {
+            Some(ferry_power::Clocks { awake, passed }) => Clocks { awake, passed },
+            // Not on Windows (reading the interrupt time fails only given a null
+            // pointer); the fallback of other systems keeps this total.
+            None => self.wall(),
+        }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+    fn read(&self) -> Clocks {
+        self.wall()
+    }
+
+    /// [`std::time::Instant`] beside the wall clock, which runs on while the machine
+    /// sleeps.
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    fn wall(&self) -> Clocks {
         #[allow(clippy::disallowed_methods)]
         let wall = std::time::SystemTime::now();
         Clocks {

@@ -2,15 +2,16 @@
 //! changing. Either makes the engine check everything again at once
 //! ([`crate::Engine::recheck`]) instead of waiting for the next ping or probe.
 //!
-//! - **Wake, from the system** (Linux): logind says `PrepareForSleep(false)` on the
-//!   system bus as the machine resumes ([`logind`]). Without a system bus or logind
-//!   (containers, minimal systems) this part stays silent and the clocks below remain.
+//! - **Wake, from the system**: on Linux, logind says `PrepareForSleep(false)` on the
+//!   system bus as the machine resumes ([`logind`]); on Windows, the power manager calls
+//!   back (`PBT_APMRESUMEAUTOMATIC`, through `ferry-power`: [`power`]). Without a system
+//!   bus or logind (containers, minimal systems) or a power manager that takes the
+//!   subscription, this part stays silent and the clocks below remain.
 //! - **Wake, from the clocks**: every [`TICK`] a clock that stops while the
 //!   machine sleeps is compared with one that does not ([`clock`]). When the second moved
-//!   on more than [`JUMP`] past the first, the machine slept. On Linux and macOS both are
-//!   monotonic clocks, so setting the wall clock (by hand or NTP) is no wake; elsewhere
-//!   the second is the wall clock. On Windows the first counts sleep too, so a wake is
-//!   noticed there through the network change it brings (see [`clock`]).
+//!   on more than [`JUMP`] past the first, the machine slept. On Linux, macOS and Windows
+//!   neither is the wall clock, so setting it (by hand or NTP) is no wake; elsewhere the
+//!   second is the wall clock.
 //! - **Network change**: an address appearing or going on any interface (Wi-Fi to
 //!   Ethernet, a VPN up or down), from the system's own feed through `if-watch`: netlink
 //!   on Linux, the System Configuration dynamic store on macOS, IP interface change
@@ -22,6 +23,7 @@
 pub mod clock;
 #[cfg(target_os = "linux")]
 pub mod logind;
+pub mod power;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +79,7 @@ pub(crate) async fn watch(
     watchers.spawn(clock::watch(tx.clone()).in_current_span());
     #[cfg(target_os = "linux")]
     watchers.spawn(logind::watch(tx.clone()).in_current_span());
+    watchers.spawn(power::watch(tx.clone()).in_current_span());
     watchers.spawn(watch_network(tx, TICK).in_current_span());
     loop {
         let trigger = tokio::select! {
