@@ -24,6 +24,7 @@ pub fn typescript() -> String {
         ferry_core::events::ForwardState::decl(&cfg),
         ferry_core::events::HealthState::decl(&cfg),
         ferry_core::events::Transition::decl(&cfg),
+        ferry_core::events::IdleClosed::decl(&cfg),
         // The app's own shapes.
         crate::app::AppState::decl(&cfg),
         crate::app::KubeconfigInfo::decl(&cfg),

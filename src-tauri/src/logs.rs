@@ -108,7 +108,25 @@ fn describe(before: Option<&ForwardStatus>, now: &ForwardStatus) -> Vec<(&'stati
         let detail = now.detail.clone().unwrap_or_default();
         out.push(("info", format!("health {}: {detail}", now.health)));
     }
+    if let Some(closed) = now.idle_closed
+        && before.and_then(|b| b.idle_closed).map(|c| c.count) != Some(closed.count)
+    {
+        out.push(("info", idle_close_line(closed.quiet_ms)));
+    }
     out
+}
+
+/// What the log says when the far side closed a quiet connection.
+fn idle_close_line(quiet_ms: u64) -> String {
+    let secs = quiet_ms / 1000;
+    let quiet = match (secs / 60, secs % 60) {
+        (0, s) => format!("{s} s"),
+        (m, 0) => format!("{m} min"),
+        (m, s) => format!("{m} min {s} s"),
+    };
+    format!(
+        "the cluster closed a connection after {quiet} without traffic (its streaming idle timeout, or the server's own idle limit); new connections open at once"
+    )
 }
 
 #[cfg(test)]
@@ -142,6 +160,27 @@ mod tests {
                 "connections go to pod echo-1",
                 "state error",
                 "port 18080 is in use"
+            ]
+        );
+        // A connection closed for idleness is said once per close.
+        s.state = ForwardState::Active;
+        s.error = None;
+        s.idle_closed = Some(ferry_core::events::IdleClosed {
+            count: 1,
+            at_ms: 5,
+            quiet_ms: 300_400,
+        });
+        for _ in 0..2 {
+            logs.record(&Event::Forward {
+                status: Box::new(s.clone()),
+            });
+        }
+        let lines: Vec<String> = logs.lines("echo").into_iter().map(|l| l.message).collect();
+        assert_eq!(
+            lines[lines.len() - 2..],
+            [
+                "state active".to_string(),
+                "the cluster closed a connection after 5 min without traffic (its streaming idle timeout, or the server's own idle limit); new connections open at once".to_string()
             ]
         );
         for i in 0..200 {

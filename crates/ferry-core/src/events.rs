@@ -105,6 +105,24 @@ pub struct ForwardStatus {
     /// The local address is taken by another socket: choosing another local port fixes
     /// it. (`error` says by which process, where the system tells.)
     pub port_in_use: bool,
+    /// Connections the cluster closed after a quiet spell, the last one's figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub idle_closed: Option<IdleClosed>,
+}
+
+/// Connections the far side closed after a quiet spell: on tunnels that cannot be kept
+/// alive by pings (the WebSocket channel protocol, whose every connection is its own
+/// stream), a cluster's streaming idle timeout ends a connection nothing moved on — or the
+/// server in the pod ended it for its own idleness limit; Ferry cannot tell which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct IdleClosed {
+    /// How many so far.
+    pub count: u64,
+    /// When the last one was closed (ms since the epoch).
+    pub at_ms: u64,
+    /// How long nothing had moved on it either way.
+    pub quiet_ms: u64,
 }
 
 impl ForwardStatus {
@@ -136,6 +154,7 @@ impl ForwardStatus {
             alias_warning: None,
             exposed: false,
             port_in_use: false,
+            idle_closed: None,
         }
     }
 

@@ -393,6 +393,9 @@ async fn an_idle_timeout_ends_no_quiet_connection_and_flaps_nothing() -> anyhow:
         stats.spdy_sessions_total, 1,
         "one session all along: {stats:?}"
     );
+    let s = engine.snapshot().await?;
+    let idle_closed = s.get("echo").and_then(|s| s.idle_closed);
+    assert_eq!(idle_closed, None, "nothing was closed for idleness");
     engine.shutdown().await;
     Ok(())
 }
@@ -467,6 +470,15 @@ async fn over_the_channel_protocol_an_idle_timeout_ends_only_the_quiet_connectio
     let s = s.get("echo").expect("echo runs");
     assert_eq!(s.state, ForwardState::Active, "{s:?}");
     assert_eq!(downs(s), 0, "{s:?}");
+    // The forward says the cluster closed a connection for idleness, and after how long.
+    let closed = s.idle_closed.expect("the idle close is told");
+    println!("told: {closed:?}");
+    assert_eq!(closed.count, 1, "{closed:?}");
+    assert!(
+        (5_000..15_000).contains(&closed.quiet_ms),
+        "quiet for {} ms",
+        closed.quiet_ms
+    );
     engine.shutdown().await;
     Ok(())
 }

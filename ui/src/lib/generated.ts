@@ -247,7 +247,11 @@ exposed: boolean,
  * The local address is taken by another socket: choosing another local port fixes
  * it. (`error` says by which process, where the system tells.)
  */
-port_in_use: boolean, };
+port_in_use: boolean, 
+/**
+ * Connections the cluster closed after a quiet spell, the last one's figures.
+ */
+idle_closed?: IdleClosed, };
 
 export type ForwardState = "disabled" | "starting" | "active" | "degraded" | "reconnecting" | "error";
 
@@ -262,6 +266,20 @@ at_ms: number,
  * The code of the probe that caused it (`pause`, `resume` for the user's doing).
  */
 code: string, detail: string, };
+
+export type IdleClosed = { 
+/**
+ * How many so far.
+ */
+count: number, 
+/**
+ * When the last one was closed (ms since the epoch).
+ */
+at_ms: number, 
+/**
+ * How long nothing had moved on it either way.
+ */
+quiet_ms: number, };
 
 export type AppState = { config: Config, settings: Settings, 
 /**

@@ -484,6 +484,19 @@ describe("details", () => {
     expect(await page.getByTestId("copy-kubectl-describe").count()).toBe(0);
   });
 
+  it("says when the cluster closed a connection for idleness", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("forward-row-echo").first().getByRole("button", { name: "Details of echo" }).click();
+    await page.getByTestId("details-panel").waitFor();
+    expect(await page.getByTestId("idle-closed").count()).toBe(0);
+    await a.fake((f) => f.setForwardState("echo", "active", { idle_closed: { count: 2, at_ms: f.now() - 60_000, quiet_ms: 300_000 } }));
+    const said = await textOf(page, "idle-closed");
+    expect(said).toContain("The cluster closed 2 connections after 5m 0s without traffic");
+    expect(said).toMatch(/\(last (1m \d+s|5\ds) ago\)/);
+    expect(said).toContain("New connections open at once");
+  });
+
   it("Esc never confirms a delete; the confirm button does", async () => {
     const a = await open();
     const { page } = a;

@@ -26,6 +26,10 @@ use crate::tunnel::TunnelStream;
 /// How long a new local connection waits for a ready pod before it is closed.
 pub const WAIT_FOR_POD: Duration = Duration::from_secs(30);
 
+/// A connection on a channel tunnel that the far side ends after this long without
+/// traffic either way is counted as closed for idleness ([`crate::events::IdleClosed`]).
+const QUIET_CLOSE_NOTED: Duration = Duration::from_secs(5);
+
 /// After a client shut down its sending side, how long the pod may stay silent before the
 /// connection is closed. The WebSocket port-forward protocol cannot carry a half-close to
 /// the pod, so this is what ends such connections when the pod never closes.
@@ -483,8 +487,10 @@ async fn splice(
         loop {
             let n = buf.read(&mut tr).await?;
             if n == 0 {
+                // How long nothing had moved when the far side ended.
+                let quiet = elapsed_ms().saturating_sub(last_any.load(Ordering::Relaxed));
                 lw.shutdown().await?;
-                return Ok::<_, io::Error>(());
+                return Ok::<_, io::Error>(Duration::from_millis(quiet));
             }
             lw.write_all(buf.filled(n)).await?;
             shared.received(n);
@@ -506,7 +512,17 @@ async fn splice(
             }
         };
         tokio::select! {
-            r = &mut down => return r,
+            r = &mut down => {
+                let quiet = r?;
+                // A channel tunnel cannot be kept alive by pings: the cluster's streaming
+                // idle timeout ends a connection nothing moved on (so may the server's own
+                // idle limit). Said on the forward, so a dropped psql session is explained.
+                if !half_close && !client_eof && quiet >= QUIET_CLOSE_NOTED {
+                    debug!(quiet = ?quiet, "the far side closed a quiet connection");
+                    shared.note_idle_close(quiet);
+                }
+                return Ok(());
+            }
             r = &mut up, if !client_eof => {
                 r?;
                 client_eof = true;

@@ -20,7 +20,7 @@ use super::status::{
     Alias, Health, Inputs, Listener, Resolution, Shown, Traffic, compose, url_scheme,
 };
 use crate::config::Forward;
-use crate::events::{ForwardStatus, now_ms};
+use crate::events::{ForwardStatus, IdleClosed, now_ms};
 use crate::health::Checker;
 
 /// What a worker shares with the manager and the health monitor.
@@ -62,6 +62,11 @@ struct Counters {
     last_used_ms: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// Connections the far side closed after a quiet spell; the last one's time (ms since
+    /// the epoch) and quiet spell (ms). The time is written last and read first.
+    idle_closes: AtomicU64,
+    idle_close_quiet_ms: AtomicU64,
+    idle_close_at_ms: AtomicU64,
 }
 
 impl Counters {
@@ -71,6 +76,14 @@ impl Counters {
             total_connections: self.conns_total.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            idle_closed: match self.idle_closes.load(Ordering::Acquire) {
+                0 => None,
+                count => Some(IdleClosed {
+                    count,
+                    at_ms: self.idle_close_at_ms.load(Ordering::Acquire),
+                    quiet_ms: self.idle_close_quiet_ms.load(Ordering::Relaxed),
+                }),
+            },
         }
     }
 }
@@ -186,6 +199,17 @@ impl WorkerShared {
     /// Records why the alias could not be published (`None`: it is). The manager's only.
     pub(crate) fn set_alias_warning(&self, warning: Option<String>) {
         self.alias.lock().warning = warning;
+        self.refresh(None);
+    }
+
+    /// Counts a connection the far side closed after `quiet` without traffic either way
+    /// (see [`IdleClosed`]), and says so at once.
+    pub(crate) fn note_idle_close(&self, quiet: Duration) {
+        let c = &self.counters;
+        c.idle_close_quiet_ms
+            .store(quiet.as_millis() as u64, Ordering::Relaxed);
+        c.idle_close_at_ms.store(now_ms(), Ordering::Release);
+        c.idle_closes.fetch_add(1, Ordering::Release);
         self.refresh(None);
     }
 

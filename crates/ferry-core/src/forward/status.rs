@@ -9,7 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::config::{Forward, PortRef, ProbeKind};
-use crate::events::{ForwardState, ForwardStatus};
+use crate::events::{ForwardState, ForwardStatus, IdleClosed};
 use crate::health::{HealthState, Transition};
 
 /// What cluster access found. Written by the resolver only.
@@ -117,6 +117,7 @@ pub(crate) struct Traffic {
     pub total_connections: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    pub idle_closed: Option<IdleClosed>,
 }
 
 /// What was shown before: the state and since when, and the most recent problem.
@@ -233,6 +234,7 @@ pub(crate) fn compose(inputs: &Inputs<'_>, before: &Shown, now_ms: u64) -> Forwa
         alias_warning: alias.warning.clone(),
         exposed: alias.exposed,
         port_in_use: listener.port_in_use,
+        idle_closed: traffic.idle_closed,
     }
 }
 
@@ -678,6 +680,11 @@ mod tests {
             total_connections: 9,
             bytes_in: 300,
             bytes_out: 40,
+            idle_closed: Some(IdleClosed {
+                count: 1,
+                at_ms: 7,
+                quiet_ms: 300_000,
+            }),
         };
         let inputs = Inputs {
             name: "echo",
@@ -697,6 +704,10 @@ mod tests {
         assert_eq!(
             (s.connections, s.total_connections, s.bytes_in, s.bytes_out),
             (2, 9, 300, 40)
+        );
+        assert_eq!(
+            s.idle_closed.map(|i| (i.count, i.quiet_ms)),
+            Some((1, 300_000))
         );
         assert_eq!(s.history, health.history);
         assert_eq!(s.forward, "echo");
