@@ -186,6 +186,8 @@ fn main() -> ExitCode {
             EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a terminal: a log redirected to a file stays plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     ferry_core::ports::raise_open_files_limit();
     let cli = Cli::parse();

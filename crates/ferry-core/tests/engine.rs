@@ -133,6 +133,46 @@ async fn a_service_forward_can_name_the_pods_port() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_target_being_replaced_is_reconnecting_never_an_error() -> anyhow::Result<()> {
+    use ferry_core::events::Event;
+    let f = fake("ferry-fake").await?;
+    let engine = Engine::start(
+        config(vec![fwd("db", "pod/db-0", PortRef::Number(5432))]),
+        options(vec![f.kubeconfig.clone()]),
+    )?;
+    let addr = active(&engine, "db").await?;
+    let mut sub = engine.subscribe();
+    f.fake.cluster().delete_pod("demo", "db-0")?;
+    // Every state the forward passes through until it carries bytes again.
+    let mut states = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        anyhow::ensure!(Instant::now() < deadline, "never back: {states:?}");
+        match timeout(Duration::from_millis(200), sub.events.recv()).await {
+            Ok(Ok(Event::Forward { status })) if status.forward == "db" => {
+                if states.last() != Some(&status.state) {
+                    states.push(status.state);
+                }
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                anyhow::bail!("events ended")
+            }
+            _ => {}
+        }
+        if states.contains(&ForwardState::Reconnecting)
+            && states.last() == Some(&ForwardState::Active)
+        {
+            break;
+        }
+    }
+    println!("states while db-0 was replaced: {states:?}");
+    assert!(!states.contains(&ForwardState::Error), "{states:?}");
+    assert_eq!(echo_once(addr, b"back").await?, b"back");
+    engine.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_pod_is_replaced_without_dropping_the_port() -> anyhow::Result<()> {
     let f = fake("ferry-fake").await?;
     let engine = Engine::start(

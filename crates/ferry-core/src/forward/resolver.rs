@@ -14,6 +14,10 @@ use crate::events::ForwardState;
 /// How often a resolved forward re-checks its target even without a watch event.
 const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 
+/// A pod target that resolved this recently and is now not found is taken as being
+/// replaced (a StatefulSet's pod comes back under its name): `reconnecting`, not `error`.
+const POD_REPLACED_WITHIN: Duration = Duration::from_secs(60);
+
 /// How long a forward that needs the user waits before trying again on its own.
 const RETRY_ERROR_EVERY: Duration = Duration::from_secs(15);
 
@@ -22,14 +26,17 @@ impl Worker {
     pub(super) async fn resolver_loop(&self) {
         let mut backoff = Backoff::forward();
         let mut changes: Option<(String, String, watch::Receiver<u64>)> = None;
+        let mut last_ok: Option<tokio::time::Instant> = None;
         loop {
+            let recently = last_ok.is_some_and(|t| t.elapsed() < POD_REPLACED_WITHIN);
             let resolved = tokio::select! {
                 () = self.token.cancelled() => return,
-                r = self.resolve_once(&mut changes) => r,
+                r = self.resolve_once(&mut changes, recently) => r,
             };
             let wait = match resolved {
                 Ok(()) => {
                     backoff.reset();
+                    last_ok = Some(tokio::time::Instant::now());
                     RESOLVE_EVERY
                 }
                 Err(retryable) if retryable => backoff.next_delay(),
@@ -61,6 +68,7 @@ impl Worker {
     async fn resolve_once(
         &self,
         changes: &mut Option<(String, String, watch::Receiver<u64>)>,
+        recently_resolved: bool,
     ) -> Result<(), bool> {
         let cc = match self.pool.client(self.spec.context.as_deref()).await {
             Ok(cc) => cc,
@@ -151,7 +159,12 @@ impl Worker {
                 Ok(())
             }
             Err(e) => {
-                let retryable = e.is_retryable();
+                // A pod that was there a moment ago and is gone is being replaced (a
+                // StatefulSet's pod keeps its name): wait for it rather than ask the user.
+                let replaced = matches!(e, ResolveError::NotFound { .. })
+                    && matches!(spec.target, crate::config::Target::Pod(_))
+                    && recently_resolved;
+                let retryable = e.is_retryable() || replaced;
                 // On API trouble keep the last endpoints: tunnels may still work.
                 if !matches!(e, ResolveError::Api { .. }) {
                     self.targets.send_modify(|t| {
