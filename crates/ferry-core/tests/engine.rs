@@ -149,10 +149,10 @@ async fn a_pod_target_being_replaced_is_reconnecting_never_an_error() -> anyhow:
     loop {
         anyhow::ensure!(Instant::now() < deadline, "never back: {states:?}");
         match timeout(Duration::from_millis(200), sub.events.recv()).await {
-            Ok(Ok(Event::Forward { status })) if status.forward == "db" => {
-                if states.last() != Some(&status.state) {
-                    states.push(status.state);
-                }
+            Ok(Ok(Event::Forward { status }))
+                if status.forward == "db" && states.last() != Some(&status.state) =>
+            {
+                states.push(status.state);
             }
             Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
                 anyhow::bail!("events ended")
