@@ -542,8 +542,27 @@ async fn connect_proxy() -> anyhow::Result<(
 /// API requests (at least one more tunnel), and the forward carries bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kubeconfigs_proxy_url_carries_api_calls_and_upgrades() -> anyhow::Result<()> {
-    let f = fake("ferry-fake").await?;
     let (proxy, tunnels, proxy_task) = connect_proxy().await?;
+    through_proxy(&format!("http://{proxy}"), &tunnels).await?;
+    proxy_task.abort();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socks5_proxy_url_carries_api_calls_and_upgrades() -> anyhow::Result<()> {
+    let (proxy, tunnels, proxy_task) = socks5_proxy().await?;
+    through_proxy(&format!("socks5://{proxy}"), &tunnels).await?;
+    proxy_task.abort();
+    Ok(())
+}
+
+/// Forwards work with the kubeconfig's cluster behind `proxy_url`, and every upgrade and
+/// the API requests went through the proxy (which counts its `tunnels`).
+async fn through_proxy(
+    proxy_url: &str,
+    tunnels: &std::sync::atomic::AtomicUsize,
+) -> anyhow::Result<()> {
+    let f = fake("ferry-fake").await?;
     let text = std::fs::read_to_string(&f.kubeconfig)?;
     let mut doc: serde_norway::Value = serde_norway::from_str(&text)?;
     let clusters = doc
@@ -552,7 +571,7 @@ async fn a_kubeconfigs_proxy_url_carries_api_calls_and_upgrades() -> anyhow::Res
         .ok_or_else(|| anyhow::anyhow!("no clusters in the kubeconfig"))?;
     for c in clusters {
         if let Some(cluster) = c.get_mut("cluster").and_then(|c| c.as_mapping_mut()) {
-            cluster.insert("proxy-url".into(), format!("http://{proxy}").into());
+            cluster.insert("proxy-url".into(), proxy_url.into());
         }
     }
     std::fs::write(&f.kubeconfig, serde_norway::to_string(&doc)?)?;
@@ -575,14 +594,91 @@ async fn a_kubeconfigs_proxy_url_carries_api_calls_and_upgrades() -> anyhow::Res
         .map(|&p| stats.upgrades.get(p))
         .sum();
     let through = tunnels.load(std::sync::atomic::Ordering::SeqCst) as u64;
+    println!("{proxy_url}: {through} tunnels for {upgrades} upgrades and the API requests");
     assert!(upgrades >= 1, "{stats:?}");
     assert!(
         through > upgrades,
         "the proxy made {through} tunnels for {upgrades} upgrades and the API requests"
     );
     engine.shutdown().await;
-    proxy_task.abort();
     Ok(())
+}
+
+/// A small SOCKS5 proxy on loopback (RFC 1928, no authentication, CONNECT to an IPv4
+/// address or a name): tunnels each connection to its target and counts them.
+async fn socks5_proxy() -> anyhow::Result<(
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tokio::task::JoinHandle<()>,
+)> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let tunnels = Arc::new(AtomicUsize::new(0));
+    let count = tunnels.clone();
+    async fn serve(mut client: TcpStream, count: &AtomicUsize) -> std::io::Result<()> {
+        // Greeting: version 5, the methods offered; "no authentication" is chosen.
+        let mut head = [0u8; 2];
+        client.read_exact(&mut head).await?;
+        let mut methods = vec![0u8; head[1] as usize];
+        client.read_exact(&mut methods).await?;
+        if head[0] != 5 || !methods.contains(&0) {
+            client.write_all(&[5, 0xff]).await?;
+            return Ok(());
+        }
+        client.write_all(&[5, 0]).await?;
+        // Request: version, CONNECT, reserved, address type, address, port.
+        let mut req = [0u8; 4];
+        client.read_exact(&mut req).await?;
+        let host = match req[3] {
+            1 => {
+                let mut ip = [0u8; 4];
+                client.read_exact(&mut ip).await?;
+                std::net::Ipv4Addr::from(ip).to_string()
+            }
+            3 => {
+                let mut len = [0u8; 1];
+                client.read_exact(&mut len).await?;
+                let mut name = vec![0u8; len[0] as usize];
+                client.read_exact(&mut name).await?;
+                String::from_utf8_lossy(&name).into_owned()
+            }
+            _ => {
+                // Address type not supported.
+                client.write_all(&[5, 8, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+                return Ok(());
+            }
+        };
+        let mut port = [0u8; 2];
+        client.read_exact(&mut port).await?;
+        let port = u16::from_be_bytes(port);
+        if req[1] != 1 {
+            client.write_all(&[5, 7, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+            return Ok(());
+        }
+        let mut upstream = match TcpStream::connect((host.as_str(), port)).await {
+            Ok(s) => s,
+            Err(_) => {
+                client.write_all(&[5, 5, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+                return Ok(());
+            }
+        };
+        count.fetch_add(1, Ordering::SeqCst);
+        client.write_all(&[5, 0, 0, 1, 127, 0, 0, 1, 0, 0]).await?;
+        tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+        Ok(())
+    }
+    let task = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        while let Ok((client, _)) = listener.accept().await {
+            let count = count.clone();
+            conns.spawn(async move {
+                let _ = serve(client, &count).await;
+            });
+        }
+    });
+    Ok((addr, tunnels, task))
 }
 
 /// After a wake or a network change (`Engine::recheck`, what the wake watcher calls) with
