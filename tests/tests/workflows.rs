@@ -30,7 +30,10 @@ fn workflows_pass_actionlint() {
         .map(|p| p.strip_prefix(&root).expect("under the root").to_path_buf())
         .collect();
     workflows.sort();
-    assert!(!workflows.is_empty(), "no workflow files in .github/workflows");
+    assert!(
+        !workflows.is_empty(),
+        "no workflow files in .github/workflows"
+    );
 
     let version = Command::new("actionlint").arg("-version").output();
     let version = match version {
