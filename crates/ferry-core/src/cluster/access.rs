@@ -38,8 +38,9 @@ use tracing::debug;
 
 use crate::config::Target;
 
-/// How long an answer that allows everything is trusted. A denial is asked again each
-/// time (a forward in error retries every 15 s, so a granted role shows within that).
+/// How long an answer that allows everything (or could not say) is kept. A denial is asked
+/// again each time (a forward in error retries every 15 s, so a granted role shows within
+/// that).
 pub const ALLOWED_FOR: Duration = Duration::from_secs(300);
 
 /// How long to wait for the reviews before going ahead without them.
@@ -235,8 +236,8 @@ impl Checks {
         })
     }
 
-    /// Whether the user may do all of `permissions` in `namespace`. An allowing answer is
-    /// reused for [`ALLOWED_FOR`]; a denial or an unknown answer is asked again next time.
+    /// Whether the user may do all of `permissions` in `namespace`. An allowing or unknown
+    /// answer is reused for [`ALLOWED_FOR`]; a denial is asked again next time.
     pub async fn check(
         &self,
         client: &kube::Client,
@@ -247,11 +248,14 @@ impl Checks {
         key_perms.sort();
         key_perms.dedup();
         let key = (namespace.to_string(), key_perms);
+        // A denial is asked again every time (a granted role shows at the next retry);
+        // the other answers are kept a while, so a server without reviews is not asked
+        // at every resolution.
         if let Some(c) = self.answers.lock().get(&key)
-            && c.answer == Answer::Allowed
+            && !matches!(c.answer, Answer::Denied { .. })
             && c.at.elapsed() < ALLOWED_FOR
         {
-            return Answer::Allowed;
+            return c.answer.clone();
         }
         let answer =
             match tokio::time::timeout(REVIEW_TIMEOUT, self.ask(client, namespace, permissions))
