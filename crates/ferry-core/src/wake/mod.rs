@@ -81,6 +81,7 @@ pub(crate) async fn watch(
     watchers.spawn(logind::watch(tx.clone()).in_current_span());
     watchers.spawn(power::watch(tx.clone()).in_current_span());
     watchers.spawn(watch_network(tx, TICK).in_current_span());
+    let mut last_wake: Option<tokio::time::Instant> = None;
     loop {
         let trigger = tokio::select! {
             () = token.cancelled() => break,
@@ -89,6 +90,15 @@ pub(crate) async fn watch(
                 None => break,
             },
         };
+        let now = tokio::time::Instant::now();
+        if same_wake(trigger, last_wake, now) {
+            // logind said it at once; the clocks say it again up to a tick later.
+            debug!("a wake already checked");
+            continue;
+        }
+        if trigger == Trigger::Woke {
+            last_wake = Some(now);
+        }
         // Changes that come together make one check.
         tokio::time::sleep(SETTLE).await;
         while rx.try_recv().is_ok() {}
@@ -100,6 +110,20 @@ pub(crate) async fn watch(
         }
     }
 }
+
+/// Whether `trigger` is a wake already checked: one heard within [`ONE_WAKE`] of the last
+/// (each source that tells of a wake says it once; logind at once, the clocks up to a
+/// [`TICK`] later). A network change is always news.
+fn same_wake(
+    trigger: Trigger,
+    last_wake: Option<tokio::time::Instant>,
+    now: tokio::time::Instant,
+) -> bool {
+    trigger == Trigger::Woke && last_wake.is_some_and(|at| now.duration_since(at) < ONE_WAKE)
+}
+
+/// Wakes told closer together than this are one wake.
+pub const ONE_WAKE: Duration = Duration::from_secs(10);
 
 /// Says [`Trigger::NetworkChanged`] when an address comes or goes on any interface. The
 /// addresses the feed lists within `quiet` of the start are what was there, not changes
@@ -128,6 +152,34 @@ pub async fn watch_network(tx: mpsc::Sender<Trigger>, quiet: Duration) {
                 debug!(error = %e, "the feed of network changes failed");
                 return;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wake_told_twice_is_checked_once() {
+        let t0 = tokio::time::Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // (trigger, last wake checked, now) ⇒ already checked
+        let table = [
+            (Trigger::Woke, None, at(0), false),
+            (Trigger::Woke, Some(at(0)), at(2), true),
+            (Trigger::Woke, Some(at(0)), at(9), true),
+            (Trigger::Woke, Some(at(0)), at(10), false),
+            (Trigger::Woke, Some(at(0)), at(3600), false),
+            (Trigger::NetworkChanged, Some(at(0)), at(1), false),
+            (Trigger::NetworkChanged, None, at(1), false),
+        ];
+        for (trigger, last, now, expect) in table {
+            assert_eq!(
+                same_wake(trigger, last, now),
+                expect,
+                "{trigger:?} after {last:?} at {now:?}"
+            );
         }
     }
 }
