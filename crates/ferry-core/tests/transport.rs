@@ -761,7 +761,7 @@ async fn while_the_cluster_is_unreachable_no_forward_is_active() -> anyhow::Resu
     for &addr in &addrs {
         assert_eq!(echo_once(addr, b"before").await?, b"before");
     }
-    let outage = Duration::from_secs(5);
+    let outage = Duration::from_secs(20); // a dropped VPN
     f.fake.faults().refuse_connections(outage);
     let started = Instant::now();
     engine.recheck("the network changed").await?;
