@@ -3,6 +3,7 @@
 // Tests and `npm run dev` in a plain browser install an in-memory fake behind the same
 // IPC (see tests/fake), so this file is exercised as it is in the app.
 
+import { getVersion } from "@tauri-apps/api/app";
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
@@ -47,6 +48,8 @@ export interface Backend {
   listTargets(context: string | null, namespace: string | null, kind: Kind): Promise<TargetInfo[]>;
   /** What the user may not do that a forward to a `kind` in the namespace needs, as one sentence; null when all is granted or the cluster cannot say. */
   checkAccess(context: string | null, namespace: string | null, kind: Kind): Promise<string | null>;
+  /** Ferry's version (the workspace's, as `ferry --version` and the packages say). */
+  appVersion(): Promise<string>;
   testConnection(name: string): Promise<TestResult>;
   /** Checks a forward again now: its pods resolved and its health probed at once. */
   retryForward(name: string): Promise<void>;
@@ -125,6 +128,7 @@ export const tauriBackend: Backend = {
   listNamespaces: (context) => call("list_namespaces", { context }),
   listTargets: (context, namespace, kind) => call("list_targets", { context, namespace, kind }),
   checkAccess: (context, namespace, kind) => call("check_access", { context, namespace, kind }),
+  appVersion: () => getVersion(),
   testConnection: (name) => call("test_connection", { name }),
   retryForward: (name) => call("retry_forward", { name }),
   kubectlCommand: (name) => call("kubectl_command", { name }),

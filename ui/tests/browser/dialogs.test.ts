@@ -626,6 +626,14 @@ describe("profiles, import, settings", () => {
     expect(await b.page.getByTestId("no-tray").count()).toBe(0);
   });
 
+  it("says which Ferry this is at the foot of the settings", async () => {
+    const a = await open();
+    const { page } = a;
+    await page.getByTestId("open-settings").click();
+    await page.getByTestId("settings-dialog").waitFor();
+    expect(await textOf(page, "about")).toBe("Ferry 0.1.0 · Apache-2.0");
+  });
+
   it("saves settings and shows a refused kubeconfig path", async () => {
     const a = await open();
     const { page } = a;

@@ -70,6 +70,9 @@ export const CLUSTER: Record<string, Record<string, Record<string, TargetInfo[]>
 };
 export const CURRENT_CONTEXT = "ferry-fake";
 
+/** What the fake shell says Ferry's version is. */
+export const FERRY_VERSION = "0.1.0";
+
 /** Namespaces where the kubeconfig's user may not forward, with what the shell says. */
 export const ACCESS_DENIED: Record<string, Record<string, string>> = {
   staging: {
@@ -626,6 +629,9 @@ export class FakeShell {
       case "quit":
         this.quits++;
         return null;
+      // Tauri's own: the app's version (`getVersion`).
+      case "plugin:app|version":
+        return FERRY_VERSION;
       default:
         fail("engine", `unknown command ${cmd}`);
     }
