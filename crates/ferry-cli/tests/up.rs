@@ -455,6 +455,18 @@ async fn a_kftray_export_imports_into_forwards_that_echo() -> anyhow::Result<()>
     Ok(())
 }
 
+/// The first of `ferry doctor --json`'s checks whose name starts with `what` (null if none).
+fn doctor_check(checks: &Value, what: &str) -> Value {
+    checks
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|c| c["check"].as_str().is_some_and(|s| s.starts_with(what)))
+                .cloned()
+        })
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_checks_contexts_and_ports() -> anyhow::Result<()> {
     let (_fake, dir) = fake().await?;
@@ -479,16 +491,7 @@ async fn doctor_checks_contexts_and_ports() -> anyhow::Result<()> {
         .await?;
     assert!(!out.status.success(), "a port in use is a failed check");
     let checks: Value = serde_json::from_slice(&out.stdout)?;
-    let find = |what: &str| {
-        checks
-            .as_array()
-            .and_then(|a| {
-                a.iter()
-                    .find(|c| c["check"].as_str().is_some_and(|s| s.starts_with(what)))
-                    .cloned()
-            })
-            .unwrap_or_default()
-    };
+    let find = |what: &str| doctor_check(&checks, what);
     assert_eq!(find("kubeconfig")["ok"], true, "{checks}");
     let ctx = find("context ferry-fake");
     assert_eq!(ctx["ok"], true, "{checks}");
@@ -582,16 +585,7 @@ async fn doctor_names_the_permissions_a_user_lacks() -> anyhow::Result<()> {
         !out.status.success(),
         "a missing permission is a failed check"
     );
-    let find = |what: &str| {
-        checks
-            .as_array()
-            .and_then(|a| {
-                a.iter()
-                    .find(|c| c["check"].as_str().is_some_and(|s| s.starts_with(what)))
-                    .cloned()
-            })
-            .unwrap_or_default()
-    };
+    let find = |what: &str| doctor_check(&checks, what);
     let detail = |c: &Value| c["detail"].as_str().unwrap_or_default().to_string();
     // A pod in demo needs nothing more.
     let pod = find("permissions ferry-fake/demo (solo)");

@@ -13,7 +13,6 @@ mod common;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::Command;
 use std::time::Duration;
 
 use common::{active, config, echo_once, fake, fwd, options, wait_for};
@@ -24,34 +23,18 @@ use mdns_sd::{HostnameResolutionEvent, ServiceDaemon, ServiceEvent, ServiceInfo}
 
 const INSIDE: &str = "FERRY_TEST_NETNS";
 
-/// Runs `test` in a fresh network namespace. Returns true when already inside it (the
-/// caller goes on with the test), false after the namespaced run passed.
+/// Runs `test` in a network namespace of its own with multicast on `lo` (see
+/// [`common::in_netns`]).
 fn in_netns(test: &str) -> bool {
-    if std::env::var_os(INSIDE).is_some() {
-        for args in [
-            &["link", "set", "lo", "up"][..],
-            &["link", "set", "lo", "multicast", "on"][..],
-            &["route", "add", "224.0.0.0/4", "dev", "lo"][..],
-        ] {
-            let status = Command::new("ip").args(args).status().expect("ip runs");
-            assert!(status.success(), "ip {args:?} failed inside the namespace");
-        }
-        return true;
-    }
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let status = Command::new("unshare")
-        .arg("--net")
-        .arg("--")
-        .arg(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(INSIDE, "1")
-        .status()
-        .expect("unshare runs (the tests need root or user namespaces)");
-    assert!(
-        status.success(),
-        "{test} failed inside its network namespace"
-    );
-    false
+    common::in_netns(
+        test,
+        INSIDE,
+        &[
+            &["link", "set", "lo", "up"],
+            &["link", "set", "lo", "multicast", "on"],
+            &["route", "add", "224.0.0.0/4", "dev", "lo"],
+        ],
+    )
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -12,6 +12,8 @@
 // Child processes are awaited outside the runtime: the standard clock bounds those waits.
 #![allow(clippy::disallowed_methods)]
 
+mod common;
+
 use std::time::Duration;
 
 use ferry_core::wake::{Clocks, JUMP, slept};
@@ -172,27 +174,9 @@ mod netns {
 
     const INSIDE: &str = "FERRY_TEST_WAKE_NETNS";
 
-    /// Runs `test` in a fresh network namespace with `lo` up. Returns true when already
-    /// inside it (the caller goes on with the test), false after the namespaced run passed.
+    /// Runs `test` in a network namespace of its own with `lo` up.
     fn in_netns(test: &str) -> bool {
-        if std::env::var_os(INSIDE).is_some() {
-            ip(&["link", "set", "lo", "up"]);
-            return true;
-        }
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let status = Command::new("unshare")
-            .arg("--net")
-            .arg("--")
-            .arg(exe)
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
-            .env(INSIDE, "1")
-            .status()
-            .expect("unshare runs (the test needs root or user namespaces)");
-        assert!(
-            status.success(),
-            "{test} failed inside its network namespace (try: unshare --net ip link)"
-        );
-        false
+        super::common::in_netns(test, INSIDE, &[&["link", "set", "lo", "up"]])
     }
 
     fn ip(args: &[&str]) {

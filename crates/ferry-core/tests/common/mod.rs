@@ -159,3 +159,32 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     timeout(Duration::from_secs(10), s.read_to_string(&mut text)).await??;
     Ok(text)
 }
+
+/// Runs the test named `test` again in a network namespace of its own (`unshare --net`),
+/// with the environment variable `inside` set there. Inside it, runs each `ip` command of
+/// `setup` and returns true (the caller goes on with the test); outside, returns false
+/// once the namespaced run passed. Nothing reaches the machine's own interfaces.
+pub fn in_netns(test: &str, inside: &str, setup: &[&[&str]]) -> bool {
+    use std::process::Command;
+    if std::env::var_os(inside).is_some() {
+        for args in setup {
+            let status = Command::new("ip").args(*args).status().expect("ip runs");
+            assert!(status.success(), "ip {args:?} failed inside the namespace");
+        }
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let status = Command::new("unshare")
+        .arg("--net")
+        .arg("--")
+        .arg(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(inside, "1")
+        .status()
+        .expect("unshare runs (the test needs root or user namespaces)");
+    assert!(
+        status.success(),
+        "{test} failed inside its network namespace (try: unshare --net ip link)"
+    );
+    false
+}
