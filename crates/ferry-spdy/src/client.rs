@@ -96,17 +96,28 @@ pub enum OpenError {
     Exhausted,
 }
 
-/// The error a connection fails with when its session ended: its reason, and whether the
+/// The error a connection fails with when its session ended: its reason, whether the
 /// server went silent (no answer to a ping), in which case nothing written since reached
-/// the pod as far as anyone can tell.
+/// the pod as far as anyone can tell, and whether the server had not yet accepted the
+/// connection's data stream (no SYN_REPLY), in which case nothing of it reached the pod.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{why}")]
 pub struct SessionLost {
     pub why: String,
     pub silent: bool,
+    /// The session ended before the server replied to the connection's data stream: the
+    /// server (kubelet) replies as it accepts a stream, before any of its bytes go to the
+    /// pod.
+    pub unaccepted: bool,
 }
 
 impl SessionLost {
+    /// Whether nothing written on the connection can have reached the pod: the session
+    /// went silent, or ended before the server accepted the connection.
+    pub fn undelivered(&self) -> bool {
+        self.silent || self.unaccepted
+    }
+
     /// The session loss behind `e`, if that is what it is.
     pub fn of(e: &io::Error) -> Option<&SessionLost> {
         e.get_ref().and_then(|r| r.downcast_ref::<SessionLost>())
@@ -204,6 +215,8 @@ struct Conn {
 struct Recv {
     chunks: VecDeque<Bytes>,
     len: usize,
+    /// The server replied to the data stream (SYN_REPLY): it took the connection.
+    accepted: bool,
     /// The pod ended its side (FIN on the data stream).
     data_fin: bool,
     /// Text the server wrote on the error stream.
@@ -493,12 +506,15 @@ fn end(core: &Core, why: &str, silent: bool) {
         }
         st.streams.drain().map(|(_, c)| c).collect()
     };
-    let lost = SessionLost {
-        why: why.to_string(),
-        silent,
-    };
     for conn in conns {
-        conn.recv.lock().fail(Failure::Session(lost.clone()));
+        let mut recv = conn.recv.lock();
+        let lost = SessionLost {
+            why: why.to_string(),
+            silent,
+            unaccepted: !recv.accepted,
+        };
+        recv.fail(Failure::Session(lost));
+        drop(recv);
         conn.room.notify_one();
     }
     core.blocked.store(false, Ordering::SeqCst);
@@ -592,8 +608,14 @@ async fn handle(core: &Core, event: Event) {
                     .ctl
                     .send(Ctl::Frame(frame::rst_stream(stream, rst::REFUSED_STREAM)));
             }
-            Control::SynReply { .. }
-            | Control::Headers { .. }
+            Control::SynReply { stream } => {
+                if let Some(conn) = conn_of(core, stream)
+                    && stream == conn.data_id
+                {
+                    conn.recv.lock().accepted = true;
+                }
+            }
+            Control::Headers { .. }
             | Control::Settings
             | Control::WindowUpdate { .. }
             | Control::Unknown(_) => {}

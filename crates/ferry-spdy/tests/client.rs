@@ -288,3 +288,44 @@ async fn a_session_of_brief_connections_closes_at_its_next_look() {
     );
     answering.abort();
 }
+
+/// A session cut by the server says, per connection, whether the server had taken it
+/// (replied to its data stream): one it had not took nothing to the pod and may be sent
+/// again; one it had may have.
+#[tokio::test]
+async fn a_cut_session_says_which_connections_the_server_never_took() {
+    let (session, mut server) = pair(Config::default());
+    let mut taken = session.open(8080).expect("open");
+    server.accept().await;
+    taken.write_all(b"GET /").await.expect("write");
+    // Opened, its SYN_STREAMs read, but never replied to.
+    let mut untaken = session.open(8080).expect("open");
+    let mut syns = 0;
+    while syns < 2 {
+        if let Control::SynStream { .. } = server.control().await {
+            syns += 1;
+        }
+    }
+    untaken.write_all(b"GET /").await.expect("write");
+    drop(server);
+    session.ended().await;
+    let mut buf = [0u8; 1];
+    let err = taken
+        .read(&mut buf)
+        .await
+        .expect_err("the connection failed");
+    let lost = SessionLost::of(&err).expect("a session loss");
+    assert!(
+        !lost.silent && !lost.unaccepted && !lost.undelivered(),
+        "{lost:?}"
+    );
+    let err = untaken
+        .read(&mut buf)
+        .await
+        .expect_err("the connection failed");
+    let lost = SessionLost::of(&err).expect("a session loss");
+    assert!(
+        !lost.silent && lost.unaccepted && lost.undelivered(),
+        "{lost:?}"
+    );
+}

@@ -190,13 +190,15 @@ impl Connection {
                 Settled::Answered(tunnel, first) => break (tunnel, first),
                 Settled::Committed(tunnel) => break (tunnel, Vec::new()),
                 Settled::Quiet => return Ok(()),
-                // The session went silent (a dead NAT, a laptop that slept): nothing
-                // sent since reached the pod, so the start is sent again on a fresh one.
+                // The session went silent (a dead NAT, a laptop that slept), or ended
+                // before the server took the connection (cut an instant after it was
+                // opened on it): nothing sent reached the pod, so the start is sent
+                // again on a fresh one.
                 Settled::Lost(e)
-                    if start.replayable && replays < MAX_REPLAYS && lost_in_silence(&e) =>
+                    if start.replayable && replays < MAX_REPLAYS && lost_undelivered(&e) =>
                 {
                     replays += 1;
-                    debug!(pod.name = %pod, error = %e, "the session went silent before the pod answered; moving on");
+                    debug!(pod.name = %pod, error = %e, "the session ended before anything reached the pod; moving on");
                 }
                 Settled::Lost(e)
                     if start.replayable && replays < MAX_REPLAYS && self.pod_went(&pod).await =>
@@ -357,9 +359,10 @@ impl Growing {
     }
 }
 
-/// Whether `e` is the loss of a SPDY session that stopped answering pings.
-fn lost_in_silence(e: &io::Error) -> bool {
-    ferry_spdy::client::SessionLost::of(e).is_some_and(|l| l.silent)
+/// Whether `e` is the loss of a SPDY session that took nothing of the connection to the
+/// pod: it stopped answering pings, or ended before the server accepted the connection.
+fn lost_undelivered(e: &io::Error) -> bool {
+    ferry_spdy::client::SessionLost::of(e).is_some_and(|l| l.undelivered())
 }
 
 /// Runs a connection's start on `tunnel`: sends what the client sent so far, then relays
