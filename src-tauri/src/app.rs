@@ -401,6 +401,18 @@ impl AppCore {
         self.engine.subscribe()
     }
 
+    /// The forwards that are up (listening or on their way), by name: what a restart cuts.
+    pub async fn listening_forwards(&self) -> Vec<String> {
+        use ferry_core::events::ForwardState;
+        self.snapshot()
+            .await
+            .forwards
+            .iter()
+            .filter(|f| !matches!(f.state, ForwardState::Disabled | ForwardState::Error))
+            .map(|f| f.forward.clone())
+            .collect()
+    }
+
     /// The configuration the engine runs (`None` once shut down).
     pub async fn running_config(&self) -> Option<Arc<Config>> {
         self.engine.config().await.ok()

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ferry_core::config::{Forward, Profile};
-use tauri::{AppHandle, State};
+use tauri::{AppHandle, Emitter, State};
 use tracing::instrument;
 
 use crate::app::{
@@ -231,4 +231,47 @@ pub async fn quit(app: AppHandle, core: Core<'_>) -> Result<()> {
 #[tauri::command]
 pub async fn export_config(core: Core<'_>, format: ExportFormat) -> Result<ExportReport> {
     core.export_config(format)
+}
+
+// === updates ===
+
+/// Asks the update server for a newer release now (no download): offered, current, or
+/// unreachable (no error: the schedule tries again later). An offer is also sent as
+/// `ferry://update`.
+#[tauri::command]
+#[instrument(skip(app, updates), err(Debug))]
+pub async fn check_update(
+    app: AppHandle,
+    updates: State<'_, Arc<crate::update::Updates>>,
+) -> Result<crate::update::Checked> {
+    let checked = updates.check(&app).await?;
+    if let crate::update::Checked::Offered(info) = &checked {
+        let _ = app.emit(crate::update::UPDATE_EVENT, info);
+    }
+    Ok(checked)
+}
+
+/// The release on offer from the last check, if any (no request).
+#[tauri::command]
+pub async fn offered_update(
+    updates: State<'_, Arc<crate::update::Updates>>,
+) -> Result<Option<crate::update::UpdateInfo>> {
+    Ok(updates.offered())
+}
+
+/// Downloads, verifies and installs the release on offer, then restarts Ferry. Refused
+/// while forwards are up unless `confirm_cut`.
+#[tauri::command]
+#[instrument(skip(app, core, updates), err(Debug))]
+pub async fn install_update(
+    app: AppHandle,
+    core: Core<'_>,
+    updates: State<'_, Arc<crate::update::Updates>>,
+    confirm_cut: bool,
+) -> Result<()> {
+    let active = core.listening_forwards().await;
+    updates.install(&active, confirm_cut).await?;
+    updates.stop();
+    core.shutdown().await;
+    app.restart()
 }

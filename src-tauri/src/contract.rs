@@ -47,6 +47,8 @@ pub fn typescript() -> String {
         crate::app::ExportFormat::decl(&cfg),
         crate::app::ExportReport::decl(&cfg),
         crate::logs::LogLine::decl(&cfg),
+        crate::update::UpdateInfo::decl(&cfg),
+        crate::update::Checked::decl(&cfg),
         crate::error::AppError::decl(&cfg),
         crate::error::ErrorCode::decl(&cfg),
     ];

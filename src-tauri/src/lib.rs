@@ -4,6 +4,7 @@
 //! - [`commands`]: the IPC commands, mapping errors to `{code, message, field}`;
 //! - [`bridge`]: engine events to the window, the tray and notifications;
 //! - [`tray`]: the tray icon and menu;
+//! - [`update`]: signed updates, looked for at start and daily, installed when asked;
 //! - [`settings`], [`prefs`], [`logs`], [`error`]: the settings the store keeps beside the
 //!   forwards, the app's own preferences (`prefs.json`), per-forward log lines, errors.
 //!
@@ -23,6 +24,7 @@ pub mod prefs;
 pub mod settings;
 pub mod tray;
 mod tray_host;
+pub mod update;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -119,6 +121,7 @@ pub fn run() -> ExitCode {
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(tauri_plugin_updater::Builder::new().build())
         .invoke_handler(tauri::generate_handler![
             commands::get_state,
             commands::set_enabled,
@@ -148,6 +151,9 @@ pub fn run() -> ExitCode {
             commands::open_url,
             commands::quit,
             commands::export_config,
+            commands::check_update,
+            commands::offered_update,
+            commands::install_update,
         ])
         .setup(move |app| {
             let data_dir = app
@@ -173,6 +179,14 @@ pub fn run() -> ExitCode {
             app.manage(tray);
             core.set_tray_available(tray_host::available());
             bridge::start(app.handle().clone(), &core);
+            let updates = Arc::new(update::Updates::new());
+            let prefs = Arc::downgrade(&core);
+            updates.schedule(app.handle().clone(), update::FIRST_CHECK_AFTER, move || {
+                prefs
+                    .upgrade()
+                    .is_some_and(|core| core.prefs().check_updates)
+            });
+            app.manage(updates);
             if !hidden {
                 show_main_window(app.handle());
             }
@@ -204,6 +218,11 @@ pub fn run() -> ExitCode {
             if keep {
                 api.prevent_exit();
             }
+        }
+        if let RunEvent::Exit = event
+            && let Some(updates) = app.try_state::<Arc<update::Updates>>()
+        {
+            updates.stop();
         }
         if let RunEvent::Exit = event
             && let Some(core) = app.try_state::<Arc<AppCore>>()

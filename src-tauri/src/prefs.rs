@@ -8,7 +8,9 @@
 //!   switch): what the window shows, changed through `save_prefs`;
 //! - `favourites`: the starred forwards, by name, in the order they were starred;
 //! - `dismissed_banners`: banners the user closed, not shown again;
-//! - `window`: the window's last size and position.
+//! - `window`: the window's last size and position;
+//! - `check_updates`: whether Ferry looks for a newer release at start and daily
+//!   (`update.rs`), on unless turned off.
 //!
 //! Every key is read on its own: one that cannot be read takes its default and the others
 //! are kept. Older builds kept `theme` and `group_by` in the store's `settings`; the first
@@ -83,7 +85,7 @@ pub struct View {
 }
 
 /// The preferences the window shows and sets (`save_prefs`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default, deny_unknown_fields)]
 pub struct Prefs {
     /// Default: follow the system.
@@ -92,6 +94,19 @@ pub struct Prefs {
     pub group_by: GroupBy,
     /// The list's last sort and filters.
     pub view: View,
+    /// Look for a newer release at start and once a day. Default: on.
+    pub check_updates: bool,
+}
+
+impl Default for Prefs {
+    fn default() -> Self {
+        Prefs {
+            theme: Theme::default(),
+            group_by: GroupBy::default(),
+            view: View::default(),
+            check_updates: true,
+        }
+    }
 }
 
 /// The window's last size and position, in logical pixels.
@@ -226,6 +241,7 @@ impl PrefsDoc {
         take(map, "theme", &mut doc.prefs.theme, &mut bad);
         take(map, "group_by", &mut doc.prefs.group_by, &mut bad);
         take(map, "view", &mut doc.prefs.view, &mut bad);
+        take(map, "check_updates", &mut doc.prefs.check_updates, &mut bad);
         take(map, "favourites", &mut doc.favourites, &mut bad);
         take(
             map,
@@ -255,6 +271,7 @@ impl PrefsDoc {
             "view",
             serde_json::to_value(self.prefs.view).unwrap_or_default(),
         );
+        put("check_updates", Value::Bool(self.prefs.check_updates));
         put(
             "favourites",
             serde_json::to_value(&self.favourites).unwrap_or_default(),
@@ -394,6 +411,7 @@ mod tests {
                     state: StateFilter::Problems,
                     favourites_only: true,
                 },
+                check_updates: false,
             },
             favourites: vec!["b".into(), "a".into()],
             dismissed_banners: vec!["hello".into()],
@@ -504,5 +522,11 @@ mod tests {
         let e = read_prefs(json!({"colour": 1})).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("colour"));
         assert_eq!(read_prefs(json!({})).unwrap(), Prefs::default());
+        let e = read_prefs(json!({"check_updates": "daily"})).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("check_updates"));
+        assert!(
+            Prefs::default().check_updates,
+            "updates are looked for unless turned off"
+        );
     }
 }

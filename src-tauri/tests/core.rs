@@ -645,6 +645,7 @@ async fn prefs_and_the_window_are_kept_across_a_restart_apart_from_the_store() {
             state: StateFilter::Problems,
             favourites_only: true,
         },
+        check_updates: false,
     };
     core.save_prefs(prefs).await.unwrap();
     assert_eq!(core.state().await.prefs, prefs);

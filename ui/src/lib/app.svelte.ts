@@ -2,7 +2,7 @@
 // ferry://snapshot. Nothing here polls.
 
 import { toAppError, type Backend, type Unlisten } from "./backend";
-import type { AppError, AppState, Forward, ForwardStatus, Prefs, Snapshot } from "./types";
+import type { AppError, AppState, Forward, ForwardStatus, Prefs, Snapshot, UpdateInfo } from "./types";
 
 export type Notice = { id: number; level: "error" | "info"; text: string };
 
@@ -15,6 +15,15 @@ export class AppStore {
   starPending = $state<Record<string, boolean>>({});
   notices = $state<Notice[]>([]);
   dismissedBanner = $state<string | null>(null);
+  /** A newer Ferry on offer (from the shell's checks at start and daily, or Check now). */
+  update = $state<UpdateInfo | null>(null);
+  /** The version whose offer the user put off ("Later"): not shown again until a newer one. */
+  updateLater = $state<string | null>(null);
+  /** An install on its way (download, signature check, install, restart). */
+  installing = $state(false);
+  /** Why the last install did not go through, in the shell's words. */
+  updateError = $state<string | null>(null);
+  updateVisible = $derived(!!this.update && this.update.version !== this.updateLater);
 
   forwards = $derived<Forward[]>(this.state?.config.forwards ?? []);
   profiles = $derived(this.state?.config.profiles ?? []);
@@ -44,6 +53,14 @@ export class AppStore {
       if (this.#unlisten.length === 0) {
         this.#unlisten.push(await this.backend.onState((s) => this.applyState(s, true)));
         this.#unlisten.push(await this.backend.onSnapshot((s) => this.applySnapshot(s)));
+        this.#unlisten.push(await this.backend.onUpdate((u) => this.offerUpdate(u)));
+        // An offer found before the window opened (the check runs while hidden in the tray).
+        this.backend.offeredUpdate().then(
+          (u) => {
+            if (u && !this.update) this.offerUpdate(u);
+          },
+          () => {},
+        );
       }
       const s = await this.backend.getState();
       // A state event that came while get_state was on its way is at least as new.
@@ -183,6 +200,29 @@ export class AppStore {
   dismissBanner(): void {
     this.dismissedBanner = this.state?.banner ?? null;
     this.run(() => this.backend.dismissBanner());
+  }
+
+  offerUpdate(u: UpdateInfo): void {
+    if (this.update?.version !== u.version) this.updateError = null;
+    this.update = u;
+  }
+
+  /** Installs the update on offer. While forwards are up the shell refuses unless
+   * `confirmCut`: then "confirm" is answered with the shell's sentence, to ask the user. */
+  async installUpdate(confirmCut: boolean): Promise<{ outcome: "installed" } | { outcome: "confirm"; message: string } | { outcome: "failed" }> {
+    this.installing = true;
+    this.updateError = null;
+    try {
+      await this.backend.installUpdate(confirmCut);
+      return { outcome: "installed" };
+    } catch (e) {
+      const err = toAppError(e);
+      if (err.code === "conflict" && err.field === "confirm_cut") return { outcome: "confirm", message: err.message };
+      this.updateError = errorText(err);
+      return { outcome: "failed" };
+    } finally {
+      this.installing = false;
+    }
   }
 
   clearPending(name: string): void {

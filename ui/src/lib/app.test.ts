@@ -12,8 +12,9 @@ function harness() {
   const handlers: Record<string, ((p: never) => void)[]> = {};
   const backend = new Proxy({} as Backend, {
     get(_t, prop: string) {
-      if (prop === "onState" || prop === "onSnapshot") {
-        const ev = prop === "onState" ? "ferry://state" : "ferry://snapshot";
+      const events: Record<string, string> = { onState: "ferry://state", onSnapshot: "ferry://snapshot", onUpdate: "ferry://update" };
+      if (prop in events) {
+        const ev = events[prop];
         return async (h: (p: never) => void) => {
           (handlers[ev] ??= []).push(h);
           return () => {};
@@ -26,6 +27,7 @@ function harness() {
           set_all_enabled: ["names", "enabled"],
           set_favourite: ["name", "favourite"],
           save_prefs: ["prefs"],
+          install_update: ["confirmCut"],
         };
         const keys = names[cmd] ?? [];
         return fake.handle(cmd, Object.fromEntries(keys.map((k, i) => [k, args[i]])));
@@ -43,6 +45,34 @@ function harness() {
 }
 
 describe("AppStore", () => {
+  it("shows an offered update, puts off the version the user put off, and asks before cutting forwards", async () => {
+    const { fake, backend, deliver } = harness();
+    const app = new AppStore(backend);
+    await app.start();
+    fake.settle();
+    deliver();
+    expect(app.updateVisible).toBe(false);
+    const u = { version: "0.2.0", current_version: "0.1.0", notes: null, date: null };
+    fake.updateServer = { outcome: "offered", update: u };
+    fake.checkUpdate();
+    deliver();
+    expect(app.update).toEqual(u);
+    expect(app.updateVisible).toBe(true);
+    const asked = await app.installUpdate(false);
+    expect(asked.outcome).toBe("confirm");
+    expect(asked.outcome === "confirm" && asked.message).toContain("cuts 3 forwards for a moment (echo, web, db)");
+    expect(fake.installed).toEqual([]);
+    expect(await app.installUpdate(true)).toEqual({ outcome: "installed" });
+    expect(fake.installed).toEqual(["0.2.0"]);
+    app.updateLater = "0.2.0";
+    expect(app.updateVisible).toBe(false);
+    fake.updateServer = { outcome: "offered", update: { ...u, version: "0.2.1" } };
+    fake.checkUpdate();
+    deliver();
+    expect(app.updateVisible).toBe(true);
+    fake.dispose();
+  });
+
   it("renders get_state, then follows events", async () => {
     const { fake, backend, deliver } = harness();
     const app = new AppStore(backend);

@@ -9,6 +9,7 @@ import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
   AppError,
   AppState,
+  Checked,
   Contexts,
   ErrorCode,
   ExportFormat,
@@ -25,11 +26,13 @@ import type {
   Snapshot,
   TargetInfo,
   TestResult,
+  UpdateInfo,
 } from "./types";
 import { wireProblems } from "./wire";
 
 export const STATE_EVENT = "ferry://state";
 export const SNAPSHOT_EVENT = "ferry://snapshot";
+export const UPDATE_EVENT = "ferry://update";
 
 export type Unlisten = () => void;
 
@@ -71,8 +74,17 @@ export interface Backend {
   openUrl(url: string): Promise<void>;
   /** Stops every forward and exits the app. */
   quit(): Promise<void>;
+  /** Asks the update server now: offered, current, or unreachable (never an error for that). */
+  checkUpdate(): Promise<Checked>;
+  /** The newer release found by the last check, if any (no request). */
+  offeredUpdate(): Promise<UpdateInfo | null>;
+  /** Downloads the release on offer, checks its signature, installs it and restarts Ferry.
+   * Refused (`conflict`, field `confirm_cut`) while forwards are up, unless `confirmCut`. */
+  installUpdate(confirmCut: boolean): Promise<void>;
   onState(handler: (state: AppState) => void): Promise<Unlisten>;
   onSnapshot(handler: (snapshot: Snapshot) => void): Promise<Unlisten>;
+  /** A newer release was found (at start, daily, or by checkUpdate). */
+  onUpdate(handler: (update: UpdateInfo) => void): Promise<Unlisten>;
 }
 
 const CODES: ErrorCode[] = ["invalid", "not_found", "conflict", "cluster", "store", "engine"];
@@ -144,6 +156,10 @@ export const tauriBackend: Backend = {
   exportConfig: (format) => call("export_config", { format }),
   openUrl: (url) => call("open_url", { url }),
   quit: () => call("quit"),
+  checkUpdate: () => call("check_update"),
+  offeredUpdate: () => call("offered_update"),
+  installUpdate: (confirmCut) => call("install_update", { confirmCut }),
   onState: (handler) => follow<AppState>(STATE_EVENT, handler),
   onSnapshot: (handler) => follow<Snapshot>(SNAPSHOT_EVENT, handler),
+  onUpdate: (handler) => follow<UpdateInfo>(UPDATE_EVENT, handler),
 };

@@ -327,7 +327,11 @@ group_by: GroupBy,
 /**
  * The list's last sort and filters.
  */
-view: View, };
+view: View, 
+/**
+ * Look for a newer release at start and once a day. Default: on.
+ */
+check_updates: boolean, };
 
 export type Theme = "system" | "light" | "dark";
 
@@ -398,6 +402,26 @@ export type ExportReport = { text: string,
 notes: Array<string>, };
 
 export type LogLine = { at_ms: number, level: string, message: string, };
+
+export type UpdateInfo = { 
+/**
+ * The release's version, `X.Y.Z`.
+ */
+version: string, 
+/**
+ * The running version.
+ */
+current_version: string, 
+/**
+ * The release notes, when the release has any.
+ */
+notes: string | null, 
+/**
+ * When it was published (RFC 3339), when the release says.
+ */
+date: string | null, };
+
+export type Checked = { "outcome": "offered", "update": UpdateInfo } | { "outcome": "current" } | { "outcome": "unreachable" };
 
 export type AppError = { code: ErrorCode, message: string, field?: string | null, };
 

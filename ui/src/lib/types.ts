@@ -8,6 +8,7 @@ import type { ExportReport, ImportReport, ProbeKind } from "./generated";
 export type {
   AppError,
   AppState,
+  Checked,
   Config,
   Contexts,
   ErrorCode,
@@ -35,6 +36,7 @@ export type {
   TestResult,
   Theme,
   Transition,
+  UpdateInfo,
   View,
 } from "./generated";
 import type { ForwardState } from "./generated";

@@ -6,6 +6,7 @@
 import type {
   AppError,
   AppState,
+  Checked,
   Config,
   ExportFormat,
   ExportResult,
@@ -19,6 +20,7 @@ import type {
   Settings,
   Snapshot,
   TargetInfo,
+  UpdateInfo,
 } from "../../src/lib/types";
 import { kubectlLine } from "../../src/lib/view";
 
@@ -234,7 +236,7 @@ function readPrefs(v: unknown): [string, string] | Prefs {
     "view.sort": ["saved", "name", "state", "port"],
     "view.state": ["all", "problems", "active", "starting", "degraded", "reconnecting", "error", "disabled"],
   };
-  const out: Prefs = { theme: "system", group_by: "profile", view: { sort: "saved", state: "all", favourites_only: false } };
+  const out: Prefs = { theme: "system", group_by: "profile", view: { sort: "saved", state: "all", favourites_only: false }, check_updates: true };
   const object = (x: unknown) => x !== null && typeof x === "object" && !Array.isArray(x);
   if (!object(v)) return ["prefs", "invalid type: expected struct Prefs"];
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
@@ -250,10 +252,13 @@ function readPrefs(v: unknown): [string, string] | Prefs {
           (out.view as Record<string, unknown>)[vk] = vx;
         } else return [field, `unknown field \`${vk}\`, expected one of \`sort\`, \`state\`, \`favourites_only\``];
       }
+    } else if (k === "check_updates") {
+      if (typeof x !== "boolean") return [k, `invalid type: ${JSON.stringify(x)}, expected a boolean`];
+      out.check_updates = x;
     } else if (k in enums) {
       if (typeof x !== "string" || !enums[k].includes(x)) return [k, `unknown variant \`${x}\``];
       (out as Record<string, unknown>)[k] = x;
-    } else return [k, `unknown field \`${k}\`, expected one of \`theme\`, \`group_by\`, \`view\``];
+    } else return [k, `unknown field \`${k}\`, expected one of \`theme\`, \`group_by\`, \`view\`, \`check_updates\``];
   }
   return out;
 }
@@ -275,7 +280,7 @@ export class FakeShell {
     kubeconfig_paths: [],
   };
   /** The app's own preferences (prefs.json in the shell). */
-  prefs: Prefs = { theme: "system", group_by: "profile", view: { sort: "saved", state: "all", favourites_only: false } };
+  prefs: Prefs = { theme: "system", group_by: "profile", view: { sort: "saved", state: "all", favourites_only: false }, check_updates: true };
   /** Starred forwards, in the order starred. */
   favourites: string[] = [];
   /** Banners closed for good. */
@@ -293,6 +298,14 @@ export class FakeShell {
   opened: string[] = [];
   /** How many times the UI asked to quit. */
   quits = 0;
+  /** What the update server has: a newer release, nothing newer, or no answer. */
+  updateServer: { outcome: "offered"; update: UpdateInfo } | { outcome: "current" } | { outcome: "unreachable" } = { outcome: "current" };
+  /** The release found by the last check (the shell keeps it for install_update). */
+  updateOffered: UpdateInfo | null = null;
+  /** Why the next install fails (a bad signature, say), in the shell's words. */
+  installFailure: AppError | null = null;
+  /** Releases installed (each restarts the app). */
+  installed: string[] = [];
   /** Whether the desktop shows a tray. */
   tray: boolean;
   settleMs: number;
@@ -629,12 +642,41 @@ export class FakeShell {
       case "quit":
         this.quits++;
         return null;
+      case "check_update":
+        return this.checkUpdate();
+      case "offered_update":
+        return clone(this.updateOffered);
+      case "install_update": {
+        const u = this.updateOffered;
+        if (!u) fail("not_found", "There is no update to install: check for updates first.");
+        const up = this.config.forwards.filter((f) => !["disabled", "error"].includes(this.statuses.get(f.name)?.state ?? "disabled")).map((f) => f.name);
+        if (up.length > 0 && !a.confirmCut)
+          fail("conflict", `Installing Ferry ${u!.version} restarts it, which cuts ${up.length} forward${up.length === 1 ? "" : "s"} for a moment (${up.join(", ")}). Confirm to go on.`, "confirm_cut");
+        const failure = this.installFailure;
+        if (failure) {
+          this.installFailure = null;
+          throw failure;
+        }
+        this.installed.push(u!.version);
+        return null;
+      }
       // Tauri's own: the app's version (`getVersion`).
       case "plugin:app|version":
         return FERRY_VERSION;
       default:
         fail("engine", `unknown command ${cmd}`);
     }
+  }
+
+  /** What a check finds now (as the shell's `check_update`); an offer is also sent as
+   * ferry://update. */
+  checkUpdate(): Checked {
+    const c = clone(this.updateServer);
+    if (c.outcome === "offered") {
+      this.updateOffered = clone(c.update);
+      this.emit("ferry://update", clone(c.update));
+    } else if (c.outcome === "current") this.updateOffered = null;
+    return c;
   }
 
   forward(name: string): Forward {
