@@ -72,6 +72,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
 
 /// Runs the app until it quits.
 pub fn run() -> ExitCode {
+    #[cfg(target_os = "linux")]
+    without_gdk_gl();
     ferry_core::ports::raise_open_files_limit();
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(a) => a,
@@ -448,6 +450,31 @@ fn window_background(dark: bool) -> tauri::window::Color {
     } else {
         tauri::window::Color(0xf6, 0xf7, 0xf9, 0xff)
     }
+}
+
+/// On X11, GTK probes OpenGL as it opens the display, which loads the system's GL driver
+/// (Mesa's, with LLVM: 20–25 MiB) into an app that may only sit in the tray. GDK's own GL
+/// is nothing Ferry uses (WebKit sets up its own when the window opens), so the app runs
+/// with `GDK_GL=disable`: when it is not set, the process starts itself again with it,
+/// once, before anything else runs (the same process id, arguments and environment
+/// otherwise). `GDK_GL` set to anything keeps the user's choice.
+#[cfg(target_os = "linux")]
+fn without_gdk_gl() {
+    use std::os::unix::process::CommandExt as _;
+    if std::env::var_os("GDK_GL").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let mut again = std::process::Command::new(exe);
+    if let Some(arg0) = args.next() {
+        again.arg0(arg0);
+    }
+    // Only returns if the new image could not be started: go on as we are.
+    let e = again.args(args).env("GDK_GL", "disable").exec();
+    eprintln!("ferry-app: could not restart with GDK_GL=disable ({e}); going on with GTK's OpenGL");
 }
 
 #[cfg(test)]

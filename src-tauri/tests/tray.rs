@@ -165,7 +165,8 @@ fn app_command(dir: &Path, desktop: &Desktop, bus: &Bus, args: &[&str]) -> Comma
         .env("XDG_CONFIG_HOME", dir.join("config"))
         .env("FERRY_STORE", dir.join("store.json"))
         .env("KUBECONFIG", dir.join("no-kubeconfig"))
-        .env("NO_AT_BRIDGE", "1");
+        .env("NO_AT_BRIDGE", "1")
+        .env_remove("GDK_GL");
     cmd
 }
 
@@ -398,6 +399,20 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
         visible_windows(&desktop),
         0,
         "started hidden, yet a window shows"
+    );
+    // Hidden in the tray, no GL driver is loaded: GTK's OpenGL probe is off (GDK_GL=disable,
+    // set by the app restarting itself once, under the same process id).
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", first.0.id())).unwrap();
+    let gl: Vec<&str> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|path| path.contains("_dri.so") || path.contains("libLLVM"))
+        .collect();
+    assert!(gl.is_empty(), "hidden, yet GL is loaded: {gl:?}");
+    let environ = std::fs::read(format!("/proc/{}/environ", first.0.id())).unwrap();
+    assert!(
+        environ.split(|b| *b == 0).any(|kv| kv == b"GDK_GL=disable"),
+        "not restarted with GDK_GL=disable"
     );
 
     // The pod refuses: health fails, solo is degraded, and after a few quiet seconds the
