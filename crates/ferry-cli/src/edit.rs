@@ -268,7 +268,7 @@ pub(crate) fn report(
 pub(crate) fn edit(command: Command) -> Result<(), EditError> {
     use ferry_core::config::import::kubectl_line;
     match command {
-        Command::Up { .. } => Ok(()),
+        Command::Up { .. } | Command::Status { .. } => Ok(()),
         Command::Ls { target } => {
             let path = target.config.unwrap_or_else(default_config_path);
             print_forwards(&read_config(&path)?, target.json);

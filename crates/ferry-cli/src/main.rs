@@ -16,10 +16,12 @@ use tracing_subscriber::EnvFilter;
 
 mod doctor;
 mod edit;
+mod status;
 mod up;
 
 use doctor::*;
 use edit::*;
+use status::*;
 use up::*;
 
 /// Keep Kubernetes port-forwards alive.
@@ -55,6 +57,23 @@ enum Command {
         /// multicast-capable interface.
         #[arg(long = "mdns-interface", value_name = "NAME")]
         mdns_interfaces: Vec<String>,
+    },
+    /// What runs right now: the forwards of a running `ferry up` on this config, their
+    /// states, health and addresses. Exit code 0: all up; 1: some are not; 3: nothing
+    /// runs this config.
+    Status {
+        /// The config `ferry up` was started with; default: the store the app uses.
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+        /// The `ferry up --demo` run (without `-c`).
+        #[arg(long)]
+        demo: bool,
+        /// Print JSON: `{"runner": …, "forwards": […]}`; with --watch, one event per line.
+        #[arg(long)]
+        json: bool,
+        /// Keep printing changes until the run ends (or Ctrl-C).
+        #[arg(long)]
+        watch: bool,
     },
     /// List the forwards of a config.
     Ls {
@@ -250,6 +269,12 @@ fn main() -> ExitCode {
             code
         }),
         Command::Doctor { target } => runtime.block_on(doctor(target)),
+        Command::Status {
+            config,
+            demo,
+            json,
+            watch,
+        } => runtime.block_on(status(config, demo, json, watch)),
         other => match edit(other) {
             Ok(()) => ExitCode::SUCCESS,
             Err(EditError::Usage(e)) => {

@@ -110,11 +110,32 @@ pub(crate) async fn up(
             "ferry: aliases are announced, but this machine does not resolve .local names for its own programs (no mdns in the hosts: line of /etc/nsswitch.conf); install nss-mdns (Debian/Ubuntu: sudo apt install libnss-mdns) to use them here"
         );
     }
+    // One run per config: a second one would fight the first for its ports.
+    let name = ferry_core::control::source_name(source.path());
+    let endpoint = ferry_core::control::endpoint_path(&name);
+    if let Some(running) = running_on(&endpoint).await {
+        eprintln!("{}", already_running(&running));
+        return ExitCode::from(2);
+    }
     let engine = match Engine::start(config, options) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("ferry: {e}");
             return ExitCode::from(2);
+        }
+    };
+    let runner = ferry_core::control::Runner::this_process("`ferry up`", &name);
+    let _control = match ControlServer::start(endpoint, runner, engine.subscriber()).await {
+        Ok(server) => Some(server),
+        Err(ControlError::AlreadyRunning(running)) => {
+            // Started at the same instant as another.
+            eprintln!("{}", already_running(&running));
+            engine.shutdown().await;
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("ferry: warning: `ferry status` will not see this run: {e}");
+            None
         }
     };
     let mut sub = engine.subscribe();

@@ -43,6 +43,8 @@ fn spawn(dir: &Path, args: &[&str]) -> anyhow::Result<Child> {
     Ok(Command::new(BIN)
         .args(args)
         .env("KUBECONFIG", dir.join("kubeconfig"))
+        // The control endpoints of this test's runs, apart from any other.
+        .env("XDG_RUNTIME_DIR", dir)
         .env_remove("FERRY_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -618,5 +620,130 @@ async fn doctor_names_the_permissions_a_user_lacks() -> anyhow::Result<()> {
         "{checks}"
     );
     fake.shutdown().await;
+    Ok(())
+}
+
+/// Runs `ferry ARGS` to its end: (exit code, stdout, stderr).
+async fn run(dir: &Path, args: &[&str]) -> anyhow::Result<(i32, String, String)> {
+    let out = timeout(
+        Duration::from_secs(30),
+        spawn(dir, args)?.wait_with_output(),
+    )
+    .await??;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// `ferry status` asks a running `ferry up` through its control endpoint (an owner-only
+/// Unix socket), a second `ferry up` on the same config refuses and names the first, and
+/// with nothing running `status` says so with exit code 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_sees_the_run_and_a_second_up_on_its_config_refuses() -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (_fake, dir) = fake().await?;
+    let dir = dir.path();
+    let file = dir.join("ferry.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "version: 1\nforwards:\n{}  - {{name: off, namespace: demo, target: service/web, port: 80, local_port: 0, enabled: false}}\n",
+            forward("echo", "service/echo", "80")
+        ),
+    )?;
+    let path = file.to_str().unwrap_or_default();
+
+    let (code, out, _) = run(dir, &["status", "-c", path]).await?;
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.starts_with("No `ferry up` runs the forwards of "),
+        "{out}"
+    );
+    let (code, out, _) = run(dir, &["status", "-c", path, "--json"]).await?;
+    assert_eq!(code, 3);
+    let v: Value = serde_json::from_str(&out)?;
+    assert!(
+        v["runner"].is_null() && v["forwards"] == serde_json::json!([]),
+        "{v}"
+    );
+
+    let (mut first, _lines, active) = up_until_echo_active(dir, &file).await?;
+    let pid = first.id().unwrap_or_default();
+    let (code, out, err) = run(dir, &["status", "-c", path]).await?;
+    assert_eq!(code, 0, "{out}{err}");
+    let canonical = std::fs::canonicalize(&file)?.display().to_string();
+    assert!(
+        out.starts_with(&format!(
+            "`ferry up` (pid {pid}) runs the forwards of {canonical}:"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("  echo: active"), "{out}");
+    assert!(out.contains("  off: disabled"), "{out}");
+    let (code, out, _) = run(dir, &["status", "-c", path, "--json"]).await?;
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out)?;
+    assert_eq!(v["runner"]["pid"], pid);
+    assert_eq!(v["runner"]["source"], canonical.as_str());
+    assert_eq!(v["forwards"][0]["forward"], "echo");
+    assert_eq!(v["forwards"][0]["local"], active["local"]);
+
+    // A forward that cannot come up (no such service): "some are down", exit code 1.
+    let mut text = std::fs::read_to_string(&file)?;
+    text.push_str(&forward("ghost", "service/nowhere", "80"));
+    std::fs::write(&file, text)?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, out, _) = run(dir, &["status", "-c", path]).await?;
+        if out.contains("  ghost: ") {
+            assert_eq!(code, 1, "{out}");
+            assert!(out.contains("  echo: active"), "{out}");
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "ghost never showed: {out}");
+        sleep(Duration::from_millis(200)).await;
+    }
+
+    // The endpoint is for its owner only.
+    let socket = std::fs::read_dir(dir.join("ferry"))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "sock"))
+        .ok_or_else(|| anyhow::anyhow!("no control socket"))?;
+    assert_eq!(
+        std::fs::metadata(&socket)?.permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(dir.join("ferry"))?.permissions().mode() & 0o777,
+        0o700
+    );
+
+    // A second run of the same config refuses, naming the first; the first carries on.
+    let (code, _, err) = run(dir, &["up", "-c", path]).await?;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "`ferry up` (pid {pid}) already runs the forwards of {canonical}"
+        )),
+        "{err}"
+    );
+    let local = active["local"].as_str().unwrap_or_default().to_string();
+    assert_eq!(echo(&local, b"still").await?, b"still");
+
+    // Followed: the state now, then what happens, until the run ends.
+    let (mut watch, mut watched) = spawn_lines(dir, &["status", "-c", path, "--watch", "--json"])?;
+    let seen = until(&mut watched, "echo through --watch", is_active("echo")).await?;
+    assert_eq!(seen["local"], active["local"]);
+    signal(&first, "-INT")?;
+    timeout(Duration::from_secs(20), first.wait()).await??;
+    let ended = timeout(Duration::from_secs(20), watch.wait()).await??;
+    assert!(ended.success(), "{ended:?}");
+    // Gone with its run.
+    assert!(!socket.exists(), "the socket stays after the run");
+    let (code, _, _) = run(dir, &["status", "-c", path]).await?;
+    assert_eq!(code, 3);
     Ok(())
 }

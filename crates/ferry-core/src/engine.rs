@@ -303,6 +303,12 @@ impl Engine {
         self.bus.subscribe()
     }
 
+    /// Makes subscriptions without holding the engine (the control endpoint's server).
+    pub fn subscriber(&self) -> impl Fn() -> Subscription + Send + Sync + 'static {
+        let bus = self.bus.clone();
+        move || bus.subscribe()
+    }
+
     /// A connected stream to the pod a forward's next connection would use, without a
     /// local socket (the "test connection" button, and the `tunnel` health probe).
     pub async fn dial(&self, name: &str) -> Result<TunnelStream, EngineError> {

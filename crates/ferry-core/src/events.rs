@@ -9,14 +9,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
 pub use crate::clock::now_ms;
 pub use crate::health::{HealthState, Transition};
 
 /// The state of one forward (see the design notes, "Forward states").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum ForwardState {
     /// Not running: disabled in the config.
@@ -54,7 +54,7 @@ impl std::fmt::Display for ForwardState {
 }
 
 /// Everything worth showing about one forward.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ForwardStatus {
     /// The forward's name, its id.
     pub forward: String,
@@ -115,7 +115,7 @@ pub struct ForwardStatus {
 /// alive by pings (the WebSocket channel protocol, whose every connection is its own
 /// stream), a cluster's streaming idle timeout ends a connection nothing moved on — or the
 /// server in the pod ended it for its own idleness limit; Ferry cannot tell which.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct IdleClosed {
     /// How many so far.
     pub count: u64,
@@ -173,7 +173,7 @@ impl ForwardStatus {
 }
 
 /// The state of every forward at one moment. Always complete.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Snapshot {
     /// Increases with every published snapshot.
     pub generation: u64,
@@ -189,7 +189,7 @@ impl Snapshot {
 }
 
 /// A transition worth telling subscribers about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {

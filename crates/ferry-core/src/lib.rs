@@ -18,6 +18,7 @@ mod backoff;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod events;
 mod forward;

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::HealthSpec;
 
@@ -13,7 +13,7 @@ use crate::config::HealthSpec;
 pub const DEFAULT_HISTORY: usize = 32;
 
 /// A forward's health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthState {
     /// No verdict yet.
@@ -78,7 +78,7 @@ impl ProbeResult {
 }
 
 /// One change of health state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Transition {
     pub from: HealthState,
     pub to: HealthState,

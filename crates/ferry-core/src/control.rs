@@ -1,0 +1,538 @@
+//! The local control endpoint: the process that runs a config's forwards (`ferry up`, and
+//! later the app) answers on a Unix socket of its own, so that other Ferry commands can
+//! ask what runs right now, follow its events, and see that the forwards already run.
+//!
+//! - One endpoint per config: its path comes from the config's path (the store, a config
+//!   file, or `demo`), so `ferry up` on the same config twice finds the first one and says
+//!   so instead of running the forwards twice.
+//! - The socket lives in `$XDG_RUNTIME_DIR/ferry` (else `~/.cache/ferry/run`), a directory
+//!   only its owner may enter; the socket itself is owner-only too. Nothing listens on the
+//!   network.
+//! - The protocol: one JSON object per line. A request `{"id": 1, "method": "hello"}`
+//!   gets `{"id": 1, "result": …}` or `{"id": 1, "error": {"message": …}}`. Methods:
+//!   `hello` (who runs: [`Runner`]), `status` (the [`Snapshot`]), `subscribe` (the
+//!   snapshot, then every [`Event`] as `{"event": …}` lines until the client hangs up).
+//!
+//! Windows (a named pipe) is not done yet: there the endpoint is neither served nor found.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::Event;
+
+/// Who runs the forwards behind an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runner {
+    pub pid: u32,
+    /// What it is, as a person would name it: "`ferry up`", "the app".
+    pub kind: String,
+    pub version: String,
+    /// The config it runs: a file's path, or `demo`.
+    pub source: String,
+    /// When it started (milliseconds since the Unix epoch).
+    pub started_ms: u64,
+}
+
+impl Runner {
+    /// This process, as `kind`, running `source`.
+    pub fn this_process(kind: &str, source: &str) -> Runner {
+        Runner {
+            pid: std::process::id(),
+            kind: kind.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            source: source.to_string(),
+            started_ms: crate::clock::now_ms(),
+        }
+    }
+}
+
+impl std::fmt::Display for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (pid {})", self.kind, self.pid)
+    }
+}
+
+/// Why the endpoint could not be served or asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Another process serves this config's endpoint: it runs these forwards.
+    #[error("{0} already runs the forwards of {src}", src = .0.source)]
+    AlreadyRunning(Box<Runner>),
+    #[error("the control endpoint {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The other side said something that is not the protocol, or an error.
+    #[error("the control endpoint answered: {0}")]
+    Protocol(String),
+    #[error("the control endpoint is not available on this system yet")]
+    Unsupported,
+}
+
+/// The name a config is known by: its canonical path, or `demo`.
+pub fn source_name(config: Option<&Path>) -> String {
+    match config {
+        None => "demo".to_string(),
+        Some(p) => std::fs::canonicalize(p)
+            .unwrap_or_else(|_| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
+            .display()
+            .to_string(),
+    }
+}
+
+/// The directory that holds the endpoints: `$XDG_RUNTIME_DIR/ferry`, else
+/// `~/.cache/ferry/run`.
+pub fn endpoint_dir() -> PathBuf {
+    if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(run).join("ferry");
+    }
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("ferry")
+        .join("run")
+}
+
+/// The endpoint of the config known as `source` (see [`source_name`]): short enough for
+/// a Unix socket's path, the same for every process that names the config alike.
+pub fn endpoint_path(source: &str) -> PathBuf {
+    // FNV-1a: a stable hash of the name (std's hasher may change between releases).
+    let hash = source.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    endpoint_dir().join(format!("control-{hash:016x}.sock"))
+}
+
+/// One request line.
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    id: u64,
+    method: String,
+}
+
+/// One answer line: a result, an error, or (after `subscribe`) an event.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Answer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    result: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorBody>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event: Option<Event>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ErrorBody {
+    message: String,
+}
+
+#[cfg(unix)]
+pub use unix::{ControlClient, ControlServer, Following, Subscribed};
+
+#[cfg(unix)]
+mod unix {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+    use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+    use tokio::net::{UnixListener, UnixStream};
+    use tokio::task::JoinSet;
+    use tokio_util::sync::CancellationToken;
+    use tracing::{Instrument as _, debug};
+
+    use super::{Answer, ControlError, ErrorBody, Request, Runner};
+    use crate::events::{Snapshot, Subscription, Update};
+
+    /// The most a request line may be; a longer one ends the connection.
+    const MAX_LINE: usize = 64 * 1024;
+
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ControlError + '_ {
+        move |source| ControlError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Serves a config's endpoint while alive: dropping it stops serving and removes the
+    /// socket.
+    pub struct ControlServer {
+        path: PathBuf,
+        token: CancellationToken,
+    }
+
+    impl Drop for ControlServer {
+        fn drop(&mut self) {
+            self.token.cancel();
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    impl ControlServer {
+        /// Serves `runner` and what `subscribe` gives at `path`. Another live process on
+        /// the same path is [`ControlError::AlreadyRunning`]; a socket left by one that
+        /// died is replaced. Must be called within a Tokio runtime.
+        pub async fn start(
+            path: PathBuf,
+            runner: Runner,
+            subscribe: impl Fn() -> Subscription + Send + Sync + 'static,
+        ) -> Result<ControlServer, ControlError> {
+            if let Some(client) = ControlClient::connect(&path).await? {
+                return Err(match client.hello().await {
+                    Ok(other) => ControlError::AlreadyRunning(Box::new(other)),
+                    Err(e) => e,
+                });
+            }
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io(dir))?;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(io(dir))?;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => debug!(path = %path.display(), "removed a stale control socket"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&path)(e)),
+            }
+            let listener = UnixListener::bind(&path).map_err(io(&path))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(io(&path))?;
+            let token = CancellationToken::new();
+            let serving = serve(
+                listener,
+                Arc::new(runner),
+                Arc::new(subscribe),
+                token.clone(),
+            );
+            tokio::spawn(
+                serving.instrument(tracing::debug_span!("control", path = %path.display())),
+            );
+            Ok(ControlServer { path, token })
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.path
+        }
+    }
+
+    /// Accepts until cancelled; the connections live in a JoinSet owned here, so they end
+    /// with it.
+    async fn serve(
+        listener: UnixListener,
+        runner: Arc<Runner>,
+        subscribe: Arc<dyn Fn() -> Subscription + Send + Sync>,
+        token: CancellationToken,
+    ) {
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                () = token.cancelled() => break,
+                Some(_) = connections.join_next() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        let (runner, subscribe) = (runner.clone(), subscribe.clone());
+                        connections.spawn(async move {
+                            if let Err(e) = answer(stream, &runner, &*subscribe).await {
+                                debug!(error = %e, "control connection ended");
+                            }
+                        }.in_current_span());
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "accepting a control connection failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+        connections.shutdown().await;
+    }
+
+    async fn send(w: &mut OwnedWriteHalf, answer: &Answer) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(answer).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        w.write_all(&line).await
+    }
+
+    fn result(id: u64, value: impl serde::Serialize) -> Answer {
+        Answer {
+            id: Some(id),
+            result: Some(serde_json::to_value(value).unwrap_or_default()),
+            ..Answer::default()
+        }
+    }
+
+    /// Reads request lines and answers them; `subscribe` turns the connection into a
+    /// stream of events until the client hangs up.
+    async fn answer(
+        stream: UnixStream,
+        runner: &Runner,
+        subscribe: &(dyn Fn() -> Subscription + Send + Sync),
+    ) -> std::io::Result<()> {
+        let (r, mut w) = stream.into_split();
+        let mut lines = BufReader::new(r);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = (&mut lines)
+                .take(MAX_LINE as u64)
+                .read_line(&mut line)
+                .await?;
+            if n == 0 {
+                return Ok(());
+            }
+            if !line.ends_with('\n') && n >= MAX_LINE {
+                return Err(std::io::Error::other("request line too long"));
+            }
+            let request: Request = match serde_json::from_str(line.trim()) {
+                Ok(r) => r,
+                Err(e) => {
+                    let error = ErrorBody {
+                        message: format!("not a request: {e}"),
+                    };
+                    send(
+                        &mut w,
+                        &Answer {
+                            error: Some(error),
+                            ..Answer::default()
+                        },
+                    )
+                    .await?;
+                    continue;
+                }
+            };
+            let id = request.id;
+            match request.method.as_str() {
+                "hello" => send(&mut w, &result(id, runner)).await?,
+                "status" => {
+                    let snapshot = subscribe().snapshot.borrow().clone();
+                    send(&mut w, &result(id, &*snapshot)).await?;
+                }
+                "subscribe" => return follow(lines, w, id, subscribe()).await,
+                other => {
+                    let error = ErrorBody {
+                        message: format!(
+                            "unknown method `{other}`: hello, status and subscribe are served"
+                        ),
+                    };
+                    let answer = Answer {
+                        id: Some(id),
+                        error: Some(error),
+                        ..Answer::default()
+                    };
+                    send(&mut w, &answer).await?;
+                }
+            }
+        }
+    }
+
+    /// The snapshot, then every event (a fresh snapshot after a lag), until the client
+    /// hangs up or the engine ends.
+    async fn follow(
+        mut lines: BufReader<OwnedReadHalf>,
+        mut w: OwnedWriteHalf,
+        id: u64,
+        mut sub: Subscription,
+    ) -> std::io::Result<()> {
+        let first = sub.snapshot.borrow_and_update().clone();
+        send(&mut w, &result(id, &*first)).await?;
+        let mut sink = Vec::new();
+        loop {
+            tokio::select! {
+                // Anything more from the client is ignored; its end ends the stream.
+                read = lines.read_until(b'\n', &mut sink) => {
+                    if read? == 0 {
+                        return Ok(());
+                    }
+                    sink.clear();
+                }
+                update = sub.next() => match update {
+                    Some(Update::Event(event)) => {
+                        send(&mut w, &Answer { event: Some(event), ..Answer::default() }).await?;
+                    }
+                    Some(Update::Resync(snapshot)) => {
+                        send(&mut w, &result(id, &*snapshot)).await?;
+                    }
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+
+    /// A connection to a running Ferry's endpoint.
+    pub struct ControlClient {
+        path: PathBuf,
+        lines: BufReader<OwnedReadHalf>,
+        w: OwnedWriteHalf,
+        next_id: u64,
+    }
+
+    /// What a subscription yields.
+    #[derive(Debug)]
+    pub enum Following {
+        /// The complete state (first, and after the server fell behind).
+        Snapshot(Snapshot),
+        Event(crate::events::Event),
+    }
+
+    impl ControlClient {
+        /// Connects to the endpoint at `path`; `None` when nothing serves it (no socket,
+        /// or one left by a process that died).
+        pub async fn connect(path: &Path) -> Result<Option<ControlClient>, ControlError> {
+            match UnixStream::connect(path).await {
+                Ok(stream) => {
+                    let (r, w) = stream.into_split();
+                    Ok(Some(ControlClient {
+                        path: path.to_path_buf(),
+                        lines: BufReader::new(r),
+                        w,
+                        next_id: 1,
+                    }))
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                    ) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(io(path)(e)),
+            }
+        }
+
+        async fn call(&mut self, method: &str) -> Result<serde_json::Value, ControlError> {
+            let id = self.next_id;
+            self.next_id += 1;
+            let mut line = serde_json::to_vec(&Request {
+                id,
+                method: method.to_string(),
+            })
+            .map_err(|e| ControlError::Protocol(e.to_string()))?;
+            line.push(b'\n');
+            self.w.write_all(&line).await.map_err(io(&self.path))?;
+            match self.read().await? {
+                Answer { error: Some(e), .. } => Err(ControlError::Protocol(e.message)),
+                Answer {
+                    result: Some(v),
+                    id: Some(got),
+                    ..
+                } if got == id => Ok(v),
+                other => Err(ControlError::Protocol(format!(
+                    "unexpected answer {other:?}"
+                ))),
+            }
+        }
+
+        async fn read(&mut self) -> Result<Answer, ControlError> {
+            let mut line = String::new();
+            let n = self
+                .lines
+                .read_line(&mut line)
+                .await
+                .map_err(io(&self.path))?;
+            if n == 0 {
+                return Err(ControlError::Protocol(
+                    "the endpoint closed the connection".into(),
+                ));
+            }
+            serde_json::from_str(&line).map_err(|e| ControlError::Protocol(e.to_string()))
+        }
+
+        /// Who runs the forwards.
+        pub async fn hello(mut self) -> Result<Runner, ControlError> {
+            let v = self.call("hello").await?;
+            serde_json::from_value(v).map_err(|e| ControlError::Protocol(e.to_string()))
+        }
+
+        /// Who runs the forwards and their state now.
+        pub async fn status(mut self) -> Result<(Runner, Snapshot), ControlError> {
+            let runner = serde_json::from_value(self.call("hello").await?)
+                .map_err(|e| ControlError::Protocol(e.to_string()))?;
+            let snapshot = serde_json::from_value(self.call("status").await?)
+                .map_err(|e| ControlError::Protocol(e.to_string()))?;
+            Ok((runner, snapshot))
+        }
+
+        /// Follows the state: the snapshot first, then events; `next` yields them.
+        pub async fn subscribe(mut self) -> Result<Subscribed, ControlError> {
+            let first = self.call("subscribe").await?;
+            let snapshot =
+                serde_json::from_value(first).map_err(|e| ControlError::Protocol(e.to_string()))?;
+            Ok(Subscribed {
+                client: self,
+                first: Some(snapshot),
+            })
+        }
+    }
+
+    /// A subscription through the endpoint.
+    pub struct Subscribed {
+        client: ControlClient,
+        first: Option<Snapshot>,
+    }
+
+    impl Subscribed {
+        /// The next snapshot or event; `None` when the endpoint went away.
+        pub async fn next(&mut self) -> Option<Following> {
+            if let Some(s) = self.first.take() {
+                return Some(Following::Snapshot(s));
+            }
+            match self.client.read().await.ok()? {
+                Answer { event: Some(e), .. } => Some(Following::Event(e)),
+                Answer {
+                    result: Some(v), ..
+                } => serde_json::from_value(v).ok().map(Following::Snapshot),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// On systems without the endpoint yet: never served, never found.
+#[cfg(not(unix))]
+pub struct ControlServer;
+
+#[cfg(not(unix))]
+impl ControlServer {
+    pub async fn start(
+        _path: PathBuf,
+        _runner: Runner,
+        _subscribe: impl Fn() -> crate::events::Subscription + Send + Sync + 'static,
+    ) -> Result<ControlServer, ControlError> {
+        Err(ControlError::Unsupported)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_config_has_one_endpoint_and_others_another() {
+        let a = endpoint_path("/home/me/.config/ferry/store.json");
+        assert_eq!(a, endpoint_path("/home/me/.config/ferry/store.json"));
+        assert_ne!(a, endpoint_path("/home/me/other.yaml"));
+        assert_ne!(a, endpoint_path("demo"));
+        let name = a.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        assert!(
+            name.starts_with("control-") && name.ends_with(".sock"),
+            "{name}"
+        );
+        // Unix sockets' paths are limited to 108 bytes; the name takes 29 of them.
+        assert_eq!(name.len(), 29);
+    }
+
+    #[test]
+    fn the_answer_lines_round_trip() {
+        let line = r#"{"id":3,"result":{"pid":1}}"#;
+        let a: Answer = serde_json::from_str(line).expect("an answer");
+        assert_eq!(a.id, Some(3));
+        assert!(a.event.is_none() && a.error.is_none());
+    }
+}
