@@ -192,6 +192,8 @@ struct Current {
 /// runs older than it has. The engine lives from launch to [`AppCore::shutdown`] and is
 /// never behind a lock: a slow dial, apply or shutdown never makes another command wait.
 pub struct AppCore {
+    /// Serves `ferry status` until shutdown (`None`: another process serves it).
+    control: Mutex<Option<ferry_core::control::ControlServer>>,
     store: Store,
     data_dir: PathBuf,
     base_kubeconfig: KubeconfigSource,
@@ -284,7 +286,31 @@ impl AppCore {
                 ..EngineOptions::default()
             },
         )?;
+        // The control endpoint of the store's forwards (`ferry status`, and the guard that
+        // keeps `ferry up` from running them twice).
+        let source = ferry_core::control::source_name(Some(store.path()));
+        let control = match ferry_core::control::ControlServer::start(
+            ferry_core::control::endpoint_path(&source),
+            ferry_core::control::Runner::this_process("the Ferry app", &source),
+            engine.subscriber(),
+        )
+        .await
+        {
+            Ok(server) => Some(server),
+            Err(ferry_core::control::ControlError::AlreadyRunning(other)) => {
+                banner = Some(format!(
+                    "{other} already runs these forwards: forwards it holds cannot listen here. Stop it (Ctrl-C where it runs) and press Retry on each forward."
+                ));
+                None
+            }
+            Err(ferry_core::control::ControlError::Unsupported) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "the control endpoint is not served: `ferry status` will not see the app");
+                None
+            }
+        };
         let core = Arc::new(AppCore {
+            control: Mutex::new(control),
             store,
             data_dir: options.data_dir,
             base_kubeconfig,
@@ -560,6 +586,8 @@ impl AppCore {
     /// engine again: later commands answer that Ferry is shutting down.
     pub async fn shutdown(&self) {
         self.flush_window();
+        let control = self.control.lock().take();
+        drop(control);
         self.stop.cancel();
         self.engine.shutdown().await;
         self.demo.lock().take();

@@ -1273,3 +1273,48 @@ async fn after_shutdown_nothing_starts_the_engine_again() {
     );
     assert!(core.running_config().await.is_none());
 }
+
+/// The app serves the control endpoint of its store: `ferry status` finds it, another
+/// process cannot take the same store's forwards (a second `ferry up` refuses), and the
+/// endpoint goes with the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_answers_ferry_status_for_its_store() {
+    use ferry_core::control::{ControlClient, ControlError, ControlServer, Runner};
+    let fx = Fixture::new().await;
+    let core = fx.core().await;
+    core.save_forward(None, forward("echo", "service/echo", 80))
+        .await
+        .unwrap();
+    wait_state(&core, "echo", ForwardState::Active).await;
+    let source = ferry_core::control::source_name(Some(core.store_path()));
+    let path = ferry_core::control::endpoint_path(&source);
+    let client = ControlClient::connect(&path)
+        .await
+        .unwrap()
+        .expect("the app serves its store's endpoint");
+    let (runner, snapshot) = client.status().await.unwrap();
+    assert_eq!(runner.kind, "the Ferry app");
+    assert_eq!(runner.pid, std::process::id());
+    assert_eq!(runner.source, source);
+    assert_eq!(
+        snapshot.get("echo").map(|s| s.state),
+        Some(ForwardState::Active)
+    );
+
+    let other = core.clone();
+    let refused = ControlServer::start(
+        path.clone(),
+        Runner::this_process("`ferry up`", &source),
+        move || other.subscribe(),
+    )
+    .await;
+    match refused {
+        Err(ControlError::AlreadyRunning(r)) => assert_eq!(r.kind, "the Ferry app"),
+        Err(e) => panic!("not refused as running: {e}"),
+        Ok(_) => panic!("a second runner was let in"),
+    }
+
+    core.shutdown().await;
+    assert!(ControlClient::connect(&path).await.unwrap().is_none());
+    assert!(!path.exists(), "the socket stays after the app");
+}

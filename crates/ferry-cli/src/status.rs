@@ -73,7 +73,7 @@ pub(crate) async fn status(
             println!("{}", serde_json::json!({"runner": null, "forwards": []}));
         } else {
             println!(
-                "No `ferry up` runs the forwards of {name}: start them with `ferry up{}`. (The desktop app does not answer `ferry status` yet.)",
+                "Nothing runs the forwards of {name}: start them with `ferry up{}` or the app.",
                 if demo { " --demo" } else { "" }
             );
         }

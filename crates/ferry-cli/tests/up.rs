@@ -657,10 +657,7 @@ async fn status_sees_the_run_and_a_second_up_on_its_config_refuses() -> anyhow::
 
     let (code, out, _) = run(dir, &["status", "-c", path]).await?;
     assert_eq!(code, 3, "{out}");
-    assert!(
-        out.starts_with("No `ferry up` runs the forwards of "),
-        "{out}"
-    );
+    assert!(out.starts_with("Nothing runs the forwards of "), "{out}");
     let (code, out, _) = run(dir, &["status", "-c", path, "--json"]).await?;
     assert_eq!(code, 3);
     let v: Value = serde_json::from_str(&out)?;

@@ -1,6 +1,7 @@
-//! The local control endpoint: the process that runs a config's forwards (`ferry up`, and
-//! later the app) answers on a Unix socket of its own, so that other Ferry commands can
-//! ask what runs right now, follow its events, and see that the forwards already run.
+//! The local control endpoint: the process that runs a config's forwards (`ferry up`, or
+//! the app for the store's) answers on a Unix socket of its own, so that other Ferry
+//! commands can ask what runs right now, follow its events, and see that the forwards
+//! already run.
 //!
 //! - One endpoint per config: its path comes from the config's path (the store, a config
 //!   file, or `demo`), so `ferry up` on the same config twice finds the first one and says
@@ -25,7 +26,7 @@ use crate::events::Event;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Runner {
     pub pid: u32,
-    /// What it is, as a person would name it: "`ferry up`", "the app".
+    /// What it is, as a person would name it: "`ferry up`", "the Ferry app".
     pub kind: String,
     pub version: String,
     /// The config it runs: a file's path, or `demo`.
