@@ -32,13 +32,12 @@ fn tauri_cli() -> PathBuf {
     cli
 }
 
-/// A key pair made by the Tauri CLI, as the release workflow's is: (private key file,
-/// public key).
-fn key_pair(dir: &Path, name: &str) -> (PathBuf, String) {
-    let key = dir.join(name);
+/// Runs `tauri signer ARGS FILES`, which must succeed.
+fn signer(args: &[&str], files: &[&Path]) {
     let out = Command::new(tauri_cli())
-        .args(["signer", "generate", "--ci", "-p", "", "-w"])
-        .arg(&key)
+        .arg("signer")
+        .args(args)
+        .args(files)
         .output()
         .unwrap();
     assert!(
@@ -46,6 +45,13 @@ fn key_pair(dir: &Path, name: &str) -> (PathBuf, String) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A key pair made by the Tauri CLI, as the release workflow's is: (private key file,
+/// public key).
+fn key_pair(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = dir.join(name);
+    signer(&["generate", "--ci", "-p", "", "-w"], &[&key]);
     let public = std::fs::read_to_string(key.with_extension("key.pub").as_path())
         .or_else(|_| std::fs::read_to_string(format!("{}.pub", key.display())))
         .unwrap();
@@ -54,17 +60,7 @@ fn key_pair(dir: &Path, name: &str) -> (PathBuf, String) {
 
 /// The signature the CLI writes for `file` with `key` (the `.sig` file's text).
 fn sign(key: &Path, file: &Path) -> String {
-    let out = Command::new(tauri_cli())
-        .args(["signer", "sign", "-p", "", "-f"])
-        .arg(key)
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    signer(&["sign", "-p", "", "-f"], &[key, file]);
     std::fs::read_to_string(format!("{}.sig", file.display()))
         .unwrap()
         .trim()

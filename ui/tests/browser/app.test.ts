@@ -1,34 +1,10 @@
 // The main view as a person uses it: empty states, the demo, switches, filters, grouping,
 // keyboard, theme, banner. Runs the built app (dist/) in Chromium with the fake shell.
 
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Browser } from "playwright-core";
-import { eventually, launch, openApp, serveDist, textOf, type AppPage } from "./harness";
+import { describe, expect, it } from "vitest";
+import { browserSuite, eventually, textOf, type AppPage } from "./harness";
 
-let browser: Browser;
-let server: { url: string; close: () => Promise<void> };
-let app: AppPage | null = null;
-
-beforeAll(async () => {
-  server = await serveDist();
-  browser = await launch();
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
-afterEach(async () => {
-  // Every page ran without console errors or Content Security Policy violations.
-  const problems = app?.problems ?? [];
-  await app?.close();
-  app = null;
-  expect(problems).toEqual([]);
-});
-
-async function open(opts: Parameters<typeof openApp>[2] = {}) {
-  app = await openApp(browser, server.url, opts);
-  return app;
-}
+const open = browserSuite().open;
 
 const gone = (page: AppPage["page"], testid: string) => eventually(() => page.getByTestId(testid).count(), (n) => n === 0, `${testid} gone`);
 
@@ -37,7 +13,8 @@ const rowNames = (a: AppPage) =>
 
 describe("empty states", () => {
   it("explains a missing kubeconfig and starts the demo", async () => {
-    const { page } = await open({ scenario: "no-kubeconfig" });
+    const a = await open({ scenario: "no-kubeconfig" });
+    const { page } = a;
     const empty = page.getByTestId("empty-state");
     await empty.waitFor();
     const text = await empty.innerText();
@@ -48,7 +25,7 @@ describe("empty states", () => {
 
     await page.getByTestId("start-demo").click();
     await page.getByTestId("forward-row-echo").first().waitFor();
-    expect(await rowNames(app!)).toEqual(["echo", "web", "db"]);
+    expect(await rowNames(a)).toEqual(["echo", "web", "db"]);
     expect(await textOf(page, "demo-badge")).toBe("Demo cluster");
     // Starting, then active once the shell says so in a snapshot.
     await textOf(page, "state-echo", "active");

@@ -1,35 +1,13 @@
 // The add/edit dialog, details panel, profiles, import (pasted or from a file), export and
 // settings, as a person uses them.
 
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { readFile } from "node:fs/promises";
-import type { Browser, Page } from "playwright-core";
-import { eventually, launch, openApp, serveDist, textOf, type AppPage } from "./harness";
+import type { Page } from "playwright-core";
+import { browserSuite, eventually, textOf } from "./harness";
 
-let browser: Browser;
-let server: { url: string; close: () => Promise<void> };
-let app: AppPage | null = null;
-
-beforeAll(async () => {
-  server = await serveDist();
-  browser = await launch();
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
-afterEach(async () => {
-  const problems = app?.problems ?? [];
-  await app?.close();
-  app = null;
-  expect(problems).toEqual([]);
-});
-
-async function open(opts: Parameters<typeof openApp>[2] = {}) {
-  app = await openApp(browser, server.url, opts);
-  await app.page.getByTestId("forward-row-echo").first().waitFor();
-  return app;
-}
+const suite = browserSuite((a) => a.page.getByTestId("forward-row-echo").first().waitFor());
+const open = suite.open;
 
 /** The suggestions of a field's list (the list keeps them while closed). */
 const options = (page: Page, list: string) =>
@@ -447,7 +425,7 @@ describe("details", () => {
   it("shows the pod, health, history and log, tests the connection and copies kubectl", async () => {
     const a = await open();
     const { page } = a;
-    await a.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.url });
+    await a.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: suite.url });
     await page.getByTestId("forward-row-echo").first().getByRole("button", { name: "Details of echo" }).click();
     const panel = page.getByTestId("details-panel");
     await panel.waitFor();
@@ -747,7 +725,7 @@ describe("import from a file, export", () => {
   it("exports Ferry's YAML and kftray's JSON: shown, copied and saved as a file", async () => {
     const a = await open();
     const { page } = a;
-    await a.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.url });
+    await a.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: suite.url });
     const shellText = (format: "ferry" | "kftray") =>
       page.evaluate((fmt) => (window as unknown as { __ferryFake: { exportConfig(f: string): { text: string } } }).__ferryFake.exportConfig(fmt).text, format);
     await page.getByTestId("open-export").click();

@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import type { FakeShell, Scenario } from "../fake/fake";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -154,4 +155,40 @@ export async function textOf(page: Page, testid: string, expected?: string | Reg
     (t) => (typeof expected === "string" ? t === expected : expected.test(t)),
     `${testid} to read ${expected}`,
   );
+}
+
+/** A test file's browser: one static server and one Chromium for the file; after each test
+ * its page is closed, and it must have run without console errors or Content Security
+ * Policy violations. `open` opens the app (then runs `afterOpen`, when given). */
+export function browserSuite(afterOpen?: (a: AppPage) => Promise<unknown>) {
+  let browser: Browser | undefined;
+  let server: { url: string; close: () => Promise<void> } | undefined;
+  let app: AppPage | null = null;
+  beforeAll(async () => {
+    server = await serveDist();
+    browser = await launch();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+  afterEach(async () => {
+    const problems = app?.problems ?? [];
+    await app?.close();
+    app = null;
+    expect(problems).toEqual([]);
+  });
+  return {
+    async open(opts: Parameters<typeof openApp>[2] = {}): Promise<AppPage> {
+      if (!browser || !server) throw new Error("the browser did not start");
+      app = await openApp(browser, server.url, opts);
+      if (afterOpen) await afterOpen(app);
+      return app;
+    },
+    /** The address the app is served at. */
+    get url(): string {
+      if (!server) throw new Error("the server did not start");
+      return server.url;
+    },
+  };
 }

@@ -2,33 +2,10 @@
 // install that asks before cutting forwards, a refused signature, Later, and Settings'
 // switch and Check now. Runs the built app (dist/) in Chromium with the fake shell.
 
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Browser } from "playwright-core";
-import { eventually, launch, openApp, serveDist, textOf, type AppPage } from "./harness";
+import { describe, expect, it } from "vitest";
+import { browserSuite, eventually, textOf, type AppPage } from "./harness";
 
-let browser: Browser;
-let server: { url: string; close: () => Promise<void> };
-let app: AppPage | null = null;
-
-beforeAll(async () => {
-  server = await serveDist();
-  browser = await launch();
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
-afterEach(async () => {
-  const problems = app?.problems ?? [];
-  await app?.close();
-  app = null;
-  expect(problems).toEqual([]);
-});
-
-async function open(opts: Parameters<typeof openApp>[2] = {}) {
-  app = await openApp(browser, server.url, opts);
-  return app;
-}
+const open = browserSuite().open;
 
 const gone = (page: AppPage["page"], testid: string) => eventually(() => page.getByTestId(testid).count(), (n) => n === 0, `${testid} gone`);
 
