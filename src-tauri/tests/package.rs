@@ -138,9 +138,16 @@ fn the_linux_packages_hold_the_app_and_the_cli_and_the_app_runs_from_them() {
     std::fs::copy(APP, debug.join("ferry-app")).unwrap();
     let cli_copy = debug.join("ferry");
     std::fs::copy(&cli, &cli_copy).unwrap();
+    // The manual pages and completion scripts, made by the CLI as scripts/package does.
+    let cli_files = run(Command::new(src_tauri.join("../scripts/cli-files"))
+        .arg(&cli_copy)
+        .arg(scratch.join("cli-files")));
+    let mut files: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&cli_files).expect("scripts/cli-files prints a JSON map");
+    files.insert("/usr/bin/ferry".into(), serde_json::json!(cli_copy));
     let overrides = serde_json::json!({"bundle": {"linux": {
-        "deb": {"files": {"/usr/bin/ferry": cli_copy}},
-        "rpm": {"files": {"/usr/bin/ferry": cli_copy}, "compression": {"type": "none"}},
+        "deb": {"files": files},
+        "rpm": {"files": files, "compression": {"type": "none"}},
     }}});
     run(Command::new(&tauri_cli)
         .current_dir(src_tauri)
@@ -230,6 +237,17 @@ fn the_linux_packages_hold_the_app_and_the_cli_and_the_app_runs_from_them() {
             "icons in hicolor/{name}"
         );
     }
+    // `man ferry-up` and Tab in bash, zsh and fish: made from the CLI's definition.
+    let page = root.join("usr/share/man/man1/ferry-up.1.gz");
+    let roff = run(Command::new("gzip").arg("-dc").arg(&page));
+    assert!(roff.contains(".TH ferry-up 1"), "{}", page.display());
+    assert!(root.join("usr/share/man/man1/ferry.1.gz").exists());
+    let bash = std::fs::read_to_string(root.join("usr/share/bash-completion/completions/ferry"))
+        .expect("bash completion");
+    // It calls the installed `ferry` back, not the build that made it.
+    assert!(bash.contains("\"ferry\" -- "), "{bash}");
+    assert!(root.join("usr/share/zsh/vendor-completions/_ferry").exists());
+    assert!(root.join("usr/share/fish/vendor_completions.d/ferry.fish").exists());
     let copyright = std::fs::read_to_string(root.join("usr/share/doc/ferry/copyright"))
         .expect("/usr/share/doc/ferry/copyright");
     assert!(copyright.contains("License: Apache-2.0"), "{copyright}");

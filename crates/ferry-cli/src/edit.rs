@@ -268,7 +268,10 @@ pub(crate) fn report(
 pub(crate) fn edit(command: Command) -> Result<(), EditError> {
     use ferry_core::config::import::kubectl_line;
     match command {
-        Command::Up { .. } | Command::Status { .. } => Ok(()),
+        Command::Up { .. }
+        | Command::Status { .. }
+        | Command::Completions { .. }
+        | Command::Manpage { .. } => Ok(()),
         Command::Ls { target } => {
             let path = target.config.unwrap_or_else(default_config_path);
             print_forwards(&read_config(&path)?, target.json);

@@ -14,11 +14,14 @@ use ferry_core::store::{FileLock, Store, StoreError, resolve_link, write_atomic}
 use ferry_fakecluster::{FakeCluster, Options as FakeOptions};
 use tracing_subscriber::EnvFilter;
 
+mod complete;
 mod doctor;
 mod edit;
 mod status;
 mod up;
 
+use clap_complete::ArgValueCandidates;
+use complete::*;
 use doctor::*;
 use edit::*;
 use status::*;
@@ -48,7 +51,7 @@ enum Command {
         #[arg(long)]
         demo: bool,
         /// Run only this profile's forwards.
-        #[arg(long)]
+        #[arg(long, add = ArgValueCandidates::new(profile_names))]
         profile: Option<String>,
         /// Print one JSON object per line for every state change instead of a table.
         #[arg(long, value_enum)]
@@ -88,7 +91,7 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
         /// Also add the new forwards to this profile (created when missing).
-        #[arg(long)]
+        #[arg(long, add = ArgValueCandidates::new(profile_names))]
         profile: Option<String>,
         /// `[kubectl port-forward] [-n NS] [--context C] TYPE/NAME [LOCAL:]REMOTE…`
         #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
@@ -98,18 +101,21 @@ enum Command {
     Rm {
         #[command(flatten)]
         target: ConfigArg,
+        #[arg(add = ArgValueCandidates::new(forward_names))]
         name: String,
     },
     /// Enable a forward.
     Enable {
         #[command(flatten)]
         target: ConfigArg,
+        #[arg(add = ArgValueCandidates::new(forward_names))]
         name: String,
     },
     /// Disable a forward.
     Disable {
         #[command(flatten)]
         target: ConfigArg,
+        #[arg(add = ArgValueCandidates::new(forward_names))]
         name: String,
     },
     /// Import forwards from a file of `kubectl port-forward` lines.
@@ -119,7 +125,7 @@ enum Command {
         /// The file to import.
         file: PathBuf,
         /// Also add the imported forwards to this profile (created when missing).
-        #[arg(long)]
+        #[arg(long, add = ArgValueCandidates::new(profile_names))]
         profile: Option<String>,
         /// Show what would be imported without writing anything.
         #[arg(long)]
@@ -150,6 +156,22 @@ enum Command {
         #[arg(long, value_enum, default_value = "ferry")]
         format: ExportFormat,
     },
+    /// Print the script that completes ferry's arguments (forward and profile names from
+    /// the store) in SHELL: bash, elvish, fish, powershell or zsh.
+    ///
+    /// bash: `source <(ferry completions bash)` in ~/.bashrc; zsh: the same in ~/.zshrc;
+    /// fish: `ferry completions fish | source` in ~/.config/fish/config.fish.
+    Completions {
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(["bash", "elvish", "fish", "powershell", "zsh"]))]
+        shell: String,
+    },
+    /// Print ferry's manual page (roff: `ferry manpage | man -l -`), or write a page for
+    /// ferry and each subcommand into a directory.
+    Manpage {
+        /// Write ferry.1, ferry-up.1, … into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -162,9 +184,17 @@ enum ProfileAction {
     /// List profiles and their forwards.
     Ls,
     /// Create a profile, or add forwards to it.
-    Add { name: String, forwards: Vec<String> },
+    Add {
+        #[arg(add = ArgValueCandidates::new(profile_names))]
+        name: String,
+        #[arg(add = ArgValueCandidates::new(forward_names))]
+        forwards: Vec<String>,
+    },
     /// Remove a profile (its forwards stay).
-    Rm { name: String },
+    Rm {
+        #[arg(add = ArgValueCandidates::new(profile_names))]
+        name: String,
+    },
 }
 
 /// Formats `ferry import` reads.
@@ -200,6 +230,8 @@ struct ConfigArg {
 }
 
 fn main() -> ExitCode {
+    // A Tab in a shell with ferry's completions: answer and exit before anything else.
+    answer_completion_request();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
@@ -275,6 +307,8 @@ fn main() -> ExitCode {
             json,
             watch,
         } => runtime.block_on(status(config, demo, json, watch)),
+        Command::Completions { shell } => done(print_completions(&shell)),
+        Command::Manpage { out } => done(manpages(out.as_deref())),
         other => match edit(other) {
             Ok(()) => ExitCode::SUCCESS,
             Err(EditError::Usage(e)) => {
@@ -286,5 +320,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// Exit code and message of a command that either works or says why not.
+fn done(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
