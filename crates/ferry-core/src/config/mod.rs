@@ -28,6 +28,7 @@ mod diff;
 mod edit;
 mod error;
 mod health;
+pub mod declared;
 pub mod import;
 mod lines;
 mod load;
