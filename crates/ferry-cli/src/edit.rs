@@ -266,11 +266,11 @@ pub(crate) fn report(
 }
 
 pub(crate) fn edit(command: Command) -> Result<(), EditError> {
-    use ferry_core::config::import::kubectl_line;
     match command {
         Command::Up { .. }
         | Command::Status { .. }
         | Command::Completions { .. }
+        | Command::Mcp { .. }
         | Command::Manpage { .. } => Ok(()),
         Command::Ls { target } => {
             let path = target.config.unwrap_or_else(default_config_path);
@@ -323,26 +323,8 @@ pub(crate) fn edit(command: Command) -> Result<(), EditError> {
                 }
             }
             let path = target.config.clone().unwrap_or_else(default_config_path);
-            let mut imported =
-                kubectl_line(&words.join(" ")).map_err(|e| EditError::Usage(e.message))?;
-            if let Some(name) = name {
-                if imported.forwards.len() != 1 {
-                    return Err(EditError::Usage("--name: the line gives several ports; leave --name out to name them from the target".into()));
-                }
-                imported.forwards[0].name = name;
-            }
-            imported.pin_context(current_context().as_deref());
-            let mut report_of = None;
-            let said = modify(&path, |config| {
-                let (next, done) = config
-                    .merged_with(imported, profile.as_deref())
-                    .map_err(|e| EditError::Usage(format!("nothing was added:\n{e}")))?;
-                *config = next;
-                let names: Vec<String> = done.forwards.iter().map(|f| f.name.clone()).collect();
-                report_of = Some(done);
-                Ok(format!("added {} to {}", names.join(", "), path.display()))
-            })?;
-            report(target.json, &said, report_of.as_ref());
+            let (said, done) = add_line(&path, &words.join(" "), name, profile.as_deref())?;
+            report(target.json, &said, Some(&done));
             Ok(())
         }
         Command::Rm { target, name } => {
@@ -399,6 +381,41 @@ pub(crate) fn edit(command: Command) -> Result<(), EditError> {
             Ok(())
         }
     }
+}
+
+/// Adds the forwards of a kubectl-style line (`svc/echo 18080:80 -n demo`) to the config at
+/// `path`, named `name` when the line gives one port, pinned to kubectl's current context
+/// when it names none, and added to `profile`. Says what it did, and what was renamed or
+/// moved.
+pub(crate) fn add_line(
+    path: &Path,
+    line: &str,
+    name: Option<String>,
+    profile: Option<&str>,
+) -> Result<(String, ferry_core::config::import::Imported), EditError> {
+    let mut imported =
+        ferry_core::config::import::kubectl_line(line).map_err(|e| EditError::Usage(e.message))?;
+    if let Some(name) = name {
+        if imported.forwards.len() != 1 {
+            return Err(EditError::Usage(
+                "--name: the line gives several ports; leave --name out to name them from the target".into(),
+            ));
+        }
+        imported.forwards[0].name = name;
+    }
+    imported.pin_context(current_context().as_deref());
+    let mut report_of = None;
+    let said = modify(path, |config| {
+        let (next, done) = config
+            .merged_with(imported, profile)
+            .map_err(|e| EditError::Usage(format!("nothing was added:\n{e}")))?;
+        *config = next;
+        let names: Vec<String> = done.forwards.iter().map(|f| f.name.clone()).collect();
+        report_of = Some(done);
+        Ok(format!("added {} to {}", names.join(", "), path.display()))
+    })?;
+    let done = report_of.ok_or_else(|| EditError::Failed("the store was not changed".into()))?;
+    Ok((said, done))
 }
 
 pub(crate) fn profile(target: ConfigArg, action: ProfileAction) -> Result<(), EditError> {

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ferry_core::cluster::KubeconfigSource;
 use ferry_core::config::Config;
 use ferry_core::engine::{Engine, EngineOptions};
-use ferry_core::events::{Event, ForwardStatus, HealthState, Snapshot, Update};
+use ferry_core::events::{Event, ForwardState, ForwardStatus, HealthState, Snapshot, Update};
 use ferry_core::store::{FileLock, Store, StoreError, resolve_link, write_atomic};
 use ferry_fakecluster::{FakeCluster, Options as FakeOptions};
 use tracing_subscriber::EnvFilter;
@@ -17,6 +17,7 @@ use tracing_subscriber::EnvFilter;
 mod complete;
 mod doctor;
 mod edit;
+mod mcp;
 mod status;
 mod up;
 
@@ -155,6 +156,14 @@ enum Command {
         /// `ferry` (default) or `kftray`.
         #[arg(long, value_enum, default_value = "ferry")]
         format: ExportFormat,
+    },
+    /// Serve the Model Context Protocol on stdin/stdout, for assistants that drive tools:
+    /// list, enable, disable, add, remove and test forwards of a config (the store by
+    /// default), applied by the app or `ferry up` that runs it.
+    Mcp {
+        /// The config to act on; default: the store the app uses.
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
     },
     /// Print the script that completes ferry's arguments (forward and profile names from
     /// the store) in SHELL: bash, elvish, fish, powershell or zsh.
@@ -307,6 +316,7 @@ fn main() -> ExitCode {
             json,
             watch,
         } => runtime.block_on(status(config, demo, json, watch)),
+        Command::Mcp { config } => runtime.block_on(mcp::mcp(config)),
         Command::Completions { shell } => done(print_completions(&shell)),
         Command::Manpage { out } => done(manpages(out.as_deref())),
         other => match edit(other) {

@@ -744,3 +744,59 @@ async fn status_sees_the_run_and_a_second_up_on_its_config_refuses() -> anyhow::
     assert_eq!(code, 3);
     Ok(())
 }
+
+/// `ferry mcp` as an assistant's MCP client drives it (the official Python SDK, PyPI
+/// `mcp`, in tests/mcp_client.py): it lists what a running `ferry up` runs, enables,
+/// disables, adds and removes forwards that the run then applies, tests one, serves the
+/// status resource, answers bad input with errors naming the argument, and never says the
+/// kubeconfig's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_drives_the_running_forwards_for_a_real_mcp_client() -> anyhow::Result<()> {
+    let (fake, dir) = fake().await?;
+    let dir = dir.path();
+    let file = dir.join("ferry.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "version: 1\nforwards:\n{}  - {{name: off, namespace: demo, target: service/web, port: 80, local_port: 0, enabled: false}}\n",
+            forward("echo", "service/echo", "80")
+        ),
+    )?;
+    let (mut up, _lines, _) = up_until_echo_active(dir, &file).await?;
+
+    let kubeconfig = std::fs::read_to_string(dir.join("kubeconfig"))?;
+    let secrets: Vec<&str> = kubeconfig
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("token: "))
+        .collect();
+    anyhow::ensure!(!secrets.is_empty(), "the fake's kubeconfig has no token");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_client.py");
+    let out = timeout(
+        Duration::from_secs(90),
+        Command::new("python3")
+            .arg(&script)
+            .arg(BIN)
+            .arg(&file)
+            .args(&secrets)
+            .env("KUBECONFIG", dir.join("kubeconfig"))
+            .env("XDG_RUNTIME_DIR", dir)
+            .env_remove("FERRY_LOG")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await??;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    anyhow::ensure!(
+        out.status.success(),
+        "the MCP client failed (scripts/setup installs PyPI `mcp`):\n{said}"
+    );
+    assert!(said.contains("every check passed"), "{said}");
+
+    up.kill().await?;
+    fake.shutdown().await;
+    Ok(())
+}
