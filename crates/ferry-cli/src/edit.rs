@@ -271,6 +271,7 @@ pub(crate) fn edit(command: Command) -> Result<(), EditError> {
         | Command::Status { .. }
         | Command::Completions { .. }
         | Command::Mcp { .. }
+        | Command::Discover { .. }
         | Command::Manpage { .. } => Ok(()),
         Command::Ls { target } => {
             let path = target.config.unwrap_or_else(default_config_path);
@@ -339,6 +340,7 @@ pub(crate) fn edit(command: Command) -> Result<(), EditError> {
             Ok(())
         }
         Command::Profile { target, action } => profile(target, action),
+        Command::Share { target, name } => crate::discover::share(target, &name),
         Command::Doctor { .. } => Ok(()),
         Command::Enable { target, name } => set_enabled(target, &name, true),
         Command::Disable { target, name } => set_enabled(target, &name, false),

@@ -15,6 +15,7 @@ use ferry_fakecluster::{FakeCluster, Options as FakeOptions};
 use tracing_subscriber::EnvFilter;
 
 mod complete;
+mod discover;
 mod doctor;
 mod edit;
 mod mcp;
@@ -156,6 +157,38 @@ enum Command {
         /// `ferry` (default) or `kftray`.
         #[arg(long, value_enum, default_value = "ferry")]
         format: ExportFormat,
+    },
+    /// List the forwards the cluster's objects declare in annotations (Ferry's
+    /// `ferry.dev/forwards`, kftray's and k9s's), marking those you have; `--import` adds
+    /// the others to the config.
+    Discover {
+        #[command(flatten)]
+        target: ConfigArg,
+        /// The kubeconfig context to ask; default: the current one.
+        #[arg(long)]
+        context: Option<String>,
+        /// The namespace to look in; default: the context's.
+        #[arg(short = 'n', long = "namespace")]
+        namespace: Option<String>,
+        /// Look in every namespace you may list.
+        #[arg(short = 'A', long = "all-namespaces")]
+        all_namespaces: bool,
+        /// Add the declared forwards you do not have yet (names made unique, taken local
+        /// ports moved).
+        #[arg(long)]
+        import: bool,
+        /// With --import, also put them in this profile (created when missing).
+        #[arg(long, requires = "import", add = ArgValueCandidates::new(profile_names))]
+        profile: Option<String>,
+    },
+    /// Print the `kubectl annotate` command that declares a saved forward on its target,
+    /// so that teammates find it with `ferry discover` (forwards to the same object are
+    /// declared together).
+    Share {
+        #[command(flatten)]
+        target: ConfigArg,
+        #[arg(add = ArgValueCandidates::new(forward_names))]
+        name: String,
     },
     /// Serve the Model Context Protocol on stdin/stdout, for assistants that drive tools:
     /// list, enable, disable, add, remove and test forwards of a config (the store by
@@ -316,6 +349,21 @@ fn main() -> ExitCode {
             json,
             watch,
         } => runtime.block_on(status(config, demo, json, watch)),
+        Command::Discover {
+            target,
+            context,
+            namespace,
+            all_namespaces,
+            import,
+            profile,
+        } => runtime.block_on(discover::discover(discover::DiscoverArgs {
+            target,
+            context,
+            namespace,
+            all_namespaces,
+            import,
+            profile,
+        })),
         Command::Mcp { config } => runtime.block_on(mcp::mcp(config)),
         Command::Completions { shell } => done(print_completions(&shell)),
         Command::Manpage { out } => done(manpages(out.as_deref())),

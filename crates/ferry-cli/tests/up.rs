@@ -800,3 +800,142 @@ async fn mcp_drives_the_running_forwards_for_a_real_mcp_client() -> anyhow::Resu
     fake.shutdown().await;
     Ok(())
 }
+
+/// `ferry discover` lists what the fake's demo objects declare (Ferry's, kftray's and
+/// k9s's annotations), marks what the config has, sees a forward `ferry share` published
+/// through the real kubectl, and `--import` adds the new ones (a taken local port moved)
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_finds_declared_forwards_and_share_publishes_one() -> anyhow::Result<()> {
+    let (fake, dir) = fake().await?;
+    let dir = dir.path();
+    let file = dir.join("ferry.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nforwards:\n\
+         - {name: web, context: ferry-fake, namespace: demo, target: service/web, port: 80, local_port: 18081}\n\
+         - {name: mydb, context: ferry-fake, namespace: demo, target: statefulset/db, port: 5432, local_port: 15432}\n\
+         - {name: db-main, context: ferry-fake, namespace: demo, target: service/db, port: 5432, local_port: 15440}\n",
+    )?;
+    let path = file.to_str().unwrap_or_default();
+    let declared = |v: &Value| -> Vec<(String, String, Value)> {
+        v["declared"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|d| {
+                        (
+                            d["name"].as_str().unwrap_or_default().to_string(),
+                            d["source"].as_str().unwrap_or_default().to_string(),
+                            d["have"].clone(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    let (code, out, err) = run(dir, &["discover", "-c", path, "-n", "demo", "--json"]).await?;
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out)?;
+    assert_eq!(v["context"], "ferry-fake");
+    assert_eq!(
+        declared(&v),
+        [
+            ("web-pod".into(), "Ferry".into(), Value::Null),
+            ("echo".into(), "kftray".into(), Value::Null),
+            ("web".into(), "Ferry".into(), "web".into()),
+            ("db-pg".into(), "k9s".into(), Value::Null),
+        ]
+    );
+    let echo = &v["declared"][1]["forward"];
+    assert_eq!(echo["pod_port"], true, "kftray's port is the pods': {echo}");
+    assert_eq!(
+        echo["context"], "ferry-fake",
+        "pinned to the context asked: {echo}"
+    );
+
+    // `ferry share` prints the annotate line; the real kubectl runs it against the fake.
+    let (code, command, err) = run(dir, &["share", "db-main", "-c", path]).await?;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        command.starts_with("kubectl annotate --context ferry-fake -n demo service/db "),
+        "{command}"
+    );
+    let annotated = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command.trim())
+        .env("KUBECONFIG", dir.join("kubeconfig"))
+        .output()
+        .await?;
+    assert!(
+        annotated.status.success(),
+        "kubectl: {}",
+        String::from_utf8_lossy(&annotated.stderr)
+    );
+    let (_, out, _) = run(dir, &["discover", "-c", path, "-n", "demo", "--json"]).await?;
+    let v: Value = serde_json::from_str(&out)?;
+    assert!(
+        declared(&v).contains(&("db-main".into(), "Ferry".into(), "db-main".into())),
+        "{v}"
+    );
+
+    // The human listing says what is new and how to add it.
+    let (_, out, _) = run(dir, &["discover", "-c", path, "-n", "demo"]).await?;
+    assert!(out.contains("have it: web"), "{out}");
+    assert!(out.contains("The demo's web page"), "{out}");
+    assert!(
+        out.contains("`ferry discover --import` adds the 3 new one(s)."),
+        "{out}"
+    );
+
+    let (code, out, err) = run(
+        dir,
+        &[
+            "discover",
+            "-c",
+            path,
+            "-n",
+            "demo",
+            "--import",
+            "--profile",
+            "team",
+            "--json",
+        ],
+    )
+    .await?;
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out)?;
+    assert_eq!(
+        report["forwards"],
+        serde_json::json!(["web-pod", "echo", "db-pg"]),
+        "{report}"
+    );
+    let config = ferry_core::config::Config::from_file(&file)?;
+    let db_pg = config
+        .forwards
+        .iter()
+        .find(|f| f.name == "db-pg")
+        .ok_or_else(|| anyhow::anyhow!("no db-pg"))?;
+    assert_ne!(db_pg.local_port, 15432, "mydb holds 15432");
+    assert!(
+        report["notes"].as_array().is_some_and(|n| n
+            .iter()
+            .any(|n| n.as_str().is_some_and(|n| n.contains("15432 is taken")))),
+        "{report}"
+    );
+    let team = config.profiles.iter().find(|p| p.name == "team");
+    assert_eq!(team.map(|p| p.forwards.len()), Some(3));
+
+    let (code, out, _) = run(dir, &["discover", "-c", path, "-n", "demo", "--import"]).await?;
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing to add"), "{out}");
+    let (code, _, err) = run(dir, &["discover", "-c", path, "-n", "demo", "-A"]).await?;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("-n and -A"), "{err}");
+    let (code, _, err) = run(dir, &["share", "ghost", "-c", path]).await?;
+    assert_eq!(code, 2);
+    assert!(err.contains("no forward named \"ghost\""), "{err}");
+    fake.shutdown().await;
+    Ok(())
+}

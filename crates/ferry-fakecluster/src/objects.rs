@@ -332,12 +332,31 @@ pub(crate) fn pod_ip(n: u32) -> String {
 }
 
 /// A Deployment for `d`.
+/// Sets the scenario's annotations on `object`, when it gives any (the API server leaves
+/// an empty map out).
+fn annotate(mut object: Value, given: &BTreeMap<String, String>) -> Value {
+    if !given.is_empty() {
+        object["metadata"]["annotations"] = annotations(given, &[]);
+    }
+    object
+}
+
+/// An object's annotations: the scenario's, then the controller's own.
+fn annotations(given: &BTreeMap<String, String>, own: &[(&str, &str)]) -> Value {
+    let mut all: serde_json::Map<String, Value> =
+        given.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    for (k, v) in own {
+        all.insert((*k).to_string(), json!(v));
+    }
+    Value::Object(all)
+}
+
 pub(crate) fn deployment_object(ns: &str, d: &WorkloadSpec) -> Value {
     json!({
         "metadata": {
             "name": d.name, "namespace": ns, "generation": 1,
             "labels": d.labels,
-            "annotations": {"deployment.kubernetes.io/revision": "1"},
+            "annotations": annotations(&d.annotations, &[("deployment.kubernetes.io/revision", "1")]),
         },
         "spec": {
             "replicas": d.replicas,
@@ -384,7 +403,7 @@ pub(crate) fn statefulset_revision(ns: &str, name: &str) -> String {
 /// A StatefulSet for `s`.
 pub(crate) fn statefulset_object(ns: &str, s: &WorkloadSpec) -> Value {
     let revision = statefulset_revision(ns, &s.name);
-    json!({
+    let object = json!({
         "metadata": {"name": s.name, "namespace": ns, "generation": 1, "labels": s.labels},
         "spec": {
             "replicas": s.replicas,
@@ -396,7 +415,8 @@ pub(crate) fn statefulset_object(ns: &str, s: &WorkloadSpec) -> Value {
             "revisionHistoryLimit": 10,
         },
         "status": {"currentRevision": revision, "updateRevision": revision, "collisionCount": 0},
-    })
+    });
+    annotate(object, &s.annotations)
 }
 
 /// The labels of pod `name` of a StatefulSet whose template has `labels`.
@@ -457,7 +477,7 @@ pub(crate) fn service_object(ns: &str, s: &ServiceSpec, ip: Option<&str>) -> Val
         svc["spec"]["clusterIP"] = json!(ip);
         svc["spec"]["clusterIPs"] = json!([ip]);
     }
-    svc
+    annotate(svc, &s.annotations)
 }
 
 /// One EndpointSlice a Service should have: its name, endpoints and ports.

@@ -11,7 +11,7 @@
 //!         ports: [{name: echo, port: 9000, behavior: echo}]
 //!     pods:                   # bare pods, no owner
 //!       - {name: solo, labels: {app: solo}, ports: [{port: 9000}]}
-//!     services:
+//!     services:               # workloads and services take `annotations: {k: v}` too
 //!       - name: echo
 //!         selector: {app: echo}
 //!         ports: [{port: 80, target_port: echo}]   # number or container port name
@@ -149,6 +149,9 @@ pub struct WorkloadSpec {
     /// Labels of the pods, also the workload's selector.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The workload's own annotations (such as forwards it declares).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub ports: Vec<PortSpec>,
 }
@@ -186,6 +189,9 @@ pub struct ServiceSpec {
     pub name: String,
     #[serde(default)]
     pub selector: BTreeMap<String, String>,
+    /// The service's annotations (such as forwards it declares).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
     pub ports: Vec<ServicePortSpec>,
 }
 

@@ -6,6 +6,7 @@
 //! contexts.
 
 pub mod access;
+pub mod discover;
 mod exec;
 mod proxy;
 mod resolve;

@@ -24,11 +24,11 @@
 //! [`Config::validate`] reports every problem at once, each with its field path.
 //! [`Config::diff`] compares two configs forward by forward for a reload.
 
+pub mod declared;
 mod diff;
 mod edit;
 mod error;
 mod health;
-pub mod declared;
 pub mod import;
 mod lines;
 mod load;
