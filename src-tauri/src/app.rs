@@ -70,6 +70,9 @@ pub struct AppState {
     pub store_path: PathBuf,
     /// Whether the desktop shows tray icons; without one, closing the window quits.
     pub tray: bool,
+    /// Per namespace the saved forwards use, the forwards its objects declare that none of
+    /// the saved ones does (the Add button's badge); empty until the cluster was asked.
+    pub declared: Vec<crate::discover::DeclaredNew>,
 }
 
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
@@ -228,6 +231,9 @@ pub struct AppCore {
     stop: CancellationToken,
     /// The core's tasks; aborted by `shutdown` if they have not ended by then.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// New declared forwards per namespace, as the watch last counted them (see
+    /// [`crate::discover::watch`]); held only to read or swap.
+    declared_new: Mutex<Vec<crate::discover::DeclaredNew>>,
 }
 
 impl AppCore {
@@ -330,6 +336,7 @@ impl AppCore {
             runtime: tokio::runtime::Handle::current(),
             stop: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
+            declared_new: Mutex::new(Vec::new()),
         });
         core.spawn(follow_logs(
             core.engine.subscribe(),
@@ -483,6 +490,7 @@ impl AppCore {
             demo: self.demo_running(),
             store_path: self.store.path().to_path_buf(),
             tray: self.tray.load(Ordering::Relaxed),
+            declared: self.declared_new.lock().clone(),
         }
     }
 
@@ -947,6 +955,54 @@ impl AppCore {
     /// The engine's client pool: the same clients and kubeconfig files the forwards use.
     fn clients(&self) -> &Arc<ferry_core::cluster::ClientPool> {
         self.engine.clients()
+    }
+
+    /// The engine's client pool, to use without holding the core.
+    pub(crate) fn client_pool(&self) -> Arc<ferry_core::cluster::ClientPool> {
+        self.clients().clone()
+    }
+
+    /// What the objects of a namespace (the context's own when none is named, or every
+    /// namespace) declare, each marked with the saved forward that does it; the others
+    /// named and numbered so that `save_forward` takes them as they are (see
+    /// [`crate::discover`]).
+    pub async fn discover_forwards(
+        &self,
+        context: Option<&str>,
+        namespace: Option<&str>,
+        all_namespaces: bool,
+    ) -> Result<crate::discover::DiscoverReport, AppError> {
+        let scope = crate::discover::scope(namespace, all_namespaces)?;
+        let context = context.map(str::trim).filter(|c| !c.is_empty());
+        let pool = self.client_pool();
+        let found = ferry_core::cluster::discover::discover(&pool, context, &scope)
+            .await
+            .map_err(|e| AppError::cluster(e.to_string()))?;
+        // The config as it is once the cluster has answered.
+        let config = self.config();
+        Ok(crate::discover::report(
+            &config,
+            found,
+            crate::discover::port_free,
+        ))
+    }
+
+    /// Starts counting what the namespaces of the saved forwards declare that the user
+    /// does not have (`AppState::declared`), as one of the core's tasks.
+    pub fn watch_declared(self: &Arc<Self>) {
+        self.spawn(crate::discover::watch(Arc::downgrade(self)));
+    }
+
+    /// Keeps the watch's count; the window hears of a change.
+    pub(crate) fn set_declared_new(&self, counts: Vec<crate::discover::DeclaredNew>) {
+        {
+            let mut current = self.declared_new.lock();
+            if *current == counts {
+                return;
+            }
+            *current = counts;
+        }
+        self.changed.send_modify(|n| *n += 1);
     }
 
     async fn client(

@@ -109,6 +109,24 @@ pub async fn check_access(
         .await
 }
 
+/// What the cluster's objects declare (annotations of Ferry, kftray and k9s), each with
+/// the saved forward that already does it; added through `save_forward`.
+#[tauri::command]
+#[instrument(skip(core), err(Debug))]
+pub async fn discover_forwards(
+    core: Core<'_>,
+    context: Option<String>,
+    namespace: Option<String>,
+    all_namespaces: Option<bool>,
+) -> Result<crate::discover::DiscoverReport> {
+    core.discover_forwards(
+        context.as_deref(),
+        namespace.as_deref(),
+        all_namespaces.unwrap_or(false),
+    )
+    .await
+}
+
 #[tauri::command]
 #[instrument(skip(core), err(Debug))]
 pub async fn test_connection(core: Core<'_>, name: String) -> Result<TestResult> {

@@ -40,6 +40,10 @@ pub fn typescript() -> String {
         crate::app::TargetInfo::decl(&cfg),
         crate::app::TargetPort::decl(&cfg),
         crate::app::TestResult::decl(&cfg),
+        crate::discover::DiscoverReport::decl(&cfg),
+        crate::discover::DeclaredForward::decl(&cfg),
+        crate::discover::DeclaredSource::decl(&cfg),
+        crate::discover::DeclaredNew::decl(&cfg),
         crate::app::ImportFormat::decl(&cfg),
         crate::app::ImportReport::decl(&cfg),
         crate::app::ImportEntry::decl(&cfg),
@@ -94,6 +98,14 @@ pub async fn call(
                 arg::<Option<String>>(&args, "context")?.as_deref(),
                 arg::<Option<String>>(&args, "namespace")?.as_deref(),
                 &arg::<String>(&args, "kind")?,
+            )
+            .await?,
+        ),
+        "discover_forwards" => answer(
+            core.discover_forwards(
+                arg::<Option<String>>(&args, "context")?.as_deref(),
+                arg::<Option<String>>(&args, "namespace")?.as_deref(),
+                arg::<Option<bool>>(&args, "allNamespaces")?.unwrap_or(false),
             )
             .await?,
         ),

@@ -3,6 +3,7 @@
 //! - [`app`]: the core (store, engine, demo cluster, every command's logic), Tauri-free;
 //! - [`commands`]: the IPC commands, mapping errors to `{code, message, field}`;
 //! - [`bridge`]: engine events to the window, the tray and notifications;
+//! - [`discover`]: forwards the cluster declares, offered to add, and the badge's count;
 //! - [`tray`]: the tray icon and menu;
 //! - [`update`]: signed updates, looked for at start and daily, installed when asked;
 //! - [`settings`], [`prefs`], [`logs`], [`error`]: the settings the store keeps beside the
@@ -17,6 +18,7 @@ pub mod app;
 pub mod bridge;
 pub mod commands;
 pub mod contract;
+pub mod discover;
 pub mod error;
 pub mod login;
 pub mod logs;
@@ -138,6 +140,7 @@ pub fn run() -> ExitCode {
             commands::list_namespaces,
             commands::list_targets,
             commands::check_access,
+            commands::discover_forwards,
             commands::test_connection,
             commands::retry_forward,
             commands::kubectl_command,
@@ -181,6 +184,7 @@ pub fn run() -> ExitCode {
             app.manage(tray);
             core.set_tray_available(tray_host::available());
             bridge::start(app.handle().clone(), &core);
+            core.watch_declared();
             let updates = Arc::new(update::Updates::new());
             let prefs = Arc::downgrade(&core);
             updates.schedule(app.handle().clone(), update::FIRST_CHECK_AFTER, move || {

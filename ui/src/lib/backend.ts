@@ -11,6 +11,7 @@ import type {
   AppState,
   Checked,
   Contexts,
+  DiscoverReport,
   ErrorCode,
   ExportFormat,
   ExportResult,
@@ -51,6 +52,11 @@ export interface Backend {
   listTargets(context: string | null, namespace: string | null, kind: Kind): Promise<TargetInfo[]>;
   /** What the user may not do that a forward to a `kind` in the namespace needs, as one sentence; null when all is granted or the cluster cannot say. */
   checkAccess(context: string | null, namespace: string | null, kind: Kind): Promise<string | null>;
+  /** What the cluster's objects declare (Ferry's, kftray's and k9s's annotations) in a
+   * namespace (null: the context's own) or in every one, each with the saved forward that
+   * does it; the others offered with a name and a local port no saved forward has, to add
+   * through saveForward as they are. */
+  discoverForwards(context: string | null, namespace: string | null, allNamespaces: boolean): Promise<DiscoverReport>;
   /** Ferry's version (the workspace's, as `ferry --version` and the packages say). */
   appVersion(): Promise<string>;
   testConnection(name: string): Promise<TestResult>;
@@ -140,6 +146,7 @@ export const tauriBackend: Backend = {
   listNamespaces: (context) => call("list_namespaces", { context }),
   listTargets: (context, namespace, kind) => call("list_targets", { context, namespace, kind }),
   checkAccess: (context, namespace, kind) => call("check_access", { context, namespace, kind }),
+  discoverForwards: (context, namespace, allNamespaces) => call("discover_forwards", { context, namespace, allNamespaces }),
   appVersion: () => getVersion(),
   testConnection: (name) => call("test_connection", { name }),
   retryForward: (name) => call("retry_forward", { name }),

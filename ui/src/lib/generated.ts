@@ -293,7 +293,12 @@ favourites: Array<string>, snapshot: Snapshot, banner: string | null, kubeconfig
 /**
  * Whether the desktop shows tray icons; without one, closing the window quits.
  */
-tray: boolean, };
+tray: boolean, 
+/**
+ * Per namespace the saved forwards use, the forwards its objects declare that none of
+ * the saved ones does (the Add button's badge); empty until the cluster was asked.
+ */
+declared: Array<DeclaredNew>, };
 
 export type KubeconfigInfo = { found: boolean, paths: Array<string>, message: string | null, };
 
@@ -360,6 +365,53 @@ export type TargetInfo = { name: string, ports: Array<TargetPort>, };
 export type TargetPort = { port: number, name: string | null, protocol: string, };
 
 export type TestResult = { ok: boolean, ms: number, message: string, };
+
+export type DiscoverReport = { 
+/**
+ * The context asked (the current one when none was named).
+ */
+context: string, 
+/**
+ * By namespace, then object.
+ */
+declared: Array<DeclaredForward>, 
+/**
+ * Annotations that could not be read and kinds that could not be listed, as sentences.
+ */
+problems: Array<string>, };
+
+export type DeclaredForward = { 
+/**
+ * The name the declaration gives it.
+ */
+name: string, 
+/**
+ * The object it is declared on, `KIND/NAME` (`service/web`).
+ */
+object: string, namespace: string, source: DeclaredSource, 
+/**
+ * What it is for, in the words of whoever declared it.
+ */
+description: string | null, 
+/**
+ * What did not carry over in reading it, and what was changed to offer it (a name or a
+ * local port taken).
+ */
+notes: Array<string>, 
+/**
+ * The saved forward that already does this (same context, namespace, target and
+ * port), if any.
+ */
+have: string | null, 
+/**
+ * The forward to save as it is: when the user does not have it, with a name and a
+ * local port no saved forward has.
+ */
+forward: Forward, };
+
+export type DeclaredSource = "Ferry" | "kftray" | "k9s";
+
+export type DeclaredNew = { context: string, namespace: string, count: number, };
 
 export type ImportFormat = "auto" | "kubectl" | "kftray" | "kportal" | "ferry";
 

@@ -6,12 +6,16 @@ import type { Filter, SortKey } from "./view";
 import type { Forward, Profile, Theme } from "./types";
 
 export type Dialog =
-  | { kind: "forward"; original: string | null; initial: Forward | null; quickLine?: string }
+  | { kind: "forward"; original: string | null; initial: Forward | null; quickLine?: string; cluster?: ClusterPlace }
   | { kind: "profile"; original: Profile | null }
   | { kind: "settings" }
   | { kind: "import" }
   | { kind: "export" }
   | null;
+
+/** Where the add dialog's "From the cluster" section looks when it opens on it (null: the
+ * current context, the context's namespace). */
+export type ClusterPlace = { context: string | null; namespace: string | null };
 
 export type Confirm = {
   title: string;
@@ -38,6 +42,10 @@ export class UiStore {
 
   openAdd(initial: Forward | null = null, quickLine?: string): void {
     this.dialog = { kind: "forward", original: null, initial, quickLine };
+  }
+  /** Opens the add dialog on what the cluster declares in a namespace. */
+  openFromCluster(place: ClusterPlace): void {
+    this.dialog = { kind: "forward", original: null, initial: null, cluster: place };
   }
   openEdit(f: Forward): void {
     this.dialog = { kind: "forward", original: f.name, initial: f };

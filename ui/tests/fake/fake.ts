@@ -8,6 +8,10 @@ import type {
   AppState,
   Checked,
   Config,
+  DeclaredForward,
+  DeclaredNew,
+  DeclaredSource,
+  DiscoverReport,
   ExportFormat,
   ExportResult,
   FieldProblem,
@@ -80,6 +84,68 @@ export const ACCESS_DENIED: Record<string, Record<string, string>> = {
   staging: {
     payments:
       "user `dev` cannot create pods/portforward in namespace `payments`; since Kubernetes 1.35 port-forwarding needs `create` on pods/portforward, not only `get`; ask a cluster admin for a Role that grants it",
+  },
+};
+
+/** A forward a cluster object declares, as the shell's discovery reads it. */
+type Declaration = { object: string; source: DeclaredSource; description: string | null; notes: string[]; forward: Forward };
+
+/**
+ * What the objects of the fake cluster declare in annotations, per context and namespace,
+ * and what could not be read there. ferry-fake's demo namespace declares what the demo
+ * scenario does (crates/ferry-fakecluster/scenarios/demo.yaml): one forward in each format.
+ */
+export const DECLARED: Record<string, Record<string, { declared: Declaration[]; problems: string[] }>> = {
+  "ferry-fake": {
+    demo: {
+      declared: [
+        {
+          object: "deployment/web",
+          source: "Ferry",
+          description: "One web pod, straight",
+          notes: [],
+          forward: { name: "web-pod", context: "ferry-fake", namespace: "demo", target: "deployment/web", port: "http", local_port: 18090, alias: "web-pod" },
+        },
+        {
+          object: "service/echo",
+          source: "kftray",
+          description: null,
+          notes: [],
+          forward: { name: "echo", context: "ferry-fake", namespace: "demo", target: "service/echo", port: 9000, pod_port: true, local_port: 19000 },
+        },
+        {
+          object: "service/web",
+          source: "Ferry",
+          description: "The demo's web page",
+          notes: [],
+          forward: { name: "web", context: "ferry-fake", namespace: "demo", target: "service/web", port: 80, local_port: 18081 },
+        },
+        {
+          object: "statefulset/db",
+          source: "k9s",
+          description: null,
+          notes: ["k9s looks the port name `pg` up in container `db`; Ferry looks it up among all the pod's containers"],
+          forward: { name: "db-pg", context: "ferry-fake", namespace: "demo", target: "statefulset/db", port: "pg", local_port: 15432 },
+        },
+      ],
+      problems: [],
+    },
+  },
+  staging: {
+    payments: {
+      declared: [
+        {
+          object: "service/api",
+          source: "Ferry",
+          description: "The payments API",
+          notes: [],
+          forward: { name: "api", context: "staging", namespace: "payments", target: "service/api", port: 8080, local_port: 8080 },
+        },
+      ],
+      problems: [
+        'deployments in namespace payments: not allowed to list them (deployments.apps is forbidden: User "dev" cannot list resource "deployments" in API group "apps" in the namespace "payments"), so what they declare is not shown',
+      ],
+    },
   },
 };
 
@@ -353,7 +419,77 @@ export class FakeShell {
       demo: this.demo,
       store_path: "/home/me/.config/ferry/forwards.yaml",
       tray: this.tray,
+      declared: this.declaredNew(),
     };
+  }
+
+  /** The saved forward that does what `d` declares (same context, namespace, target, port). */
+  alreadyHave(d: Declaration): string | null {
+    const want = settled(d.forward);
+    const f = this.config.forwards.find((x) => {
+      const have = settled(x);
+      return x.context === d.forward.context && x.namespace === d.forward.namespace && have.target === want.target && have.port === want.port && !!x.pod_port === !!d.forward.pod_port;
+    });
+    return f?.name ?? null;
+  }
+
+  /** Per namespace the saved forwards use, what it declares that they do not do. */
+  declaredNew(): DeclaredNew[] {
+    const out: DeclaredNew[] = [];
+    for (const f of this.config.forwards) {
+      const context = f.context ?? CURRENT_CONTEXT;
+      const namespace = f.namespace ?? "default";
+      if (out.some((x) => x.context === context && x.namespace === namespace)) continue;
+      const count = (DECLARED[context]?.[namespace]?.declared ?? []).filter((d) => this.alreadyHave(d) === null).length;
+      if (count > 0) out.push({ context, namespace, count });
+    }
+    return out;
+  }
+
+  /** discover_forwards as the shell answers it (src-tauri/src/discover.rs): each declared
+   * forward with the saved one that does it; the others with a name and a local port no
+   * saved forward (nor an earlier offer) has, each change in a note. */
+  discover(context: string | null, namespace: string | null, all: boolean): DiscoverReport {
+    const ctx = context?.trim() || CURRENT_CONTEXT;
+    if (!(ctx in CLUSTER)) fail("cluster", `context "${ctx}": no such context in the kubeconfig`);
+    const ns = namespace?.trim() || null;
+    if (ns && all) fail("invalid", "a namespace and all namespaces were both asked for: give one", "namespace");
+    const places = all ? Object.keys(CLUSTER[ctx]) : [ns ?? "default"];
+    const names = new Set(this.config.forwards.map((f) => f.name));
+    const ports = new Map(this.config.forwards.filter((f) => f.local_port !== 0).map((f) => [`${f.bind ?? "127.0.0.1"}:${f.local_port}`, f.name]));
+    const declared: DeclaredForward[] = [];
+    const problems: string[] = [];
+    for (const place of [...places].sort()) {
+      const here = DECLARED[ctx]?.[place];
+      if (!here) continue;
+      problems.push(...here.problems);
+      for (const d of here.declared) {
+        const have = this.alreadyHave(d);
+        const forward = clone(d.forward);
+        const notes = [...d.notes];
+        if (have === null) {
+          let name = forward.name;
+          for (let n = 2; names.has(name); n++) name = `${forward.name}-${n}`;
+          names.add(name);
+          if (name !== forward.name) notes.push(`a saved forward is named ${forward.name}; offered as ${name}`);
+          forward.name = name;
+          const bind = forward.bind ?? "127.0.0.1";
+          const wanted = forward.local_port;
+          if (wanted !== 0) {
+            const holder = ports.get(`${bind}:${wanted}`);
+            if (holder) {
+              let p = wanted + 1;
+              while (ports.has(`${bind}:${p}`)) p++;
+              forward.local_port = p;
+              notes.push(`local port ${wanted} is taken by ${holder}; offered with ${p}`);
+            }
+            ports.set(`${bind}:${forward.local_port}`, forward.name);
+          }
+        }
+        declared.push({ name: d.forward.name, object: d.object, namespace: place, source: d.source, description: d.description, notes, have, forward });
+      }
+    }
+    return { context: ctx, declared, problems };
   }
 
   snapshot(): Snapshot {
@@ -562,6 +698,8 @@ export class FakeShell {
         const ns = (a.namespace as string | null) ?? "default";
         return clone(CLUSTER[ctx][ns]?.[a.kind as string] ?? []);
       }
+      case "discover_forwards":
+        return this.discover(a.context ?? null, a.namespace ?? null, a.allNamespaces ?? false);
       case "retry_forward": {
         if (!this.config.forwards.some((f) => f.name === a.name)) fail("not_found", `There is no forward named "${a.name}".`);
         return null;
