@@ -272,6 +272,7 @@ pub(crate) fn edit(command: Command) -> Result<(), EditError> {
         | Command::Completions { .. }
         | Command::Mcp { .. }
         | Command::Discover { .. }
+        | Command::Inspect { .. }
         | Command::Manpage { .. } => Ok(()),
         Command::Ls { target } => {
             let path = target.config.unwrap_or_else(default_config_path);

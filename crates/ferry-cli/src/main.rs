@@ -18,6 +18,7 @@ mod complete;
 mod discover;
 mod doctor;
 mod edit;
+mod inspect;
 mod mcp;
 mod status;
 mod up;
@@ -189,6 +190,38 @@ enum Command {
         target: ConfigArg,
         #[arg(add = ArgValueCandidates::new(forward_names))]
         name: String,
+    },
+    /// Record a forward's HTTP requests and responses (`on`/`off` in the config), or print
+    /// them as they happen with --follow, from the `ferry up` or the app that runs it.
+    ///
+    /// `ferry inspect web on [--body-kib 16] [--redact x-api-key]`, `ferry inspect web
+    /// --follow [--json]`. Authorization, Cookie, Set-Cookie and Proxy-Authorization are
+    /// always redacted; nothing is written to disk.
+    Inspect {
+        /// The config; default: the store the app uses.
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+        /// With --follow: the `ferry up --demo` run.
+        #[arg(long)]
+        demo: bool,
+        #[arg(add = ArgValueCandidates::new(forward_names))]
+        name: String,
+        /// `on` or `off`.
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(["on", "off"]))]
+        switch: Option<String>,
+        /// With `on`: keep the first KiB of each body (0, the default, keeps none; at most
+        /// 1024).
+        #[arg(long, value_name = "KIB")]
+        body_kib: Option<u32>,
+        /// With `on`: another header to redact (repeatable).
+        #[arg(long, value_name = "HEADER")]
+        redact: Vec<String>,
+        /// Print exchanges as they happen (after those kept so far) until Ctrl-C.
+        #[arg(long)]
+        follow: bool,
+        /// With --follow: one JSON object per exchange and line.
+        #[arg(long)]
+        json: bool,
     },
     /// Serve the Model Context Protocol on stdin/stdout, for assistants that drive tools:
     /// list, enable, disable, add, remove and test forwards of a config (the store by
@@ -363,6 +396,25 @@ fn main() -> ExitCode {
             all_namespaces,
             import,
             profile,
+        })),
+        Command::Inspect {
+            config,
+            demo,
+            name,
+            switch,
+            body_kib,
+            redact,
+            follow,
+            json,
+        } => runtime.block_on(inspect::inspect(inspect::InspectArgs {
+            config,
+            demo,
+            name,
+            switch,
+            body_kib,
+            redact,
+            follow,
+            json,
         })),
         Command::Mcp { config } => runtime.block_on(mcp::mcp(config)),
         Command::Completions { shell } => done(print_completions(&shell)),

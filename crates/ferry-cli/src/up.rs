@@ -125,19 +125,22 @@ pub(crate) async fn up(
         }
     };
     let runner = ferry_core::control::Runner::this_process("`ferry up`", &name);
-    let _control = match ControlServer::start(endpoint, runner, engine.subscriber()).await {
-        Ok(server) => Some(server),
-        Err(ControlError::AlreadyRunning(running)) => {
-            // Started at the same instant as another.
-            eprintln!("{}", already_running(&running));
-            engine.shutdown().await;
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("ferry: warning: `ferry status` will not see this run: {e}");
-            None
-        }
-    };
+    let _control =
+        match ControlServer::start_with(endpoint, runner, engine.subscriber(), engine.inspector())
+            .await
+        {
+            Ok(server) => Some(server),
+            Err(ControlError::AlreadyRunning(running)) => {
+                // Started at the same instant as another.
+                eprintln!("{}", already_running(&running));
+                engine.shutdown().await;
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("ferry: warning: `ferry status` will not see this run: {e}");
+                None
+            }
+        };
     let mut sub = engine.subscribe();
     let table = events.is_none() && std::io::stdout().is_terminal();
     let mut seen_mtime = source.path().and_then(modified);

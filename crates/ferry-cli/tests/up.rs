@@ -939,3 +939,246 @@ async fn discover_finds_declared_forwards_and_share_publishes_one() -> anyhow::R
     fake.shutdown().await;
     Ok(())
 }
+
+/// Reads one HTTP/1.1 response (Content-Length or chunked): status, headers, body.
+async fn read_response(
+    r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> anyhow::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    let mut status_line = String::new();
+    r.read_line(&mut status_line).await?;
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("no status in {status_line:?}"))?
+        .parse()?;
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).await?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let header = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let mut body = Vec::new();
+    if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).await?;
+            let n = usize::from_str_radix(size.trim(), 16)?;
+            let mut chunk = vec![0u8; n + 2];
+            r.read_exact(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(n) = header("content-length") {
+        body = vec![0u8; n.parse()?];
+        r.read_exact(&mut body).await?;
+    }
+    Ok((status, headers, body))
+}
+
+/// An inspected forward through a running `ferry up`: `ferry inspect --follow --json`
+/// prints every exchange of the fake's http pod as it happens — 100 on one keep-alive
+/// connection, pipelined ones in order, chunked and sized bodies kept up to the cap, a
+/// POST's body, a WebSocket upgrade recorded and then passed through — with secrets
+/// redacted and the bytes the client got unchanged; TLS bytes are passed through with the
+/// note said once; `ferry inspect NAME off` ends the follower.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_follows_http_exchanges_through_a_running_up() -> anyhow::Result<()> {
+    use base64::Engine as _;
+    use futures::{SinkExt as _, StreamExt as _};
+    let (fake, dir) = fake().await?;
+    let dir = dir.path();
+    let file = dir.join("ferry.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nforwards:\n\
+         - {name: web, namespace: demo, target: service/web, port: 80, local_port: 0, inspect: {body_kib: 1, redact: [x-api-key]}}\n\
+         - {name: plain, namespace: demo, target: service/web, port: 80, local_port: 0}\n",
+    )?;
+    let path = file.to_str().unwrap_or_default();
+    let (mut up, mut lines) = spawn_lines(dir, &["up", "-c", path, "--events", "json"])?;
+    let web = until(&mut lines, "web active", is_active("web")).await?;
+    let local = web["local"].as_str().unwrap_or_default().to_string();
+
+    let (mut follower, mut followed) =
+        spawn_lines(dir, &["inspect", "web", "--follow", "--json", "-c", path])?;
+    // The follower is connected once the endpoint has answered it; give it that moment.
+    sleep(Duration::from_millis(300)).await;
+
+    // 100 requests on one keep-alive connection, with secrets in their headers.
+    let (r, mut w) = TcpStream::connect(&local).await?.into_split();
+    let mut r = BufReader::new(r);
+    for i in 0..100 {
+        w.write_all(
+            format!("GET /?i={i} HTTP/1.1\r\nHost: web\r\nAuthorization: Bearer s3cret\r\nX-Api-Key: k3y\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+        let (status, _, body) = read_response(&mut r).await?;
+        assert_eq!(status, 200);
+        assert!(String::from_utf8_lossy(&body).starts_with("hello from web-"));
+    }
+    // Three pipelined requests, sent at once.
+    w.write_all(b"GET /status/201 HTTP/1.1\r\nHost: web\r\n\r\nGET /status/404 HTTP/1.1\r\nHost: web\r\n\r\nGET /healthz HTTP/1.1\r\nHost: web\r\n\r\n").await?;
+    for want in [201, 404, 200] {
+        assert_eq!(read_response(&mut r).await?.0, want);
+    }
+    // A chunked body and a sized one, both larger than the 1 KiB kept.
+    w.write_all(b"GET /chunked?n=3000 HTTP/1.1\r\nHost: web\r\n\r\n")
+        .await?;
+    let (_, headers, body) = read_response(&mut r).await?;
+    assert!(headers.contains(&("transfer-encoding".into(), "chunked".into())));
+    assert_eq!(body, vec![b'x'; 3000], "the client's bytes are the pod's");
+    w.write_all(b"GET /bytes?n=5000 HTTP/1.1\r\nHost: web\r\n\r\n")
+        .await?;
+    assert_eq!(read_response(&mut r).await?.2, vec![b'x'; 5000]);
+    w.write_all(b"POST /echo HTTP/1.1\r\nHost: web\r\nContent-Length: 5\r\n\r\nhello")
+        .await?;
+    assert_eq!(read_response(&mut r).await?.2, b"hello");
+    drop((r, w));
+
+    // A WebSocket: the upgrade is recorded, then messages pass through untouched.
+    let stream = TcpStream::connect(&local).await?;
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{local}/ws"), stream).await?;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        "over the forward",
+    ))
+    .await?;
+    let echoed = timeout(Duration::from_secs(10), ws.next())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no echo"))??;
+    assert_eq!(echoed.into_text()?.as_str(), "over the forward");
+    drop(ws);
+
+    let mut seen = Vec::new();
+    while seen.len() < 107 {
+        let line = timeout(Duration::from_secs(20), followed.next_line())
+            .await
+            .map_err(|_| anyhow::anyhow!("only {} exchanges followed", seen.len()))??
+            .ok_or_else(|| anyhow::anyhow!("the follower ended after {}", seen.len()))?;
+        seen.push(serde_json::from_str::<Value>(&line)?);
+    }
+    for (i, e) in seen[..100].iter().enumerate() {
+        assert_eq!(e["method"], "GET");
+        assert_eq!(e["target"], format!("/?i={i}"));
+        assert_eq!(e["status"], 200);
+        assert!(e["durationMs"].as_f64().is_some_and(|d| d >= 0.0), "{e}");
+        let headers = &e["request"]["headers"];
+        for (name, value) in [
+            ("Authorization", "[redacted]"),
+            ("X-Api-Key", "[redacted]"),
+            ("Host", "web"),
+        ] {
+            assert!(
+                headers
+                    .as_array()
+                    .is_some_and(|h| h.iter().any(|h| h["name"] == name && h["value"] == value)),
+                "{name}: {headers}"
+            );
+        }
+    }
+    let targets: Vec<(&str, u64)> = seen[100..106]
+        .iter()
+        .map(|e| {
+            (
+                e["target"].as_str().unwrap_or_default(),
+                e["status"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            ("/status/201", 201),
+            ("/status/404", 404),
+            ("/healthz", 200),
+            ("/chunked?n=3000", 200),
+            ("/bytes?n=5000", 200),
+            ("/echo", 200)
+        ]
+    );
+    let kept = |e: &Value, side: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(e[side]["bodyBase64"].as_str().unwrap_or_default())
+            .unwrap_or_default()
+    };
+    for (e, size) in [(&seen[103], 3000), (&seen[104], 5000)] {
+        assert_eq!(e["response"]["contentSize"], size, "{e}");
+        assert_eq!(kept(e, "response"), vec![b'x'; 1024], "1 KiB kept");
+        assert_eq!(e["response"]["truncated"], true);
+    }
+    assert_eq!(kept(&seen[105], "request"), b"hello");
+    assert_eq!(seen[106]["status"], 101);
+    assert_eq!(seen[106]["upgrade"], "websocket");
+
+    // TLS bytes: passed through unparsed (the pod's own answer comes back as it sent it),
+    // and the forward says so once.
+    let mut tls = TcpStream::connect(&local).await?;
+    tls.write_all(&[
+        0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5, b'\r', b'\n', b'\r', b'\n',
+    ])
+    .await?;
+    let mut answer = Vec::new();
+    let _ = timeout(Duration::from_secs(5), tls.read_to_end(&mut answer)).await;
+    let (code, _, err) = run_for(
+        dir,
+        &["inspect", "web", "--follow", "-c", path],
+        Duration::from_secs(2),
+    )
+    .await?;
+    assert!(
+        err.contains("web: not HTTP: traffic passed through unparsed (the client speaks TLS)"),
+        "{code:?} {err}"
+    );
+
+    // A forward without `inspect` says how to turn it on.
+    let (code, _, err) = run(dir, &["inspect", "plain", "--follow", "-c", path]).await?;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("not inspected") && err.contains("ferry inspect plain on"),
+        "{err}"
+    );
+
+    // Off: the running forward keeps its connections, and the follower ends.
+    let (code, out, err) = run(dir, &["inspect", "web", "off", "-c", path]).await?;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("no longer inspecting web"), "{out}");
+    let ended = timeout(Duration::from_secs(15), follower.wait()).await?;
+    assert!(ended?.success());
+    let config = ferry_core::config::Config::from_file(&file)?;
+    assert!(config.forwards.iter().all(|f| f.inspect.is_none()));
+
+    up.kill().await?;
+    fake.shutdown().await;
+    Ok(())
+}
+
+/// Runs `ferry ARGS` for `within`, then stops it: (exit code if it ended, stdout, stderr).
+async fn run_for(
+    dir: &Path,
+    args: &[&str],
+    within: Duration,
+) -> anyhow::Result<(Option<i32>, String, String)> {
+    let mut child = spawn(dir, args)?;
+    let code = match timeout(within, child.wait()).await {
+        Ok(status) => status?.code(),
+        Err(_) => {
+            child.start_kill()?;
+            None
+        }
+    };
+    let out = child.wait_with_output().await?;
+    Ok((
+        code,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}

@@ -12,7 +12,10 @@
 //! - The protocol: one JSON object per line. A request `{"id": 1, "method": "hello"}`
 //!   gets `{"id": 1, "result": …}` or `{"id": 1, "error": {"message": …}}`. Methods:
 //!   `hello` (who runs: [`Runner`]), `status` (the [`Snapshot`]), `subscribe` (the
-//!   snapshot, then every [`Event`] as `{"event": …}` lines until the client hangs up).
+//!   snapshot, then every [`Event`] as `{"event": …}` lines until the client hangs up),
+//!   `inspect` with `"forward": NAME` (the HTTP exchanges kept for an inspected forward as
+//!   [`Inspected`], then each new one as `{"exchange": …}` until the client hangs up; a
+//!   follower that fell behind gets `{"missed": N}`).
 //!
 //! Windows (a named pipe) is not done yet: there the endpoint is neither served nor found.
 
@@ -54,6 +57,27 @@ impl std::fmt::Display for Runner {
         write!(f, "{} (pid {})", self.kind, self.pid)
     }
 }
+
+/// The answer to `inspect`: what an inspected forward kept so far.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Inspected {
+    pub forward: String,
+    /// Set once a connection was passed through unparsed because it was not HTTP.
+    pub passthrough: Option<String>,
+    /// Oldest first.
+    pub exchanges: Vec<ferry_http::Exchange>,
+}
+
+/// How an endpoint finds a forward's inspection: [`crate::engine::Engine::inspector`].
+pub type InspectionOf = std::sync::Arc<
+    dyn Fn(
+            String,
+        ) -> futures::future::BoxFuture<
+            'static,
+            Result<std::sync::Arc<crate::inspect::Inspection>, String>,
+        > + Send
+        + Sync,
+>;
 
 /// Why the endpoint could not be served or asked.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +139,9 @@ pub fn endpoint_path(source: &str) -> PathBuf {
 struct Request {
     id: u64,
     method: String,
+    /// The forward a per-forward method (`inspect`) is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    forward: Option<String>,
 }
 
 /// One answer line: a result, an error, or (after `subscribe`) an event.
@@ -129,6 +156,12 @@ struct Answer {
     error: Option<ErrorBody>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     event: Option<Event>,
+    /// After `inspect`: one new exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exchange: Option<Box<ferry_http::Exchange>>,
+    /// After `inspect`: how many exchanges a slow follower missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    missed: Option<u64>,
 }
 
 #[cfg(unix)]
@@ -138,7 +171,7 @@ struct ErrorBody {
 }
 
 #[cfg(unix)]
-pub use unix::{ControlClient, ControlServer, Following, Subscribed};
+pub use unix::{ControlClient, ControlServer, Exchanged, Following, Inspecting, Subscribed};
 
 #[cfg(unix)]
 mod unix {
@@ -153,7 +186,7 @@ mod unix {
     use tokio_util::sync::CancellationToken;
     use tracing::{Instrument as _, debug};
 
-    use super::{Answer, ControlError, ErrorBody, Request, Runner};
+    use super::{Answer, ControlError, ErrorBody, Inspected, InspectionOf, Request, Runner};
     use crate::events::{Snapshot, Subscription, Update};
 
     /// The most a request line may be; a longer one ends the connection.
@@ -192,6 +225,21 @@ mod unix {
             runner: Runner,
             subscribe: impl Fn() -> Subscription + Send + Sync + 'static,
         ) -> Result<ControlServer, ControlError> {
+            let none: InspectionOf = Arc::new(|name: String| {
+                Box::pin(
+                    async move { Err(format!("this process does not inspect forwards ({name})")) },
+                )
+            });
+            Self::start_with(path, runner, subscribe, none).await
+        }
+
+        /// [`ControlServer::start`], also answering `inspect` through `inspection`.
+        pub async fn start_with(
+            path: PathBuf,
+            runner: Runner,
+            subscribe: impl Fn() -> Subscription + Send + Sync + 'static,
+            inspection: InspectionOf,
+        ) -> Result<ControlServer, ControlError> {
             if let Some(client) = ControlClient::connect(&path).await? {
                 return Err(match client.hello().await {
                     Ok(other) => ControlError::AlreadyRunning(Box::new(other)),
@@ -216,6 +264,7 @@ mod unix {
                 listener,
                 Arc::new(runner),
                 Arc::new(subscribe),
+                inspection,
                 token.clone(),
             );
             let task = tokio::spawn(
@@ -235,6 +284,7 @@ mod unix {
         listener: UnixListener,
         runner: Arc<Runner>,
         subscribe: Arc<dyn Fn() -> Subscription + Send + Sync>,
+        inspection: InspectionOf,
         token: CancellationToken,
     ) {
         let mut connections = JoinSet::new();
@@ -245,8 +295,9 @@ mod unix {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         let (runner, subscribe) = (runner.clone(), subscribe.clone());
+                        let inspection = inspection.clone();
                         connections.spawn(async move {
-                            if let Err(e) = answer(stream, &runner, &*subscribe).await {
+                            if let Err(e) = answer(stream, &runner, &*subscribe, &inspection).await {
                                 debug!(error = %e, "control connection ended");
                             }
                         }.in_current_span());
@@ -281,6 +332,7 @@ mod unix {
         stream: UnixStream,
         runner: &Runner,
         subscribe: &(dyn Fn() -> Subscription + Send + Sync),
+        inspection: &InspectionOf,
     ) -> std::io::Result<()> {
         let (r, mut w) = stream.into_split();
         let mut lines = BufReader::new(r);
@@ -322,10 +374,20 @@ mod unix {
                     send(&mut w, &result(id, &*snapshot)).await?;
                 }
                 "subscribe" => return follow(lines, w, id, subscribe()).await,
+                "inspect" => {
+                    let Some(forward) = request.forward else {
+                        send(&mut w, &failure(id, "inspect: give `forward`".into())).await?;
+                        continue;
+                    };
+                    match inspection(forward.clone()).await {
+                        Ok(found) => return follow_exchanges(lines, w, id, forward, &found).await,
+                        Err(e) => send(&mut w, &failure(id, e)).await?,
+                    }
+                }
                 other => {
                     let error = ErrorBody {
                         message: format!(
-                            "unknown method `{other}`: hello, status and subscribe are served"
+                            "unknown method `{other}`: hello, status, subscribe and inspect are served"
                         ),
                     };
                     let answer = Answer {
@@ -335,6 +397,54 @@ mod unix {
                     };
                     send(&mut w, &answer).await?;
                 }
+            }
+        }
+    }
+
+    fn failure(id: u64, message: String) -> Answer {
+        Answer {
+            id: Some(id),
+            error: Some(ErrorBody { message }),
+            ..Answer::default()
+        }
+    }
+
+    /// The exchanges kept, then each new one, until the client hangs up or the inspection
+    /// ends (turned off or changed, or the forward stopped).
+    async fn follow_exchanges(
+        mut lines: BufReader<OwnedReadHalf>,
+        mut w: OwnedWriteHalf,
+        id: u64,
+        forward: String,
+        inspection: &crate::inspect::Inspection,
+    ) -> std::io::Result<()> {
+        let (kept, mut next) = inspection.follow();
+        let first = super::Inspected {
+            forward,
+            passthrough: inspection.passthrough(),
+            exchanges: kept.iter().map(|e| (**e).clone()).collect(),
+        };
+        drop(kept);
+        send(&mut w, &result(id, &first)).await?;
+        let mut ignored = [0u8; 1024];
+        loop {
+            tokio::select! {
+                read = lines.read(&mut ignored) => {
+                    if read? == 0 {
+                        return Ok(());
+                    }
+                }
+                () = inspection.ended() => return Ok(()),
+                got = next.recv() => match got {
+                    Ok(exchange) => {
+                        let exchange = Some(Box::new((*exchange).clone()));
+                        send(&mut w, &Answer { exchange, ..Answer::default() }).await?;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        send(&mut w, &Answer { missed: Some(n), ..Answer::default() }).await?;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                },
             }
         }
     }
@@ -414,11 +524,20 @@ mod unix {
         }
 
         async fn call(&mut self, method: &str) -> Result<serde_json::Value, ControlError> {
+            self.call_about(method, None).await
+        }
+
+        async fn call_about(
+            &mut self,
+            method: &str,
+            forward: Option<&str>,
+        ) -> Result<serde_json::Value, ControlError> {
             let id = self.next_id;
             self.next_id += 1;
             let mut line = serde_json::to_vec(&Request {
                 id,
                 method: method.to_string(),
+                forward: forward.map(str::to_string),
             })
             .map_err(|e| ControlError::Protocol(e.to_string()))?;
             line.push(b'\n');
@@ -478,6 +597,48 @@ mod unix {
         }
     }
 
+    impl ControlClient {
+        /// Follows a forward's HTTP exchanges: what it kept, then each new one with
+        /// [`Inspecting::next`]. An error says why not (not inspected, disabled, unknown).
+        pub async fn inspect(
+            mut self,
+            forward: &str,
+        ) -> Result<(Inspected, Inspecting), ControlError> {
+            let first = self.call_about("inspect", Some(forward)).await?;
+            let kept =
+                serde_json::from_value(first).map_err(|e| ControlError::Protocol(e.to_string()))?;
+            Ok((kept, Inspecting { client: self }))
+        }
+    }
+
+    /// What following a forward's exchanges yields.
+    #[derive(Debug)]
+    pub enum Exchanged {
+        Exchange(Box<ferry_http::Exchange>),
+        /// This many exchanges went by while the follower was behind.
+        Missed(u64),
+    }
+
+    /// Following a forward's exchanges through the endpoint.
+    pub struct Inspecting {
+        client: ControlClient,
+    }
+
+    impl Inspecting {
+        /// The next exchange; `None` when the inspection or the endpoint ended.
+        pub async fn next(&mut self) -> Option<Exchanged> {
+            match self.client.read().await.ok()? {
+                Answer {
+                    exchange: Some(e), ..
+                } => Some(Exchanged::Exchange(e)),
+                Answer {
+                    missed: Some(n), ..
+                } => Some(Exchanged::Missed(n)),
+                _ => None,
+            }
+        }
+    }
+
     /// A subscription through the endpoint.
     pub struct Subscribed {
         client: ControlClient,
@@ -511,6 +672,15 @@ impl ControlServer {
         _path: PathBuf,
         _runner: Runner,
         _subscribe: impl Fn() -> crate::events::Subscription + Send + Sync + 'static,
+    ) -> Result<ControlServer, ControlError> {
+        Err(ControlError::Unsupported)
+    }
+
+    pub async fn start_with(
+        _path: PathBuf,
+        _runner: Runner,
+        _subscribe: impl Fn() -> crate::events::Subscription + Send + Sync + 'static,
+        _inspection: InspectionOf,
     ) -> Result<ControlServer, ControlError> {
         Err(ControlError::Unsupported)
     }

@@ -41,6 +41,9 @@ pub enum EngineError {
     Dial(String),
     #[error("{0}")]
     Health(String),
+    /// The forward runs without `inspect`, or is disabled.
+    #[error("{0}")]
+    NotInspected(String),
 }
 
 /// What an `apply` changed, by forward name.
@@ -92,6 +95,10 @@ enum Command {
     },
     Shutdown {
         reply: oneshot::Sender<()>,
+    },
+    Inspection {
+        name: String,
+        reply: oneshot::Sender<Result<Arc<crate::inspect::Inspection>, EngineError>>,
     },
     Health {
         name: String,
@@ -315,6 +322,37 @@ impl Engine {
         let name = name.to_string();
         let probe = self.call(|reply| Command::Dial { name, reply }).await??;
         probe.dial().await.map_err(EngineError::Dial)
+    }
+
+    /// How a control endpoint finds a forward's inspection (see
+    /// [`crate::control::ControlServer::start_with`]): asks this engine while it runs.
+    pub fn inspector(&self) -> crate::control::InspectionOf {
+        let commands = self.commands.clone();
+        std::sync::Arc::new(move |name: String| {
+            let commands = commands.clone();
+            Box::pin(async move {
+                let (reply, answer) = oneshot::channel();
+                commands
+                    .send(Command::Inspection { name, reply })
+                    .await
+                    .map_err(|_| EngineError::Stopped.to_string())?;
+                answer
+                    .await
+                    .map_err(|_| EngineError::Stopped.to_string())?
+                    .map_err(|e| e.to_string())
+            })
+        })
+    }
+
+    /// The HTTP inspection of a running forward whose config says `inspect` (its exchanges
+    /// kept, and a way to follow new ones).
+    pub async fn inspection(
+        &self,
+        name: &str,
+    ) -> Result<Arc<crate::inspect::Inspection>, EngineError> {
+        let name = name.to_string();
+        self.call(|reply| Command::Inspection { name, reply })
+            .await?
     }
 
     /// Checks everything again now, as after the machine woke or the network changed: every
@@ -573,6 +611,20 @@ impl Manager {
                 };
                 let _ = reply.send(result);
             }
+            Command::Inspection { name, reply } => {
+                let result = match self.workers.get(&name) {
+                    Some(w) => w.shared.inspection().ok_or_else(|| {
+                        EngineError::NotInspected(format!(
+                            "forward {name} is not inspected: turn it on with `inspect: http` (`ferry inspect {name} on`)"
+                        ))
+                    }),
+                    None if self.config.forwards.iter().any(|f| f.name == name) => Err(
+                        EngineError::NotInspected(format!("forward {name} is disabled")),
+                    ),
+                    None => Err(EngineError::UnknownForward(name)),
+                };
+                let _ = reply.send(result);
+            }
             Command::Shutdown { reply } => {
                 self.stop_all().await;
                 let _ = reply.send(());
@@ -730,6 +782,11 @@ impl Manager {
                 _ => false,
             };
             if keep {
+                // Inspection follows the spec on new connections.
+                if let (Some(want), Some(w)) = (wanted.get(name.as_str()), self.workers.get(&name))
+                {
+                    w.shared.set_inspect(want.inspect.as_ref());
+                }
                 // A health-only change restarts just the checker.
                 if let (Some(want), Some(w)) = (wanted.get(name.as_str()), self.workers.get(&name))
                     && self.health.get(&name) != Some(&want.health)

@@ -23,6 +23,7 @@ pub mod engine;
 pub mod events;
 mod forward;
 pub mod health;
+pub mod inspect;
 pub mod mdns;
 mod pool;
 pub mod ports;

@@ -226,14 +226,49 @@ async fn proxy(sock: &mut TcpStream, to: SocketAddr) -> std::io::Result<()> {
 type HttpBody = BoxBody<Bytes, Infallible>;
 
 async fn serve_http(pod: Arc<str>, sock: TcpStream) -> std::io::Result<()> {
+    // WebSocket connections outlive the HTTP one they upgraded: their tasks are owned here
+    // and end with the connection's (its pod going away ends them all).
+    let (upgrades, mut upgraded) = tokio::sync::mpsc::unbounded_channel();
     let service = hyper::service::service_fn(move |req| {
         let pod = pod.clone();
-        async move { Ok::<_, Infallible>(http_response(&pod, req)) }
+        let upgrades = upgrades.clone();
+        async move { Ok::<_, Infallible>(http_response(&pod, req, &upgrades).await) }
     });
-    hyper::server::conn::http1::Builder::new()
+    let mut sockets = tokio::task::JoinSet::new();
+    let served = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(sock), service)
-        .await
-        .map_err(std::io::Error::other)
+        .with_upgrades();
+    tokio::pin!(served);
+    let result = loop {
+        tokio::select! {
+            r = &mut served => break r,
+            Some(on) = upgraded.recv() => { sockets.spawn(websocket_echo(on)); }
+        }
+    };
+    while let Ok(on) = upgraded.try_recv() {
+        sockets.spawn(websocket_echo(on));
+    }
+    while sockets.join_next().await.is_some() {}
+    result.map_err(std::io::Error::other)
+}
+
+/// Echoes every WebSocket message back once the upgrade completes.
+async fn websocket_echo(on: hyper::upgrade::OnUpgrade) {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let Ok(io) = on.await else { return };
+    let mut ws =
+        tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, None)
+            .await;
+    while let Some(Ok(msg)) = ws.next().await {
+        if msg.is_close() {
+            let _ = ws.close(None).await;
+            return;
+        }
+        if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// A 64 KiB block of payload for `/bytes`.
@@ -249,22 +284,50 @@ fn text(status: StatusCode, body: String) -> Response<HttpBody> {
     res
 }
 
-fn http_response(pod: &str, req: Request<Incoming>) -> Response<HttpBody> {
-    let path = req.uri().path();
-    let query = req.uri().query().unwrap_or("");
-    match path {
+async fn http_response(
+    pod: &str,
+    mut req: Request<Incoming>,
+    upgrades: &tokio::sync::mpsc::UnboundedSender<hyper::upgrade::OnUpgrade>,
+) -> Response<HttpBody> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let number = |key: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .map(str::parse::<u64>)
+    };
+    if path == "/ws" {
+        return websocket_accept(&mut req, upgrades);
+    }
+    if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
+        // Echo the body: a POST's answer is what it sent.
+        let body = match req.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("reading the body: {e}\n")),
+        };
+        let mut res = Response::new(Full::new(body).boxed());
+        res.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/octet-stream"),
+        );
+        return res;
+    }
+    match path.as_str() {
         "/" => text(StatusCode::OK, format!("hello from {pod}\n")),
         "/healthz" => text(StatusCode::OK, "ok\n".into()),
-        "/bytes" => {
-            let n = query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("n="))
-                .map(str::parse::<u64>);
-            match n {
-                Some(Ok(n)) => bytes_response(n),
-                _ => text(StatusCode::BAD_REQUEST, "expected /bytes?n=NUMBER\n".into()),
-            }
-        }
+        "/bytes" => match number("n") {
+            Some(Ok(n)) => bytes_response(n, true),
+            _ => text(StatusCode::BAD_REQUEST, "expected /bytes?n=NUMBER\n".into()),
+        },
+        // No length: HTTP/1.1 sends it chunked.
+        "/chunked" => match number("n") {
+            Some(Ok(n)) => bytes_response(n, false),
+            _ => text(
+                StatusCode::BAD_REQUEST,
+                "expected /chunked?n=NUMBER\n".into(),
+            ),
+        },
         p if p.starts_with("/status/") => {
             match p["/status/".len()..]
                 .parse::<u16>()
@@ -282,7 +345,45 @@ fn http_response(pod: &str, req: Request<Incoming>) -> Response<HttpBody> {
     }
 }
 
-fn bytes_response(n: u64) -> Response<HttpBody> {
+/// Answers a WebSocket handshake with 101 and hands the connection to the echo task.
+fn websocket_accept(
+    req: &mut Request<Incoming>,
+    upgrades: &tokio::sync::mpsc::UnboundedSender<hyper::upgrade::OnUpgrade>,
+) -> Response<HttpBody> {
+    let key = req
+        .headers()
+        .get("sec-websocket-key")
+        .map(|k| tokio_tungstenite::tungstenite::handshake::derive_accept_key(k.as_bytes()));
+    let wants = req
+        .headers()
+        .get(hyper::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let Some(accept) = key.filter(|_| wants) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "expected a WebSocket handshake\n".into(),
+        );
+    };
+    let _ = upgrades.send(hyper::upgrade::on(req));
+    let mut res = Response::new(Full::new(Bytes::new()).boxed());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = res.headers_mut();
+    headers.insert(
+        hyper::header::UPGRADE,
+        hyper::header::HeaderValue::from_static("websocket"),
+    );
+    headers.insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("Upgrade"),
+    );
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&accept) {
+        headers.insert("sec-websocket-accept", v);
+    }
+    res
+}
+
+fn bytes_response(n: u64, with_length: bool) -> Response<HttpBody> {
     let block = BLOCK.len() as u64;
     let chunks = stream::unfold(n, move |left| async move {
         if left == 0 {
@@ -297,9 +398,11 @@ fn bytes_response(n: u64) -> Response<HttpBody> {
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/octet-stream"),
     );
-    res.headers_mut().insert(
-        hyper::header::CONTENT_LENGTH,
-        hyper::header::HeaderValue::from(n),
-    );
+    if with_length {
+        res.headers_mut().insert(
+            hyper::header::CONTENT_LENGTH,
+            hyper::header::HeaderValue::from(n),
+        );
+    }
     res
 }

@@ -222,7 +222,9 @@ pub enum Behavior {
     #[default]
     Echo,
     /// A small HTTP/1.1 server: `GET /` names the pod, `/healthz` is 200, `/bytes?n=N`
-    /// streams N bytes, `/status/CODE` answers CODE.
+    /// streams N bytes, `/chunked?n=N` sends N bytes in chunked encoding, `/status/CODE`
+    /// answers CODE, any other method echoes the request body, and `/ws` is a WebSocket
+    /// echo server.
     Http,
     /// Reads and discards everything.
     Sink,

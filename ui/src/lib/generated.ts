@@ -67,6 +67,11 @@ alias?: string | null,
  */
 health?: HealthSpec, 
 /**
+ * Record the forward's HTTP/1.x exchanges as they pass (see [`Inspect`]); off when
+ * absent.
+ */
+inspect?: "http" | { body_kib?: number, redact?: Array<string> }, 
+/**
  * Whether the forward runs; defaults to `true`.
  */
 enabled?: boolean, };

@@ -10,6 +10,7 @@ use serde::de::value::{I64Deserializer, StrDeserializer, U64Deserializer};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::health::HealthSpec;
+use super::inspect::Inspect;
 use super::target::{PortRef, Target};
 
 /// The only config format version this build reads and writes.
@@ -84,6 +85,18 @@ pub struct Forward {
     /// How the forward is checked; defaults to a `tunnel` check every 5 s.
     #[serde(default, skip_serializing_if = "HealthSpec::is_default")]
     pub health: HealthSpec,
+    /// Record the forward's HTTP/1.x exchanges as they pass (see [`Inspect`]); off when
+    /// absent.
+    #[serde(
+        default,
+        deserialize_with = "super::inspect::deserialize_inspect",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[ts(
+        optional,
+        type = "\"http\" | { body_kib?: number, redact?: Array<string> }"
+    )]
+    pub inspect: Option<Inspect>,
     /// Whether the forward runs; defaults to `true`.
     #[serde(
         default = "default_enabled",
@@ -107,6 +120,7 @@ impl Forward {
             pick: Pick::default(),
             alias: None,
             health: HealthSpec::default(),
+            inspect: None,
             enabled: default_enabled(),
         }
     }
@@ -124,7 +138,8 @@ impl Forward {
 
     /// A hash of every field whose change requires restarting the forward, which is every
     /// field except `enabled`, `health` (a health change restarts only the checker) and
-    /// `alias` (an alias change only re-announces the name). Two forwards with equal specs have equal hashes; the hash is
+    /// `alias` (an alias change only re-announces the name) and `inspect` (applied to new
+    /// connections). Two forwards with equal specs have equal hashes; the hash is
     /// stable within one process (it is meant for comparing configs, not for storing).
     pub fn spec_hash(&self) -> u64 {
         let mut hasher = DefaultHasher::new();
@@ -142,6 +157,8 @@ impl Forward {
             pick,
             alias: _,
             health: _,
+            // Turned on or off on the running forward (new connections).
+            inspect: _,
             enabled: _,
         } = self;
         name.hash(&mut hasher);
@@ -156,13 +173,15 @@ impl Forward {
         hasher.finish()
     }
 
-    /// Whether the two forwards agree on every field except `enabled`, `health` and `alias`,
-    /// that is whether one can replace the other without restarting its listener.
+    /// Whether the two forwards agree on every field except `enabled`, `health`, `alias`
+    /// and `inspect`, that is whether one can replace the other without restarting its
+    /// listener.
     pub fn spec_eq(&self, other: &Forward) -> bool {
         Forward {
             enabled: other.enabled,
             health: other.health.clone(),
             alias: other.alias.clone(),
+            inspect: other.inspect.clone(),
             ..self.clone()
         } == *other
     }

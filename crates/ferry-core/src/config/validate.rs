@@ -184,6 +184,26 @@ fn check_forwards(forwards: &[Forward], problems: &mut Vec<Problem>) {
             ));
         }
 
+        if let Some(inspect) = &forward.inspect {
+            if inspect.body_kib > super::inspect::MAX_BODY_KIB {
+                problems.push(Problem::new(
+                    at("inspect.body_kib"),
+                    format!(
+                        "{} KiB is more than an inspector keeps of a body (at most {} KiB)",
+                        inspect.body_kib,
+                        super::inspect::MAX_BODY_KIB
+                    ),
+                ));
+            }
+            for (j, name) in inspect.redact.iter().enumerate() {
+                if !super::inspect::is_header_name(name) {
+                    problems.push(Problem::new(
+                        at(&format!("inspect.redact[{j}]")),
+                        format!("{name:?} is not a header name"),
+                    ));
+                }
+            }
+        }
         if let Some(alias) = &forward.alias {
             if let Err(message) = check_alias(alias) {
                 problems.push(Problem::new(at("alias"), message));

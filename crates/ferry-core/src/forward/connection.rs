@@ -20,6 +20,7 @@ use super::shared::WorkerShared;
 use crate::backoff::sleep_until_or_never;
 use crate::cluster::Endpoint;
 use crate::config::{Forward, Pick};
+use crate::inspect::ConnInspect;
 use crate::pool::TunnelPool;
 use crate::tunnel::TunnelStream;
 
@@ -108,6 +109,8 @@ pub(super) struct Connection {
     /// Dial afresh instead of taking a pre-opened tunnel (after one was lost).
     pub skip_pool: bool,
     pub token: CancellationToken,
+    /// The HTTP inspector of this connection, when its forward is inspected.
+    pub inspect: Option<ConnInspect>,
 }
 
 /// How the start of a connection went on one tunnel.
@@ -184,6 +187,7 @@ impl Connection {
                 &self.shared,
                 self.limits,
                 opened,
+                self.inspect.as_ref(),
             )
             .await?
             {
@@ -214,13 +218,25 @@ impl Connection {
             }
         };
         if !first.is_empty() {
+            if let Some(inspect) = &self.inspect {
+                inspect.server(&first);
+            }
             local.write_all(&first).await?;
             self.shared.received(first.len());
         }
         let client_eof = start.client_eof;
         // Not held for the rest of the connection.
         drop((first, start));
-        splice(local, tunnel, &self.shared, self.limits, opened, client_eof).await
+        splice(
+            local,
+            tunnel,
+            &self.shared,
+            self.limits,
+            opened,
+            client_eof,
+            self.inspect.as_ref(),
+        )
+        .await
     }
 
     /// Whether `pod` has left the forward's endpoints (deleted, or no longer ready): the
@@ -375,6 +391,7 @@ async fn settle(
     shared: &WorkerShared,
     (max_idle, max_age): (Option<Duration>, Option<Duration>),
     opened: tokio::time::Instant,
+    inspect: Option<&ConnInspect>,
 ) -> io::Result<Settled> {
     if !start.sent.is_empty()
         && let Err(e) = tunnel.write_all(&start.sent).await
@@ -420,6 +437,10 @@ async fn settle(
                 }
                 shared.sent(n);
                 last_any = tokio::time::Instant::now();
+                // Seen once, here: bytes sent again on a fresh tunnel are not new traffic.
+                if let Some(inspect) = inspect {
+                    inspect.client(&up[..n]);
+                }
                 start.sent.extend_from_slice(&up[..n]);
                 start.replayable = start.sent.len() <= REPLAY_LIMIT;
                 if let Err(e) = tunnel.write_all(&up[..n]).await {
@@ -459,6 +480,7 @@ async fn splice(
     (max_idle, max_age): (Option<Duration>, Option<Duration>),
     opened: tokio::time::Instant,
     client_eof: bool,
+    inspect: Option<&ConnInspect>,
 ) -> io::Result<()> {
     // When bytes last moved (either way, and from the pod), in ms since `origin`.
     let origin = tokio::time::Instant::now();
@@ -480,6 +502,9 @@ async fn splice(
                 }
                 return Ok::<_, io::Error>(());
             }
+            if let Some(inspect) = inspect {
+                inspect.client(buf.filled(n));
+            }
             tw.write_all(buf.filled(n)).await?;
             shared.sent(n);
             last_any.store(elapsed_ms(), Ordering::Relaxed);
@@ -494,6 +519,9 @@ async fn splice(
                 let quiet = elapsed_ms().saturating_sub(last_any.load(Ordering::Relaxed));
                 lw.shutdown().await?;
                 return Ok::<_, io::Error>(Duration::from_millis(quiet));
+            }
+            if let Some(inspect) = inspect {
+                inspect.server(buf.filled(n));
             }
             lw.write_all(buf.filled(n)).await?;
             shared.received(n);
@@ -666,7 +694,7 @@ mod tests {
         let (tunnel, _pod) = tunnel();
         let start = tokio::time::Instant::now();
         let limits = (Some(30 * SECOND), None);
-        recycled(splice(local, tunnel, &worker(), limits, start, false)).await;
+        recycled(splice(local, tunnel, &worker(), limits, start, false, None)).await;
         assert_eq!(start.elapsed(), 30 * SECOND);
     }
 
@@ -678,7 +706,16 @@ mod tests {
         // The start took 5 s (the pod was slow to answer, say).
         tokio::time::sleep(5 * SECOND).await;
         let limits = (Some(60 * SECOND), Some(20 * SECOND));
-        recycled(splice(local, tunnel, &worker(), limits, opened, false)).await;
+        recycled(splice(
+            local,
+            tunnel,
+            &worker(),
+            limits,
+            opened,
+            false,
+            None,
+        ))
+        .await;
         assert_eq!(opened.elapsed(), 20 * SECOND);
     }
 
@@ -700,7 +737,7 @@ mod tests {
             pod
         });
         let limits = (Some(30 * SECOND), None);
-        recycled(splice(local, tunnel, &worker(), limits, start, false)).await;
+        recycled(splice(local, tunnel, &worker(), limits, start, false, None)).await;
         assert_eq!(start.elapsed(), 40 * SECOND, "30 s after the pod's bytes");
         let mut got = [0u8; 2];
         client.read_exact(&mut got).await.expect("read");
@@ -722,7 +759,9 @@ mod tests {
             };
             let opened = tokio::time::Instant::now();
             let shared = worker();
-            let settling = settle(&mut local, tunnel, &mut start, &shared, limits, opened);
+            let settling = settle(
+                &mut local, tunnel, &mut start, &shared, limits, opened, None,
+            );
             let settled = tokio::time::timeout(120 * SECOND, settling)
                 .await
                 .expect("settled within two minutes")
@@ -752,6 +791,7 @@ mod tests {
             tunnels: Arc::new(TunnelPool::default()),
             skip_pool: false,
             token: CancellationToken::new(),
+            inspect: None,
         };
         let start = tokio::time::Instant::now();
         let err = conn.open_tunnel().await.expect_err("no pod");

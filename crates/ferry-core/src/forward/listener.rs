@@ -98,6 +98,7 @@ impl Worker {
                         tunnels: self.tunnels.clone(),
                         skip_pool: false,
                         token: self.token.child_token(),
+                        inspect: self.shared.inspection().map(|i| i.connection()),
                     };
                     let id = self.shared.accepted();
                     let span = debug_span!(

@@ -125,6 +125,7 @@ impl ProbeTarget for WorkerProbe {
 impl Drop for WorkerHandle {
     fn drop(&mut self) {
         self.token.cancel();
+        self.shared.end_inspection();
     }
 }
 

@@ -10,6 +10,7 @@
 //! then the inputs in declaration order; a writer holds its input alone and releases it
 //! before composing. No lock is held across `.await`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -19,9 +20,10 @@ use tokio::sync::mpsc;
 use super::status::{
     Alias, Health, Inputs, Listener, Resolution, Shown, Traffic, compose, url_scheme,
 };
-use crate::config::Forward;
+use crate::config::{Forward, Inspect};
 use crate::events::{ForwardStatus, IdleClosed, now_ms};
 use crate::health::Checker;
+use crate::inspect::Inspection;
 
 /// What a worker shares with the manager and the health monitor.
 #[derive(Debug)]
@@ -51,6 +53,9 @@ pub(crate) struct WorkerShared {
     freeze: AtomicBool,
     /// Tells the manager to republish; a full queue is fine (a publish is pending anyway).
     notify: mpsc::Sender<()>,
+    /// The HTTP inspection new connections feed, when the spec asks for one. Written by
+    /// the manager only (at start and on a reload).
+    inspection: Mutex<Option<Arc<Inspection>>>,
 }
 
 /// Traffic counters: atomics, so connections count without a lock.
@@ -144,10 +149,35 @@ impl WorkerShared {
             born: tokio::time::Instant::now(),
             freeze: AtomicBool::new(false),
             notify,
+            inspection: Mutex::new(spec.inspect.as_ref().map(Inspection::new)),
         }
     }
 
     // === the writers ===
+
+    /// Follows the spec's `inspect` for new connections: a new inspection when it changed
+    /// (the exchanges kept go with the old one), none when it is off. The manager's only.
+    pub(crate) fn set_inspect(&self, spec: Option<&Inspect>) {
+        let mut current = self.inspection.lock();
+        if current.as_ref().map(|i| i.spec()) != spec {
+            if let Some(old) = current.take() {
+                old.end();
+            }
+            *current = spec.map(Inspection::new);
+        }
+    }
+
+    /// Ends the inspection for its followers: the worker stops.
+    pub(crate) fn end_inspection(&self) {
+        if let Some(old) = self.inspection.lock().take() {
+            old.end();
+        }
+    }
+
+    /// The inspection new connections feed, if the forward is inspected.
+    pub(crate) fn inspection(&self) -> Option<Arc<Inspection>> {
+        self.inspection.lock().clone()
+    }
 
     /// Changes what cluster access found. The resolver's only.
     pub(super) fn set_resolution(&self, f: impl FnOnce(&mut Resolution)) {
