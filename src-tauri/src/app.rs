@@ -234,6 +234,9 @@ pub struct AppCore {
     /// New declared forwards per namespace, as the watch last counted them (see
     /// [`crate::discover::watch`]); held only to read or swap.
     declared_new: Mutex<Vec<crate::discover::DeclaredNew>>,
+    /// The follower of the forward whose HTTP tab the window shows (see
+    /// [`crate::inspect`]).
+    follows: crate::inspect::Follows,
 }
 
 impl AppCore {
@@ -295,10 +298,14 @@ impl AppCore {
         // The control endpoint of the store's forwards (`ferry status`, and the guard that
         // keeps `ferry up` from running them twice).
         let source = ferry_core::control::source_name(Some(store.path()));
-        let control = match ferry_core::control::ControlServer::start(
+        // It also answers `ferry inspect NAME --follow`: the engine is the core's for its
+        // whole life (a demo start or a reload only applies a new config to it), and the
+        // closure holds only its command channel.
+        let control = match ferry_core::control::ControlServer::start_with(
             ferry_core::control::endpoint_path(&source),
             ferry_core::control::Runner::this_process("the Ferry app", &source),
             engine.subscriber(),
+            engine.inspector(),
         )
         .await
         {
@@ -337,6 +344,7 @@ impl AppCore {
             stop: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
             declared_new: Mutex::new(Vec::new()),
+            follows: crate::inspect::Follows::default(),
         });
         core.spawn(follow_logs(
             core.engine.subscribe(),
@@ -955,6 +963,110 @@ impl AppCore {
     /// The engine's client pool: the same clients and kubeconfig files the forwards use.
     fn clients(&self) -> &Arc<ferry_core::cluster::ClientPool> {
         self.engine.clients()
+    }
+
+    // === HTTP inspection ===
+
+    /// The running inspection of a forward whose config says `inspect`.
+    async fn inspection(
+        &self,
+        forward: &str,
+    ) -> Result<Arc<ferry_core::inspect::Inspection>, AppError> {
+        if !self.config().forwards.iter().any(|f| f.name == forward) {
+            return Err(no_forward(forward));
+        }
+        Ok(self.engine.inspection(forward).await?)
+    }
+
+    /// Where the forward listens now; an error while it does not.
+    async fn listening_at(&self, forward: &str) -> Result<std::net::SocketAddr, AppError> {
+        self.snapshot()
+            .await
+            .get(forward)
+            .and_then(|s| s.local)
+            .ok_or_else(|| {
+                AppError::new(
+                    crate::error::ErrorCode::Engine,
+                    format!("{forward} is not listening now: switch it on first"),
+                )
+            })
+    }
+
+    /// The exchanges the forward's inspection keeps, oldest first.
+    pub async fn inspect_exchanges(
+        &self,
+        forward: &str,
+    ) -> Result<crate::inspect::Exchanges, AppError> {
+        Ok(crate::inspect::kept(&*self.inspection(forward).await?))
+    }
+
+    /// The exchanges kept now, and a follower (one of the core's tasks, replacing any
+    /// other) that hands every later one to `sink` in batches until
+    /// [`AppCore::unfollow_exchanges`], shutdown, or the inspection ends.
+    pub async fn follow_exchanges(
+        &self,
+        forward: &str,
+        sink: crate::inspect::Sink,
+    ) -> Result<crate::inspect::Exchanges, AppError> {
+        let inspection = match self.inspection(forward).await {
+            Ok(i) => i,
+            Err(e) => {
+                self.follows.stop();
+                return Err(e);
+            }
+        };
+        let stop = self.follows.replace(forward);
+        let (now, task) = crate::inspect::follow(forward.to_string(), inspection, sink, stop);
+        self.spawn(task);
+        Ok(now)
+    }
+
+    /// Ends the window's follower (its HTTP tab or the window closed).
+    pub fn unfollow_exchanges(&self) {
+        self.follows.stop();
+    }
+
+    /// The forward the window follows now, if any.
+    pub fn following(&self) -> Option<String> {
+        self.follows.following()
+    }
+
+    /// Sends a recorded request again through the forward and returns the answer.
+    pub async fn replay_exchange(
+        &self,
+        forward: &str,
+        id: u64,
+    ) -> Result<crate::inspect::Replayed, AppError> {
+        let inspection = self.inspection(forward).await?;
+        let exchange = crate::inspect::exchange(&inspection, id)?;
+        let local = self.listening_at(forward).await?;
+        crate::inspect::replay(&inspection, &exchange, local).await
+    }
+
+    /// A recorded request as a `curl` line through the forward's local address.
+    pub async fn exchange_curl(&self, forward: &str, id: u64) -> Result<String, AppError> {
+        let inspection = self.inspection(forward).await?;
+        let exchange = crate::inspect::exchange(&inspection, id)?;
+        let local = self.listening_at(forward).await?;
+        crate::inspect::curl(&exchange, local)
+    }
+
+    /// The kept exchanges (all, or those of `ids`) as a HAR 1.2 document for the window
+    /// to save.
+    pub async fn export_har(
+        &self,
+        forward: &str,
+        ids: Option<&[u64]>,
+    ) -> Result<crate::inspect::HarExport, AppError> {
+        let inspection = self.inspection(forward).await?;
+        let local = self.listening_at(forward).await.ok();
+        crate::inspect::har(forward, &inspection, ids, local)
+    }
+
+    /// Forgets the forward's kept exchanges.
+    pub async fn clear_exchanges(&self, forward: &str) -> Result<(), AppError> {
+        self.inspection(forward).await?.clear();
+        Ok(())
     }
 
     /// The engine's client pool, to use without holding the core.

@@ -12,6 +12,7 @@ use crate::app::{
     ImportReport, TargetInfo, TestResult,
 };
 use crate::error::AppError;
+use crate::inspect::{Exchanges, HarExport, Replayed};
 use crate::logs::LogLine;
 use crate::settings::Settings;
 
@@ -249,6 +250,66 @@ pub async fn quit(app: AppHandle, core: Core<'_>) -> Result<()> {
 #[tauri::command]
 pub async fn export_config(core: Core<'_>, format: ExportFormat) -> Result<ExportReport> {
     core.export_config(format)
+}
+
+// === HTTP inspection ===
+
+/// The exchanges a forward's inspection keeps (`invalid` on `inspect` when it has none).
+#[tauri::command]
+pub async fn inspect_exchanges(core: Core<'_>, forward: String) -> Result<Exchanges> {
+    core.inspect_exchanges(&forward).await
+}
+
+/// What `inspect_exchanges` answers, and every later exchange of the forward as
+/// `ferry://exchange` (batched) while the window shows its HTTP tab. Replaces the follower
+/// of any other forward.
+#[tauri::command]
+#[instrument(skip(app, core), err(Debug))]
+pub async fn follow_exchanges(
+    app: AppHandle,
+    core: Core<'_>,
+    forward: String,
+) -> Result<Exchanges> {
+    let sink: crate::inspect::Sink = Arc::new(move |batch| {
+        let _ = app.emit(crate::inspect::EXCHANGE_EVENT, batch);
+    });
+    core.follow_exchanges(&forward, sink).await
+}
+
+/// Ends the follower (the HTTP tab closed).
+#[tauri::command]
+pub async fn unfollow_exchanges(core: Core<'_>) -> Result<()> {
+    core.unfollow_exchanges();
+    Ok(())
+}
+
+#[tauri::command]
+#[instrument(skip(core), err(Debug))]
+pub async fn replay_exchange(core: Core<'_>, forward: String, id: u64) -> Result<Replayed> {
+    core.replay_exchange(&forward, id).await
+}
+
+/// The curl line; the window copies it with the clipboard plugin.
+#[tauri::command]
+pub async fn exchange_curl(core: Core<'_>, forward: String, id: u64) -> Result<String> {
+    core.exchange_curl(&forward, id).await
+}
+
+/// A HAR 1.2 document of the kept exchanges (all, or `ids`), for the window to save.
+#[tauri::command]
+#[instrument(skip(core), err(Debug))]
+pub async fn export_har(
+    core: Core<'_>,
+    forward: String,
+    ids: Option<Vec<u64>>,
+) -> Result<HarExport> {
+    core.export_har(&forward, ids.as_deref()).await
+}
+
+#[tauri::command]
+#[instrument(skip(core), err(Debug))]
+pub async fn clear_exchanges(core: Core<'_>, forward: String) -> Result<()> {
+    core.clear_exchanges(&forward).await
 }
 
 // === updates ===

@@ -50,6 +50,10 @@ pub fn typescript() -> String {
         crate::app::RenameReason::decl(&cfg),
         crate::app::ExportFormat::decl(&cfg),
         crate::app::ExportReport::decl(&cfg),
+        crate::inspect::Exchanges::decl(&cfg),
+        crate::inspect::ExchangeBatch::decl(&cfg),
+        crate::inspect::Replayed::decl(&cfg),
+        crate::inspect::HarExport::decl(&cfg),
         crate::logs::LogLine::decl(&cfg),
         crate::update::UpdateInfo::decl(&cfg),
         crate::update::Checked::decl(&cfg),
@@ -66,8 +70,22 @@ pub fn typescript() -> String {
         out.push_str(&decl);
         out.push('\n');
     }
+    out.push_str(EXCHANGE_TS);
     out
 }
+
+/// `ferry_http::Exchange` as its serde attributes write it (camelCase; the body as base64).
+/// ferry-http does not depend on ts-rs, so these are written here; the `inspect` test
+/// checks a real exchange's keys against them.
+pub const EXCHANGE_TS: &str = r#"
+export type Exchange = { id: number, startedMs: number, method: string, target: string, status: number | null, reason: string | null, durationMs: number | null, timings: Timings | null, request: Message, response: Message | null, interim: Array<number>, upgrade: string | null, incomplete: boolean, };
+
+export type Message = { version: "HTTP/1.0" | "HTTP/1.1", headers: Array<Header>, trailers: Array<Header>, headSize: number, bodySize: number, contentSize: number, bodyBase64: string, truncated: boolean, complete: boolean, };
+
+export type Header = { name: string, value: string, redacted?: boolean, };
+
+export type Timings = { sendMs: number, waitMs: number, receiveMs: number, };
+"#;
 
 /// Runs one command as the window would send it (`cmd` and its camelCase arguments), for
 /// the contract test that holds the UI's fake shell to this one. The same calls the Tauri
@@ -90,6 +108,7 @@ pub async fn call(
     }
     let name = || arg::<String>(&args, "name");
     let original = || arg::<Option<String>>(&args, "original");
+    let forward = || arg::<String>(&args, "forward");
     match cmd {
         "get_state" => answer(core.state().await),
         "list_contexts" => answer(core.list_contexts().await?),
@@ -147,6 +166,17 @@ pub async fn call(
             )
             .await?,
         ),
+        "inspect_exchanges" => answer(core.inspect_exchanges(&forward()?).await?),
+        "replay_exchange" => answer(core.replay_exchange(&forward()?, arg(&args, "id")?).await?),
+        "exchange_curl" => answer(core.exchange_curl(&forward()?, arg(&args, "id")?).await?),
+        "export_har" => answer(
+            core.export_har(
+                &forward()?,
+                arg::<Option<Vec<u64>>>(&args, "ids")?.as_deref(),
+            )
+            .await?,
+        ),
+        "clear_exchanges" => answer(core.clear_exchanges(&forward()?).await?),
         other => Err(AppError::invalid("cmd", format!("no command {other}"))),
     }
 }

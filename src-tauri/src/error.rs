@@ -124,6 +124,8 @@ impl From<EngineError> for AppError {
                 AppError::not_found(format!("there is no forward named `{name}`"))
             }
             EngineError::Dial(message) => AppError::cluster(message),
+            // The forward is off, or its config has no `inspect`: turned on there.
+            EngineError::NotInspected(message) => AppError::invalid("inspect", message),
             other => AppError::new(ErrorCode::Engine, other.to_string()),
         }
     }

@@ -4,6 +4,7 @@
 //! - [`commands`]: the IPC commands, mapping errors to `{code, message, field}`;
 //! - [`bridge`]: engine events to the window, the tray and notifications;
 //! - [`discover`]: forwards the cluster declares, offered to add, and the badge's count;
+//! - [`inspect`]: the HTTP tab: recorded exchanges, their follower, replay, curl, HAR;
 //! - [`tray`]: the tray icon and menu;
 //! - [`update`]: signed updates, looked for at start and daily, installed when asked;
 //! - [`settings`], [`prefs`], [`logs`], [`error`]: the settings the store keeps beside the
@@ -20,6 +21,7 @@ pub mod commands;
 pub mod contract;
 pub mod discover;
 pub mod error;
+pub mod inspect;
 pub mod login;
 pub mod logs;
 pub mod prefs;
@@ -156,6 +158,13 @@ pub fn run() -> ExitCode {
             commands::open_url,
             commands::quit,
             commands::export_config,
+            commands::inspect_exchanges,
+            commands::follow_exchanges,
+            commands::unfollow_exchanges,
+            commands::replay_exchange,
+            commands::exchange_curl,
+            commands::export_har,
+            commands::clear_exchanges,
             commands::check_update,
             commands::offered_update,
             commands::install_update,
@@ -375,7 +384,10 @@ fn follow_geometry(window: &tauri::WebviewWindow, core: Arc<AppCore>) {
                 core.window_moved(g);
             }
             core.flush_window();
+            // Nobody shows the HTTP tab any more.
+            core.unfollow_exchanges();
         }
+        tauri::WindowEvent::Destroyed => core.unfollow_exchanges(),
         _ => {}
     });
 }

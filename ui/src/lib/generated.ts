@@ -458,6 +458,41 @@ export type ExportReport = { text: string,
  */
 notes: Array<string>, };
 
+export type Exchanges = { exchanges: Array<Exchange>, 
+/**
+ * "not HTTP: traffic passed through unparsed (…)", once a connection was not HTTP.
+ */
+passthrough: string | null, };
+
+export type ExchangeBatch = { forward: string, exchanges: Array<Exchange>, 
+/**
+ * Exchanges that completed but are not in any event: the follower fell behind (ask
+ * `inspect_exchanges` again).
+ */
+missed: number, 
+/**
+ * The note that some traffic was not HTTP, once it is known.
+ */
+passthrough: string | null, 
+/**
+ * The inspection ended (turned off or changed, or the forward stopped): nothing more
+ * comes from this follower.
+ */
+ended: boolean, };
+
+export type Replayed = { 
+/**
+ * The answer as an exchange: status, reason, headers (secrets redacted as the
+ * forward's inspection does), the first [`REPLAY_BODY_CAP`] bytes of the body.
+ */
+exchange: Exchange, };
+
+export type HarExport = { text: string, 
+/**
+ * The name to save it under: `ferry-NAME-YYYYMMDD-HHMMSS.har`.
+ */
+file_name: string, entries: number, };
+
 export type LogLine = { at_ms: number, level: string, message: string, };
 
 export type UpdateInfo = { 
@@ -483,3 +518,11 @@ export type Checked = { "outcome": "offered", "update": UpdateInfo } | { "outcom
 export type AppError = { code: ErrorCode, message: string, field?: string | null, };
 
 export type ErrorCode = "invalid" | "not_found" | "conflict" | "cluster" | "store" | "engine";
+
+export type Exchange = { id: number, startedMs: number, method: string, target: string, status: number | null, reason: string | null, durationMs: number | null, timings: Timings | null, request: Message, response: Message | null, interim: Array<number>, upgrade: string | null, incomplete: boolean, };
+
+export type Message = { version: "HTTP/1.0" | "HTTP/1.1", headers: Array<Header>, trailers: Array<Header>, headSize: number, bodySize: number, contentSize: number, bodyBase64: string, truncated: boolean, complete: boolean, };
+
+export type Header = { name: string, value: string, redacted?: boolean, };
+
+export type Timings = { sendMs: number, waitMs: number, receiveMs: number, };
