@@ -51,7 +51,7 @@ struct Args {
     /// Where to write the results as JSON. Default: `ferry-bench.json` in the target dir.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
-    /// Runs only these scenarios (comma-separated: throughput, setup, concurrency,
+    /// Runs only these scenarios (comma-separated: throughput, inspect, setup, concurrency,
     /// concurrency-high, heal, memory, latency, idle). Default: all.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     only: Vec<String>,
@@ -672,6 +672,10 @@ impl Bench {
             note("throughput");
             self.throughput(web, sink, pids).await;
         }
+        if self.wants("inspect") {
+            note("HTTP inspection on against off");
+            self.inspection().await;
+        }
         if self.wants("setup") {
             note("connection setup");
             self.setup(echo, Duration::ZERO).await;
@@ -894,6 +898,117 @@ impl Bench {
                 self.rows.push(per_gb);
             }
         }
+    }
+
+    /// One `ferry up` with two forwards to deployment/bench's HTTP port, one inspected
+    /// (`inspect: http`) and one not: downloads through each in turns (best of
+    /// `rounds`), then HTTP requests' connect → first byte through each, alternating.
+    async fn inspection(&mut self) {
+        let config = format!(
+            "version: 1\nforwards:\n  - {{name: plain, namespace: {NS}, target: deployment/bench, port: {HTTP}, local_port: 0}}\n  - {{name: inspected, namespace: {NS}, target: deployment/bench, port: {HTTP}, local_port: 0, inspect: http}}\n"
+        );
+        let names = vec!["plain".to_string(), "inspected".to_string()];
+        let started = async {
+            let mut f = Ferry::start(
+                &self.ferry_bin,
+                &self.kubeconfig,
+                self.dir.path(),
+                "ferry-inspect.yaml",
+                &config,
+            )?;
+            let locals = f.wait(&names, false, Duration::from_secs(30)).await?;
+            let plain = locals.get("plain").copied().context("no local address")?;
+            let inspected = locals
+                .get("inspected")
+                .copied()
+                .context("no local address")?;
+            Ok::<_, anyhow::Error>((f, plain, inspected))
+        }
+        .await;
+        let (ferry, plain, inspected) = match started {
+            Ok(v) => v,
+            Err(e) => {
+                self.fail("ferry (inspection)", &e);
+                return;
+            }
+        };
+        let n = self.sizes.bytes;
+        let mib = n >> 20;
+        let limit = self.sizes.transfer_limit;
+        for (conns, label) in [
+            (1usize, "1 connection"),
+            (self.sizes.parallel, "8 connections"),
+        ] {
+            let scenario = format!("inspection, download, {label}");
+            let mut best = [0.0f64; 2];
+            let mut failed = None;
+            for _ in 0..self.sizes.rounds.max(2) {
+                for (i, addr) in [plain, inspected].into_iter().enumerate() {
+                    let via = Via::Tcp(addr);
+                    let _ = measure::parallel(&via, (1 << 20) * conns as u64, conns, false, limit)
+                        .await;
+                    match measure::parallel(&via, n, conns, false, limit).await {
+                        Ok(took) => best[i] = best[i].max(mb_per_s(n, took)),
+                        Err(e) => failed = Some(e),
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                self.fail(&format!("inspection download ({label})"), &e);
+                continue;
+            }
+            let mut off = Row::new(&scenario, &format!("{mib} MiB, inspection off"), "MB/s");
+            off.ferry = Cell::Num(best[0]);
+            let mut on = Row::new(&scenario, &format!("{mib} MiB, inspection on"), "MB/s");
+            on.ferry = Cell::Num(best[1]);
+            let mut ratio = Row::new(&scenario, "throughput on / off", "ratio");
+            let r = best[1] / best[0].max(1e-9);
+            ratio.ferry = Cell::Num(r);
+            ratio.target = Some("≥ 0.90".into());
+            ratio.met = Some(r >= 0.90);
+            note(format!(
+                "  {scenario}: off {:.0} MB/s, on {:.0} MB/s ({r:.2}x)",
+                best[0], best[1]
+            ));
+            self.rows.extend([off, on, ratio]);
+        }
+
+        let scenario = format!("inspection, {} HTTP requests", self.sizes.setup_iters);
+        let mut samples: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+        let mut failed = None;
+        for _ in 0..3 {
+            let _ = measure::http_first_byte(plain).await;
+            let _ = measure::http_first_byte(inspected).await;
+        }
+        for _ in 0..self.sizes.setup_iters {
+            for (i, addr) in [plain, inspected].into_iter().enumerate() {
+                match measure::http_first_byte(addr).await {
+                    Ok(d) => samples[i].push(d),
+                    Err(e) => failed = Some(e),
+                }
+            }
+        }
+        ferry.stop().await;
+        if let Some(e) = failed {
+            self.fail("inspection setup", &e);
+            return;
+        }
+        let (Some(off), Some(on)) = (
+            percentile_ms(&samples[0], 50.0),
+            percentile_ms(&samples[1], 50.0),
+        ) else {
+            return;
+        };
+        let mut off_row = Row::new(&scenario, "connect → first byte p50, inspection off", "ms");
+        off_row.ferry = Cell::Num(off);
+        let mut on_row = Row::new(&scenario, "connect → first byte p50, inspection on", "ms");
+        on_row.ferry = Cell::Num(on);
+        let mut added = Row::new(&scenario, "added by inspection (p50 on − off)", "ms");
+        added.ferry = Cell::Num(on - off);
+        added.target = Some("≤ 0.2 ms".into());
+        added.met = Some(on - off <= 0.2);
+        note(format!("  {scenario}: p50 off {off:.3} ms, on {on:.3} ms"));
+        self.rows.extend([off_row, on_row, added]);
     }
 
     /// Sequential connect → one byte → echo, `setup_iters` times per path.

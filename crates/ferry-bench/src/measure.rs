@@ -188,6 +188,25 @@ pub async fn first_byte(addr: SocketAddr) -> anyhow::Result<Duration> {
         .context("no first byte within 30 s")?
 }
 
+/// One HTTP request's setup: connect, send `GET /healthz`, wait for the first byte of the
+/// answer; the connection is then dropped.
+pub async fn http_first_byte(addr: SocketAddr) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let work = async {
+        let mut sock = connect(addr).await?;
+        sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut b = [0u8; 1];
+        sock.read_exact(&mut b).await?;
+        let first = started.elapsed();
+        ensure!(&b == b"H", "the server answered {:?}", b[0]);
+        Ok(first)
+    };
+    timeout(Duration::from_secs(30), work)
+        .await
+        .context("no answer within 30 s")?
+}
+
 /// One connection doing `rounds` request/response rounds of 64 bytes on the echo.
 /// Returns the whole connection's time.
 pub async fn echo_rounds(
