@@ -8,7 +8,7 @@
 //! forwards name their kubeconfig context, never its users or tokens.
 //!
 //! Tools: `list_forwards`, `enable_forward`, `disable_forward`, `add_forward`,
-//! `remove_forward`, `test_forward`. Resource: `ferry://status`.
+//! `remove_forward`, `test_forward`, `discover_forwards`. Resource: `ferry://status`.
 
 use std::time::{Duration, Instant};
 
@@ -77,6 +77,19 @@ struct AddArgs {
     /// Also put the new forwards in this profile (created when missing).
     #[serde(default)]
     profile: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+struct DiscoverArgs {
+    /// The kubeconfig context to ask; default: kubectl's current one.
+    #[serde(default)]
+    context: Option<String>,
+    /// The namespace to look in; default: the context's.
+    #[serde(default)]
+    namespace: Option<String>,
+    /// Look in every namespace the user may list (instead of one).
+    #[serde(default)]
+    all_namespaces: bool,
 }
 
 /// What an edit found to say: success text, or the error the user should see.
@@ -332,6 +345,16 @@ impl FerryMcp {
     }
 
     #[tool(
+        description = "List the forwards the cluster's objects declare for their users (annotations on services, deployments, statefulsets and pods: Ferry's ferry.dev/forwards, kftray's and k9s's), with whether this config has each already and the add_forward line that adds it."
+    )]
+    async fn discover_forwards(
+        &self,
+        Parameters(args): Parameters<DiscoverArgs>,
+    ) -> CallToolResult {
+        text(self.discovered(args).await)
+    }
+
+    #[tool(
         description = "Test a running forward: connect to its local address as a client would, and report whether it answered, how long it took, and its health checks' latest finding."
     )]
     async fn test_forward(
@@ -385,6 +408,74 @@ impl FerryMcp {
             r.extend(a.clone());
         }
         text(serde_json::to_string_pretty(&result).map_err(|e| e.to_string()))
+    }
+}
+
+impl FerryMcp {
+    /// The forwards the cluster declares, as JSON for the assistant.
+    async fn discovered(&self, args: DiscoverArgs) -> Said {
+        use ferry_core::cluster::discover::{Scope, discover};
+        let scope = match (args.namespace, args.all_namespaces) {
+            (Some(_), true) => {
+                return Err("namespace: give a namespace or all_namespaces, not both".to_string());
+            }
+            (Some(ns), false) => Scope::Namespace(ns),
+            (None, true) => Scope::All,
+            (None, false) => Scope::ContextNamespace,
+        };
+        let mut kubeconfig = ferry_core::cluster::KubeconfigSource::from_env();
+        if is_store(&self.path) {
+            let mut paths = kubeconfig.paths().to_vec();
+            paths.extend(store_kubeconfig_paths(&self.path));
+            kubeconfig = ferry_core::cluster::KubeconfigSource::from_paths(paths);
+        }
+        let pool = ferry_core::cluster::ClientPool::new(kubeconfig);
+        let found = discover(&pool, args.context.as_deref(), &scope)
+            .await
+            .map_err(|e| format!("context: {e}"))?;
+        let path = self.path.clone();
+        let config = tokio::task::spawn_blocking(move || read_config(&path))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(edit_error)?;
+        let declared: Vec<Value> = found
+            .declared
+            .iter()
+            .map(|d| {
+                let f = &d.forward;
+                let have = ferry_core::config::declared::already_have(&config, d);
+                // The add_forward line for it (kubectl's syntax has no pods'-port mark).
+                let add_line = (!f.pod_port).then(|| {
+                    format!(
+                        "{} {}:{} -n {} --context {}",
+                        f.target,
+                        f.local_port,
+                        f.port,
+                        f.namespace.as_deref().unwrap_or("default"),
+                        f.context.as_deref().unwrap_or(&found.context),
+                    )
+                });
+                json!({
+                    "name": f.name,
+                    "object": d.object,
+                    "namespace": f.namespace,
+                    "declared_by": d.source.to_string(),
+                    "description": d.description,
+                    "target": format!("{}:{}", f.target, f.port),
+                    "local_port": f.local_port,
+                    "you_have_it_as": have,
+                    "add_line": add_line,
+                    "notes": d.notes,
+                })
+            })
+            .collect();
+        serde_json::to_string_pretty(&json!({
+            "context": found.context,
+            "declared": declared,
+            "problems": found.problems,
+            "hint": "add the ones you want with add_forward (its line), or `ferry discover --import` adds every new one",
+        }))
+        .map_err(|e| e.to_string())
     }
 }
 

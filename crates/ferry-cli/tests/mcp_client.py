@@ -25,6 +25,7 @@ TOOLS = {
     "add_forward",
     "remove_forward",
     "test_forward",
+    "discover_forwards",
 }
 
 
@@ -107,6 +108,22 @@ async def main():
             check("Removed web." in said and "no longer runs web" in said, said)
             _, by_name = await forwards(session)
             check("web" not in by_name, f"web still listed: {list(by_name)}")
+
+            # What the cluster declares (the fake's demo objects), marked with what we have.
+            found = json.loads(await call(session, "discover_forwards", {"namespace": "demo"}))
+            check(found["context"] == "ferry-fake", f"discover: {found}")
+            declared = {d["name"]: d for d in found["declared"]}
+            check(set(declared) == {"web", "web-pod", "echo", "db-pg"}, f"declared: {sorted(declared)}")
+            check(declared["web-pod"]["declared_by"] == "Ferry", f"{declared['web-pod']}")
+            check(
+                declared["web-pod"]["add_line"] == "deployment/web 18090:http -n demo --context ferry-fake",
+                f"{declared['web-pod']}",
+            )
+            check(declared["echo"]["add_line"] is None, "kftray's pods' port has no kubectl line")
+            said = await call(
+                session, "discover_forwards", {"namespace": "demo", "all_namespaces": True}, error=True
+            )
+            check(said.startswith("namespace: "), said)
 
             # Bad input: an error the user can act on, naming the argument; nothing changes.
             with open(CONFIG) as f:
