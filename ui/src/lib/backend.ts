@@ -13,7 +13,11 @@ import type {
   Contexts,
   DiscoverReport,
   ErrorCode,
+  ExchangeBatch,
+  Exchanges,
   ExportFormat,
+  HarExport,
+  Replayed,
   ExportResult,
   FieldProblem,
   Forward,
@@ -34,6 +38,7 @@ import { wireProblems } from "./wire";
 export const STATE_EVENT = "ferry://state";
 export const SNAPSHOT_EVENT = "ferry://snapshot";
 export const UPDATE_EVENT = "ferry://update";
+export const EXCHANGE_EVENT = "ferry://exchange";
 
 export type Unlisten = () => void;
 
@@ -87,6 +92,20 @@ export interface Backend {
   /** Downloads the release on offer, checks its signature, installs it and restarts Ferry.
    * Refused (`conflict`, field `confirm_cut`) while forwards are up, unless `confirmCut`. */
   installUpdate(confirmCut: boolean): Promise<void>;
+  /** The HTTP exchanges a forward's inspection keeps (`invalid` on `inspect` when it has none). */
+  inspectExchanges(forward: string): Promise<Exchanges>;
+  /** The same, and every later exchange of the forward as `onExchange` batches until
+   * unfollowExchanges (one forward at a time). */
+  followExchanges(forward: string): Promise<Exchanges>;
+  unfollowExchanges(): Promise<void>;
+  /** Sends a recorded request again through the forward; the answer. */
+  replayExchange(forward: string, id: number): Promise<Replayed>;
+  /** A recorded request as a curl line through the local port. */
+  exchangeCurl(forward: string, id: number): Promise<string>;
+  /** A HAR 1.2 document of the kept exchanges (all, or `ids`), to save. */
+  exportHar(forward: string, ids: number[] | null): Promise<HarExport>;
+  clearExchanges(forward: string): Promise<void>;
+  onExchange(handler: (batch: ExchangeBatch) => void): Promise<Unlisten>;
   onState(handler: (state: AppState) => void): Promise<Unlisten>;
   onSnapshot(handler: (snapshot: Snapshot) => void): Promise<Unlisten>;
   /** A newer release was found (at start, daily, or by checkUpdate). */
@@ -166,6 +185,14 @@ export const tauriBackend: Backend = {
   checkUpdate: () => call("check_update"),
   offeredUpdate: () => call("offered_update"),
   installUpdate: (confirmCut) => call("install_update", { confirmCut }),
+  inspectExchanges: (forward) => call("inspect_exchanges", { forward }),
+  followExchanges: (forward) => call("follow_exchanges", { forward }),
+  unfollowExchanges: () => call("unfollow_exchanges"),
+  replayExchange: (forward, id) => call("replay_exchange", { forward, id }),
+  exchangeCurl: (forward, id) => call("exchange_curl", { forward, id }),
+  exportHar: (forward, ids) => call("export_har", ids ? { forward, ids } : { forward }),
+  clearExchanges: (forward) => call("clear_exchanges", { forward }),
+  onExchange: (handler) => follow<ExchangeBatch>(EXCHANGE_EVENT, handler),
   onState: (handler) => follow<AppState>(STATE_EVENT, handler),
   onSnapshot: (handler) => follow<Snapshot>(SNAPSHOT_EVENT, handler),
   onUpdate: (handler) => follow<UpdateInfo>(UPDATE_EVENT, handler),

@@ -125,4 +125,19 @@ describe("form model", () => {
     expect(formFieldOf("health.rise")).toBeNull();
     expect(formFieldOf(null)).toBeNull();
   });
+
+  it("reads the inspector's switch, body KiB and headers to redact", () => {
+    const base = { ...emptyForm(), name: "web", resource: "web", port: "80" };
+    expect(forwardFromForm(base, null).forward.inspect).toBeUndefined();
+    expect(forwardFromForm({ ...base, inspect: true }, null).forward.inspect).toBe("http");
+    expect(forwardFromForm({ ...base, inspect: true, bodyKib: "16", redact: "x-api-key, X-Session" }, null).forward.inspect).toEqual({ body_kib: 16, redact: ["x-api-key", "X-Session"] });
+    expect(forwardFromForm({ ...base, inspect: true, bodyKib: "lots" }, null).problems).toEqual([{ field: "inspect.body_kib", message: expect.any(String), code: "invalid" }]);
+    // Off drops what the forward had.
+    const had: Forward = { name: "web", target: "service/web", port: 80, local_port: 0, inspect: { body_kib: 4 } };
+    const m = formFromForward(had);
+    expect([m.inspect, m.bodyKib, m.redact]).toEqual([true, "4", ""]);
+    expect(forwardFromForm({ ...m, inspect: false }, had).forward.inspect).toBeUndefined();
+    expect(formFieldOf("forwards[0].inspect.redact[2]")).toBe("inspect.redact");
+    expect(formFieldOf("inspect.body_kib")).toBe("inspect.body_kib");
+  });
 });

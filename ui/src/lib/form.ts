@@ -20,6 +20,12 @@ export type FormModel = {
   interval: string;
   timeout: string;
   httpPath: string;
+  /** Inspect HTTP (`inspect` in the config). */
+  inspect: boolean;
+  /** KiB of each body to keep, as typed ("" or "0": none). */
+  bodyKib: string;
+  /** More headers to redact, separated by commas or blanks. */
+  redact: string;
 };
 
 export const DEFAULT_HEALTH: HealthSpec = {
@@ -55,7 +61,21 @@ export function formFromForward(f: Forward | null): FormModel {
     interval: h.interval ?? DEFAULT_HEALTH.interval,
     timeout: h.timeout ?? DEFAULT_HEALTH.timeout,
     httpPath: h.http?.path ?? DEFAULT_HEALTH.http.path,
+    inspect: f?.inspect !== undefined && f?.inspect !== null,
+    bodyKib: typeof f?.inspect === "object" && f.inspect?.body_kib ? String(f.inspect.body_kib) : "",
+    redact: typeof f?.inspect === "object" ? (f.inspect?.redact ?? []).join(", ") : "",
   };
+}
+
+/** The most of a body an inspector keeps, in KiB (crates/ferry-core/src/config/inspect.rs). */
+export const MAX_BODY_KIB = 1024;
+
+/** Header names typed in the redact field: split at commas and blanks. */
+export function redactList(text: string): string[] {
+  return text
+    .split(/[\s,]+/)
+    .map((h) => h.trim())
+    .filter(Boolean);
 }
 
 /** Remote port: digits are a number, anything else a port name. */
@@ -129,6 +149,17 @@ export function forwardFromForm(m: FormModel, original: Forward | null): { forwa
     base.http = { ...(base.http ?? DEFAULT_HEALTH.http), path: m.httpPath.trim() };
     f.health = base;
   }
+  if (!m.inspect) delete f.inspect;
+  else {
+    const kib = m.bodyKib.trim();
+    const redact = redactList(m.redact);
+    let body = 0;
+    if (kib !== "" && !/^\d+$/.test(kib)) {
+      problems.push({ field: "inspect.body_kib", message: `Enter a whole number of KiB, from 0 (no bodies) to ${MAX_BODY_KIB}.`, code: "invalid" });
+    } else body = kib === "" ? 0 : Number(kib);
+    // Too large is the shell's to say (inspect.body_kib), as the config's own rule.
+    f.inspect = body === 0 && redact.length === 0 ? "http" : { ...(body ? { body_kib: body } : {}), ...(redact.length ? { redact } : {}) };
+  }
   // Whatever else the shell could not read (the remote port, the bind address, durations,
   // and fields kept from the original) is found here, before anything is sent.
   for (const p of wireProblems(f)) if (!problems.some((q) => q.field === p.field)) problems.push(p);
@@ -165,9 +196,11 @@ export const FORM_FIELDS = [
   "health.interval",
   "health.timeout",
   "health.http.path",
+  "inspect.body_kib",
+  "inspect.redact",
 ] as const;
 
-export const ADVANCED_FIELDS = new Set(["bind", "pick", "alias", "health.kind", "health.interval", "health.timeout", "health.http.path"]);
+export const ADVANCED_FIELDS = new Set(["bind", "pick", "alias", "health.kind", "health.interval", "health.timeout", "health.http.path", "inspect.body_kib", "inspect.redact"]);
 
 /** Maps a problem's field path to the form field that shows it: "forwards[2].port" → "port",
  * "health" → "health.kind", "health.http" → "health.http.path", "kind" → "target". */
@@ -177,6 +210,8 @@ export function formFieldOf(path: string | null | undefined): string | null {
   if (p === "health" || p.startsWith("health.fast_interval") || p.startsWith("health.down_interval")) p = p === "health" ? "health.kind" : p;
   if (p.startsWith("health.http")) p = "health.http.path";
   if (p === "kind" || p === "resource") p = "target";
+  if (p === "inspect") p = "inspect.body_kib";
+  if (p.startsWith("inspect.redact")) p = "inspect.redact";
   return (FORM_FIELDS as readonly string[]).includes(p) ? p : null;
 }
 

@@ -7,7 +7,7 @@
 
 import type { FieldProblem, Forward } from "./types";
 
-const FORWARD_KEYS = new Set(["name", "context", "namespace", "target", "port", "pod_port", "local_port", "bind", "pick", "alias", "health", "enabled"]);
+const FORWARD_KEYS = new Set(["name", "context", "namespace", "target", "port", "pod_port", "local_port", "bind", "pick", "alias", "health", "enabled", "inspect"]);
 const HEALTH_KEYS = new Set(["kind", "interval", "fast_interval", "down_interval", "idle_interval", "timeout", "rise", "fall", "http", "max_idle", "max_age"]);
 const HTTP_KEYS = new Set(["path", "expect_status", "body_regex", "host"]);
 const TARGET_KINDS = new Set(["pod", "pods", "po", "service", "services", "svc", "deployment", "deployments", "deploy", "statefulset", "statefulsets", "sts"]);
@@ -167,6 +167,17 @@ export function wireProblems(f: Forward): FieldProblem[] {
   if (f.bind !== undefined && !isIpAddr(f.bind)) add("bind", `${shown(f.bind)} is not an IP address: use one like 127.0.0.1, 0.0.0.0 or ::1.`);
   if (f.pick !== undefined && !PICKS.has(f.pick)) add("pick", `${shown(f.pick)} is not a way to choose a pod: use sticky, round-robin or random.`);
 
+  const ins = f.inspect as unknown;
+  if (ins !== undefined && ins !== null && ins !== "http" && ins !== "off") {
+    if (typeof ins !== "object" || Array.isArray(ins)) add("inspect", `${shown(ins)} is not an inspection: use "http", or body_kib and redact.`);
+    else {
+      const io = ins as Record<string, unknown>;
+      for (const k of Object.keys(io)) if (k !== "body_kib" && k !== "redact") add(`inspect.${k}`, `"${k}" is not a setting of the inspector.`);
+      if (io.body_kib !== undefined && !isU32(io.body_kib)) add("inspect.body_kib", `The KiB of bodies to keep must be a whole number, not ${shown(io.body_kib)}.`);
+      if (io.redact !== undefined && !(Array.isArray(io.redact) && io.redact.every((x) => typeof x === "string")))
+        add("inspect.redact", "The headers to redact must be a list of header names.");
+    }
+  }
   const h = f.health as unknown;
   if (h === undefined) return out;
   if (!h || typeof h !== "object" || Array.isArray(h)) {
@@ -220,6 +231,7 @@ export function readableStandIn(f: Forward, problems: FieldProblem[]): { forward
       skip.add("local_port");
     } else if (field === "name") copy.name = "";
     else if (field === "health") delete copy.health;
+    else if (field.startsWith("inspect")) copy.inspect = "http";
     else if (field === "health.http") health().http = {};
     else if (field === "health.kind") health().kind = "tunnel";
     else if (field === "health.rise") health().rise = 2;

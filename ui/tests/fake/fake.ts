@@ -12,7 +12,12 @@ import type {
   DeclaredNew,
   DeclaredSource,
   DiscoverReport,
+  Exchange,
+  ExchangeBatch,
+  Exchanges,
   ExportFormat,
+  HarExport,
+  Message,
   ExportResult,
   FieldProblem,
   Forward,
@@ -188,7 +193,7 @@ function isIp(b: string): boolean {
 /** What the shell cannot read in a forward, as `[field, message]` (the field as the shell's
  * reader names it: `local_port`, `health.interval`; `forward` for the whole). */
 function serdeError(f: Record<string, unknown>): [string, string] | null {
-  const keys = ["name", "context", "namespace", "target", "port", "pod_port", "local_port", "bind", "pick", "alias", "health", "enabled"];
+  const keys = ["name", "context", "namespace", "target", "port", "pod_port", "local_port", "bind", "pick", "alias", "health", "enabled", "inspect"];
   const unknown = Object.keys(f).find((k) => !keys.includes(k));
   if (unknown) return ["forward", `unknown field \`${unknown}\`, expected one of ${keys.map((k) => `\`${k}\``).join(", ")}`];
   if (typeof f.name !== "string") return ["forward", "missing field `name`"];
@@ -210,6 +215,16 @@ function serdeError(f: Record<string, unknown>): [string, string] | null {
   if (lp < 0 || lp > 65535) return ["local_port", `${lp} is not a port (use 1-65535, or 0 for any free port)`];
   if (f.bind !== undefined && (typeof f.bind !== "string" || !isIp(f.bind))) return ["bind", "invalid IP address syntax"];
   if (f.pick !== undefined && !["sticky", "round-robin", "random"].includes(f.pick as string)) return ["pick", `unknown variant \`${f.pick}\`, expected one of \`sticky\`, \`round-robin\`, \`random\``];
+  const ins = f.inspect;
+  if (ins !== undefined && ins !== null && ins !== "http" && ins !== "off") {
+    if (typeof ins !== "object" || Array.isArray(ins)) return ["inspect", `${JSON.stringify(ins)} is not an inspection: use \`http\` or \`off\``];
+    const io = ins as Record<string, unknown>;
+    const unknownKey = Object.keys(io).find((k) => k !== "body_kib" && k !== "redact");
+    if (unknownKey) return ["inspect", `unknown field \`${unknownKey}\`, expected \`body_kib\` or \`redact\``];
+    if (io.body_kib !== undefined && (typeof io.body_kib !== "number" || !Number.isInteger(io.body_kib) || io.body_kib < 0 || io.body_kib > 4294967295))
+      return ["inspect.body_kib", `invalid value: ${JSON.stringify(io.body_kib)}, expected u32`];
+    if (io.redact !== undefined && !(Array.isArray(io.redact) && io.redact.every((x) => typeof x === "string"))) return ["inspect.redact", "invalid type: expected a sequence of strings"];
+  }
   const h = f.health as Record<string, unknown> | undefined;
   if (h !== undefined) {
     if (h.kind !== undefined && !["tunnel", "tcp", "http", "none"].includes(h.kind as string)) return ["health.kind", `unknown variant \`${h.kind}\``];
@@ -251,7 +266,7 @@ function settled(f: Forward): { kind: string; target: string; port: number | str
 }
 
 /** The fields of a forward in the order the shell's config type writes them. */
-const FORWARD_FIELDS = ["name", "context", "namespace", "target", "port", "pod_port", "local_port", "bind", "pick", "alias", "health", "enabled"] as const;
+const FORWARD_FIELDS = ["name", "context", "namespace", "target", "port", "pod_port", "local_port", "bind", "pick", "alias", "health", "enabled", "inspect"] as const;
 
 /** A YAML scalar: plain where YAML reads it back as the same string, else double-quoted
  * (a JSON string is a valid YAML double-quoted scalar). */
@@ -377,6 +392,13 @@ export class FakeShell {
   settleMs: number;
   now: () => number;
   timers = new Set<ReturnType<typeof setTimeout>>();
+  /** Per inspected forward: the exchanges kept (in memory, as the engine's ring). */
+  exchanges = new Map<string, Exchange[]>();
+  /** Per inspected forward: the "not HTTP" note, once a connection was not HTTP. */
+  passthroughs = new Map<string, string>();
+  /** The forward whose exchanges the window follows (follow_exchanges). */
+  followed: string | null = null;
+  nextExchangeId = 1;
 
   constructor(
     scenario: Scenario,
@@ -561,6 +583,14 @@ export class FakeShell {
     const s = { ...this.statusFor(f, state), ...extra };
     if (before) s.history = [...before.history, ...(before.health !== s.health ? [{ from: before.health, to: s.health, at_ms: this.now(), code: state, detail: extra.detail ?? state }] : [])].slice(-32);
     this.statuses.set(name, s);
+    // A stopped forward's inspection ends (its exchanges go with it).
+    if (state === "disabled" && before?.state !== "disabled") {
+      this.exchanges.delete(name);
+      if (this.followed === name) {
+        this.emitExchanges(name, [], true);
+        this.followed = null;
+      }
+    }
     this.log(name, state === "error" ? "ERROR" : "INFO", `${name}: ${before?.state ?? "new"} -> ${state}${extra.error ? `: ${extra.error}` : ""}`);
     this.emitSnapshot();
   }
@@ -607,6 +637,14 @@ export class FakeShell {
     }
     if (f.alias && !DNS_LABEL.test(f.alias)) out.push({ field: "alias", message: `"${f.alias}" is not a DNS label (a-z, 0-9 and '-').`, code: "invalid" });
     if (f.alias && others.some((x) => x.alias === f.alias)) out.push({ field: "alias", message: `The local name "${f.alias}" is already used.`, code: "conflict" });
+    const ins = f.inspect;
+    if (ins && typeof ins === "object") {
+      if ((ins.body_kib ?? 0) > 1024)
+        out.push({ field: "inspect.body_kib", message: `${ins.body_kib} KiB is more than an inspector keeps of a body (at most 1024 KiB)`, code: "invalid" });
+      (ins.redact ?? []).forEach((h, j) => {
+        if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(h)) out.push({ field: `inspect.redact[${j}]`, message: `"${h}" is not a header name`, code: "invalid" });
+      });
+    }
     if (f.health) {
       if (f.health.rise === 0) out.push({ field: "health.rise", message: "Rise must be at least 1.", code: "invalid" });
       if (f.health.fall === 0) out.push({ field: "health.fall", message: "Fall must be at least 1.", code: "invalid" });
@@ -700,6 +738,31 @@ export class FakeShell {
       }
       case "discover_forwards":
         return this.discover(a.context ?? null, a.namespace ?? null, a.allNamespaces ?? false);
+      case "inspect_exchanges":
+        return this.kept(a.forward);
+      case "follow_exchanges": {
+        try {
+          const kept = this.kept(a.forward);
+          this.followed = a.forward;
+          return kept;
+        } catch (e) {
+          this.followed = null;
+          throw e;
+        }
+      }
+      case "unfollow_exchanges":
+        this.followed = null;
+        return null;
+      case "replay_exchange":
+        return this.replay(a.forward, a.id);
+      case "exchange_curl":
+        return this.curl(a.forward, a.id);
+      case "export_har":
+        return this.har(a.forward, (a.ids as number[] | undefined) ?? null);
+      case "clear_exchanges":
+        this.inspection(a.forward);
+        this.exchanges.set(a.forward, []);
+        return null;
       case "retry_forward": {
         if (!this.config.forwards.some((f) => f.name === a.name)) fail("not_found", `There is no forward named "${a.name}".`);
         return null;
@@ -847,6 +910,149 @@ export class FakeShell {
     return CURRENT_CONTEXT;
   }
 
+  // ---- HTTP inspection (src-tauri/src/inspect.rs) ----
+
+  /** The inspected forward's ring, as the engine's `inspection` finds it. */
+  inspection(name: string): Exchange[] {
+    const f = this.config.forwards.find((x) => x.name === name);
+    if (!f) fail("not_found", `there is no forward named "${name}"`);
+    if (f.inspect === undefined || f.inspect === null || (f.inspect as unknown) === "off")
+      fail("invalid", `forward ${name} is not inspected: turn it on with \`inspect: http\` (\`ferry inspect ${name} on\`)`, "inspect");
+    if (f.enabled === false) fail("invalid", `forward ${name} is disabled`, "inspect");
+    let ring = this.exchanges.get(name);
+    if (!ring) this.exchanges.set(name, (ring = []));
+    return ring;
+  }
+
+  kept(name: string): Exchanges {
+    return { exchanges: clone(this.inspection(name)), passthrough: this.passthroughs.get(name) ?? null };
+  }
+
+  /** Where the forward listens ("127.0.0.1:18081"), or the shell's error. */
+  listeningAt(name: string): string {
+    const local = this.statuses.get(name)?.local;
+    if (!local) fail("engine", `${name} is not listening now: switch it on first`);
+    return local.replace(/^0\.0\.0\.0:/, "127.0.0.1:");
+  }
+
+  exchangeOf(name: string, id: number): Exchange {
+    const e = this.inspection(name).find((x) => x.id === id);
+    if (!e) fail("not_found", `exchange ${id} is no longer kept (cleared, or pushed out by newer ones)`, "id");
+    return e;
+  }
+
+  /** The request's body if it was kept whole, else the shell's error. */
+  replayBody(e: Exchange): string {
+    const r = e.request;
+    if (r.contentSize > 0 && (r.truncated || r.bodyBase64 === ""))
+      fail("invalid", `the request body was not captured in full (${atob(r.bodyBase64).length} of ${r.contentSize} bytes); raise the body capture limit to replay it`, "id");
+    return r.bodyBase64 ? atob(r.bodyBase64) : "";
+  }
+
+  replay(name: string, id: number): { exchange: Exchange } {
+    const e = this.exchangeOf(name, id);
+    this.replayBody(e);
+    this.listeningAt(name);
+    const answer = this.request(name, { ...clone(e), startedMs: this.now(), durationMs: Math.max(1, (e.durationMs ?? 2) - 1) });
+    return { exchange: answer ?? clone(e) };
+  }
+
+  curl(name: string, id: number): string {
+    const e = this.exchangeOf(name, id);
+    const body = this.replayBody(e);
+    const q = (v: string) => (/^[A-Za-z0-9_./:=@%+-]+$/.test(v) ? v : `'${v.replace(/'/g, "'\\''")}'`);
+    const args = ["curl"];
+    if (!(e.method === "GET" && !body)) args.push("-X", e.method);
+    args.push(q(`http://${this.listeningAt(name)}${e.target}`));
+    const skip = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "content-length", "te", "trailer", "upgrade", "expect"];
+    for (const h of e.request.headers) if (!h.redacted && !skip.includes(h.name.toLowerCase())) args.push("-H", q(`${h.name}: ${h.value}`));
+    if (body) args.push("--data-binary", q(body));
+    return args.join(" ");
+  }
+
+  har(name: string, ids: number[] | null): HarExport {
+    const list = this.inspection(name).filter((e) => ids === null || ids.includes(e.id));
+    const local = this.statuses.get(name)?.local ?? "127.0.0.1:80";
+    const pairs = (hs: Message["headers"]) => hs.map((h) => ({ name: h.name, value: h.value }));
+    const entries = list.map((e) => ({
+      startedDateTime: new Date(e.startedMs).toISOString(),
+      time: e.durationMs ?? -1,
+      request: { method: e.method, url: `http://${local}${e.target}`, httpVersion: e.request.version, cookies: [], headers: pairs(e.request.headers), queryString: [], headersSize: e.request.headSize, bodySize: e.request.bodySize },
+      response: {
+        status: e.status ?? 0,
+        statusText: e.reason ?? "",
+        httpVersion: e.response?.version ?? "HTTP/1.1",
+        cookies: [],
+        headers: pairs(e.response?.headers ?? []),
+        content: { size: e.response?.contentSize ?? 0, mimeType: "" },
+        redirectURL: "",
+        headersSize: e.response?.headSize ?? -1,
+        bodySize: e.response?.bodySize ?? -1,
+      },
+      cache: {},
+      timings: { send: e.timings?.sendMs ?? 0, wait: e.timings?.waitMs ?? 0, receive: e.timings?.receiveMs ?? 0 },
+    }));
+    const text = JSON.stringify({ log: { version: "1.2", creator: { name: "Ferry", version: FERRY_VERSION }, entries } }, null, 2);
+    return { text, file_name: `ferry-${name}-20260101-120000.har`, entries: entries.length };
+  }
+
+  /** A test's request through an inspected, listening forward: recorded like the engine
+   * records one, and sent to the window when it follows the forward. Returns the
+   * exchange, or null when the forward is not inspected. */
+  request(name: string, over: Partial<Exchange> = {}): Exchange | null {
+    const f = this.config.forwards.find((x) => x.name === name);
+    if (!f || f.inspect === undefined || f.inspect === null || f.enabled === false) return null;
+    const body = (text: string, type: string | null): Partial<Message> =>
+      text ? { bodyBase64: btoa(text), contentSize: text.length, bodySize: text.length, headers: type ? [{ name: "Content-Type", value: type }] : [] } : {};
+    const message = (m: Partial<Message> = {}): Message => ({
+      version: "HTTP/1.1",
+      headers: [],
+      trailers: [],
+      headSize: 80,
+      bodySize: 0,
+      contentSize: 0,
+      bodyBase64: "",
+      truncated: false,
+      complete: true,
+      ...m,
+    });
+    const e: Exchange = {
+      id: this.nextExchangeId++,
+      startedMs: this.now(),
+      method: "GET",
+      target: "/",
+      status: 200,
+      reason: "OK",
+      durationMs: 3.2,
+      timings: { sendMs: 0.1, waitMs: 2.8, receiveMs: 0.3 },
+      request: message({ headers: [{ name: "Host", value: "127.0.0.1" }, { name: "User-Agent", value: "curl/8.5.0" }] }),
+      response: message({ ...body("<!doctype html><title>web</title>", "text/html"), headers: [{ name: "Content-Type", value: "text/html" }] }),
+      interim: [],
+      upgrade: null,
+      incomplete: false,
+      ...clone(over),
+    };
+    if (over.id !== undefined) e.id = this.nextExchangeId++;
+    const ring = this.exchanges.get(name) ?? [];
+    ring.push(e);
+    if (ring.length > 1000) ring.splice(0, ring.length - 1000);
+    this.exchanges.set(name, ring);
+    if (this.followed === name) this.emitExchanges(name, [e]);
+    return clone(e);
+  }
+
+  /** A connection through the forward that is not HTTP, said once. */
+  notHttp(name: string, why = "TLS handshake"): void {
+    if (this.passthroughs.has(name)) return;
+    this.passthroughs.set(name, `not HTTP: traffic passed through unparsed (${why})`);
+    if (this.followed === name) this.emitExchanges(name, []);
+  }
+
+  emitExchanges(name: string, exchanges: Exchange[], ended = false): void {
+    const batch: ExchangeBatch = { forward: name, exchanges: clone(exchanges), missed: 0, passthrough: this.passthroughs.get(name) ?? null, ended };
+    this.emit("ferry://exchange", batch);
+  }
+
   saveForward(original: string | null, forward: Forward): null {
     if (original !== null) this.forward(original);
     // As the shell does: a forward names its context, one that names none gets the current.
@@ -862,6 +1068,16 @@ export class FakeShell {
       fail(conflict ? "conflict" : "invalid", p.message, p.field);
     }
     const saved = clone(f);
+    // A changed inspection starts empty, and its followers hear that the old one ended.
+    const before = original === null ? undefined : this.config.forwards.find((x) => x.name === original);
+    if (before && JSON.stringify(before.inspect ?? null) !== JSON.stringify(saved.inspect ?? null)) {
+      this.exchanges.delete(original!);
+      this.passthroughs.delete(original!);
+      if (this.followed === original) {
+        this.emitExchanges(original!, [], true);
+        this.followed = null;
+      }
+    }
     if (original === null) {
       this.config.forwards.push(saved);
     } else {
