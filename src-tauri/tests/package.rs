@@ -246,8 +246,14 @@ fn the_linux_packages_hold_the_app_and_the_cli_and_the_app_runs_from_them() {
         .expect("bash completion");
     // It calls the installed `ferry` back, not the build that made it.
     assert!(bash.contains("\"ferry\" -- "), "{bash}");
-    assert!(root.join("usr/share/zsh/vendor-completions/_ferry").exists());
-    assert!(root.join("usr/share/fish/vendor_completions.d/ferry.fish").exists());
+    assert!(
+        root.join("usr/share/zsh/vendor-completions/_ferry")
+            .exists()
+    );
+    assert!(
+        root.join("usr/share/fish/vendor_completions.d/ferry.fish")
+            .exists()
+    );
     let copyright = std::fs::read_to_string(root.join("usr/share/doc/ferry/copyright"))
         .expect("/usr/share/doc/ferry/copyright");
     assert!(copyright.contains("License: Apache-2.0"), "{copyright}");
