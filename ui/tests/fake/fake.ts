@@ -1037,7 +1037,11 @@ export class FakeShell {
     ring.push(e);
     if (ring.length > 1000) ring.splice(0, ring.length - 1000);
     this.exchanges.set(name, ring);
-    if (this.followed === name) this.emitExchanges(name, [e]);
+    if (this.followed === name) {
+      // Batched as the shell's follower does: what completes together is one event.
+      if (this.pendingExchanges.length === 0) setTimeout(() => this.flushExchanges(), 0);
+      this.pendingExchanges.push(e);
+    }
     return clone(e);
   }
 
@@ -1046,6 +1050,15 @@ export class FakeShell {
     if (this.passthroughs.has(name)) return;
     this.passthroughs.set(name, `not HTTP: traffic passed through unparsed (${why})`);
     if (this.followed === name) this.emitExchanges(name, []);
+  }
+
+  /** Exchanges of the followed forward not yet sent. */
+  pendingExchanges: Exchange[] = [];
+
+  flushExchanges(): void {
+    const batch = this.pendingExchanges;
+    this.pendingExchanges = [];
+    if (this.followed && batch.length > 0) this.emitExchanges(this.followed, batch);
   }
 
   emitExchanges(name: string, exchanges: Exchange[], ended = false): void {
