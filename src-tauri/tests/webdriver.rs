@@ -381,6 +381,65 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
     );
     click(&c, "close-dialog").await;
 
+    eprintln!("webdriver: the HTTP tab");
+    // Inspect web from its details panel's HTTP tab; a request through its local port
+    // appears in the tab's table.
+    c.find(Locator::Css(
+        "[data-testid=\"forward-row-web\"] [aria-label=\"Details of web\"]",
+    ))
+    .await
+    .expect("the details button of web")
+    .click()
+    .await
+    .expect("open the details");
+    click(&c, "http-tab-button").await;
+    click(&c, "http-turn-on").await;
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(&css("http-empty")))
+        .await
+        .expect("the HTTP tab follows web");
+    let web = local_addr(&c, "web").await;
+    let mut s = tokio::net::TcpStream::connect(web).await.unwrap();
+    s.write_all(
+        b"GET /inspected?from=webdriver HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 "), "{answer:?}");
+    // The row's path, and the size its cell is drawn at (WebDriver's element text is only
+    // what it deems visible).
+    let script = "const td = document.querySelector('[data-testid=\"http-row\"] td.path'); \
+                  if (!td) return null; const r = td.getBoundingClientRect(); \
+                  return [td.textContent, r.width, r.height];";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let row = c.execute(script, vec![]).await.unwrap();
+        if row[0] == json!("/inspected?from=webdriver") {
+            eprintln!(
+                "webdriver: the row's path cell is drawn at {}x{}",
+                row[1], row[2]
+            );
+            assert!(
+                row[1].as_f64().unwrap_or(0.0) > 20.0,
+                "the path is drawn {row}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the request is not in the HTTP tab: {row}; the tab shows:\n{}",
+            text_of(&c, "http-tab").await.unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    click(&c, "close-details").await;
+
     eprintln!("webdriver: tray");
     // --- the tray: switch echo off in the window, then on from the tray menu.
     click(&c, "toggle-echo").await;
