@@ -77,6 +77,54 @@ async fn request(at: SocketAddr, method: &str, path: &str, body: &str) -> String
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The `ferry` binary built beside this test (`target/debug/ferry`), when there is one:
+/// `cargo build -p ferry-cli` makes it; this crate does not depend on the CLI.
+fn ferry_cli() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("ferry");
+    bin.is_file().then_some(bin)
+}
+
+/// `ferry inspect NAME --follow --json -c STORE`, its JSON lines sent on as they come.
+struct CliFollow {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl CliFollow {
+    fn start(bin: &std::path::Path, store: &std::path::Path, name: &str) -> CliFollow {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(bin)
+            .args(["inspect", name, "--follow", "--json", "-c"])
+            .arg(store)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        CliFollow { child, lines }
+    }
+
+    fn next(&self) -> Option<serde_json::Value> {
+        let line = self.lines.recv_timeout(Duration::from_secs(10)).ok()?;
+        Some(serde_json::from_str(&line).unwrap())
+    }
+}
+
+impl Drop for CliFollow {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Waits until `inspect_exchanges` holds `n` exchanges.
 async fn kept(core: &AppCore, n: usize) -> ferry_app::inspect::Exchanges {
     for _ in 0..100 {
@@ -153,6 +201,13 @@ async fn the_http_tab_sees_follows_replays_and_exports_the_forwards_requests() {
             .unwrap()
             .expect("the app serves the control endpoint");
     let (_, mut endpoint) = client.inspect("web").await.unwrap();
+    // And the CLI itself, when it has been built.
+    let cli = ferry_cli().map(|bin| CliFollow::start(&bin, &dir.path().join("store.json"), "web"));
+    if cli.is_none() {
+        eprintln!(
+            "no target/debug/ferry: `ferry inspect --follow` is checked through its client only"
+        );
+    }
 
     // The window's follower, in batches.
     let (tx, mut batches) = mpsc::unbounded_channel::<ExchangeBatch>();
@@ -233,6 +288,15 @@ async fn the_http_tab_sees_follows_replays_and_exports_the_forwards_requests() {
         {
             Some(ferry_core::control::Exchanged::Exchange(e)) => assert_eq!(e.id, want),
             other => panic!("{other:?}"),
+        }
+    }
+
+    // `ferry inspect web --follow --json` printed the same three, one JSON line each.
+    if let Some(cli) = &cli {
+        for want in ["/", "/echo?x=1", "/status/404"] {
+            let line =
+                tokio::task::block_in_place(|| cli.next()).expect("a line from ferry inspect");
+            assert_eq!(line["target"], want, "{line}");
         }
     }
 
@@ -370,6 +434,21 @@ async fn the_http_tab_sees_follows_replays_and_exports_the_forwards_requests() {
         }
     }
     assert!(endpoint_ended);
+    if let Some(mut cli) = cli {
+        // The CLI's follower ends too, and the command exits.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = cli.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ferry inspect did not end"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{status}");
+    }
     let off = core.inspect_exchanges("web").await.unwrap_err();
     assert_eq!(off.field.as_deref(), Some("inspect"));
     assert_eq!(listening(&core, "web").await, at);
