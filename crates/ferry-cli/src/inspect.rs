@@ -82,13 +82,13 @@ fn usage(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 async fn follow(_args: InspectArgs) -> ExitCode {
     eprintln!("ferry: `ferry inspect --follow` is not available on this system yet");
     ExitCode::FAILURE
 }
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 async fn follow(args: InspectArgs) -> ExitCode {
     use ferry_core::control::{ControlClient, Exchanged, endpoint_path, source_name};
     if args.demo && args.config.is_some() {
@@ -145,7 +145,7 @@ async fn follow(args: InspectArgs) -> ExitCode {
 }
 
 /// One line per exchange: `12:03:04.123 GET /path?q 200 OK 12 ms 1.2 kB`, or its JSON.
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 fn print_exchange(out: &mut impl Write, e: &ferry_http::Exchange, json: bool) {
     let line = if json {
         serde_json::to_string(e).unwrap_or_default()
@@ -188,7 +188,7 @@ fn print_exchange(out: &mut impl Write, e: &ferry_http::Exchange, json: bool) {
     }
 }
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 fn human_bytes(n: u64) -> String {
     if n < 1000 {
         format!("{n} B")

@@ -118,7 +118,7 @@ impl FerryMcp {
 
     /// Who runs the config and what its forwards do, if anything runs it.
     async fn running(&self) -> Option<(Runner, Snapshot)> {
-        #[cfg(unix)]
+        #[cfg(any(unix, windows))]
         {
             let name = ferry_core::control::source_name(Some(&self.path));
             let endpoint = ferry_core::control::endpoint_path(&name);
@@ -127,7 +127,7 @@ impl FerryMcp {
                 .ok()??;
             client.status().await.ok()
         }
-        #[cfg(not(unix))]
+        #[cfg(not(any(unix, windows)))]
         {
             None
         }

@@ -7,21 +7,21 @@ use super::*;
 pub(crate) use ferry_core::control::{ControlError, ControlServer, Runner};
 
 /// Exit code: some enabled forward is not active.
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 const SOME_DOWN: u8 = 1;
 /// Exit code: nothing runs the config.
 const NOTHING_RUNS: u8 = 3;
 
 /// Who serves the endpoint at `path`, if anyone does.
 pub(crate) async fn running_on(path: &Path) -> Option<Runner> {
-    #[cfg(unix)]
+    #[cfg(any(unix, windows))]
     {
         let client = ferry_core::control::ControlClient::connect(path)
             .await
             .ok()??;
         client.hello().await.ok()
     }
-    #[cfg(not(unix))]
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = path;
         None
@@ -42,7 +42,7 @@ pub(crate) fn already_running(running: &Runner) -> String {
 }
 
 /// Whether every enabled forward is active (disabled ones do not count).
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 fn all_up(snapshot: &Snapshot) -> bool {
     snapshot
         .forwards
@@ -79,13 +79,13 @@ pub(crate) async fn status(
         }
         ExitCode::from(NOTHING_RUNS)
     };
-    #[cfg(not(unix))]
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = (endpoint, watch);
         eprintln!("ferry: `ferry status` is not available on this system yet");
         nothing()
     }
-    #[cfg(unix)]
+    #[cfg(any(unix, windows))]
     {
         use ferry_core::control::{ControlClient, Following};
         let client = match ControlClient::connect(&endpoint).await {

@@ -7,8 +7,8 @@
 //!   file, or `demo`), so `ferry up` on the same config twice finds the first one and says
 //!   so instead of running the forwards twice.
 //! - The socket lives in `$XDG_RUNTIME_DIR/ferry` (else `~/.cache/ferry/run`), a directory
-//!   only its owner may enter; the socket itself is owner-only too. Nothing listens on the
-//!   network.
+//!   only its owner may enter; the socket itself is owner-only too (on Windows: a named
+//!   pipe, below). Nothing listens on the network.
 //! - The protocol: one JSON object per line. A request `{"id": 1, "method": "hello"}`
 //!   gets `{"id": 1, "result": …}` or `{"id": 1, "error": {"message": …}}`. Methods:
 //!   `hello` (who runs: [`Runner`]), `status` (the [`Snapshot`]), `subscribe` (the
@@ -17,13 +17,15 @@
 //!   [`Inspected`], then each new one as `{"exchange": …}` until the client hangs up; a
 //!   follower that fell behind gets `{"missed": N}`).
 //!
-//! Windows (a named pipe) is not done yet: there the endpoint is neither served nor found.
+//! On Windows the endpoint is a named pipe, `\\.\pipe\ferry-control-…` (one per user and
+//! config): remote clients are refused, and a second process cannot create the same pipe
+//! while the first serves it.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 use crate::events::Event;
 
 /// Who runs the forwards behind an endpoint.
@@ -126,15 +128,30 @@ pub fn endpoint_dir() -> PathBuf {
 /// The endpoint of the config known as `source` (see [`source_name`]): short enough for
 /// a Unix socket's path, the same for every process that names the config alike.
 pub fn endpoint_path(source: &str) -> PathBuf {
-    // FNV-1a: a stable hash of the name (std's hasher may change between releases).
-    let hash = source.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+    #[cfg(not(windows))]
+    {
+        endpoint_dir().join(format!("control-{:016x}.sock", fnv(source)))
+    }
+    // A pipe's name is machine-wide: the user's name goes into the hash.
+    #[cfg(windows)]
+    {
+        let user = std::env::var("USERNAME").unwrap_or_default();
+        PathBuf::from(format!(
+            r"\\.\pipe\ferry-control-{:016x}",
+            fnv(&format!("{user}\n{source}"))
+        ))
+    }
+}
+
+/// FNV-1a: a stable hash of a name (std's hasher may change between releases).
+fn fnv(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    endpoint_dir().join(format!("control-{hash:016x}.sock"))
+    })
 }
 
 /// One request line.
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 #[derive(Debug, Serialize, Deserialize)]
 struct Request {
     id: u64,
@@ -145,7 +162,7 @@ struct Request {
 }
 
 /// One answer line: a result, an error, or (after `subscribe`) an event.
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Answer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,35 +181,36 @@ struct Answer {
     missed: Option<u64>,
 }
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 #[derive(Debug, Serialize, Deserialize)]
 struct ErrorBody {
     message: String,
 }
 
-#[cfg(unix)]
-pub use unix::{ControlClient, ControlServer, Exchanged, Following, Inspecting, Subscribed};
+#[cfg(any(unix, windows))]
+pub use served::{ControlClient, ControlServer, Exchanged, Following, Inspecting, Subscribed};
 
-#[cfg(unix)]
-mod unix {
-    use std::os::unix::fs::PermissionsExt as _;
+/// The endpoint's protocol, over whichever transport the system has ([`transport`]).
+#[cfg(any(unix, windows))]
+mod served {
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
 
     use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
-    use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-    use tokio::net::{UnixListener, UnixStream};
     use tokio::task::JoinSet;
     use tokio_util::sync::CancellationToken;
     use tracing::{Instrument as _, debug};
 
+    use super::transport::{self, BoxRead, BoxWrite};
     use super::{Answer, ControlError, ErrorBody, Inspected, InspectionOf, Request, Runner};
     use crate::events::{Snapshot, Subscription, Update};
+
+    type Lines = BufReader<BoxRead>;
 
     /// The most a request line may be; a longer one ends the connection.
     const MAX_LINE: usize = 64 * 1024;
 
-    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ControlError + '_ {
+    pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ControlError + '_ {
         move |source| ControlError::Io {
             path: path.to_path_buf(),
             source,
@@ -212,7 +230,7 @@ mod unix {
         fn drop(&mut self) {
             self.token.cancel();
             self.task.abort();
-            let _ = std::fs::remove_file(&self.path);
+            transport::unlink(&self.path);
         }
     }
 
@@ -246,19 +264,7 @@ mod unix {
                     Err(e) => e,
                 });
             }
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(io(dir))?;
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                    .map_err(io(dir))?;
-            }
-            match std::fs::remove_file(&path) {
-                Ok(()) => debug!(path = %path.display(), "removed a stale control socket"),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(&path)(e)),
-            }
-            let listener = UnixListener::bind(&path).map_err(io(&path))?;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .map_err(io(&path))?;
+            let listener = transport::listen(&path)?;
             let token = CancellationToken::new();
             let serving = serve(
                 listener,
@@ -281,7 +287,7 @@ mod unix {
     /// Accepts until cancelled; the connections live in a JoinSet owned here, so they end
     /// with it.
     async fn serve(
-        listener: UnixListener,
+        mut listener: transport::Listener,
         runner: Arc<Runner>,
         subscribe: Arc<dyn Fn() -> Subscription + Send + Sync>,
         inspection: InspectionOf,
@@ -293,11 +299,11 @@ mod unix {
                 () = token.cancelled() => break,
                 Some(_) = connections.join_next() => {}
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
+                    Ok((r, w)) => {
                         let (runner, subscribe) = (runner.clone(), subscribe.clone());
                         let inspection = inspection.clone();
                         connections.spawn(async move {
-                            if let Err(e) = answer(stream, &runner, &*subscribe, &inspection).await {
+                            if let Err(e) = answer(r, w, &runner, &*subscribe, &inspection).await {
                                 debug!(error = %e, "control connection ended");
                             }
                         }.in_current_span());
@@ -312,7 +318,7 @@ mod unix {
         connections.shutdown().await;
     }
 
-    async fn send(w: &mut OwnedWriteHalf, answer: &Answer) -> std::io::Result<()> {
+    async fn send(w: &mut BoxWrite, answer: &Answer) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(answer).map_err(std::io::Error::other)?;
         line.push(b'\n');
         w.write_all(&line).await
@@ -329,12 +335,12 @@ mod unix {
     /// Reads request lines and answers them; `subscribe` turns the connection into a
     /// stream of events until the client hangs up.
     async fn answer(
-        stream: UnixStream,
+        r: BoxRead,
+        mut w: BoxWrite,
         runner: &Runner,
         subscribe: &(dyn Fn() -> Subscription + Send + Sync),
         inspection: &InspectionOf,
     ) -> std::io::Result<()> {
-        let (r, mut w) = stream.into_split();
         let mut lines = BufReader::new(r);
         let mut line = String::new();
         loop {
@@ -412,8 +418,8 @@ mod unix {
     /// The exchanges kept, then each new one, until the client hangs up or the inspection
     /// ends (turned off or changed, or the forward stopped).
     async fn follow_exchanges(
-        mut lines: BufReader<OwnedReadHalf>,
-        mut w: OwnedWriteHalf,
+        mut lines: Lines,
+        mut w: BoxWrite,
         id: u64,
         forward: String,
         inspection: &crate::inspect::Inspection,
@@ -452,8 +458,8 @@ mod unix {
     /// The snapshot, then every event (a fresh snapshot after a lag), until the client
     /// hangs up or the engine ends.
     async fn follow(
-        mut lines: BufReader<OwnedReadHalf>,
-        mut w: OwnedWriteHalf,
+        mut lines: Lines,
+        mut w: BoxWrite,
         id: u64,
         mut sub: Subscription,
     ) -> std::io::Result<()> {
@@ -484,8 +490,8 @@ mod unix {
     /// A connection to a running Ferry's endpoint.
     pub struct ControlClient {
         path: PathBuf,
-        lines: BufReader<OwnedReadHalf>,
-        w: OwnedWriteHalf,
+        lines: Lines,
+        w: BoxWrite,
         next_id: u64,
     }
 
@@ -501,26 +507,15 @@ mod unix {
         /// Connects to the endpoint at `path`; `None` when nothing serves it (no socket,
         /// or one left by a process that died).
         pub async fn connect(path: &Path) -> Result<Option<ControlClient>, ControlError> {
-            match UnixStream::connect(path).await {
-                Ok(stream) => {
-                    let (r, w) = stream.into_split();
-                    Ok(Some(ControlClient {
-                        path: path.to_path_buf(),
-                        lines: BufReader::new(r),
-                        w,
-                        next_id: 1,
-                    }))
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                    ) =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(io(path)(e)),
-            }
+            Ok(transport::connect(path)
+                .await
+                .map_err(io(path))?
+                .map(|(r, w)| ControlClient {
+                    path: path.to_path_buf(),
+                    lines: BufReader::new(r),
+                    w,
+                    next_id: 1,
+                }))
         }
 
         async fn call(&mut self, method: &str) -> Result<serde_json::Value, ControlError> {
@@ -662,11 +657,149 @@ mod unix {
     }
 }
 
-/// On systems without the endpoint yet: never served, never found.
-#[cfg(not(unix))]
+/// A Unix socket: in a directory only its owner may enter, owner-only itself.
+#[cfg(unix)]
+mod transport {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::path::Path;
+
+    use tokio::net::{UnixListener, UnixStream};
+    use tracing::debug;
+
+    use super::ControlError;
+    use super::served::io;
+
+    pub(super) type BoxRead = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+    pub(super) type BoxWrite = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+
+    pub(super) struct Listener(UnixListener);
+
+    impl Listener {
+        pub(super) async fn accept(&mut self) -> std::io::Result<(BoxRead, BoxWrite)> {
+            let (stream, _) = self.0.accept().await?;
+            let (r, w) = stream.into_split();
+            Ok((Box::new(r), Box::new(w)))
+        }
+    }
+
+    /// Binds the socket at `path` (replacing one a dead process left).
+    pub(super) fn listen(path: &Path) -> Result<Listener, ControlError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io(dir))?;
+        }
+        match std::fs::remove_file(path) {
+            Ok(()) => debug!(path = %path.display(), "removed a stale control socket"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(path)(e)),
+        }
+        let listener = UnixListener::bind(path).map_err(io(path))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))?;
+        Ok(Listener(listener))
+    }
+
+    pub(super) fn unlink(path: &Path) {
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// `None` when nothing serves `path` (no socket, or one left by a process that died).
+    pub(super) async fn connect(path: &Path) -> std::io::Result<Option<(BoxRead, BoxWrite)>> {
+        match UnixStream::connect(path).await {
+            Ok(stream) => {
+                let (r, w) = stream.into_split();
+                Ok(Some((Box::new(r), Box::new(w))))
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A named pipe: created as the first instance of its name (so another process cannot
+/// hold the name first, and a second Ferry on the same config fails to create it), local
+/// clients only. A pipe goes with its process: nothing is left to clean up.
+#[cfg(windows)]
+mod transport {
+    use std::ffi::OsString;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use tokio::net::windows::named_pipe::{ClientOptions, NamedPipeServer, ServerOptions};
+
+    use super::ControlError;
+    use super::served::io;
+
+    pub(super) type BoxRead = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+    pub(super) type BoxWrite = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+
+    /// `ERROR_PIPE_BUSY`: every instance of the pipe is connected; a client waits and
+    /// tries again.
+    const ERROR_PIPE_BUSY: i32 = 231;
+
+    pub(super) struct Listener {
+        name: OsString,
+        /// The instance the next client connects to.
+        next: NamedPipeServer,
+    }
+
+    impl Listener {
+        pub(super) async fn accept(&mut self) -> std::io::Result<(BoxRead, BoxWrite)> {
+            self.next.connect().await?;
+            let fresh = ServerOptions::new()
+                .reject_remote_clients(true)
+                .create(&self.name)?;
+            let connected = std::mem::replace(&mut self.next, fresh);
+            let (r, w) = tokio::io::split(connected);
+            Ok((Box::new(r), Box::new(w)))
+        }
+    }
+
+    pub(super) fn listen(path: &Path) -> Result<Listener, ControlError> {
+        let name = path.as_os_str().to_owned();
+        let next = ServerOptions::new()
+            .first_pipe_instance(true)
+            .reject_remote_clients(true)
+            .create(&name)
+            .map_err(io(path))?;
+        Ok(Listener { name, next })
+    }
+
+    pub(super) fn unlink(_path: &Path) {}
+
+    /// `None` when nothing serves `path`.
+    pub(super) async fn connect(path: &Path) -> std::io::Result<Option<(BoxRead, BoxWrite)>> {
+        for _ in 0..100 {
+            match ClientOptions::new().open(path.as_os_str()) {
+                Ok(client) => {
+                    let (r, w) = tokio::io::split(client);
+                    return Ok(Some((Box::new(r), Box::new(w))));
+                }
+                Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(std::io::Error::other(
+            "the control endpoint stayed busy for 2 s",
+        ))
+    }
+}
+
+/// On systems without the endpoint: never served, never found.
+#[cfg(not(any(unix, windows)))]
 pub struct ControlServer;
 
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 impl ControlServer {
     pub async fn start(
         _path: PathBuf,
@@ -696,16 +829,25 @@ mod tests {
         assert_eq!(a, endpoint_path("/home/me/.config/ferry/store.json"));
         assert_ne!(a, endpoint_path("/home/me/other.yaml"));
         assert_ne!(a, endpoint_path("demo"));
-        let name = a.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        #[cfg(not(windows))]
+        {
+            let name = a.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            assert!(
+                name.starts_with("control-") && name.ends_with(".sock"),
+                "{name}"
+            );
+            // Unix sockets' paths are limited to 108 bytes; the name takes 29 of them.
+            assert_eq!(name.len(), 29);
+        }
+        #[cfg(windows)]
         assert!(
-            name.starts_with("control-") && name.ends_with(".sock"),
-            "{name}"
+            a.to_string_lossy().starts_with(r"\\.\pipe\ferry-control-"),
+            "{}",
+            a.display()
         );
-        // Unix sockets' paths are limited to 108 bytes; the name takes 29 of them.
-        assert_eq!(name.len(), 29);
     }
 
-    #[cfg(unix)]
+    #[cfg(any(unix, windows))]
     #[test]
     fn the_answer_lines_round_trip() {
         let line = r#"{"id":3,"result":{"pid":1}}"#;
