@@ -847,6 +847,66 @@ mod tests {
         );
     }
 
+    /// The endpoint as the system has it (a Unix socket, or a Windows named pipe): found
+    /// while served, gone after; a second server on it is refused, naming the first.
+    #[cfg(any(unix, windows))]
+    #[tokio::test]
+    async fn a_client_finds_the_server_and_a_second_one_is_refused() {
+        #[cfg(unix)]
+        let dir = tempfile::tempdir().expect("tempdir");
+        #[cfg(unix)]
+        let path = dir.path().join("run").join("control-test.sock");
+        #[cfg(windows)]
+        let path = PathBuf::from(format!(
+            r"\\.\pipe\ferry-control-test-{}-{}",
+            std::process::id(),
+            crate::clock::now_ms()
+        ));
+        let bus = std::sync::Arc::new(crate::events::Bus::new());
+        let first = {
+            let bus = bus.clone();
+            ControlServer::start(
+                path.clone(),
+                Runner::this_process("first", "demo"),
+                move || bus.subscribe(),
+            )
+            .await
+            .expect("served")
+        };
+        let client = ControlClient::connect(&path)
+            .await
+            .expect("connects")
+            .expect("found");
+        let (runner, snapshot) = client.status().await.expect("status");
+        assert_eq!(runner.kind, "first");
+        assert!(snapshot.forwards.is_empty());
+        let second = {
+            let bus = bus.clone();
+            ControlServer::start(
+                path.clone(),
+                Runner::this_process("second", "demo"),
+                move || bus.subscribe(),
+            )
+            .await
+        };
+        match second {
+            Err(ControlError::AlreadyRunning(r)) => assert_eq!(r.kind, "first"),
+            Err(e) => panic!("refused for another reason: {e}"),
+            Ok(_) => panic!("a second server on the same endpoint"),
+        }
+        drop(first);
+        // Gone with its server (the accept loop ends as the server is dropped).
+        let mut gone = false;
+        for _ in 0..50 {
+            if ControlClient::connect(&path).await.expect("asks").is_none() {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(gone, "the endpoint outlived its server");
+    }
+
     #[cfg(any(unix, windows))]
     #[test]
     fn the_answer_lines_round_trip() {
