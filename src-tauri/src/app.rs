@@ -1095,7 +1095,7 @@ impl AppCore {
         Ok(crate::discover::report(
             &config,
             found,
-            crate::discover::port_free,
+            ferry_core::ports::is_free,
         ))
     }
 

@@ -16,7 +16,7 @@
 //! knows, without a request.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::IpAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -114,20 +114,12 @@ pub fn scope(
     all_namespaces: bool,
 ) -> Result<Scope, crate::error::AppError> {
     let namespace = namespace.map(str::trim).filter(|n| !n.is_empty());
-    match (namespace, all_namespaces) {
-        (Some(_), true) => Err(crate::error::AppError::invalid(
+    Scope::asked(namespace, all_namespaces).ok_or_else(|| {
+        crate::error::AppError::invalid(
             "namespace",
             "a namespace and all namespaces were both asked for: give one",
-        )),
-        (Some(ns), false) => Ok(Scope::Namespace(ns.to_string())),
-        (None, true) => Ok(Scope::All),
-        (None, false) => Ok(Scope::ContextNamespace),
-    }
-}
-
-/// Whether `port` on `bind` can be listened on now.
-pub fn port_free(bind: IpAddr, port: u16) -> bool {
-    TcpListener::bind(SocketAddr::new(bind, port)).is_ok()
+        )
+    })
 }
 
 /// `found` against `config`: each declared forward with the saved one that does it, and
@@ -139,12 +131,7 @@ pub fn report(
     free: impl Fn(IpAddr, u16) -> bool,
 ) -> DiscoverReport {
     let mut names: BTreeSet<String> = config.forwards.iter().map(|f| f.name.clone()).collect();
-    let mut ports: HashMap<(IpAddr, u16), String> = config
-        .forwards
-        .iter()
-        .filter(|f| f.local_port != 0)
-        .map(|f| ((f.bind, f.local_port), f.name.clone()))
-        .collect();
+    let mut ports = declared::claimed_ports(config);
     let declared = found
         .declared
         .into_iter()
@@ -166,27 +153,18 @@ pub fn report(
                         forward.name
                     ));
                 }
-                if forward.local_port != 0 {
-                    let bind = forward.bind;
-                    let wanted = forward.local_port;
-                    let open = |p: u16| !ports.contains_key(&(bind, p)) && free(bind, p);
-                    if !open(wanted) {
-                        let holder = match ports.get(&(bind, wanted)) {
-                            Some(other) => format!("taken by {other}"),
-                            None => "in use on this machine".to_string(),
-                        };
-                        let next = (wanted.saturating_add(1)..=u16::MAX).find(|p| open(*p));
-                        forward.local_port = next.unwrap_or(0);
-                        notes.push(match next {
-                            Some(p) => format!("local port {wanted} is {holder}; offered with {p}"),
-                            None => format!(
-                                "local port {wanted} is {holder}; the system picks one when it starts"
-                            ),
-                        });
-                    }
-                    if forward.local_port != 0 {
-                        ports.insert((bind, forward.local_port), forward.name.clone());
-                    }
+                if let Some(moved) = declared::claim_local_port(&mut forward, &mut ports, &free) {
+                    let holder = match moved.holder {
+                        Some(other) => format!("taken by {other}"),
+                        None => "in use on this machine".to_string(),
+                    };
+                    let wanted = moved.wanted;
+                    notes.push(match moved.given {
+                        Some(p) => format!("local port {wanted} is {holder}; offered with {p}"),
+                        None => format!(
+                            "local port {wanted} is {holder}; the system picks one when it starts"
+                        ),
+                    });
                 }
             }
             DeclaredForward {

@@ -9,12 +9,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_app::app::{AppCore, AppOptions};
+use ferry_app::app::AppCore;
 use ferry_app::discover::{DeclaredNew, DeclaredSource, DiscoverReport};
 use ferry_app::error::ErrorCode;
-use ferry_core::cluster::KubeconfigSource;
 use ferry_core::config::{Forward, PortRef, Target};
 use ferry_fakecluster::{FakeCluster, Options};
+
+mod common;
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -32,16 +33,7 @@ impl Fixture {
     }
 
     async fn core(&self) -> Arc<AppCore> {
-        let dir = self.dir.path();
-        AppCore::start(AppOptions {
-            store: Some(dir.join("store.json")),
-            data_dir: dir.join("data"),
-            config_dir: dir.join("config"),
-            demo: false,
-            kubeconfig: Some(KubeconfigSource::from_paths(vec![dir.join("kubeconfig")])),
-        })
-        .await
-        .unwrap()
+        common::core_in(self.dir.path()).await
     }
 }
 

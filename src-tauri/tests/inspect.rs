@@ -12,26 +12,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_app::app::{AppCore, AppOptions};
+use ferry_app::app::AppCore;
 use ferry_app::error::ErrorCode;
 use ferry_app::inspect::ExchangeBatch;
-use ferry_core::cluster::KubeconfigSource;
 use ferry_core::config::{Forward, Inspect, PortRef, Target};
 use ferry_fakecluster::{FakeCluster, Options};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 
-async fn core(dir: &std::path::Path) -> Arc<AppCore> {
-    AppCore::start(AppOptions {
-        store: Some(dir.join("store.json")),
-        data_dir: dir.join("data"),
-        config_dir: dir.join("config"),
-        demo: false,
-        kubeconfig: Some(KubeconfigSource::from_paths(vec![dir.join("kubeconfig")])),
-    })
-    .await
-    .unwrap()
-}
+mod common;
+
+use common::core_in as core;
 
 fn web(inspect: Option<Inspect>) -> Forward {
     let mut f = Forward::new(

@@ -2,9 +2,6 @@
 //! what the user has already, and `--import` to add the rest; `ferry share`: the
 //! `kubectl annotate` line that declares a forward for the team.
 
-use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr, TcpListener};
-
 use ferry_core::cluster::ClientPool;
 use ferry_core::cluster::discover::{Discovery, Scope, discover as list_declared};
 use ferry_core::config::declared::{self, Declared};
@@ -12,38 +9,40 @@ use ferry_core::config::import::Imported;
 
 use super::*;
 
-/// What `ferry discover` was asked.
+// What `ferry discover` was asked (its help is the variant's in main.rs).
+#[derive(Debug, clap::Args)]
 pub(crate) struct DiscoverArgs {
+    #[command(flatten)]
     pub target: ConfigArg,
+    /// The kubeconfig context to ask; default: the current one.
+    #[arg(long)]
     pub context: Option<String>,
+    /// The namespace to look in; default: the context's.
+    #[arg(short = 'n', long = "namespace")]
     pub namespace: Option<String>,
+    /// Look in every namespace you may list.
+    #[arg(short = 'A', long = "all-namespaces")]
     pub all_namespaces: bool,
+    /// Add the declared forwards you do not have yet (names made unique, taken local
+    /// ports moved).
+    #[arg(long)]
     pub import: bool,
+    /// With --import, also put them in this profile (created when missing).
+    #[arg(long, requires = "import", add = ArgValueCandidates::new(profile_names))]
     pub profile: Option<String>,
 }
 
 pub(crate) async fn discover(args: DiscoverArgs) -> ExitCode {
-    let scope = match (&args.namespace, args.all_namespaces) {
-        (Some(_), true) => {
-            eprintln!("ferry: -n and -A ask for different namespaces: give one");
-            return ExitCode::from(2);
-        }
-        (Some(ns), false) => Scope::Namespace(ns.clone()),
-        (None, true) => Scope::All,
-        (None, false) => Scope::ContextNamespace,
+    let Some(scope) = Scope::asked(args.namespace.as_deref(), args.all_namespaces) else {
+        eprintln!("ferry: -n and -A ask for different namespaces: give one");
+        return ExitCode::from(2);
     };
     let path = args
         .target
         .config
         .clone()
         .unwrap_or_else(default_config_path);
-    let mut kubeconfig = ferry_core::cluster::KubeconfigSource::from_env();
-    if is_store(&path) {
-        let mut paths = kubeconfig.paths().to_vec();
-        paths.extend(store_kubeconfig_paths(&path));
-        kubeconfig = ferry_core::cluster::KubeconfigSource::from_paths(paths);
-    }
-    let pool = ClientPool::new(kubeconfig);
+    let pool = ClientPool::new(kubeconfig_for(&path));
     let found = match list_declared(&pool, args.context.as_deref(), &scope).await {
         Ok(found) => found,
         Err(e) => {
@@ -101,56 +100,25 @@ pub(crate) async fn discover(args: DiscoverArgs) -> ExitCode {
         imported = done;
         Ok(said)
     });
-    match result {
-        Ok(said) => {
-            report(args.target.json, &said, Some(&imported));
-            ExitCode::SUCCESS
-        }
-        Err(EditError::Usage(e)) => {
-            eprintln!("ferry: {e}");
-            ExitCode::from(2)
-        }
-        Err(EditError::Failed(e)) => {
-            eprintln!("ferry: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    edited(result.map(|said| report(args.target.json, &said, Some(&imported))))
 }
 
 /// A declared forward whose local port a saved forward (or another new one) uses, or that
 /// something on this machine holds, gets the next free port above it, with a note.
 fn move_taken_ports(config: &Config, imported: &mut Imported) {
-    let mut taken: BTreeSet<(IpAddr, u16)> = config
-        .forwards
-        .iter()
-        .filter(|f| f.local_port != 0)
-        .map(|f| (f.bind, f.local_port))
-        .collect();
+    let mut claimed = declared::claimed_ports(config);
     for f in &mut imported.forwards {
-        if f.local_port == 0 {
-            continue;
-        }
-        let free = |port: u16, taken: &BTreeSet<(IpAddr, u16)>| {
-            !taken.contains(&(f.bind, port))
-                && TcpListener::bind(SocketAddr::new(f.bind, port)).is_ok()
-        };
-        if !free(f.local_port, &taken) {
-            let wanted = f.local_port;
-            let next = (wanted.saturating_add(1)..=u16::MAX).find(|p| free(*p, &taken));
-            let port = next.unwrap_or(0);
+        if let Some(moved) = declared::claim_local_port(f, &mut claimed, ferry_core::ports::is_free)
+        {
             imported.notes.push(format!(
-                "{}: local port {wanted} is taken; {}",
+                "{}: local port {} is taken; {}",
                 f.name,
-                if port == 0 {
-                    "the system picks one when it starts".to_string()
-                } else {
-                    format!("moved to {port}")
+                moved.wanted,
+                match moved.given {
+                    Some(port) => format!("moved to {port}"),
+                    None => "the system picks one when it starts".to_string(),
                 }
             ));
-            f.local_port = port;
-        }
-        if f.local_port != 0 {
-            taken.insert((f.bind, f.local_port));
         }
     }
 }

@@ -102,6 +102,25 @@ pub(crate) fn store_kubeconfig_paths(path: &Path) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// The kubeconfig files for the forwards of the config at `path`: those kubectl reads
+/// (KUBECONFIG, else ~/.kube/config), then, for the app's store, the extra files its
+/// settings list.
+pub(crate) fn kubeconfig_for(path: &Path) -> ferry_core::cluster::KubeconfigSource {
+    use ferry_core::cluster::KubeconfigSource;
+    let source = KubeconfigSource::from_env();
+    let extra = if is_store(path) {
+        store_kubeconfig_paths(path)
+    } else {
+        Vec::new()
+    };
+    if extra.is_empty() {
+        return source;
+    }
+    let mut paths = source.paths().to_vec();
+    paths.extend(extra);
+    KubeconfigSource::from_paths(paths)
+}
+
 /// An edit's error inside [`Store::modify`].
 pub(crate) struct StoreEdit(EditError);
 
@@ -271,8 +290,8 @@ pub(crate) fn edit(command: Command) -> Result<(), EditError> {
         | Command::Status { .. }
         | Command::Completions { .. }
         | Command::Mcp { .. }
-        | Command::Discover { .. }
-        | Command::Inspect { .. }
+        | Command::Discover(_)
+        | Command::Inspect(_)
         | Command::Manpage { .. } => Ok(()),
         Command::Ls { target } => {
             let path = target.config.unwrap_or_else(default_config_path);

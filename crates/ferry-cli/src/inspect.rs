@@ -6,15 +6,32 @@ use ferry_core::config::Inspect;
 
 use super::*;
 
-/// What `ferry inspect` was asked.
+// What `ferry inspect` was asked (its help is the variant's in main.rs).
+#[derive(Debug, clap::Args)]
 pub(crate) struct InspectArgs {
+    /// The config; default: the store the app uses.
+    #[arg(short = 'c', long = "config")]
     pub config: Option<PathBuf>,
+    /// With --follow: the `ferry up --demo` run.
+    #[arg(long)]
     pub demo: bool,
+    #[arg(add = ArgValueCandidates::new(forward_names))]
     pub name: String,
+    /// `on` or `off`.
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(["on", "off"]))]
     pub switch: Option<String>,
+    /// With `on`: keep the first KiB of each body (0, the default, keeps none; at most
+    /// 1024).
+    #[arg(long, value_name = "KIB")]
     pub body_kib: Option<u32>,
+    /// With `on`: another header to redact (repeatable).
+    #[arg(long, value_name = "HEADER")]
     pub redact: Vec<String>,
+    /// Print exchanges as they happen (after those kept so far) until Ctrl-C.
+    #[arg(long)]
     pub follow: bool,
+    /// With --follow: one JSON object per exchange and line.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -61,17 +78,7 @@ pub(crate) async fn inspect(args: InspectArgs) -> ExitCode {
                     format!("no longer inspecting {name}")
                 })
             });
-            match said {
-                Ok(said) => {
-                    println!("{said}");
-                    ExitCode::SUCCESS
-                }
-                Err(EditError::Usage(e)) => usage(&e),
-                Err(EditError::Failed(e)) => {
-                    eprintln!("ferry: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            edited(said.map(|said| println!("{said}")))
         }
         (None, true) => follow(args).await,
     }

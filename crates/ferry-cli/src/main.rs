@@ -162,26 +162,7 @@ enum Command {
     /// List the forwards the cluster's objects declare in annotations (Ferry's
     /// `ferry.dev/forwards`, kftray's and k9s's), marking those you have; `--import` adds
     /// the others to the config.
-    Discover {
-        #[command(flatten)]
-        target: ConfigArg,
-        /// The kubeconfig context to ask; default: the current one.
-        #[arg(long)]
-        context: Option<String>,
-        /// The namespace to look in; default: the context's.
-        #[arg(short = 'n', long = "namespace")]
-        namespace: Option<String>,
-        /// Look in every namespace you may list.
-        #[arg(short = 'A', long = "all-namespaces")]
-        all_namespaces: bool,
-        /// Add the declared forwards you do not have yet (names made unique, taken local
-        /// ports moved).
-        #[arg(long)]
-        import: bool,
-        /// With --import, also put them in this profile (created when missing).
-        #[arg(long, requires = "import", add = ArgValueCandidates::new(profile_names))]
-        profile: Option<String>,
-    },
+    Discover(discover::DiscoverArgs),
     /// Print the `kubectl annotate` command that declares a saved forward on its target,
     /// so that teammates find it with `ferry discover` (forwards to the same object are
     /// declared together).
@@ -197,32 +178,7 @@ enum Command {
     /// `ferry inspect web on [--body-kib 16] [--redact x-api-key]`, `ferry inspect web
     /// --follow [--json]`. Authorization, Cookie, Set-Cookie and Proxy-Authorization are
     /// always redacted; nothing is written to disk.
-    Inspect {
-        /// The config; default: the store the app uses.
-        #[arg(short = 'c', long = "config")]
-        config: Option<PathBuf>,
-        /// With --follow: the `ferry up --demo` run.
-        #[arg(long)]
-        demo: bool,
-        #[arg(add = ArgValueCandidates::new(forward_names))]
-        name: String,
-        /// `on` or `off`.
-        #[arg(value_parser = clap::builder::PossibleValuesParser::new(["on", "off"]))]
-        switch: Option<String>,
-        /// With `on`: keep the first KiB of each body (0, the default, keeps none; at most
-        /// 1024).
-        #[arg(long, value_name = "KIB")]
-        body_kib: Option<u32>,
-        /// With `on`: another header to redact (repeatable).
-        #[arg(long, value_name = "HEADER")]
-        redact: Vec<String>,
-        /// Print exchanges as they happen (after those kept so far) until Ctrl-C.
-        #[arg(long)]
-        follow: bool,
-        /// With --follow: one JSON object per exchange and line.
-        #[arg(long)]
-        json: bool,
-    },
+    Inspect(inspect::InspectArgs),
     /// Serve the Model Context Protocol on stdin/stdout, for assistants that drive tools:
     /// list, enable, disable, add, remove and test forwards of a config (the store by
     /// default), applied by the app or `ferry up` that runs it.
@@ -359,15 +315,8 @@ fn main() -> ExitCode {
             };
             if let Source::File(path) = &source
                 && !demo
-                && is_store(path)
             {
-                // The app's extra kubeconfig files, read after KUBECONFIG / ~/.kube/config.
-                let extra = store_kubeconfig_paths(path);
-                if !extra.is_empty() {
-                    let mut paths = options.kubeconfig.paths().to_vec();
-                    paths.extend(extra);
-                    options.kubeconfig = KubeconfigSource::from_paths(paths);
-                }
+                options.kubeconfig = kubeconfig_for(path);
             }
             let code = up(&source, profile.as_deref(), events, options).await;
             if let Some(fake) = demo_cluster {
@@ -382,54 +331,27 @@ fn main() -> ExitCode {
             json,
             watch,
         } => runtime.block_on(status(config, demo, json, watch)),
-        Command::Discover {
-            target,
-            context,
-            namespace,
-            all_namespaces,
-            import,
-            profile,
-        } => runtime.block_on(discover::discover(discover::DiscoverArgs {
-            target,
-            context,
-            namespace,
-            all_namespaces,
-            import,
-            profile,
-        })),
-        Command::Inspect {
-            config,
-            demo,
-            name,
-            switch,
-            body_kib,
-            redact,
-            follow,
-            json,
-        } => runtime.block_on(inspect::inspect(inspect::InspectArgs {
-            config,
-            demo,
-            name,
-            switch,
-            body_kib,
-            redact,
-            follow,
-            json,
-        })),
+        Command::Discover(args) => runtime.block_on(discover::discover(args)),
+        Command::Inspect(args) => runtime.block_on(inspect::inspect(args)),
         Command::Mcp { config } => runtime.block_on(mcp::mcp(config)),
         Command::Completions { shell } => done(print_completions(&shell)),
         Command::Manpage { out } => done(manpages(out.as_deref())),
-        other => match edit(other) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(EditError::Usage(e)) => {
-                eprintln!("ferry: {e}");
-                ExitCode::from(2)
-            }
-            Err(EditError::Failed(e)) => {
-                eprintln!("ferry: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        other => edited(edit(other)),
+    }
+}
+
+/// Exit code of a config edit: 0; 2 for bad input (said); 1 when reading or writing failed.
+fn edited(result: Result<(), EditError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(EditError::Usage(e)) => {
+            eprintln!("ferry: {e}");
+            ExitCode::from(2)
+        }
+        Err(EditError::Failed(e)) => {
+            eprintln!("ferry: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -415,21 +415,9 @@ impl FerryMcp {
     /// The forwards the cluster declares, as JSON for the assistant.
     async fn discovered(&self, args: DiscoverArgs) -> Said {
         use ferry_core::cluster::discover::{Scope, discover};
-        let scope = match (args.namespace, args.all_namespaces) {
-            (Some(_), true) => {
-                return Err("namespace: give a namespace or all_namespaces, not both".to_string());
-            }
-            (Some(ns), false) => Scope::Namespace(ns),
-            (None, true) => Scope::All,
-            (None, false) => Scope::ContextNamespace,
-        };
-        let mut kubeconfig = ferry_core::cluster::KubeconfigSource::from_env();
-        if is_store(&self.path) {
-            let mut paths = kubeconfig.paths().to_vec();
-            paths.extend(store_kubeconfig_paths(&self.path));
-            kubeconfig = ferry_core::cluster::KubeconfigSource::from_paths(paths);
-        }
-        let pool = ferry_core::cluster::ClientPool::new(kubeconfig);
+        let scope = Scope::asked(args.namespace.as_deref(), args.all_namespaces)
+            .ok_or("namespace: give a namespace or all_namespaces, not both")?;
+        let pool = ferry_core::cluster::ClientPool::new(kubeconfig_for(&self.path));
         let found = discover(&pool, args.context.as_deref(), &scope)
             .await
             .map_err(|e| format!("context: {e}"))?;

@@ -25,6 +25,11 @@ pub async fn holder_async(port: u16) -> Option<String> {
     }
 }
 
+/// Whether TCP `port` on `bind` can be listened on now.
+pub fn is_free(bind: std::net::IpAddr, port: u16) -> bool {
+    std::net::TcpListener::bind(std::net::SocketAddr::new(bind, port)).is_ok()
+}
+
 /// Lets the process open as many files as the system allows it: the soft limit of open
 /// files raised to the hard one (Unix; a shell's default soft limit of 1,024 would run out
 /// near a thousand simultaneous connections, each a local socket). Returns the limit now

@@ -228,7 +228,8 @@ type HttpBody = BoxBody<Bytes, Infallible>;
 async fn serve_http(pod: Arc<str>, sock: TcpStream) -> std::io::Result<()> {
     // WebSocket connections outlive the HTTP one they upgraded: their tasks are owned here
     // and end with the connection's (its pod going away ends them all).
-    let (upgrades, mut upgraded) = tokio::sync::mpsc::unbounded_channel();
+    // One HTTP/1.1 connection upgrades at most once: a slot of one is enough.
+    let (upgrades, mut upgraded) = tokio::sync::mpsc::channel(1);
     let service = hyper::service::service_fn(move |req| {
         let pod = pod.clone();
         let upgrades = upgrades.clone();
@@ -287,7 +288,7 @@ fn text(status: StatusCode, body: String) -> Response<HttpBody> {
 async fn http_response(
     pod: &str,
     mut req: Request<Incoming>,
-    upgrades: &tokio::sync::mpsc::UnboundedSender<hyper::upgrade::OnUpgrade>,
+    upgrades: &tokio::sync::mpsc::Sender<hyper::upgrade::OnUpgrade>,
 ) -> Response<HttpBody> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -348,7 +349,7 @@ async fn http_response(
 /// Answers a WebSocket handshake with 101 and hands the connection to the echo task.
 fn websocket_accept(
     req: &mut Request<Incoming>,
-    upgrades: &tokio::sync::mpsc::UnboundedSender<hyper::upgrade::OnUpgrade>,
+    upgrades: &tokio::sync::mpsc::Sender<hyper::upgrade::OnUpgrade>,
 ) -> Response<HttpBody> {
     let key = req
         .headers()
@@ -365,7 +366,9 @@ fn websocket_accept(
             "expected a WebSocket handshake\n".into(),
         );
     };
-    let _ = upgrades.send(hyper::upgrade::on(req));
+    if upgrades.try_send(hyper::upgrade::on(req)).is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "an upgrade is already pending\n".into());
+    }
     let mut res = Response::new(Full::new(Bytes::new()).boxed());
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = res.headers_mut();

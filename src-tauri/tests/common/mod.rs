@@ -175,3 +175,19 @@ pub fn app_runs_on(app: &str, store: &std::path::Path) -> bool {
                 .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
     })
 }
+
+/// The app's core on the store, data and config directories under `dir`, reading only
+/// `dir/kubeconfig` (the command-layer suites' fake cluster).
+pub async fn core_in(dir: &std::path::Path) -> std::sync::Arc<ferry_app::app::AppCore> {
+    ferry_app::app::AppCore::start(ferry_app::app::AppOptions {
+        store: Some(dir.join("store.json")),
+        data_dir: dir.join("data"),
+        config_dir: dir.join("config"),
+        demo: false,
+        kubeconfig: Some(ferry_core::cluster::KubeconfigSource::from_paths(vec![
+            dir.join("kubeconfig"),
+        ])),
+    })
+    .await
+    .unwrap()
+}

@@ -28,6 +28,20 @@ pub enum Scope {
     All,
 }
 
+impl Scope {
+    /// The scope a command's arguments ask for: one namespace, every one, or the context's
+    /// own; `None` when both a namespace and every namespace were asked (the caller says so
+    /// in its own terms).
+    pub fn asked(namespace: Option<&str>, all_namespaces: bool) -> Option<Scope> {
+        match (namespace, all_namespaces) {
+            (Some(_), true) => None,
+            (Some(ns), false) => Some(Scope::Namespace(ns.to_string())),
+            (None, true) => Some(Scope::All),
+            (None, false) => Some(Scope::ContextNamespace),
+        }
+    }
+}
+
 /// What one context declares.
 #[derive(Debug, Clone, Default)]
 pub struct Discovery {

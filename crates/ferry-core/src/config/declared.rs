@@ -34,7 +34,7 @@ use serde::de::DeserializeOwned;
 use serde_norway::Value;
 
 use super::health::HealthSpec;
-use super::import::unique;
+use super::import::{sanitize, unique};
 use super::model::{Config, Forward};
 use super::target::{PortRef, Target};
 use super::validate::check_name;
@@ -899,28 +899,57 @@ fn single_problems(forward: &Forward) -> Vec<(String, String)> {
     }
 }
 
-/// A forward name from free text: lower-case, '-' for anything else, a letter first, short
-/// enough for a `-N` suffix.
-fn sanitize(text: &str) -> String {
-    let mut s: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    while s.contains("--") {
-        s = s.replace("--", "-");
+/// A local port a declared forward wanted and could not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMoved {
+    pub wanted: u16,
+    /// The saved (or earlier offered) forward that has it; `None`: something else on this
+    /// machine listens there.
+    pub holder: Option<String>,
+    /// The port given instead: the next one up that is neither; `None` when there is none
+    /// (the forward gets 0: the system picks one when it starts).
+    pub given: Option<u16>,
+}
+
+/// Gives `forward` (one the user does not have yet) a local port no forward in `claimed`
+/// has and that `free` says this machine has free: the one it wants, else the next one
+/// up. Records the port it ends with in `claimed` under its name. `None` when it kept the
+/// port it wanted (or wants none, 0).
+pub fn claim_local_port(
+    forward: &mut Forward,
+    claimed: &mut BTreeMap<(std::net::IpAddr, u16), String>,
+    free: impl Fn(std::net::IpAddr, u16) -> bool,
+) -> Option<PortMoved> {
+    let (bind, wanted) = (forward.bind, forward.local_port);
+    if wanted == 0 {
+        return None;
     }
-    let mut s = s.trim_matches('-').to_string();
-    if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
-        s = format!("f-{s}");
+    let open = |p: u16| !claimed.contains_key(&(bind, p)) && free(bind, p);
+    let moved = (!open(wanted)).then(|| {
+        let given = (wanted.saturating_add(1)..=u16::MAX).find(|p| open(*p));
+        PortMoved {
+            wanted,
+            holder: claimed.get(&(bind, wanted)).cloned(),
+            given,
+        }
+    });
+    if let Some(m) = &moved {
+        forward.local_port = m.given.unwrap_or(0);
     }
-    s.truncate(55);
-    s.trim_end_matches('-').to_string()
+    if forward.local_port != 0 {
+        claimed.insert((bind, forward.local_port), forward.name.clone());
+    }
+    moved
+}
+
+/// The local ports `config`'s forwards hold, by address, with the forward holding each.
+pub fn claimed_ports(config: &Config) -> BTreeMap<(std::net::IpAddr, u16), String> {
+    config
+        .forwards
+        .iter()
+        .filter(|f| f.local_port != 0)
+        .map(|f| ((f.bind, f.local_port), f.name.clone()))
+        .collect()
 }
 
 // === writing ===

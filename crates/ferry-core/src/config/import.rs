@@ -314,8 +314,10 @@ fn parse_command(
     Ok(())
 }
 
-/// A forward name from an object name: lower-case, '-' for anything else, a letter first.
-fn sanitize(text: String) -> String {
+/// A forward name from an object name or free text: lower-case, '-' for anything else, a
+/// letter first, short enough for a `-N` suffix.
+pub(super) fn sanitize(text: impl AsRef<str>) -> String {
+    let text = text.as_ref();
     let mut s: String = text
         .chars()
         .map(|c| {
