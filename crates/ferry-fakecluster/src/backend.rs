@@ -367,7 +367,10 @@ fn websocket_accept(
         );
     };
     if upgrades.try_send(hyper::upgrade::on(req)).is_err() {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "an upgrade is already pending\n".into());
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "an upgrade is already pending\n".into(),
+        );
     }
     let mut res = Response::new(Full::new(Bytes::new()).boxed());
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
