@@ -91,6 +91,28 @@ impl Desktop {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
         ));
+        // An app started before trayer holds the tray selection may never embed its icon:
+        // wait until the selection has an owner.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let owned = "from Xlib import display, X\n\
+                     d = display.Display()\n\
+                     owner = d.get_selection_owner(d.intern_atom('_NET_SYSTEM_TRAY_S0'))\n\
+                     raise SystemExit(0 if owner != X.NONE else 1)";
+        while !Command::new("python3")
+            .args(["-c", owned])
+            .env("DISPLAY", &desktop.display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "trayer on {} never took the tray selection (python-xlib: scripts/setup)",
+                desktop.display
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         desktop
     }
 
