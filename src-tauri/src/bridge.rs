@@ -63,7 +63,7 @@ async fn follow_buttons(app: AppHandle, shown: Shown) {
                 continue;
             };
             if matches!(action.as_str(), "open" | "default") && shown.lock().contains(&id) {
-                crate::show_main_window(&app);
+                crate::window::show(&app);
             }
         }
         zbus::Result::Ok(())
@@ -159,7 +159,10 @@ fn publish_state(app: &AppHandle, core: &AppCore, snapshot: std::sync::Arc<Snaps
 
 fn emit_snapshot(app: &AppHandle, core: &AppCore, snapshot: &Snapshot) {
     update_tray(app, &core.config(), &core.favourites(), snapshot);
-    if app.get_webview_window("main").is_some() {
+    if app
+        .try_state::<Arc<crate::window::WindowHost>>()
+        .is_some_and(|host| host.is_open())
+    {
         let _ = app.emit(SNAPSHOT_EVENT, snapshot);
     }
 }

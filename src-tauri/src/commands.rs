@@ -1,227 +1,348 @@
-//! The IPC commands (docs/app-ipc.md): each one validates its input through the core and
-//! maps errors to `{code, message, field}`. Nothing else happens here.
+//! The IPC commands (docs/app-ipc.md), run in the long-lived process for the window's
+//! process, which forwards every command of its page here (see [`crate::window`]): each
+//! one reads its arguments (named as the page sends them, camelCase), validates its input
+//! through the core and maps errors to `{code, message, field}`. Nothing else happens here.
 
 use std::sync::Arc;
 
-use ferry_core::config::{Forward, Profile};
-use tauri::{AppHandle, Emitter, State};
-use tracing::instrument;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tauri::{AppHandle, Emitter, Manager};
 
-use crate::app::{
-    AppCore, AppState, Contexts, ExportFormat, ExportReport, FieldProblem, ImportFormat,
-    ImportReport, TargetInfo, TestResult,
-};
-use crate::error::AppError;
-use crate::inspect::{Exchanges, HarExport, Replayed};
-use crate::logs::LogLine;
-use crate::settings::Settings;
+use crate::app::AppCore;
+use crate::error::{AppError, ErrorCode};
 
-type Core<'a> = State<'a, Arc<AppCore>>;
 type Result<T> = std::result::Result<T, AppError>;
 
-#[tauri::command]
-pub async fn get_state(core: Core<'_>) -> Result<AppState> {
-    Ok(core.state().await)
-}
+/// Every command the window may call, for the docs and the tests.
+pub const COMMANDS: &[&str] = &[
+    "get_state",
+    "set_enabled",
+    "set_all_enabled",
+    "set_profile_active",
+    "save_forward",
+    "delete_forward",
+    "validate_forward",
+    "parse_kubectl",
+    "suggest_local_port",
+    "list_contexts",
+    "list_namespaces",
+    "list_targets",
+    "check_access",
+    "discover_forwards",
+    "test_connection",
+    "retry_forward",
+    "kubectl_command",
+    "forward_log",
+    "save_profile",
+    "delete_profile",
+    "save_settings",
+    "save_prefs",
+    "set_favourite",
+    "start_demo",
+    "import_config",
+    "dismiss_banner",
+    "open_url",
+    "quit",
+    "export_config",
+    "inspect_exchanges",
+    "follow_exchanges",
+    "unfollow_exchanges",
+    "replay_exchange",
+    "exchange_curl",
+    "export_har",
+    "clear_exchanges",
+    "check_update",
+    "offered_update",
+    "install_update",
+];
 
-#[tauri::command]
-#[instrument(skip(core), err(Debug))]
-pub async fn set_enabled(core: Core<'_>, name: String, enabled: bool) -> Result<()> {
-    core.set_enabled(&name, enabled).await
-}
+/// The arguments of one call, as the page sent them.
+pub struct Args(serde_json::Map<String, Value>);
 
-#[tauri::command]
-#[instrument(skip(core), err(Debug))]
-pub async fn set_all_enabled(core: Core<'_>, names: Vec<String>, enabled: bool) -> Result<()> {
-    core.set_all_enabled(&names, enabled).await
-}
-
-#[tauri::command]
-#[instrument(skip(core), err(Debug))]
-pub async fn set_profile_active(core: Core<'_>, name: String, active: bool) -> Result<()> {
-    core.set_profile_active(&name, active).await
-}
-
-#[tauri::command]
-#[instrument(skip(core, forward), err(Debug))]
-pub async fn save_forward(
-    core: Core<'_>,
-    original: Option<String>,
-    forward: serde_json::Value,
-) -> Result<()> {
-    let forward = crate::app::read_forward(forward)?;
-    core.save_forward(original.as_deref(), forward).await
-}
-
-#[tauri::command]
-#[instrument(skip(core), err(Debug))]
-pub async fn delete_forward(core: Core<'_>, name: String) -> Result<()> {
-    core.delete_forward(&name).await
-}
-
-#[tauri::command]
-pub async fn validate_forward(
-    core: Core<'_>,
-    original: Option<String>,
-    forward: serde_json::Value,
-) -> Result<Vec<FieldProblem>> {
-    Ok(core.validate_forward_value(original.as_deref(), forward))
-}
-
-#[tauri::command]
-pub async fn parse_kubectl(core: Core<'_>, line: String) -> Result<Forward> {
-    core.parse_kubectl(&line)
-}
-
-#[tauri::command]
-pub async fn suggest_local_port(core: Core<'_>, port: u16) -> Result<u16> {
-    Ok(core.suggest_local_port(port))
-}
-
-#[tauri::command]
-pub async fn list_contexts(core: Core<'_>) -> Result<Contexts> {
-    core.list_contexts().await
-}
-
-#[tauri::command]
-pub async fn list_namespaces(core: Core<'_>, context: Option<String>) -> Result<Vec<String>> {
-    core.list_namespaces(context.as_deref()).await
-}
-
-#[tauri::command]
-pub async fn list_targets(
-    core: Core<'_>,
-    context: Option<String>,
-    namespace: Option<String>,
-    kind: String,
-) -> Result<Vec<TargetInfo>> {
-    core.list_targets(context.as_deref(), namespace.as_deref(), &kind)
-        .await
-}
-
-#[tauri::command]
-pub async fn check_access(
-    core: Core<'_>,
-    context: Option<String>,
-    namespace: Option<String>,
-    kind: String,
-) -> Result<Option<String>> {
-    core.check_access(context.as_deref(), namespace.as_deref(), &kind)
-        .await
-}
-
-/// What the cluster's objects declare (annotations of Ferry, kftray and k9s), each with
-/// the saved forward that already does it; added through `save_forward`.
-#[tauri::command]
-#[instrument(skip(core), err(Debug))]
-pub async fn discover_forwards(
-    core: Core<'_>,
-    context: Option<String>,
-    namespace: Option<String>,
-    all_namespaces: Option<bool>,
-) -> Result<crate::discover::DiscoverReport> {
-    core.discover_forwards(
-        context.as_deref(),
-        namespace.as_deref(),
-        all_namespaces.unwrap_or(false),
-    )
-    .await
-}
-
-#[tauri::command]
-#[instrument(skip(core), err(Debug))]
-pub async fn test_connection(core: Core<'_>, name: String) -> Result<TestResult> {
-    core.test_connection(&name).await
-}
-
-#[tauri::command]
-#[instrument(skip(core), err(Debug))]
-pub async fn retry_forward(core: Core<'_>, name: String) -> Result<()> {
-    core.retry_forward(&name).await
-}
-
-#[tauri::command]
-pub async fn kubectl_command(core: Core<'_>, name: String) -> Result<String> {
-    core.kubectl_command(&name).await
-}
-
-#[tauri::command]
-pub async fn forward_log(core: Core<'_>, name: String) -> Result<Vec<LogLine>> {
-    Ok(core.forward_log(&name))
-}
-
-#[tauri::command]
-#[instrument(skip(core, profile), err(Debug))]
-pub async fn save_profile(
-    core: Core<'_>,
-    original: Option<String>,
-    profile: Profile,
-) -> Result<()> {
-    core.save_profile(original.as_deref(), profile).await
-}
-
-#[tauri::command]
-#[instrument(skip(core), err(Debug))]
-pub async fn delete_profile(core: Core<'_>, name: String) -> Result<()> {
-    core.delete_profile(&name).await
-}
-
-#[tauri::command]
-#[instrument(skip(core, app, settings), err(Debug))]
-pub async fn save_settings(app: AppHandle, core: Core<'_>, settings: Settings) -> Result<()> {
-    // The entry first: when it cannot be changed, nothing is saved.
-    let start_at_login = settings.start_at_login;
-    let login_changed = core.settings().start_at_login != start_at_login;
-    if login_changed {
-        crate::login::set(&app, start_at_login)?;
+impl Args {
+    /// `args` must be an object (or nothing, for a command without arguments).
+    pub fn new(args: Value) -> Result<Args> {
+        match args {
+            Value::Object(map) => Ok(Args(map)),
+            Value::Null => Ok(Args(serde_json::Map::new())),
+            other => Err(AppError::new(
+                ErrorCode::Invalid,
+                format!("a command's arguments are an object, not {other}"),
+            )),
+        }
     }
-    let saved = core.save_settings(settings).await;
-    if saved.is_err() && login_changed {
-        let _ = crate::login::set(&app, !start_at_login);
+
+    /// The argument `name` (absent reads as `null`, so optional ones may be left out); a
+    /// value of the wrong shape is an `invalid` error on that argument.
+    pub fn get<T: DeserializeOwned>(&mut self, name: &str) -> Result<T> {
+        let value = self.0.remove(name).unwrap_or(Value::Null);
+        let missing = value.is_null();
+        serde_json::from_value(value).map_err(|e| {
+            let field = snake_case(name);
+            if missing {
+                AppError::invalid(field, format!("`{name}` is missing"))
+            } else {
+                AppError::invalid(field, format!("`{name}` is not valid: {e}"))
+            }
+        })
     }
-    saved
 }
 
-/// The window's preferences (theme, grouping, the list's last view), read here so that a
-/// value they cannot hold is an `invalid` error on its field (`theme`, `view.sort`).
-#[tauri::command]
-#[instrument(skip(core, prefs), err(Debug))]
-pub async fn save_prefs(core: Core<'_>, prefs: serde_json::Value) -> Result<()> {
-    let prefs = crate::prefs::read_prefs(prefs)?;
-    core.save_prefs(prefs).await
+/// `dryRun` → `dry_run`: errors name fields as the config and the UI's forms do.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
-#[tauri::command]
-#[instrument(skip(core), err(Debug))]
-pub async fn set_favourite(core: Core<'_>, name: String, favourite: bool) -> Result<()> {
-    core.set_favourite(&name, favourite).await
+fn answer<T: Serialize>(value: Result<T>) -> Result<Value> {
+    let value = value?;
+    serde_json::to_value(value).map_err(|e| {
+        AppError::new(
+            ErrorCode::Engine,
+            format!("the answer could not be sent: {e}"),
+        )
+    })
 }
 
-#[tauri::command]
-#[instrument(skip(core), err(Debug))]
-pub async fn start_demo(core: Core<'_>) -> Result<()> {
-    core.start_demo().await
+/// Runs the command `cmd` with `args`; its answer as JSON.
+pub async fn call(app: &AppHandle, cmd: &str, args: Value) -> Result<Value> {
+    let Some(core) = app.try_state::<Arc<AppCore>>().map(|c| c.inner().clone()) else {
+        return Err(AppError::new(ErrorCode::Engine, "Ferry is not running"));
+    };
+    let mut a = Args::new(args)?;
+    match cmd {
+        "get_state" => answer(Ok(core.state().await)),
+        "set_enabled" => {
+            let (name, enabled): (String, bool) = (a.get("name")?, a.get("enabled")?);
+            answer(core.set_enabled(&name, enabled).await)
+        }
+        "set_all_enabled" => {
+            let (names, enabled): (Vec<String>, bool) = (a.get("names")?, a.get("enabled")?);
+            answer(core.set_all_enabled(&names, enabled).await)
+        }
+        "set_profile_active" => {
+            let (name, active): (String, bool) = (a.get("name")?, a.get("active")?);
+            answer(core.set_profile_active(&name, active).await)
+        }
+        "save_forward" => {
+            let original: Option<String> = a.get("original")?;
+            let forward = crate::app::read_forward(a.get("forward")?)?;
+            answer(core.save_forward(original.as_deref(), forward).await)
+        }
+        "delete_forward" => {
+            let name: String = a.get("name")?;
+            answer(core.delete_forward(&name).await)
+        }
+        "validate_forward" => {
+            let original: Option<String> = a.get("original")?;
+            let forward: Value = a.get("forward")?;
+            answer(Ok(core.validate_forward_value(original.as_deref(), forward)))
+        }
+        "parse_kubectl" => {
+            let line: String = a.get("line")?;
+            answer(core.parse_kubectl(&line))
+        }
+        "suggest_local_port" => {
+            let port: u16 = a.get("port")?;
+            answer(Ok(core.suggest_local_port(port)))
+        }
+        "list_contexts" => answer(core.list_contexts().await),
+        "list_namespaces" => {
+            let context: Option<String> = a.get("context")?;
+            answer(core.list_namespaces(context.as_deref()).await)
+        }
+        "list_targets" | "check_access" => {
+            let context: Option<String> = a.get("context")?;
+            let namespace: Option<String> = a.get("namespace")?;
+            let kind: String = a.get("kind")?;
+            let (context, namespace) = (context.as_deref(), namespace.as_deref());
+            if cmd == "list_targets" {
+                answer(core.list_targets(context, namespace, &kind).await)
+            } else {
+                answer(core.check_access(context, namespace, &kind).await)
+            }
+        }
+        // What the cluster's objects declare (annotations of Ferry, kftray and k9s), each
+        // with the saved forward that already does it; added through `save_forward`.
+        "discover_forwards" => {
+            let context: Option<String> = a.get("context")?;
+            let namespace: Option<String> = a.get("namespace")?;
+            let all: Option<bool> = a.get("allNamespaces")?;
+            let found = core
+                .discover_forwards(
+                    context.as_deref(),
+                    namespace.as_deref(),
+                    all.unwrap_or(false),
+                )
+                .await;
+            answer(found)
+        }
+        "test_connection" => {
+            let name: String = a.get("name")?;
+            answer(core.test_connection(&name).await)
+        }
+        "retry_forward" => {
+            let name: String = a.get("name")?;
+            answer(core.retry_forward(&name).await)
+        }
+        "kubectl_command" => {
+            let name: String = a.get("name")?;
+            answer(core.kubectl_command(&name).await)
+        }
+        "forward_log" => {
+            let name: String = a.get("name")?;
+            answer(Ok(core.forward_log(&name)))
+        }
+        "save_profile" => {
+            let original: Option<String> = a.get("original")?;
+            let profile = a.get("profile")?;
+            answer(core.save_profile(original.as_deref(), profile).await)
+        }
+        "delete_profile" => {
+            let name: String = a.get("name")?;
+            answer(core.delete_profile(&name).await)
+        }
+        "save_settings" => {
+            let settings: crate::settings::Settings = a.get("settings")?;
+            // The login entry first: when it cannot be changed, nothing is saved.
+            let start_at_login = settings.start_at_login;
+            let login_changed = core.settings().start_at_login != start_at_login;
+            if login_changed {
+                crate::login::set(app, start_at_login)?;
+            }
+            let saved = core.save_settings(settings).await;
+            if saved.is_err() && login_changed {
+                let _ = crate::login::set(app, !start_at_login);
+            }
+            answer(saved)
+        }
+        // The window's preferences (theme, grouping, the list's last view), read here so
+        // that a value they cannot hold is an `invalid` error on its field (`theme`,
+        // `view.sort`).
+        "save_prefs" => {
+            let prefs = crate::prefs::read_prefs(a.get("prefs")?)?;
+            answer(core.save_prefs(prefs).await)
+        }
+        "set_favourite" => {
+            let (name, favourite): (String, bool) = (a.get("name")?, a.get("favourite")?);
+            answer(core.set_favourite(&name, favourite).await)
+        }
+        "start_demo" => answer(core.start_demo().await),
+        "import_config" => {
+            let text: String = a.get("text")?;
+            let format = a.get("format")?;
+            let dry_run: bool = a.get("dryRun")?;
+            answer(core.import_config(&text, format, dry_run).await)
+        }
+        "dismiss_banner" => {
+            core.dismiss_banner();
+            answer(Ok(()))
+        }
+        "open_url" => {
+            let url: String = a.get("url")?;
+            answer(open_url(app, url))
+        }
+        // The window's Quit and Ctrl+Q: quits also when there is no tray to quit from.
+        // Every forward is stopped as the app exits.
+        "quit" => {
+            app.exit(0);
+            answer(Ok(()))
+        }
+        // The saved forwards as Ferry's YAML or kftray's JSON (Export in the window).
+        "export_config" => answer(core.export_config(a.get("format")?)),
+
+        // === HTTP inspection ===
+        // The exchanges a forward's inspection keeps (`invalid` on `inspect` when it has
+        // none).
+        "inspect_exchanges" => {
+            let forward: String = a.get("forward")?;
+            answer(core.inspect_exchanges(&forward).await)
+        }
+        // What `inspect_exchanges` answers, and every later exchange of the forward as
+        // `ferry://exchange` (batched) while the window shows its HTTP tab. Replaces the
+        // follower of any other forward.
+        "follow_exchanges" => {
+            let forward: String = a.get("forward")?;
+            let to = app.clone();
+            let sink: crate::inspect::Sink = Arc::new(move |batch| {
+                let _ = to.emit(crate::inspect::EXCHANGE_EVENT, batch);
+            });
+            answer(core.follow_exchanges(&forward, sink).await)
+        }
+        // Ends the follower (the HTTP tab closed).
+        "unfollow_exchanges" => {
+            core.unfollow_exchanges();
+            answer(Ok(()))
+        }
+        "replay_exchange" => {
+            let (forward, id): (String, u64) = (a.get("forward")?, a.get("id")?);
+            answer(core.replay_exchange(&forward, id).await)
+        }
+        // The curl line; the window copies it with the clipboard plugin.
+        "exchange_curl" => {
+            let (forward, id): (String, u64) = (a.get("forward")?, a.get("id")?);
+            answer(core.exchange_curl(&forward, id).await)
+        }
+        // A HAR 1.2 document of the kept exchanges (all, or `ids`), for the window to save.
+        "export_har" => {
+            let forward: String = a.get("forward")?;
+            let ids: Option<Vec<u64>> = a.get("ids")?;
+            answer(core.export_har(&forward, ids.as_deref()).await)
+        }
+        "clear_exchanges" => {
+            let forward: String = a.get("forward")?;
+            answer(core.clear_exchanges(&forward).await)
+        }
+
+        // === updates ===
+        // Asks the update server for a newer release now (no download): offered, current,
+        // or unreachable (no error: the schedule tries again later). An offer is also sent
+        // as `ferry://update`.
+        "check_update" => {
+            let updates = updates(app)?;
+            let checked = updates.check(app).await?;
+            if let crate::update::Checked::Offered(info) = &checked {
+                let _ = app.emit(crate::update::UPDATE_EVENT, info);
+            }
+            answer(Ok(checked))
+        }
+        // The release on offer from the last check, if any (no request).
+        "offered_update" => answer(Ok(updates(app)?.offered())),
+        // Downloads, verifies and installs the release on offer, then restarts Ferry.
+        // Refused while forwards are up unless `confirmCut`.
+        "install_update" => {
+            let confirm_cut: bool = a.get("confirmCut")?;
+            let updates = updates(app)?;
+            let active = core.listening_forwards().await;
+            updates.install(&active, confirm_cut).await?;
+            updates.stop();
+            core.shutdown().await;
+            app.restart()
+        }
+        other => Err(AppError::new(
+            ErrorCode::Invalid,
+            format!("Ferry has no command `{other}`"),
+        )),
+    }
 }
 
-#[tauri::command]
-#[instrument(skip(core, text), err(Debug))]
-pub async fn import_config(
-    core: Core<'_>,
-    text: String,
-    format: ImportFormat,
-    dry_run: bool,
-) -> Result<ImportReport> {
-    core.import_config(&text, format, dry_run).await
+fn updates(app: &AppHandle) -> Result<Arc<crate::update::Updates>> {
+    app.try_state::<Arc<crate::update::Updates>>()
+        .map(|u| u.inner().clone())
+        .ok_or_else(|| AppError::new(ErrorCode::Engine, "updates are not set up"))
 }
 
-#[tauri::command]
-pub async fn dismiss_banner(core: Core<'_>) -> Result<()> {
-    core.dismiss_banner();
-    Ok(())
-}
-
-#[tauri::command]
-pub async fn open_url(app: AppHandle, url: String) -> Result<()> {
+fn open_url(app: &AppHandle, url: String) -> Result<()> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(AppError::invalid(
             "url",
@@ -229,128 +350,38 @@ pub async fn open_url(app: AppHandle, url: String) -> Result<()> {
         ));
     }
     use tauri_plugin_opener::OpenerExt as _;
-    app.opener().open_url(url, None::<&str>).map_err(|e| {
-        AppError::new(
-            crate::error::ErrorCode::Invalid,
-            format!("could not open a browser: {e}"),
-        )
-    })
+    app.opener()
+        .open_url(url, None::<&str>)
+        .map_err(|e| AppError::new(ErrorCode::Invalid, format!("could not open a browser: {e}")))
 }
 
-/// Quits Ferry (the window's Quit and Ctrl+Q): stops every forward, then exits, also when
-/// there is no tray to quit from.
-#[tauri::command]
-pub async fn quit(app: AppHandle, core: Core<'_>) -> Result<()> {
-    core.shutdown().await;
-    app.exit(0);
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
 
-/// The saved forwards as Ferry's YAML or kftray's JSON (Export in the window).
-#[tauri::command]
-pub async fn export_config(core: Core<'_>, format: ExportFormat) -> Result<ExportReport> {
-    core.export_config(format)
-}
-
-// === HTTP inspection ===
-
-/// The exchanges a forward's inspection keeps (`invalid` on `inspect` when it has none).
-#[tauri::command]
-pub async fn inspect_exchanges(core: Core<'_>, forward: String) -> Result<Exchanges> {
-    core.inspect_exchanges(&forward).await
-}
-
-/// What `inspect_exchanges` answers, and every later exchange of the forward as
-/// `ferry://exchange` (batched) while the window shows its HTTP tab. Replaces the follower
-/// of any other forward.
-#[tauri::command]
-#[instrument(skip(app, core), err(Debug))]
-pub async fn follow_exchanges(
-    app: AppHandle,
-    core: Core<'_>,
-    forward: String,
-) -> Result<Exchanges> {
-    let sink: crate::inspect::Sink = Arc::new(move |batch| {
-        let _ = app.emit(crate::inspect::EXCHANGE_EVENT, batch);
-    });
-    core.follow_exchanges(&forward, sink).await
-}
-
-/// Ends the follower (the HTTP tab closed).
-#[tauri::command]
-pub async fn unfollow_exchanges(core: Core<'_>) -> Result<()> {
-    core.unfollow_exchanges();
-    Ok(())
-}
-
-#[tauri::command]
-#[instrument(skip(core), err(Debug))]
-pub async fn replay_exchange(core: Core<'_>, forward: String, id: u64) -> Result<Replayed> {
-    core.replay_exchange(&forward, id).await
-}
-
-/// The curl line; the window copies it with the clipboard plugin.
-#[tauri::command]
-pub async fn exchange_curl(core: Core<'_>, forward: String, id: u64) -> Result<String> {
-    core.exchange_curl(&forward, id).await
-}
-
-/// A HAR 1.2 document of the kept exchanges (all, or `ids`), for the window to save.
-#[tauri::command]
-#[instrument(skip(core), err(Debug))]
-pub async fn export_har(
-    core: Core<'_>,
-    forward: String,
-    ids: Option<Vec<u64>>,
-) -> Result<HarExport> {
-    core.export_har(&forward, ids.as_deref()).await
-}
-
-#[tauri::command]
-#[instrument(skip(core), err(Debug))]
-pub async fn clear_exchanges(core: Core<'_>, forward: String) -> Result<()> {
-    core.clear_exchanges(&forward).await
-}
-
-// === updates ===
-
-/// Asks the update server for a newer release now (no download): offered, current, or
-/// unreachable (no error: the schedule tries again later). An offer is also sent as
-/// `ferry://update`.
-#[tauri::command]
-#[instrument(skip(app, updates), err(Debug))]
-pub async fn check_update(
-    app: AppHandle,
-    updates: State<'_, Arc<crate::update::Updates>>,
-) -> Result<crate::update::Checked> {
-    let checked = updates.check(&app).await?;
-    if let crate::update::Checked::Offered(info) = &checked {
-        let _ = app.emit(crate::update::UPDATE_EVENT, info);
+    #[test]
+    fn arguments_are_read_by_the_names_the_page_sends() {
+        let mut a = Args::new(json!({"name": "web", "dryRun": true, "port": 70000})).unwrap();
+        assert_eq!(a.get::<String>("name").unwrap(), "web");
+        assert!(a.get::<bool>("dryRun").unwrap());
+        // Absent optional arguments read as none; absent required ones are named.
+        assert_eq!(a.get::<Option<String>>("context").unwrap(), None);
+        let e = a.get::<bool>("confirmCut").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("confirm_cut"));
+        assert!(
+            e.message.contains("`confirmCut` is missing"),
+            "{}",
+            e.message
+        );
+        // A value of the wrong shape is an error on its argument, in words.
+        let e = a.get::<u16>("port").unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            (ErrorCode::Invalid, Some("port"))
+        );
+        assert!(e.message.contains("`port` is not valid"), "{}", e.message);
+        assert!(Args::new(json!([1, 2])).is_err());
+        assert!(Args::new(Value::Null).is_ok());
     }
-    Ok(checked)
-}
-
-/// The release on offer from the last check, if any (no request).
-#[tauri::command]
-pub async fn offered_update(
-    updates: State<'_, Arc<crate::update::Updates>>,
-) -> Result<Option<crate::update::UpdateInfo>> {
-    Ok(updates.offered())
-}
-
-/// Downloads, verifies and installs the release on offer, then restarts Ferry. Refused
-/// while forwards are up unless `confirm_cut`.
-#[tauri::command]
-#[instrument(skip(app, core, updates), err(Debug))]
-pub async fn install_update(
-    app: AppHandle,
-    core: Core<'_>,
-    updates: State<'_, Arc<crate::update::Updates>>,
-    confirm_cut: bool,
-) -> Result<()> {
-    let active = core.listening_forwards().await;
-    updates.install(&active, confirm_cut).await?;
-    updates.stop();
-    core.shutdown().await;
-    app.restart()
 }

@@ -10,8 +10,9 @@
 //! - [`settings`], [`prefs`], [`logs`], [`error`]: the settings the store keeps beside the
 //!   forwards, the app's own preferences (`prefs.json`), per-forward log lines, errors.
 //!
-//! The window is destroyed when closed (the app stays in the tray) and built again by
-//! "Open Ferry", so a hidden app holds no web view in memory.
+//! - [`window`]: the window, in a process of its own (`ferry-app --window`) started by
+//!   "Open Ferry" and gone when it closes, so Ferry in the tray holds no web view and none
+//!   of WebKit's state; its page's commands come here through it.
 
 #![forbid(unsafe_code)]
 
@@ -29,12 +30,13 @@ pub mod settings;
 pub mod tray;
 mod tray_host;
 pub mod update;
+pub mod window;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tauri::{AppHandle, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder};
+use tauri::{Manager, RunEvent};
 
 use crate::app::{AppCore, AppOptions};
 
@@ -51,6 +53,8 @@ usage: ferry-app [--demo] [--hidden] [--store FILE]
 struct Args {
     demo: bool,
     hidden: bool,
+    /// The window's own process, started by Ferry's (not by hand).
+    window: bool,
     store: Option<PathBuf>,
 }
 
@@ -61,6 +65,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         match arg.as_str() {
             "--demo" => out.demo = true,
             "--hidden" => out.hidden = true,
+            "--window" => out.window = true,
             "--store" => {
                 let file = args
                     .next()
@@ -90,6 +95,17 @@ pub fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.window {
+        // Its lines reach Ferry's log through stderr, which it shares with Ferry.
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ferry=info")),
+            )
+            .with_writer(std::io::stderr)
+            .init();
+        return window::run_window();
+    }
     // Logs go to stderr and, once the data directory is known, to a daily file there.
     let log_file = LogFile::default();
     {
@@ -118,7 +134,7 @@ pub fn run() -> ExitCode {
     let hidden = args.hidden;
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
-            show_main_window(app);
+            window::show(app);
         }))
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
@@ -126,49 +142,7 @@ pub fn run() -> ExitCode {
         ))
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_opener::init())
-        .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_updater::Builder::new().build())
-        .invoke_handler(tauri::generate_handler![
-            commands::get_state,
-            commands::set_enabled,
-            commands::set_all_enabled,
-            commands::set_profile_active,
-            commands::save_forward,
-            commands::delete_forward,
-            commands::validate_forward,
-            commands::parse_kubectl,
-            commands::suggest_local_port,
-            commands::list_contexts,
-            commands::list_namespaces,
-            commands::list_targets,
-            commands::check_access,
-            commands::discover_forwards,
-            commands::test_connection,
-            commands::retry_forward,
-            commands::kubectl_command,
-            commands::forward_log,
-            commands::save_profile,
-            commands::delete_profile,
-            commands::save_settings,
-            commands::save_prefs,
-            commands::set_favourite,
-            commands::start_demo,
-            commands::import_config,
-            commands::dismiss_banner,
-            commands::open_url,
-            commands::quit,
-            commands::export_config,
-            commands::inspect_exchanges,
-            commands::follow_exchanges,
-            commands::unfollow_exchanges,
-            commands::replay_exchange,
-            commands::exchange_curl,
-            commands::export_har,
-            commands::clear_exchanges,
-            commands::check_update,
-            commands::offered_update,
-            commands::install_update,
-        ])
         .setup(move |app| {
             let data_dir = app
                 .path()
@@ -189,6 +163,7 @@ pub fn run() -> ExitCode {
             let core = tauri::async_runtime::block_on(AppCore::start(options))
                 .map_err(|e| format!("Ferry could not start: {e}"))?;
             app.manage(core.clone());
+            window::WindowHost::install(app.handle());
             let tray = tray::Tray::new(app.handle())?;
             app.manage(tray);
             core.set_tray_available(tray_host::available());
@@ -203,11 +178,11 @@ pub fn run() -> ExitCode {
             });
             app.manage(updates);
             if !hidden {
-                show_main_window(app.handle());
+                window::show(app.handle());
             }
             Ok(())
         })
-        .build(tauri::generate_context!());
+        .build(context());
     let app = match result {
         Ok(app) => app,
         Err(e) => {
@@ -215,38 +190,28 @@ pub fn run() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Ferry's process builds no window, so nothing but a quit ends it: the window's
+    // process tells it when the window closes (see `window`).
     app.run(|app, event| {
-        if let RunEvent::ExitRequested {
-            code: None, api, ..
-        } = &event
-        {
-            // The last window closed: stay in the tray unless the user turned that off, or
-            // there is no tray to come back from (then Ferry quits rather than run unseen).
-            let keep = app.try_state::<Arc<AppCore>>().is_some_and(|core| {
-                let tray = tray_host::available();
-                core.set_tray_available(tray);
-                if !tray && core.settings().close_to_tray {
-                    tracing::info!("the window closed and the desktop shows no tray: quitting");
-                }
-                core.settings().close_to_tray && tray
-            });
-            if keep {
-                api.prevent_exit();
+        if let RunEvent::Exit = event {
+            if let Some(host) = app.try_state::<Arc<window::WindowHost>>() {
+                host.stop();
             }
-        }
-        if let RunEvent::Exit = event
-            && let Some(updates) = app.try_state::<Arc<update::Updates>>()
-        {
-            updates.stop();
-        }
-        if let RunEvent::Exit = event
-            && let Some(core) = app.try_state::<Arc<AppCore>>()
-        {
-            let core = core.inner().clone();
-            tauri::async_runtime::block_on(core.shutdown());
+            if let Some(updates) = app.try_state::<Arc<update::Updates>>() {
+                updates.stop();
+            }
+            if let Some(core) = app.try_state::<Arc<AppCore>>() {
+                let core = core.inner().clone();
+                tauri::async_runtime::block_on(core.shutdown());
+            }
         }
     });
     ExitCode::SUCCESS
+}
+
+/// The app's configuration and its page (one copy in the binary, for both processes).
+pub(crate) fn context() -> tauri::Context {
+    tauri::generate_context!()
 }
 
 /// The app's log file, written through a background thread once opened (before that,
@@ -293,127 +258,13 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
     }
 }
 
-/// Shows the main window, building it when it was closed.
-pub fn show_main_window(app: &AppHandle) {
-    if let Some(window) = app.get_webview_window("main") {
-        let _ = window.unminimize();
-        let _ = window.show();
-        let _ = window.set_focus();
-        return;
-    }
-    let core = app.try_state::<Arc<AppCore>>().map(|c| c.inner().clone());
-    let theme = core.as_ref().map(|core| core.prefs().theme);
-    let native_theme = match theme {
-        Some(prefs::Theme::Dark) => Some(tauri::Theme::Dark),
-        Some(prefs::Theme::Light) => Some(tauri::Theme::Light),
-        _ => None,
-    };
-    // Where it was last, when that is still on a monitor; else the default size, placed
-    // by the desktop.
-    let (size, position, maximized) = match core.as_ref().and_then(|c| c.window()) {
-        Some(w) => {
-            let monitors: Vec<prefs::Area> = app
-                .available_monitors()
-                .unwrap_or_default()
-                .iter()
-                .map(|m| {
-                    let scale = m.scale_factor();
-                    let at = m.position().to_logical::<f64>(scale);
-                    let size = m.size().to_logical::<f64>(scale);
-                    (at.x, at.y, size.width, size.height)
-                })
-                .collect();
-            let position = w.reachable_on(&monitors).then_some((w.x, w.y));
-            (w.size_at_least(MIN_SIZE), position, w.maximized)
-        }
-        None => (DEFAULT_SIZE, None, false),
-    };
-    // Shown once the page has loaded, on the theme's own background: no black frame on
-    // the first open and no white flash in dark mode.
-    let mut builder = WebviewWindowBuilder::new(app, "main", WebviewUrl::App("index.html".into()))
-        .title("Ferry")
-        .inner_size(size.0, size.1)
-        .min_inner_size(MIN_SIZE.0, MIN_SIZE.1)
-        .maximized(maximized);
-    if let Some((x, y)) = position {
-        builder = builder.position(x, y);
-    }
-    let built = builder
-        .theme(native_theme)
-        .visible(false)
-        .on_page_load(|window, load| {
-            if load.event() == tauri::webview::PageLoadEvent::Finished {
-                let _ = window.show();
-                let _ = window.set_focus();
-            }
-        })
-        .on_download(save_download)
-        .build();
-    match built {
-        Ok(window) => {
-            let dark = match theme {
-                Some(prefs::Theme::Dark) => true,
-                Some(prefs::Theme::Light) => false,
-                _ => window.theme().is_ok_and(|t| t == tauri::Theme::Dark),
-            };
-            let _ = window.set_background_color(Some(window_background(dark)));
-            if let Some(core) = core {
-                follow_geometry(&window, core);
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "the window could not be opened"),
-    }
-}
-
-/// The window's size when Ferry has not been opened before, and the least it may be.
-const DEFAULT_SIZE: (f64, f64) = (1120.0, 740.0);
-const MIN_SIZE: (f64, f64) = (720.0, 480.0);
-
-/// Keeps the window's size and position in the preferences: saved once it has been still
-/// a moment after a move or resize, and when it closes.
-fn follow_geometry(window: &tauri::WebviewWindow, core: Arc<AppCore>) {
-    let w = window.clone();
-    window.on_window_event(move |event| match event {
-        tauri::WindowEvent::Moved(_) | tauri::WindowEvent::Resized(_) => {
-            if let Some(g) = geometry(&w) {
-                core.window_moved(g);
-            }
-        }
-        tauri::WindowEvent::CloseRequested { .. } => {
-            if let Some(g) = geometry(&w) {
-                core.window_moved(g);
-            }
-            core.flush_window();
-            // Nobody shows the HTTP tab any more.
-            core.unfollow_exchanges();
-        }
-        tauri::WindowEvent::Destroyed => core.unfollow_exchanges(),
-        _ => {}
-    });
-}
-
-/// The window's outer position and inner size in logical pixels; `None` while it is
-/// minimized or hidden (a minimized window's position means nothing).
-fn geometry(window: &tauri::WebviewWindow) -> Option<prefs::WindowGeometry> {
-    if window.is_minimized().unwrap_or(false) || !window.is_visible().unwrap_or(false) {
-        return None;
-    }
-    let scale = window.scale_factor().ok()?;
-    let at = window.outer_position().ok()?.to_logical::<f64>(scale);
-    let size = window.inner_size().ok()?.to_logical::<f64>(scale);
-    Some(prefs::WindowGeometry {
-        x: at.x,
-        y: at.y,
-        width: size.width,
-        height: size.height,
-        maximized: window.is_maximized().unwrap_or(false),
-    })
-}
-
 /// Export's "Save…": the page's own files (blob: links) go to the Downloads folder
 /// (`~/Downloads` when the desktop names none), never over an existing file; nothing else
 /// is downloaded.
-fn save_download(webview: tauri::Webview, event: tauri::webview::DownloadEvent<'_>) -> bool {
+pub(crate) fn save_download(
+    webview: tauri::Webview,
+    event: tauri::webview::DownloadEvent<'_>,
+) -> bool {
     use tauri::webview::DownloadEvent;
     match event {
         DownloadEvent::Requested { url, destination } => {
@@ -460,7 +311,7 @@ fn save_download(webview: tauri::Webview, event: tauri::webview::DownloadEvent<'
 
 /// The page's own background (`--bg` in ui/src/app.css), so the window never shows
 /// another colour before the page paints.
-fn window_background(dark: bool) -> tauri::window::Color {
+pub(crate) fn window_background(dark: bool) -> tauri::window::Color {
     if dark {
         tauri::window::Color(0x16, 0x18, 0x1d, 0xff)
     } else {

@@ -368,7 +368,7 @@ fn on_menu(app: &AppHandle, id: &str) {
                     core.set_all_enabled(&names, id == "start-all").await
                 }
                 "open" => {
-                    crate::show_main_window(&app);
+                    crate::window::show(&app);
                     Ok(())
                 }
                 "quit" => {

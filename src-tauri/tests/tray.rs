@@ -272,24 +272,36 @@ d.flush()\n";
     );
 }
 
+/// The processes the app started, and theirs: its window's process and WebKit's.
+fn descendants(app: u32) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    let mut todo = vec![app];
+    while let Some(pid) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+            {
+                let comm =
+                    std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+                found.push((child, comm.trim().to_string()));
+                todo.push(child);
+            }
+        }
+    }
+    found
+}
+
 /// The app's WebKit web processes (one per open web view).
 fn web_processes(app: u32) -> usize {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter(|e| {
-            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-                return false;
-            };
-            // pid (comm) state ppid …
-            let Some((comm, rest)) = stat.split_once(") ") else {
-                return false;
-            };
-            let ppid = rest.split_whitespace().nth(1);
-            comm.ends_with("WebKitWebProces") && ppid == Some(app.to_string().as_str())
-        })
+    descendants(app)
+        .iter()
+        .filter(|(_, comm)| comm.ends_with("WebKitWebProces"))
         .count()
 }
 
@@ -399,6 +411,11 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
         visible_windows(&desktop),
         0,
         "started hidden, yet a window shows"
+    );
+    assert_eq!(
+        descendants(first.0.id()),
+        vec![],
+        "started hidden, yet the app runs other processes (a window's, WebKit's)"
     );
     // Hidden in the tray, no GL driver is loaded: GTK's OpenGL probe is off (GDK_GL=disable,
     // set by the app restarting itself once, under the same process id).
@@ -564,9 +581,13 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
         wait_until("the window closes", Duration::from_secs(10), || {
             visible_windows(&desktop) == 0
         });
-        wait_until("the web process exits", Duration::from_secs(10), || {
-            web_processes(first.0.id()) == 0
-        });
+        // The window had a process of its own: it is gone, and WebKit's processes with it
+        // (Ferry in the tray keeps none of the window's memory).
+        wait_until(
+            "the window's process and WebKit's exit",
+            Duration::from_secs(10),
+            || descendants(first.0.id()).is_empty(),
+        );
         assert!(
             first.0.try_wait().unwrap().is_none(),
             "closing the window ended the app"

@@ -1,0 +1,644 @@
+//! The window lives in a process of its own.
+//!
+//! Ferry's long-lived process (the engine, the tray, notifications, updates) never builds
+//! a web view: WebKit's state, once set up in a process, stays there (its GL set-up, its
+//! network process) long after the window closes. "Open Ferry" starts `ferry-app --window`
+//! instead, and closing the window ends that process, so Ferry in the tray is back to what
+//! it was before the window opened.
+//!
+//! The two talk over the window process's standard input and output, one JSON object a
+//! line (nothing else can reach a pipe only the parent holds):
+//!
+//! - to the window: `{"setup": {theme, geometry}}` first, then `{"reply": id, "ok": value}`
+//!   or `{"reply": id, "err": {code, message, field}}`, `{"event": name, "payload": …}`
+//!   (the events the page listens to) and `{"show": true}` (bring it to the front);
+//! - from the window: `{"call": id, "cmd": name, "args": {…}}` (every command its page
+//!   invokes, run by [`crate::commands::call`]) and `{"geometry": {…}, "closing": bool}`.
+//!
+//! The window process ends when its window closes or its input does (Ferry quit); Ferry
+//! hears it end when the window's output does, and then does what closing the last window
+//! does: stays in the tray, or quits when there is none (or the user asked so).
+
+use std::io::{BufRead as _, Write as _};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tauri::{
+    AppHandle, Emitter as _, Listener as _, Manager as _, WebviewUrl, WebviewWindowBuilder,
+};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+
+use crate::app::AppCore;
+use crate::prefs::{self, WindowGeometry};
+
+/// The events the page listens to, sent on to the window's process.
+const EVENTS: &[&str] = &[
+    crate::bridge::STATE_EVENT,
+    crate::bridge::SNAPSHOT_EVENT,
+    crate::inspect::EXCHANGE_EVENT,
+    crate::update::UPDATE_EVENT,
+];
+
+/// Lines waiting for the window's process; a window that falls this far behind misses
+/// events (a later state replaces them), never replies.
+const QUEUE: usize = 1024;
+
+/// What the window needs to open as it was left.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Setup {
+    theme: prefs::Theme,
+    geometry: Option<WindowGeometry>,
+}
+
+/// A line to the window's process.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum ToWindow {
+    Setup {
+        setup: Setup,
+    },
+    Reply {
+        reply: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ok: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        err: Option<Value>,
+    },
+    Event {
+        event: String,
+        payload: Value,
+    },
+    Show {
+        show: bool,
+    },
+}
+
+/// A line from the window's process.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum FromWindow {
+    Call {
+        call: u64,
+        cmd: String,
+        #[serde(default)]
+        args: Value,
+    },
+    Geometry {
+        geometry: WindowGeometry,
+        #[serde(default)]
+        closing: bool,
+    },
+}
+
+fn line<T: Serialize>(message: &T) -> Option<String> {
+    match serde_json::to_string(message) {
+        Ok(mut s) => {
+            s.push('\n');
+            Some(s)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "a message to the window could not be written");
+            None
+        }
+    }
+}
+
+// === Ferry's side ===
+
+/// The window's process, when one runs: the way to it and the task that owns it. Kept by
+/// the long-lived process (`app.manage`).
+#[derive(Default)]
+pub struct WindowHost {
+    link: Mutex<Option<Link>>,
+    generation: AtomicU64,
+}
+
+struct Link {
+    generation: u64,
+    to_window: tokio::sync::mpsc::Sender<String>,
+    task: tauri::async_runtime::JoinHandle<()>,
+}
+
+impl WindowHost {
+    /// Sends the page's events on to the window's process while one runs.
+    pub fn install(app: &AppHandle) -> Arc<WindowHost> {
+        let host = Arc::new(WindowHost::default());
+        for &name in EVENTS {
+            let to = host.clone();
+            app.listen_any(name, move |event| to.forward(name, event.payload()));
+        }
+        app.manage(host.clone());
+        host
+    }
+
+    /// Whether a window is open (its process runs).
+    pub fn is_open(&self) -> bool {
+        self.link.lock().is_some()
+    }
+
+    fn forward(&self, name: &str, payload: &str) {
+        let Some(to_window) = self.link.lock().as_ref().map(|l| l.to_window.clone()) else {
+            return;
+        };
+        let Ok(payload) = serde_json::from_str::<Value>(payload) else {
+            return;
+        };
+        let message = ToWindow::Event {
+            event: name.to_string(),
+            payload,
+        };
+        if let Some(line) = line(&message)
+            && to_window.try_send(line).is_err()
+        {
+            tracing::debug!(event = name, "the window is behind: an event was not sent");
+        }
+    }
+
+    /// Ends the window's process (Ferry quits).
+    pub fn stop(&self) {
+        if let Some(link) = self.link.lock().take() {
+            link.task.abort();
+        }
+    }
+}
+
+/// Shows the window: brings the running one to the front, or starts its process.
+pub fn show(app: &AppHandle) {
+    let Some(host) = app
+        .try_state::<Arc<WindowHost>>()
+        .map(|h| h.inner().clone())
+    else {
+        return;
+    };
+    let Some(core) = app.try_state::<Arc<AppCore>>().map(|c| c.inner().clone()) else {
+        return;
+    };
+    let mut link = host.link.lock();
+    if let Some(running) = link.as_ref() {
+        if let Some(line) = line(&ToWindow::Show { show: true }) {
+            let _ = running.to_window.try_send(line);
+        }
+        return;
+    }
+    let generation = host.generation.fetch_add(1, Ordering::Relaxed) + 1;
+    let (to_window, queue) = tokio::sync::mpsc::channel(QUEUE);
+    let setup = Setup {
+        theme: core.prefs().theme,
+        geometry: core.window(),
+    };
+    let task = tauri::async_runtime::spawn(run(
+        app.clone(),
+        core,
+        host.clone(),
+        generation,
+        setup,
+        to_window.clone(),
+        queue,
+    ));
+    *link = Some(Link {
+        generation,
+        to_window,
+        task,
+    });
+}
+
+/// Runs the window's process until it ends, answering its calls; then does what closing
+/// the last window does.
+async fn run(
+    app: AppHandle,
+    core: Arc<AppCore>,
+    host: Arc<WindowHost>,
+    generation: u64,
+    setup: Setup,
+    to_window: tokio::sync::mpsc::Sender<String>,
+    mut queue: tokio::sync::mpsc::Receiver<String>,
+) {
+    let started = std::env::current_exe().and_then(|exe| {
+        tokio::process::Command::new(exe)
+            .arg("--window")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+    });
+    match started {
+        Ok(mut child) => {
+            let (Some(mut input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+                return;
+            };
+            tracing::debug!(pid = child.id(), "the window's process started");
+            if let Some(first) = line(&ToWindow::Setup { setup }) {
+                let _ = to_window.try_send(first);
+            }
+            let send = async {
+                while let Some(line) = queue.recv().await {
+                    if input.write_all(line.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let answer = answer_calls(&app, &core, output, to_window);
+            tokio::select! {
+                () = send => {}
+                () = answer => {}
+            }
+            match tokio::time::timeout(std::time::Duration::from_secs(5), child.wait()).await {
+                Ok(Ok(status)) if !status.success() => {
+                    tracing::warn!(%status, "the window's process ended badly")
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "the window's process is lost"),
+                Ok(Ok(_)) => {}
+                Err(_) => {
+                    tracing::warn!("the window's process did not end: stopped");
+                    let _ = child.kill().await;
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "the window could not be opened"),
+    }
+    {
+        let mut link = host.link.lock();
+        if link.as_ref().is_some_and(|l| l.generation == generation) {
+            *link = None;
+        }
+    }
+    // Nobody shows the HTTP tab any more; the window's place is saved.
+    core.unfollow_exchanges();
+    core.flush_window();
+    // The last window closed: stay in the tray unless the user turned that off, or there
+    // is no tray to come back from (then Ferry quits rather than run unseen).
+    // (Asking the session bus blocks: not on the runtime's own threads.)
+    let tray = tokio::task::spawn_blocking(crate::tray_host::available)
+        .await
+        .unwrap_or(true);
+    core.set_tray_available(tray);
+    let close_to_tray = core.settings().close_to_tray;
+    if !tray && close_to_tray {
+        tracing::info!("the window closed and the desktop shows no tray: quitting");
+    }
+    if !(close_to_tray && tray) {
+        app.exit(0);
+    }
+}
+
+/// Reads the window's lines until its output ends, running each call on a task of its
+/// own (owned here: they end with the window) and sending the answer back.
+async fn answer_calls(
+    app: &AppHandle,
+    core: &Arc<AppCore>,
+    output: tokio::process::ChildStdout,
+    to_window: tokio::sync::mpsc::Sender<String>,
+) {
+    let mut lines = tokio::io::BufReader::new(output).lines();
+    let mut calls = tokio::task::JoinSet::new();
+    loop {
+        let next = tokio::select! {
+            next = lines.next_line() => next,
+            Some(_) = calls.join_next() => continue,
+        };
+        let text = match next {
+            Ok(Some(text)) => text,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "the window's process cannot be read");
+                break;
+            }
+        };
+        match serde_json::from_str::<FromWindow>(&text) {
+            Ok(FromWindow::Call { call, cmd, args }) => {
+                let app = app.clone();
+                let to_window = to_window.clone();
+                calls.spawn(async move {
+                    let reply = match crate::commands::call(&app, &cmd, args).await {
+                        Ok(ok) => ToWindow::Reply {
+                            reply: call,
+                            ok: Some(ok),
+                            err: None,
+                        },
+                        Err(e) => {
+                            tracing::debug!(cmd, error = %e, "a command failed");
+                            ToWindow::Reply {
+                                reply: call,
+                                ok: None,
+                                err: serde_json::to_value(&e).ok(),
+                            }
+                        }
+                    };
+                    if let Some(line) = line(&reply) {
+                        let _ = to_window.send(line).await;
+                    }
+                });
+            }
+            Ok(FromWindow::Geometry { geometry, closing }) => {
+                core.window_moved(geometry);
+                if closing {
+                    core.flush_window();
+                    core.unfollow_exchanges();
+                }
+            }
+            // Anything else the window's process printed goes to the log.
+            Err(_) => tracing::info!(target: "ferry::window", "{text}"),
+        }
+    }
+}
+
+// === the window's side ===
+
+/// The calls waiting for their answers, and the way to Ferry's process.
+struct Parent {
+    pending: Mutex<std::collections::HashMap<u64, tauri::ipc::InvokeResolver<tauri::Wry>>>,
+    next: AtomicU64,
+    out: std::sync::mpsc::Sender<String>,
+}
+
+impl Parent {
+    fn send<T: Serialize>(&self, message: &T) {
+        if let Some(line) = line(message) {
+            let _ = self.out.send(line);
+        }
+    }
+}
+
+/// Runs the window (`ferry-app --window`, started by Ferry's process) until it closes or
+/// Ferry quits.
+pub fn run_window() -> ExitCode {
+    let mut input = std::io::BufReader::new(std::io::stdin());
+    let mut first = String::new();
+    let setup = match input.read_line(&mut first) {
+        Ok(n) if n > 0 => match serde_json::from_str::<ToWindow>(&first) {
+            Ok(ToWindow::Setup { setup }) => setup,
+            _ => {
+                eprintln!("ferry-app: --window is started by Ferry itself, not by hand");
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!("ferry-app: --window is started by Ferry itself, not by hand");
+            return ExitCode::from(2);
+        }
+    };
+    // Lines to Ferry go through one thread, in order, so no caller waits on the pipe.
+    let (out, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut stdout = std::io::stdout().lock();
+        for line in lines {
+            if stdout.write_all(line.as_bytes()).is_err() || stdout.flush().is_err() {
+                break;
+            }
+        }
+    });
+    let parent = Arc::new(Parent {
+        pending: Mutex::default(),
+        next: AtomicU64::new(1),
+        out,
+    });
+    let calls = parent.clone();
+    let result = tauri::Builder::default()
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .invoke_handler(move |invoke| {
+            let id = calls.next.fetch_add(1, Ordering::Relaxed);
+            let cmd = invoke.message.command().to_string();
+            let args = match invoke.message.payload() {
+                tauri::ipc::InvokeBody::Json(v) => v.clone(),
+                tauri::ipc::InvokeBody::Raw(_) => Value::Null,
+            };
+            calls.pending.lock().insert(id, invoke.resolver);
+            calls.send(&FromWindow::Call {
+                call: id,
+                cmd,
+                args,
+            });
+            true
+        })
+        .setup(move |app| {
+            build(app.handle(), &setup, parent.clone());
+            let handle = app.handle().clone();
+            // Ferry's lines, read on a thread of their own until Ferry goes away.
+            std::thread::spawn(move || {
+                for text in input.lines() {
+                    let Ok(text) = text else { break };
+                    match serde_json::from_str::<ToWindow>(&text) {
+                        Ok(ToWindow::Reply { reply, ok, err }) => {
+                            let resolver = parent.pending.lock().remove(&reply);
+                            if let Some(resolver) = resolver {
+                                match err {
+                                    Some(err) => resolver.reject(err),
+                                    None => resolver.resolve(ok.unwrap_or(Value::Null)),
+                                }
+                            }
+                        }
+                        Ok(ToWindow::Event { event, payload }) => {
+                            let _ = handle.emit(&event, payload);
+                        }
+                        Ok(ToWindow::Show { .. }) => {
+                            if let Some(window) = handle.get_webview_window("main") {
+                                let _ = window.unminimize();
+                                let _ = window.show();
+                                let _ = window.set_focus();
+                            }
+                        }
+                        Ok(ToWindow::Setup { .. }) | Err(_) => {}
+                    }
+                }
+                // Ferry has quit: so does its window.
+                handle.exit(0);
+            });
+            Ok(())
+        })
+        .build(crate::context());
+    match result {
+        Ok(app) => {
+            app.run(|_, _| {});
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ferry-app: the window could not be opened: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The window's size when Ferry has not been opened before, and the least it may be.
+const DEFAULT_SIZE: (f64, f64) = (1120.0, 740.0);
+const MIN_SIZE: (f64, f64) = (720.0, 480.0);
+
+/// Builds the window where it was last (when that is still on a monitor; else the default
+/// size, placed by the desktop), on the theme's own background.
+fn build(app: &AppHandle, setup: &Setup, parent: Arc<Parent>) {
+    let native_theme = match setup.theme {
+        prefs::Theme::Dark => Some(tauri::Theme::Dark),
+        prefs::Theme::Light => Some(tauri::Theme::Light),
+        _ => None,
+    };
+    let (size, position, maximized) = match setup.geometry {
+        Some(w) => {
+            let monitors: Vec<prefs::Area> = app
+                .available_monitors()
+                .unwrap_or_default()
+                .iter()
+                .map(|m| {
+                    let scale = m.scale_factor();
+                    let at = m.position().to_logical::<f64>(scale);
+                    let size = m.size().to_logical::<f64>(scale);
+                    (at.x, at.y, size.width, size.height)
+                })
+                .collect();
+            let position = w.reachable_on(&monitors).then_some((w.x, w.y));
+            (w.size_at_least(MIN_SIZE), position, w.maximized)
+        }
+        None => (DEFAULT_SIZE, None, false),
+    };
+    // Shown once the page has loaded: no black frame on the first open and no white flash
+    // in dark mode.
+    let mut builder = WebviewWindowBuilder::new(app, "main", WebviewUrl::App("index.html".into()))
+        .title("Ferry")
+        .inner_size(size.0, size.1)
+        .min_inner_size(MIN_SIZE.0, MIN_SIZE.1)
+        .maximized(maximized);
+    if let Some((x, y)) = position {
+        builder = builder.position(x, y);
+    }
+    let built = builder
+        .theme(native_theme)
+        .visible(false)
+        .on_page_load(|window, load| {
+            if load.event() == tauri::webview::PageLoadEvent::Finished {
+                let _ = window.show();
+                let _ = window.set_focus();
+            }
+        })
+        .on_download(crate::save_download)
+        .build();
+    match built {
+        Ok(window) => {
+            let dark = match setup.theme {
+                prefs::Theme::Dark => true,
+                prefs::Theme::Light => false,
+                _ => window.theme().is_ok_and(|t| t == tauri::Theme::Dark),
+            };
+            let _ = window.set_background_color(Some(crate::window_background(dark)));
+            follow_geometry(&window, parent);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the window could not be opened");
+            app.exit(1);
+        }
+    }
+}
+
+/// Tells Ferry the window's size and position as it moves (Ferry saves them once the
+/// window has been still a moment) and as it closes.
+fn follow_geometry(window: &tauri::WebviewWindow, parent: Arc<Parent>) {
+    let w = window.clone();
+    window.on_window_event(move |event| {
+        let closing = match event {
+            tauri::WindowEvent::Moved(_) | tauri::WindowEvent::Resized(_) => false,
+            tauri::WindowEvent::CloseRequested { .. } => true,
+            _ => return,
+        };
+        if let Some(geometry) = geometry(&w) {
+            parent.send(&FromWindow::Geometry { geometry, closing });
+        }
+    });
+}
+
+/// The window's outer position and inner size in logical pixels; `None` while it is
+/// minimized or hidden (a minimized window's position means nothing).
+fn geometry(window: &tauri::WebviewWindow) -> Option<WindowGeometry> {
+    if window.is_minimized().unwrap_or(false) || !window.is_visible().unwrap_or(false) {
+        return None;
+    }
+    let scale = window.scale_factor().ok()?;
+    let at = window.outer_position().ok()?.to_logical::<f64>(scale);
+    let size = window.inner_size().ok()?.to_logical::<f64>(scale);
+    Some(WindowGeometry {
+        x: at.x,
+        y: at.y,
+        width: size.width,
+        height: size.height,
+        maximized: window.is_maximized().unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Each line reads back as what was sent (the untagged shapes never mistake one for
+    /// another).
+    #[test]
+    fn lines_read_back_as_sent() {
+        let reply = line(&ToWindow::Reply {
+            reply: 7,
+            ok: None,
+            err: Some(json!({"code": "invalid", "message": "no", "field": "name"})),
+        })
+        .unwrap();
+        assert!(reply.ends_with('\n'));
+        match serde_json::from_str::<ToWindow>(&reply).unwrap() {
+            ToWindow::Reply { reply, ok, err } => {
+                assert_eq!(reply, 7);
+                assert!(ok.is_none());
+                assert_eq!(err.unwrap()["field"], "name");
+            }
+            other => panic!("read as {other:?}"),
+        }
+        let ok = line(&ToWindow::Reply {
+            reply: 8,
+            ok: Some(Value::Null),
+            err: None,
+        })
+        .unwrap();
+        assert!(matches!(
+            serde_json::from_str::<ToWindow>(&ok).unwrap(),
+            ToWindow::Reply {
+                reply: 8,
+                err: None,
+                ..
+            }
+        ));
+        let event = line(&ToWindow::Event {
+            event: "ferry://state".into(),
+            payload: json!({"a": 1}),
+        })
+        .unwrap();
+        assert!(matches!(
+            serde_json::from_str::<ToWindow>(&event).unwrap(),
+            ToWindow::Event { event, .. } if event == "ferry://state"
+        ));
+        let setup = line(&ToWindow::Setup {
+            setup: Setup::default(),
+        })
+        .unwrap();
+        assert!(matches!(
+            serde_json::from_str::<ToWindow>(&setup).unwrap(),
+            ToWindow::Setup { .. }
+        ));
+        let show = line(&ToWindow::Show { show: true }).unwrap();
+        assert!(matches!(
+            serde_json::from_str::<ToWindow>(&show).unwrap(),
+            ToWindow::Show { show: true }
+        ));
+        let call: FromWindow = serde_json::from_str(r#"{"call": 3, "cmd": "get_state"}"#).unwrap();
+        assert!(matches!(
+            call,
+            FromWindow::Call {
+                call: 3,
+                args: Value::Null,
+                ..
+            }
+        ));
+        let moved: FromWindow = serde_json::from_str(
+            r#"{"geometry": {"x": 1, "y": 2, "width": 800, "height": 600, "maximized": false}}"#,
+        )
+        .unwrap();
+        assert!(matches!(moved, FromWindow::Geometry { closing: false, .. }));
+        // A stray line printed by a library is neither.
+        assert!(serde_json::from_str::<FromWindow>("Gtk-WARNING: something").is_err());
+    }
+}
