@@ -74,6 +74,10 @@ impl Args {
         }
     }
 
+    fn into_value(self) -> Value {
+        Value::Object(self.0)
+    }
+
     /// The argument `name` (absent reads as `null`, so optional ones may be left out); a
     /// value of the wrong shape is an `invalid` error on that argument.
     pub fn get<T: DeserializeOwned>(&mut self, name: &str) -> Result<T> {
@@ -114,11 +118,82 @@ fn answer<T: Serialize>(value: Result<T>) -> Result<Value> {
     })
 }
 
-/// Runs the command `cmd` with `args`; its answer as JSON.
+/// Runs the command `cmd` with `args` (named as the page sends them); its answer as JSON.
 pub async fn call(app: &AppHandle, cmd: &str, args: Value) -> Result<Value> {
     let Some(core) = app.try_state::<Arc<AppCore>>().map(|c| c.inner().clone()) else {
         return Err(AppError::new(ErrorCode::Engine, "Ferry is not running"));
     };
+    let mut a = Args::new(args)?;
+    match cmd {
+        // The settings, and the login entry with them.
+        "save_settings" => {
+            let settings: crate::settings::Settings = a.get("settings")?;
+            // The login entry first: when it cannot be changed, nothing is saved.
+            let start_at_login = settings.start_at_login;
+            let login_changed = core.settings().start_at_login != start_at_login;
+            if login_changed {
+                crate::login::set(app, start_at_login)?;
+            }
+            let saved = core.save_settings(settings).await;
+            if saved.is_err() && login_changed {
+                let _ = crate::login::set(app, !start_at_login);
+            }
+            answer(saved)
+        }
+        "open_url" => {
+            let url: String = a.get("url")?;
+            answer(open_url(app, url))
+        }
+        // The window's Quit and Ctrl+Q: quits also when there is no tray to quit from.
+        // Every forward is stopped as the app exits.
+        "quit" => {
+            app.exit(0);
+            answer(Ok(()))
+        }
+        // What `inspect_exchanges` answers, and every later exchange of the forward as
+        // `ferry://exchange` (batched) while the window shows its HTTP tab. Replaces the
+        // follower of any other forward.
+        "follow_exchanges" => {
+            let forward: String = a.get("forward")?;
+            let to = app.clone();
+            let sink: crate::inspect::Sink = Arc::new(move |batch| {
+                let _ = to.emit(crate::inspect::EXCHANGE_EVENT, batch);
+            });
+            answer(core.follow_exchanges(&forward, sink).await)
+        }
+        // === updates ===
+        // Asks the update server for a newer release now (no download): offered, current,
+        // or unreachable (no error: the schedule tries again later). An offer is also sent
+        // as `ferry://update`.
+        "check_update" => {
+            let updates = updates(app)?;
+            let checked = updates.check(app).await?;
+            if let crate::update::Checked::Offered(info) = &checked {
+                let _ = app.emit(crate::update::UPDATE_EVENT, info);
+            }
+            answer(Ok(checked))
+        }
+        // The release on offer from the last check, if any (no request).
+        "offered_update" => answer(Ok(updates(app)?.offered())),
+        // Downloads, verifies and installs the release on offer, then restarts Ferry.
+        // Refused while forwards are up unless `confirmCut`.
+        "install_update" => {
+            let confirm_cut: bool = a.get("confirmCut")?;
+            let updates = updates(app)?;
+            let active = core.listening_forwards().await;
+            updates.install(&active, confirm_cut).await?;
+            updates.stop();
+            core.shutdown().await;
+            app.restart()
+        }
+        other => call_core(&core, other, a.into_value()).await,
+    }
+}
+
+/// Runs a command that needs only the core (all but the desktop's: the login entry, a
+/// browser, quitting, events, updates); also what the contract test holds the UI's fake
+/// shell to.
+pub async fn call_core(core: &AppCore, cmd: &str, args: Value) -> Result<Value> {
     let mut a = Args::new(args)?;
     match cmd {
         "get_state" => answer(Ok(core.state().await)),
@@ -212,20 +287,6 @@ pub async fn call(app: &AppHandle, cmd: &str, args: Value) -> Result<Value> {
             let name: String = a.get("name")?;
             answer(core.delete_profile(&name).await)
         }
-        "save_settings" => {
-            let settings: crate::settings::Settings = a.get("settings")?;
-            // The login entry first: when it cannot be changed, nothing is saved.
-            let start_at_login = settings.start_at_login;
-            let login_changed = core.settings().start_at_login != start_at_login;
-            if login_changed {
-                crate::login::set(app, start_at_login)?;
-            }
-            let saved = core.save_settings(settings).await;
-            if saved.is_err() && login_changed {
-                let _ = crate::login::set(app, !start_at_login);
-            }
-            answer(saved)
-        }
         // The window's preferences (theme, grouping, the list's last view), read here so
         // that a value they cannot hold is an `invalid` error on its field (`theme`,
         // `view.sort`).
@@ -248,16 +309,6 @@ pub async fn call(app: &AppHandle, cmd: &str, args: Value) -> Result<Value> {
             core.dismiss_banner();
             answer(Ok(()))
         }
-        "open_url" => {
-            let url: String = a.get("url")?;
-            answer(open_url(app, url))
-        }
-        // The window's Quit and Ctrl+Q: quits also when there is no tray to quit from.
-        // Every forward is stopped as the app exits.
-        "quit" => {
-            app.exit(0);
-            answer(Ok(()))
-        }
         // The saved forwards as Ferry's YAML or kftray's JSON (Export in the window).
         "export_config" => answer(core.export_config(a.get("format")?)),
 
@@ -267,17 +318,6 @@ pub async fn call(app: &AppHandle, cmd: &str, args: Value) -> Result<Value> {
         "inspect_exchanges" => {
             let forward: String = a.get("forward")?;
             answer(core.inspect_exchanges(&forward).await)
-        }
-        // What `inspect_exchanges` answers, and every later exchange of the forward as
-        // `ferry://exchange` (batched) while the window shows its HTTP tab. Replaces the
-        // follower of any other forward.
-        "follow_exchanges" => {
-            let forward: String = a.get("forward")?;
-            let to = app.clone();
-            let sink: crate::inspect::Sink = Arc::new(move |batch| {
-                let _ = to.emit(crate::inspect::EXCHANGE_EVENT, batch);
-            });
-            answer(core.follow_exchanges(&forward, sink).await)
         }
         // Ends the follower (the HTTP tab closed).
         "unfollow_exchanges" => {
@@ -302,32 +342,6 @@ pub async fn call(app: &AppHandle, cmd: &str, args: Value) -> Result<Value> {
         "clear_exchanges" => {
             let forward: String = a.get("forward")?;
             answer(core.clear_exchanges(&forward).await)
-        }
-
-        // === updates ===
-        // Asks the update server for a newer release now (no download): offered, current,
-        // or unreachable (no error: the schedule tries again later). An offer is also sent
-        // as `ferry://update`.
-        "check_update" => {
-            let updates = updates(app)?;
-            let checked = updates.check(app).await?;
-            if let crate::update::Checked::Offered(info) = &checked {
-                let _ = app.emit(crate::update::UPDATE_EVENT, info);
-            }
-            answer(Ok(checked))
-        }
-        // The release on offer from the last check, if any (no request).
-        "offered_update" => answer(Ok(updates(app)?.offered())),
-        // Downloads, verifies and installs the release on offer, then restarts Ferry.
-        // Refused while forwards are up unless `confirmCut`.
-        "install_update" => {
-            let confirm_cut: bool = a.get("confirmCut")?;
-            let updates = updates(app)?;
-            let active = core.listening_forwards().await;
-            updates.install(&active, confirm_cut).await?;
-            updates.stop();
-            core.shutdown().await;
-            app.restart()
         }
         other => Err(AppError::new(
             ErrorCode::Invalid,

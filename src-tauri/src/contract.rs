@@ -88,97 +88,15 @@ export type Timings = { sendMs: number, waitMs: number, receiveMs: number, };
 "#;
 
 /// Runs one command as the window would send it (`cmd` and its camelCase arguments), for
-/// the contract test that holds the UI's fake shell to this one. The same calls the Tauri
-/// commands make; commands that need the desktop (login entry, browser, quit) are not here.
+/// the contract test that holds the UI's fake shell to this one: the shell's own
+/// [`crate::commands::call_core`] (commands that need the desktop — login entry, browser,
+/// quit, events, updates — are not here).
 pub async fn call(
     core: &crate::app::AppCore,
     cmd: &str,
     args: serde_json::Value,
 ) -> Result<serde_json::Value, crate::error::AppError> {
-    use crate::error::AppError;
-    use serde::de::DeserializeOwned;
-    use serde_json::Value;
-    fn arg<T: DeserializeOwned>(args: &Value, key: &str) -> Result<T, AppError> {
-        serde_json::from_value(args.get(key).cloned().unwrap_or(Value::Null))
-            .map_err(|e| AppError::invalid(key, format!("{key} cannot be read: {e}")))
-    }
-    fn answer<T: serde::Serialize>(value: T) -> Result<Value, AppError> {
-        serde_json::to_value(value)
-            .map_err(|e| AppError::new(crate::error::ErrorCode::Engine, format!("no answer: {e}")))
-    }
-    let name = || arg::<String>(&args, "name");
-    let original = || arg::<Option<String>>(&args, "original");
-    let forward = || arg::<String>(&args, "forward");
-    match cmd {
-        "get_state" => answer(core.state().await),
-        "list_contexts" => answer(core.list_contexts().await?),
-        "check_access" => answer(
-            core.check_access(
-                arg::<Option<String>>(&args, "context")?.as_deref(),
-                arg::<Option<String>>(&args, "namespace")?.as_deref(),
-                &arg::<String>(&args, "kind")?,
-            )
-            .await?,
-        ),
-        "discover_forwards" => answer(
-            core.discover_forwards(
-                arg::<Option<String>>(&args, "context")?.as_deref(),
-                arg::<Option<String>>(&args, "namespace")?.as_deref(),
-                arg::<Option<bool>>(&args, "allNamespaces")?.unwrap_or(false),
-            )
-            .await?,
-        ),
-        "set_enabled" => answer(core.set_enabled(&name()?, arg(&args, "enabled")?).await?),
-        "validate_forward" => {
-            answer(core.validate_forward_value(original()?.as_deref(), arg(&args, "forward")?))
-        }
-        "save_forward" => {
-            let forward = crate::app::read_forward(arg(&args, "forward")?)?;
-            answer(core.save_forward(original()?.as_deref(), forward).await?)
-        }
-        "delete_forward" => answer(core.delete_forward(&name()?).await?),
-        "parse_kubectl" => answer(core.parse_kubectl(&arg::<String>(&args, "line")?)?),
-        "kubectl_command" => answer(core.kubectl_command(&name()?).await?),
-        "retry_forward" => answer(core.retry_forward(&name()?).await?),
-        "save_profile" => answer(
-            core.save_profile(original()?.as_deref(), arg(&args, "profile")?)
-                .await?,
-        ),
-        "delete_profile" => answer(core.delete_profile(&name()?).await?),
-        "save_prefs" => {
-            let prefs = crate::prefs::read_prefs(arg(&args, "prefs")?)?;
-            answer(core.save_prefs(prefs).await?)
-        }
-        "set_favourite" => answer(
-            core.set_favourite(&name()?, arg(&args, "favourite")?)
-                .await?,
-        ),
-        "dismiss_banner" => {
-            core.dismiss_banner();
-            answer(())
-        }
-        "export_config" => answer(core.export_config(arg(&args, "format")?)?),
-        "import_config" => answer(
-            core.import_config(
-                &arg::<String>(&args, "text")?,
-                arg(&args, "format")?,
-                arg(&args, "dryRun")?,
-            )
-            .await?,
-        ),
-        "inspect_exchanges" => answer(core.inspect_exchanges(&forward()?).await?),
-        "replay_exchange" => answer(core.replay_exchange(&forward()?, arg(&args, "id")?).await?),
-        "exchange_curl" => answer(core.exchange_curl(&forward()?, arg(&args, "id")?).await?),
-        "export_har" => answer(
-            core.export_har(
-                &forward()?,
-                arg::<Option<Vec<u64>>>(&args, "ids")?.as_deref(),
-            )
-            .await?,
-        ),
-        "clear_exchanges" => answer(core.clear_exchanges(&forward()?).await?),
-        other => Err(AppError::invalid("cmd", format!("no command {other}"))),
-    }
+    crate::commands::call_core(core, cmd, args).await
 }
 
 /// An answer reduced to what the contract holds both shells to: for an error its code and

@@ -144,6 +144,10 @@ pub fn run() -> ExitCode {
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_updater::Builder::new().build())
         .setup(move |app| {
+            // Ferry's own process lives in the menu bar; the window's process is the one
+            // with a Dock icon, while it is open.
+            #[cfg(target_os = "macos")]
+            app.set_activation_policy(tauri::ActivationPolicy::Accessory);
             let data_dir = app
                 .path()
                 .app_data_dir()

@@ -88,7 +88,8 @@ enum FromWindow {
         args: Value,
     },
     Geometry {
-        geometry: WindowGeometry,
+        /// `None` while it is minimized or hidden.
+        geometry: Option<WindowGeometry>,
         #[serde(default)]
         closing: bool,
     },
@@ -114,11 +115,15 @@ fn line<T: Serialize>(message: &T) -> Option<String> {
 #[derive(Default)]
 pub struct WindowHost {
     link: Mutex<Option<Link>>,
+    /// The tasks of windows closing while another opened (each ends with its process).
+    retired: Mutex<Vec<tauri::async_runtime::JoinHandle<()>>>,
     generation: AtomicU64,
 }
 
 struct Link {
     generation: u64,
+    /// Its window is closing: "Open Ferry" now starts another.
+    closing: bool,
     to_window: tokio::sync::mpsc::Sender<String>,
     task: tauri::async_runtime::JoinHandle<()>,
 }
@@ -163,6 +168,9 @@ impl WindowHost {
         if let Some(link) = self.link.lock().take() {
             link.task.abort();
         }
+        for task in self.retired.lock().drain(..) {
+            task.abort();
+        }
     }
 }
 
@@ -177,8 +185,12 @@ pub fn show(app: &AppHandle) {
     let Some(core) = app.try_state::<Arc<AppCore>>().map(|c| c.inner().clone()) else {
         return;
     };
+    let setup = Setup {
+        theme: core.prefs().theme,
+        geometry: core.window(),
+    };
     let mut link = host.link.lock();
-    if let Some(running) = link.as_ref() {
+    if let Some(running) = link.as_ref().filter(|l| !l.closing) {
         if let Some(line) = line(&ToWindow::Show { show: true }) {
             let _ = running.to_window.try_send(line);
         }
@@ -186,10 +198,6 @@ pub fn show(app: &AppHandle) {
     }
     let generation = host.generation.fetch_add(1, Ordering::Relaxed) + 1;
     let (to_window, queue) = tokio::sync::mpsc::channel(QUEUE);
-    let setup = Setup {
-        theme: core.prefs().theme,
-        geometry: core.window(),
-    };
     let task = tauri::async_runtime::spawn(run(
         app.clone(),
         core,
@@ -199,11 +207,18 @@ pub fn show(app: &AppHandle) {
         to_window.clone(),
         queue,
     ));
-    *link = Some(Link {
+    let before = link.replace(Link {
         generation,
+        closing: false,
         to_window,
         task,
     });
+    drop(link);
+    if let Some(closing) = before {
+        let mut retired = host.retired.lock();
+        retired.retain(|t| !t.inner().is_finished());
+        retired.push(closing.task);
+    }
 }
 
 /// Runs the window's process until it ends, answering its calls; then does what closing
@@ -222,12 +237,15 @@ async fn run(
             .arg("--window")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
     });
     match started {
         Ok(mut child) => {
-            let (Some(mut input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+            let (Some(mut input), Some(output), Some(errors)) =
+                (child.stdin.take(), child.stdout.take(), child.stderr.take())
+            else {
                 return;
             };
             tracing::debug!(pid = child.id(), "the window's process started");
@@ -241,10 +259,20 @@ async fn run(
                     }
                 }
             };
-            let answer = answer_calls(&app, &core, output, to_window);
+            let answer = answer_calls(&app, &core, &host, generation, output, to_window);
+            // What the window's process (and WebKit in it) prints goes to Ferry's log.
+            let log = async {
+                let mut lines = tokio::io::BufReader::new(errors).lines();
+                while let Ok(Some(text)) = lines.next_line().await {
+                    tracing::info!(target: "ferry::window", "{text}");
+                }
+                // Its output may still hold answers: wait for the window to end.
+                std::future::pending::<()>().await;
+            };
             tokio::select! {
                 () = send => {}
                 () = answer => {}
+                () = log => {}
             }
             match tokio::time::timeout(std::time::Duration::from_secs(5), child.wait()).await {
                 Ok(Ok(status)) if !status.success() => {
@@ -260,11 +288,17 @@ async fn run(
         }
         Err(e) => tracing::error!(error = %e, "the window could not be opened"),
     }
-    {
+    let last = {
         let mut link = host.link.lock();
-        if link.as_ref().is_some_and(|l| l.generation == generation) {
+        let ours = link.as_ref().is_some_and(|l| l.generation == generation);
+        if ours {
             *link = None;
         }
+        ours
+    };
+    if !last {
+        // Opened again while this one closed: that window is Ferry's now.
+        return;
     }
     // Nobody shows the HTTP tab any more; the window's place is saved.
     core.unfollow_exchanges();
@@ -290,6 +324,8 @@ async fn run(
 async fn answer_calls(
     app: &AppHandle,
     core: &Arc<AppCore>,
+    host: &WindowHost,
+    generation: u64,
     output: tokio::process::ChildStdout,
     to_window: tokio::sync::mpsc::Sender<String>,
 ) {
@@ -334,10 +370,17 @@ async fn answer_calls(
                 });
             }
             Ok(FromWindow::Geometry { geometry, closing }) => {
-                core.window_moved(geometry);
+                if let Some(geometry) = geometry {
+                    core.window_moved(geometry);
+                }
                 if closing {
                     core.flush_window();
                     core.unfollow_exchanges();
+                    if let Some(link) = host.link.lock().as_mut()
+                        && link.generation == generation
+                    {
+                        link.closing = true;
+                    }
                 }
             }
             // Anything else the window's process printed goes to the log.
@@ -366,6 +409,11 @@ impl Parent {
 /// Runs the window (`ferry-app --window`, started by Ferry's process) until it closes or
 /// Ferry quits.
 pub fn run_window() -> ExitCode {
+    use std::io::IsTerminal as _;
+    if std::io::stdin().is_terminal() {
+        eprintln!("ferry-app: --window is started by Ferry itself, not by hand");
+        return ExitCode::from(2);
+    }
     let mut input = std::io::BufReader::new(std::io::stdin());
     let mut first = String::new();
     let setup = match input.read_line(&mut first) {
@@ -540,7 +588,8 @@ fn follow_geometry(window: &tauri::WebviewWindow, parent: Arc<Parent>) {
             tauri::WindowEvent::CloseRequested { .. } => true,
             _ => return,
         };
-        if let Some(geometry) = geometry(&w) {
+        let geometry = geometry(&w);
+        if geometry.is_some() || closing {
             parent.send(&FromWindow::Geometry { geometry, closing });
         }
     });
@@ -637,7 +686,22 @@ mod tests {
             r#"{"geometry": {"x": 1, "y": 2, "width": 800, "height": 600, "maximized": false}}"#,
         )
         .unwrap();
-        assert!(matches!(moved, FromWindow::Geometry { closing: false, .. }));
+        assert!(matches!(
+            moved,
+            FromWindow::Geometry {
+                geometry: Some(_),
+                closing: false
+            }
+        ));
+        let closing: FromWindow =
+            serde_json::from_str(r#"{"geometry": null, "closing": true}"#).unwrap();
+        assert!(matches!(
+            closing,
+            FromWindow::Geometry {
+                geometry: None,
+                closing: true
+            }
+        ));
         // A stray line printed by a library is neither.
         assert!(serde_json::from_str::<FromWindow>("Gtk-WARNING: something").is_err());
     }
