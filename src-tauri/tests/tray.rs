@@ -601,6 +601,36 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
     );
     assert!(echoes(port), "forwards keep working with the window closed");
 
+    // The window's process dies (killed): Ferry stays in the tray with its forwards, and
+    // opens a fresh window when asked.
+    launch_again(dir, &desktop, &bus);
+    let window_process = descendants(first.0.id())
+        .into_iter()
+        .find(|(_, comm)| comm == "ferry-app")
+        .expect("the window's process");
+    Command::new("kill")
+        .args(["-KILL", &window_process.0.to_string()])
+        .status()
+        .unwrap();
+    wait_until(
+        "the killed window's processes are gone",
+        Duration::from_secs(10),
+        || descendants(first.0.id()).is_empty(),
+    );
+    assert!(
+        first.0.try_wait().unwrap().is_none(),
+        "the window's process died and took Ferry with it"
+    );
+    assert!(
+        echoes(port),
+        "forwards keep working after the window's process died"
+    );
+    launch_again(dir, &desktop, &bus);
+    close_window(&desktop);
+    wait_until("the window closes", Duration::from_secs(10), || {
+        descendants(first.0.id()).is_empty()
+    });
+
     // Another program (the `ferry` CLI, say) turns start at login off in the store: the
     // running app removes the entry.
     Store::new(&store)
