@@ -230,7 +230,7 @@ async fn run(
     generation: u64,
     setup: Setup,
     to_window: tokio::sync::mpsc::Sender<String>,
-    mut queue: tokio::sync::mpsc::Receiver<String>,
+    queue: tokio::sync::mpsc::Receiver<String>,
 ) {
     let started = std::env::current_exe().and_then(|exe| {
         tokio::process::Command::new(exe)
@@ -243,36 +243,20 @@ async fn run(
     });
     match started {
         Ok(mut child) => {
-            let (Some(mut input), Some(output), Some(errors)) =
-                (child.stdin.take(), child.stdout.take(), child.stderr.take())
-            else {
-                return;
-            };
-            tracing::debug!(pid = child.id(), "the window's process started");
-            if let Some(first) = line(&ToWindow::Setup { setup }) {
-                let _ = to_window.try_send(first);
-            }
-            let send = async {
-                while let Some(line) = queue.recv().await {
-                    if input.write_all(line.as_bytes()).await.is_err() {
-                        break;
+            match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+                (Some(input), Some(output), Some(errors)) => {
+                    tracing::debug!(pid = child.id(), "the window's process started");
+                    if let Some(first) = line(&ToWindow::Setup { setup }) {
+                        let _ = to_window.try_send(first);
                     }
+                    let pipes = Pipes {
+                        input,
+                        output,
+                        errors,
+                    };
+                    talk(&app, &core, &host, generation, pipes, to_window, queue).await;
                 }
-            };
-            let answer = answer_calls(&app, &core, &host, generation, output, to_window);
-            // What the window's process (and WebKit in it) prints goes to Ferry's log.
-            let log = async {
-                let mut lines = tokio::io::BufReader::new(errors).lines();
-                while let Ok(Some(text)) = lines.next_line().await {
-                    tracing::info!(target: "ferry::window", "{text}");
-                }
-                // Its output may still hold answers: wait for the window to end.
-                std::future::pending::<()>().await;
-            };
-            tokio::select! {
-                () = send => {}
-                () = answer => {}
-                () = log => {}
+                _ => tracing::error!("the window's process has no pipes"),
             }
             match tokio::time::timeout(std::time::Duration::from_secs(5), child.wait()).await {
                 Ok(Ok(status)) if !status.success() => {
@@ -316,6 +300,53 @@ async fn run(
     }
     if !(close_to_tray && tray) {
         app.exit(0);
+    }
+}
+
+/// The window's process's standard input, output and error.
+struct Pipes {
+    input: tokio::process::ChildStdin,
+    output: tokio::process::ChildStdout,
+    errors: tokio::process::ChildStderr,
+}
+
+/// Sends the window its lines and answers its calls until its output ends (or its input
+/// cannot be written).
+async fn talk(
+    app: &AppHandle,
+    core: &Arc<AppCore>,
+    host: &WindowHost,
+    generation: u64,
+    pipes: Pipes,
+    to_window: tokio::sync::mpsc::Sender<String>,
+    mut queue: tokio::sync::mpsc::Receiver<String>,
+) {
+    let Pipes {
+        mut input,
+        output,
+        errors,
+    } = pipes;
+    let send = async {
+        while let Some(line) = queue.recv().await {
+            if input.write_all(line.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    };
+    let answer = answer_calls(app, core, host, generation, output, to_window);
+    // What the window's process (and WebKit in it) prints goes to Ferry's log.
+    let log = async {
+        let mut lines = tokio::io::BufReader::new(errors).lines();
+        while let Ok(Some(text)) = lines.next_line().await {
+            tracing::info!(target: "ferry::window", "{text}");
+        }
+        // Its output may still hold answers: wait for the window to end.
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = send => {}
+        () = answer => {}
+        () = log => {}
     }
 }
 
