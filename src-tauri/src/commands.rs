@@ -58,6 +58,18 @@ pub const COMMANDS: &[&str] = &[
     "install_update",
 ];
 
+/// The commands that need the desktop (the login entry, a browser, quitting, events,
+/// updates), run by [`call`]; every other one is [`call_core`]'s.
+pub const DESKTOP_COMMANDS: &[&str] = &[
+    "save_settings",
+    "open_url",
+    "quit",
+    "follow_exchanges",
+    "check_update",
+    "offered_update",
+    "install_update",
+];
+
 /// The arguments of one call, as the page sent them.
 pub struct Args(serde_json::Map<String, Value>);
 
@@ -72,10 +84,6 @@ impl Args {
                 format!("a command's arguments are an object, not {other}"),
             )),
         }
-    }
-
-    fn into_value(self) -> Value {
-        Value::Object(self.0)
     }
 
     /// The argument `name` (absent reads as `null`, so optional ones may be left out); a
@@ -123,6 +131,9 @@ pub async fn call(app: &AppHandle, cmd: &str, args: Value) -> Result<Value> {
     let Some(core) = app.try_state::<Arc<AppCore>>().map(|c| c.inner().clone()) else {
         return Err(AppError::new(ErrorCode::Engine, "Ferry is not running"));
     };
+    if !DESKTOP_COMMANDS.contains(&cmd) {
+        return call_core(&core, cmd, args).await;
+    }
     let mut a = Args::new(args)?;
     match cmd {
         // The settings, and the login entry with them.
@@ -186,7 +197,10 @@ pub async fn call(app: &AppHandle, cmd: &str, args: Value) -> Result<Value> {
             core.shutdown().await;
             app.restart()
         }
-        other => call_core(&core, other, a.into_value()).await,
+        other => Err(AppError::new(
+            ErrorCode::Invalid,
+            format!("Ferry has no command `{other}`"),
+        )),
     }
 }
 

@@ -74,3 +74,78 @@ async fn the_real_shell_answers_the_contract_script() {
         path.display()
     );
 }
+
+/// The command names `ui/src/lib/backend.ts` calls (`call("name"` or `call<T>("name"`).
+fn commands_the_page_calls() -> Vec<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ui/src/lib/backend.ts");
+    let text = std::fs::read_to_string(&path).expect("backend.ts");
+    let mut names: Vec<String> = text
+        .match_indices("call")
+        .filter_map(|(at, _)| {
+            let rest = &text[at + "call".len()..];
+            if !(rest.starts_with('(') || rest.starts_with('<')) {
+                return None;
+            }
+            let open = rest.find("(\"")?;
+            if rest[..open].contains('\n') {
+                return None;
+            }
+            let name = &rest[open + 2..];
+            let name = &name[..name.find('"')?];
+            (!name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                .then(|| name.to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Every command the page calls is one the shell runs, and each one the core runs reads
+/// its arguments: called with none, it answers or refuses naming an argument — never "no
+/// command". (`start_demo` is left out: it would start the demo cluster on its fixed
+/// ports; the desktop's commands need the app itself.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_the_page_calls_is_one_the_shell_runs() {
+    use ferry_app::commands::{COMMANDS, DESKTOP_COMMANDS, call_core};
+    let called = commands_the_page_calls();
+    let mut known: Vec<String> = COMMANDS.iter().map(|c| c.to_string()).collect();
+    known.sort();
+    assert!(called.len() > 30, "backend.ts calls only {called:?}");
+    assert_eq!(called, known, "the page's commands and the shell's differ");
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let core = ferry_app::app::AppCore::start(ferry_app::app::AppOptions {
+        store: Some(tmp.path().join("store.json")),
+        data_dir: tmp.path().join("data"),
+        config_dir: tmp.path().join("config"),
+        demo: false,
+        kubeconfig: Some(ferry_core::cluster::KubeconfigSource::from_paths(vec![
+            tmp.path().join("kubeconfig"),
+        ])),
+    })
+    .await
+    .expect("core");
+    for cmd in COMMANDS {
+        if *cmd == "start_demo" {
+            continue;
+        }
+        let answer = call_core(&core, cmd, serde_json::json!({})).await;
+        let unknown = answer
+            .as_ref()
+            .is_err_and(|e| e.message.contains("has no command"));
+        assert_eq!(unknown, DESKTOP_COMMANDS.contains(cmd), "{cmd}: {answer:?}");
+        if let Err(e) = &answer
+            && !unknown
+            && e.code == ferry_app::error::ErrorCode::Invalid
+        {
+            assert!(
+                e.field.is_some(),
+                "{cmd}: an invalid call names no field: {e:?}"
+            );
+        }
+    }
+    let nonsense = call_core(&core, "drop_tables", serde_json::json!({})).await;
+    assert!(nonsense.is_err_and(|e| e.message.contains("has no command `drop_tables`")));
+    core.shutdown().await;
+}
