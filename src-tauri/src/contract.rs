@@ -87,18 +87,6 @@ export type Header = { name: string, value: string, redacted?: boolean, };
 export type Timings = { sendMs: number, waitMs: number, receiveMs: number, };
 "#;
 
-/// Runs one command as the window would send it (`cmd` and its camelCase arguments), for
-/// the contract test that holds the UI's fake shell to this one: the shell's own
-/// [`crate::commands::call_core`] (commands that need the desktop — login entry, browser,
-/// quit, events, updates — are not here).
-pub async fn call(
-    core: &crate::app::AppCore,
-    cmd: &str,
-    args: serde_json::Value,
-) -> Result<serde_json::Value, crate::error::AppError> {
-    crate::commands::call_core(core, cmd, args).await
-}
-
 /// An answer reduced to what the contract holds both shells to: for an error its code and
 /// field; for a value its shape (the type of every leaf, the keys of every object, and
 /// one entry per distinct shape in an array), or, when `exact`, the value itself without

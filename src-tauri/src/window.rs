@@ -108,6 +108,13 @@ fn line<T: Serialize>(message: &T) -> Option<String> {
     }
 }
 
+/// `{"event": name, "payload": payload}` with `payload` already JSON (a
+/// [`ToWindow::Event`] line, without parsing the payload and writing it again).
+fn event_line(name: &str, payload: &str) -> String {
+    let name = serde_json::Value::from(name);
+    format!("{{\"event\":{name},\"payload\":{payload}}}\n")
+}
+
 // === Ferry's side ===
 
 /// The window's process, when one runs: the way to it and the task that owns it. Kept by
@@ -145,20 +152,12 @@ impl WindowHost {
         self.link.lock().is_some()
     }
 
+    /// `payload` is the event's JSON as emitted: it goes into the line as it is.
     fn forward(&self, name: &str, payload: &str) {
         let Some(to_window) = self.link.lock().as_ref().map(|l| l.to_window.clone()) else {
             return;
         };
-        let Ok(payload) = serde_json::from_str::<Value>(payload) else {
-            return;
-        };
-        let message = ToWindow::Event {
-            event: name.to_string(),
-            payload,
-        };
-        if let Some(line) = line(&message)
-            && to_window.try_send(line).is_err()
-        {
+        if to_window.try_send(event_line(name, payload)).is_err() {
             tracing::debug!(event = name, "the window is behind: an event was not sent");
         }
     }
@@ -426,14 +425,13 @@ async fn answer_calls(
 struct Parent {
     pending: Mutex<std::collections::HashMap<u64, tauri::ipc::InvokeResolver<tauri::Wry>>>,
     next: AtomicU64,
-    out: std::sync::mpsc::Sender<String>,
+    out: std::sync::mpsc::SyncSender<String>,
 }
 
 impl Parent {
-    fn send<T: Serialize>(&self, message: &T) {
-        if let Some(line) = line(message) {
-            let _ = self.out.send(line);
-        }
+    /// Queues a line for Ferry; false when it could not be (Ferry has stopped reading).
+    fn send<T: Serialize>(&self, message: &T) -> bool {
+        line(message).is_some_and(|line| self.out.try_send(line).is_ok())
     }
 }
 
@@ -441,27 +439,18 @@ impl Parent {
 /// Ferry quits.
 pub fn run_window() -> ExitCode {
     use std::io::IsTerminal as _;
-    if std::io::stdin().is_terminal() {
-        eprintln!("ferry-app: --window is started by Ferry itself, not by hand");
-        return ExitCode::from(2);
-    }
     let mut input = std::io::BufReader::new(std::io::stdin());
     let mut first = String::new();
-    let setup = match input.read_line(&mut first) {
-        Ok(n) if n > 0 => match serde_json::from_str::<ToWindow>(&first) {
-            Ok(ToWindow::Setup { setup }) => setup,
-            _ => {
-                eprintln!("ferry-app: --window is started by Ferry itself, not by hand");
-                return ExitCode::from(2);
-            }
-        },
-        _ => {
-            eprintln!("ferry-app: --window is started by Ferry itself, not by hand");
-            return ExitCode::from(2);
-        }
+    let read = !std::io::stdin().is_terminal() && input.read_line(&mut first).is_ok_and(|n| n > 0);
+    let Some(ToWindow::Setup { setup }) = read
+        .then(|| serde_json::from_str::<ToWindow>(&first).ok())
+        .flatten()
+    else {
+        eprintln!("ferry-app: --window is started by Ferry itself, not by hand");
+        return ExitCode::from(2);
     };
     // Lines to Ferry go through one thread, in order, so no caller waits on the pipe.
-    let (out, lines) = std::sync::mpsc::channel::<String>();
+    let (out, lines) = std::sync::mpsc::sync_channel::<String>(QUEUE);
     std::thread::spawn(move || {
         let mut stdout = std::io::stdout().lock();
         for line in lines {
@@ -486,11 +475,18 @@ pub fn run_window() -> ExitCode {
                 tauri::ipc::InvokeBody::Raw(_) => Value::Null,
             };
             calls.pending.lock().insert(id, invoke.resolver);
-            calls.send(&FromWindow::Call {
+            let sent = calls.send(&FromWindow::Call {
                 call: id,
                 cmd,
                 args,
             });
+            if !sent && let Some(resolver) = calls.pending.lock().remove(&id) {
+                let busy = crate::error::AppError::new(
+                    crate::error::ErrorCode::Engine,
+                    "Ferry is not answering the window",
+                );
+                resolver.reject(busy);
+            }
             true
         })
         .setup(move |app| {
@@ -621,6 +617,7 @@ fn follow_geometry(window: &tauri::WebviewWindow, parent: Arc<Parent>) {
         };
         let geometry = geometry(&w);
         if geometry.is_some() || closing {
+            // A move Ferry cannot take now is told again by the next one.
             parent.send(&FromWindow::Geometry { geometry, closing });
         }
     });
@@ -691,6 +688,14 @@ mod tests {
             serde_json::from_str::<ToWindow>(&event).unwrap(),
             ToWindow::Event { event, .. } if event == "ferry://state"
         ));
+        let forwarded = event_line("ferry://snapshot", r#"{"forwards":[{"name":"a\"b"}]}"#);
+        match serde_json::from_str::<ToWindow>(&forwarded).unwrap() {
+            ToWindow::Event { event, payload } => {
+                assert_eq!(event, "ferry://snapshot");
+                assert_eq!(payload["forwards"][0]["name"], "a\"b");
+            }
+            other => panic!("read as {other:?}"),
+        }
         let setup = line(&ToWindow::Setup {
             setup: Setup::default(),
         })

@@ -1,6 +1,8 @@
 //! The UI's types are generated from the shell's: `ui/src/lib/generated.ts` must be what
 //! `ferry_app::contract::typescript()` writes now.
 
+mod common;
+
 use std::path::PathBuf;
 
 #[test]
@@ -36,22 +38,12 @@ async fn the_real_shell_answers_the_contract_script() {
         .await;
     let kubeconfig = tmp.path().join("kubeconfig");
     fake.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let core = ferry_app::app::AppCore::start(ferry_app::app::AppOptions {
-        store: Some(tmp.path().join("store.json")),
-        data_dir: tmp.path().join("data"),
-        config_dir: tmp.path().join("config"),
-        demo: false,
-        kubeconfig: Some(ferry_core::cluster::KubeconfigSource::from_paths(vec![
-            kubeconfig,
-        ])),
-    })
-    .await
-    .expect("core");
+    let core = common::core_in(tmp.path()).await;
     let mut answers = Vec::new();
     for step in script["steps"].as_array().expect("steps") {
         let cmd = step["cmd"].as_str().expect("cmd");
         let exact = step["exact"].as_bool().unwrap_or(false);
-        let answer = ferry_app::contract::call(&core, cmd, step["args"].clone()).await;
+        let answer = ferry_app::commands::call_core(&core, cmd, step["args"].clone()).await;
         answers.push(serde_json::json!({
             "cmd": cmd,
             "answer": ferry_app::contract::normalize(&answer, exact),
@@ -115,17 +107,7 @@ async fn every_command_the_page_calls_is_one_the_shell_runs() {
     assert_eq!(called, known, "the page's commands and the shell's differ");
 
     let tmp = tempfile::tempdir().expect("tempdir");
-    let core = ferry_app::app::AppCore::start(ferry_app::app::AppOptions {
-        store: Some(tmp.path().join("store.json")),
-        data_dir: tmp.path().join("data"),
-        config_dir: tmp.path().join("config"),
-        demo: false,
-        kubeconfig: Some(ferry_core::cluster::KubeconfigSource::from_paths(vec![
-            tmp.path().join("kubeconfig"),
-        ])),
-    })
-    .await
-    .expect("core");
+    let core = common::core_in(tmp.path()).await;
     for cmd in COMMANDS {
         if *cmd == "start_demo" {
             continue;

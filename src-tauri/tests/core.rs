@@ -810,10 +810,13 @@ async fn bad_prefs_and_stars_name_their_field_and_change_nothing() {
         ),
         (serde_json::json!({"colour": "red"}), "colour"),
     ] {
-        let e =
-            ferry_app::contract::call(&core, "save_prefs", serde_json::json!({ "prefs": value }))
-                .await
-                .unwrap_err();
+        let e = ferry_app::commands::call_core(
+            &core,
+            "save_prefs",
+            serde_json::json!({ "prefs": value }),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(
             (e.code, e.field.as_deref()),
             (ErrorCode::Invalid, Some(field)),

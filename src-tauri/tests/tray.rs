@@ -297,6 +297,13 @@ fn descendants(app: u32) -> Vec<(u32, String)> {
     found
 }
 
+/// Waits until the app runs no other process (no window's, no WebKit's).
+fn wait_for_no_window(what: &str, app: u32) {
+    wait_until(what, Duration::from_secs(10), || {
+        descendants(app).is_empty()
+    });
+}
+
 /// The app's WebKit web processes (one per open web view).
 fn web_processes(app: u32) -> usize {
     descendants(app)
@@ -583,11 +590,7 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
         });
         // The window had a process of its own: it is gone, and WebKit's processes with it
         // (Ferry in the tray keeps none of the window's memory).
-        wait_until(
-            "the window's process and WebKit's exit",
-            Duration::from_secs(10),
-            || descendants(first.0.id()).is_empty(),
-        );
+        wait_for_no_window("the window's process and WebKit's exit", first.0.id());
         assert!(
             first.0.try_wait().unwrap().is_none(),
             "closing the window ended the app"
@@ -612,11 +615,7 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
         .args(["-KILL", &window_process.0.to_string()])
         .status()
         .unwrap();
-    wait_until(
-        "the killed window's processes are gone",
-        Duration::from_secs(10),
-        || descendants(first.0.id()).is_empty(),
-    );
+    wait_for_no_window("the killed window's processes are gone", first.0.id());
     assert!(
         first.0.try_wait().unwrap().is_none(),
         "the window's process died and took Ferry with it"
@@ -627,9 +626,7 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
     );
     launch_again(dir, &desktop, &bus);
     close_window(&desktop);
-    wait_until("the window closes", Duration::from_secs(10), || {
-        descendants(first.0.id()).is_empty()
-    });
+    wait_for_no_window("the window closes", first.0.id());
 
     // Another program (the `ferry` CLI, say) turns start at login off in the store: the
     // running app removes the entry.

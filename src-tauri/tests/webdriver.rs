@@ -169,6 +169,17 @@ async fn click(c: &Client, id: &str) {
         .unwrap_or_else(|e| panic!("cannot click {id}: {e}"));
 }
 
+/// Opens the details panel of the forward `name` (its row's details button).
+async fn open_details(c: &Client, name: &str) {
+    let button = format!("[data-testid=\"forward-row-{name}\"] [aria-label=\"Details of {name}\"]");
+    c.find(Locator::Css(&button))
+        .await
+        .unwrap_or_else(|e| panic!("the details button of {name}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("open the details of {name}: {e}"));
+}
+
 async fn type_into(c: &Client, id: &str, text: &str) {
     let el = c.find(Locator::Css(&css(id))).await.unwrap();
     el.clear().await.unwrap();
@@ -316,14 +327,7 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
     // "Copy as kubectl command": the shell writes the clipboard (WebKitGTK refuses a page's
     // own write after an IPC round trip, so the page's way never copied); read it back
     // from the X display.
-    c.find(Locator::Css(
-        "[data-testid=\"forward-row-added\"] [aria-label=\"Details of added\"]",
-    ))
-    .await
-    .expect("the details button of added")
-    .click()
-    .await
-    .expect("open the details");
+    open_details(&c, "added").await;
     click(&c, "copy-kubectl").await;
     let port = local_addr(&c, "added").await.port();
     let want = format!("kubectl port-forward --context ferry-fake -n demo svc/web {port}:80");
@@ -384,14 +388,7 @@ async fn the_app_in_demo_mode_as_a_person_uses_it() {
     eprintln!("webdriver: the HTTP tab");
     // Inspect web from its details panel's HTTP tab; a request through its local port
     // appears in the tab's table.
-    c.find(Locator::Css(
-        "[data-testid=\"forward-row-web\"] [aria-label=\"Details of web\"]",
-    ))
-    .await
-    .expect("the details button of web")
-    .click()
-    .await
-    .expect("open the details");
+    open_details(&c, "web").await;
     click(&c, "http-tab-button").await;
     click(&c, "http-turn-on").await;
     c.wait()

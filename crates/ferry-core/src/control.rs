@@ -863,16 +863,15 @@ mod tests {
             crate::clock::now_ms()
         ));
         let bus = std::sync::Arc::new(crate::events::Bus::new());
-        let first = {
+        let serve = |kind: &str| {
             let bus = bus.clone();
             ControlServer::start(
                 path.clone(),
-                Runner::this_process("first", "demo"),
+                Runner::this_process(kind, "demo"),
                 move || bus.subscribe(),
             )
-            .await
-            .expect("served")
         };
+        let first = serve("first").await.expect("served");
         let client = ControlClient::connect(&path)
             .await
             .expect("connects")
@@ -880,15 +879,7 @@ mod tests {
         let (runner, snapshot) = client.status().await.expect("status");
         assert_eq!(runner.kind, "first");
         assert!(snapshot.forwards.is_empty());
-        let second = {
-            let bus = bus.clone();
-            ControlServer::start(
-                path.clone(),
-                Runner::this_process("second", "demo"),
-                move || bus.subscribe(),
-            )
-            .await
-        };
+        let second = serve("second").await;
         match second {
             Err(ControlError::AlreadyRunning(r)) => assert_eq!(r.kind, "first"),
             Err(e) => panic!("refused for another reason: {e}"),

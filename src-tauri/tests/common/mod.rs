@@ -56,6 +56,23 @@ pub fn wait_port(port: u16, within: Duration) {
     }
 }
 
+/// Runs `program args` against `display` every 50 ms until it succeeds; fails the test
+/// with `failure()` after 10 s.
+fn until_it_succeeds(display: &str, program: &str, args: &[&str], failure: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !Command::new(program)
+        .args(args)
+        .env("DISPLAY", display)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(Instant::now() < deadline, "{}", failure());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Xvfb on a display it picks, with an XEmbed tray on it.
 pub struct Desktop {
     pub display: String,
@@ -93,26 +110,16 @@ impl Desktop {
         ));
         // An app started before trayer holds the tray selection may never embed its icon:
         // wait until the selection has an owner.
-        let deadline = Instant::now() + Duration::from_secs(10);
         let owned = "from Xlib import display, X\n\
                      d = display.Display()\n\
                      owner = d.get_selection_owner(d.intern_atom('_NET_SYSTEM_TRAY_S0'))\n\
                      raise SystemExit(0 if owner != X.NONE else 1)";
-        while !Command::new("python3")
-            .args(["-c", owned])
-            .env("DISPLAY", &desktop.display)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-        {
-            assert!(
-                Instant::now() < deadline,
+        until_it_succeeds(&desktop.display, "python3", &["-c", owned], || {
+            format!(
                 "trayer on {} never took the tray selection (python-xlib: scripts/setup)",
                 desktop.display
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            )
+        });
         desktop
     }
 
@@ -138,21 +145,9 @@ impl Desktop {
         out.read_line(&mut line).unwrap();
         let display = format!(":{}", line.trim());
         // The display answers a client before anything is started on it.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !Command::new("xdotool")
-            .arg("getdisplaygeometry")
-            .env("DISPLAY", &display)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-        {
-            assert!(
-                Instant::now() < deadline,
-                "Xvfb on {display} never answered"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        until_it_succeeds(&display, "xdotool", &["getdisplaygeometry"], || {
+            format!("Xvfb on {display} never answered")
+        });
         Desktop {
             display,
             _xvfb: xvfb,
