@@ -54,6 +54,9 @@ pub struct AppOptions {
     pub kubeconfig: Option<KubeconfigSource>,
 }
 
+/// What the app calls itself on its control endpoint (`ferry status`, a second launch).
+pub const APP_KIND: &str = "the Ferry app";
+
 /// Everything the UI shows, but the counters' churn.
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct AppState {
@@ -303,7 +306,7 @@ impl AppCore {
         // closure holds only its command channel.
         let control = match ferry_core::control::ControlServer::start_with(
             ferry_core::control::endpoint_path(&source),
-            ferry_core::control::Runner::this_process("the Ferry app", &source),
+            ferry_core::control::Runner::this_process(APP_KIND, &source),
             engine.subscriber(),
             engine.inspector(),
         )
@@ -382,6 +385,18 @@ impl AppCore {
     /// Cancelled when the core shuts down.
     pub fn stopped(&self) -> &CancellationToken {
         &self.stop
+    }
+
+    /// Answers the control endpoint's `show` (a second launch of the app) with `show`.
+    /// False when the endpoint is not served (another process holds it).
+    pub fn answer_show(&self, show: impl Fn() + Send + Sync + 'static) -> bool {
+        match self.control.lock().as_ref() {
+            Some(control) => {
+                control.answer_show(show);
+                true
+            }
+            None => false,
+        }
     }
 
     // === state ===

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ferry_core::events::{Event, ForwardState, Snapshot, Update};
-use tauri::{AppHandle, Emitter, Manager};
 
 use crate::app::AppCore;
-use crate::tray::Tray;
+use crate::desktop::Desktop;
+use crate::tray::View;
 
 pub const STATE_EVENT: &str = "ferry://state";
 pub const SNAPSHOT_EVENT: &str = "ferry://snapshot";
@@ -36,17 +36,17 @@ type Shown = Arc<parking_lot::Mutex<std::collections::VecDeque<u32>>>;
 const BUTTONS_KEPT: usize = 32;
 
 /// Starts the bridge, and the listener for the notifications' buttons, as the core's tasks.
-pub fn start(app: AppHandle, core: &Arc<AppCore>) {
+pub fn start(desktop: Arc<Desktop>, core: &Arc<AppCore>) {
     let shown = Shown::default();
     #[cfg(target_os = "linux")]
-    core.spawn(follow_buttons(app.clone(), shown.clone()));
-    core.spawn(run(app, core.clone(), shown));
+    core.spawn(follow_buttons(Arc::downgrade(&desktop), shown.clone()));
+    core.spawn(run(desktop, core.clone(), shown));
 }
 
 /// Opens the window when the user presses a notification's "Open Ferry" button (or clicks
 /// its body): the notification service says so with an `ActionInvoked` signal.
 #[cfg(target_os = "linux")]
-async fn follow_buttons(app: AppHandle, shown: Shown) {
+async fn follow_buttons(desktop: std::sync::Weak<Desktop>, shown: Shown) {
     use futures::StreamExt as _;
     let listen = async {
         let bus = zbus::Connection::session().await?;
@@ -62,8 +62,11 @@ async fn follow_buttons(app: AppHandle, shown: Shown) {
             let Ok((id, action)) = signal.body().deserialize::<(u32, String)>() else {
                 continue;
             };
-            if matches!(action.as_str(), "open" | "default") && shown.lock().contains(&id) {
-                crate::window::show(&app);
+            if matches!(action.as_str(), "open" | "default")
+                && shown.lock().contains(&id)
+                && let Some(desktop) = desktop.upgrade()
+            {
+                crate::window::show(&desktop);
             }
         }
         zbus::Result::Ok(())
@@ -73,7 +76,7 @@ async fn follow_buttons(app: AppHandle, shown: Shown) {
     }
 }
 
-async fn run(app: AppHandle, core: Arc<AppCore>, shown: Shown) {
+async fn run(app: Arc<Desktop>, core: Arc<AppCore>, shown: Shown) {
     let mut changes = core.changes();
     let mut sub = core.subscribe();
     // The snapshots the engine publishes, followed apart from the events.
@@ -84,14 +87,16 @@ async fn run(app: AppHandle, core: Arc<AppCore>, shown: Shown) {
     let mut last_emit = Instant::now() - COALESCE;
     let mut store_mtime = mtime(core.store_path());
     let mut notifier = Notifier::default();
-    let desktop = desktop_notifier(app.clone(), core.data_dir(), shown);
+    let desktop = desktop_notifier(core.data_dir(), shown);
+    // What the tray shows last: a snapshot that changes nothing in it is not sent.
+    let mut tray = None;
     // States reached before the subscription are the notifier's starting point.
     let first = snapshots.borrow_and_update().clone();
     for message in notifier.seed(&first) {
         notify(&desktop, &core, message);
     }
-    let mut login = LoginEntry::start(&app, &core);
-    publish_state(&app, &core, first.clone());
+    let mut login = LoginEntry::start(&core);
+    publish_state(&app, &mut tray, &core, first.clone());
     loop {
         let wait = COALESCE.saturating_sub(last_emit.elapsed());
         tokio::select! {
@@ -122,12 +127,13 @@ async fn run(app: AppHandle, core: Arc<AppCore>, shown: Shown) {
             }
             changed = changes.changed() => {
                 if changed.is_err() { return; }
-                login.follow(&app, &core);
-                publish_state(&app, &core, snapshots.borrow().clone());
+                login.follow(&core);
+                let snapshot = snapshots.borrow().clone();
+                publish_state(&app, &mut tray, &core, snapshot);
             }
             _ = tokio::time::sleep(wait), if dirty => {
                 let snapshot = snapshots.borrow_and_update().clone();
-                emit_snapshot(&app, &core, &snapshot);
+                emit_snapshot(&app, &mut tray, &core, &snapshot);
                 last_emit = Instant::now();
                 dirty = false;
             }
@@ -151,32 +157,35 @@ fn mtime(path: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-fn publish_state(app: &AppHandle, core: &AppCore, snapshot: std::sync::Arc<Snapshot>) {
-    let state = core.state_with(snapshot);
-    update_tray(app, &state.config, &state.favourites, &state.snapshot);
-    let _ = app.emit(STATE_EVENT, &state);
-}
-
-fn emit_snapshot(app: &AppHandle, core: &AppCore, snapshot: &Snapshot) {
-    update_tray(app, &core.config(), &core.favourites(), snapshot);
-    if app
-        .try_state::<Arc<crate::window::WindowHost>>()
-        .is_some_and(|host| host.is_open())
-    {
-        let _ = app.emit(SNAPSHOT_EVENT, snapshot);
-    }
-}
-
-fn update_tray(
-    app: &AppHandle,
-    config: &ferry_core::config::Config,
-    favourites: &[String],
-    snapshot: &Snapshot,
+fn publish_state(
+    app: &Desktop,
+    tray: &mut Option<View>,
+    core: &AppCore,
+    snapshot: std::sync::Arc<Snapshot>,
 ) {
-    if let Some(tray) = app.try_state::<Arc<Tray>>()
-        && let Err(e) = tray.show(app, config, favourites, snapshot)
-    {
-        tracing::debug!(error = %e, "tray update failed");
+    let state = core.state_with(snapshot);
+    update_tray(
+        app,
+        tray,
+        View::new(&state.config, &state.favourites, &state.snapshot),
+    );
+    app.emit(STATE_EVENT, &state);
+}
+
+fn emit_snapshot(app: &Desktop, tray: &mut Option<View>, core: &AppCore, snapshot: &Snapshot) {
+    update_tray(
+        app,
+        tray,
+        View::new(&core.config(), &core.favourites(), snapshot),
+    );
+    app.emit(SNAPSHOT_EVENT, snapshot);
+}
+
+/// Sends the tray `view` when it differs from what it was last sent.
+fn update_tray(app: &Desktop, shown: &mut Option<View>, view: View) {
+    if shown.as_ref() != Some(&view) {
+        *shown = Some(view.clone());
+        app.tray(view);
     }
 }
 
@@ -330,16 +339,12 @@ fn notify(desktop: &std::sync::mpsc::Sender<String>, core: &AppCore, message: St
 /// Shows notifications one after another, in order, on a blocking thread (the D-Bus call
 /// waits for the notification service, up to its timeout when none answers). Ends when
 /// the sender is dropped. Each says it comes from Ferry, with Ferry's icon.
-fn desktop_notifier(
-    app: AppHandle,
-    data_dir: &std::path::Path,
-    shown: Shown,
-) -> std::sync::mpsc::Sender<String> {
+fn desktop_notifier(data_dir: &std::path::Path, shown: Shown) -> std::sync::mpsc::Sender<String> {
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let icon = notification_icon(data_dir);
-    tauri::async_runtime::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         for message in rx {
-            match show_notification(&app, icon.as_deref(), &message) {
+            match show_notification(icon.as_deref(), &message) {
                 Ok(Some(id)) => {
                     let mut shown = shown.lock();
                     shown.push_back(id);
@@ -367,15 +372,11 @@ fn notification_icon(data_dir: &std::path::Path) -> Option<std::path::PathBuf> {
     Some(path)
 }
 
-/// On Linux, through the notification service directly, naming the application "Ferry"
-/// (the plugin there names it after the binary and shows no icon), with an "Open Ferry"
-/// button (also the body's click). Returns the notification's id, for the button.
+/// On Linux, through the notification service, naming the application "Ferry" with
+/// Ferry's icon and an "Open Ferry" button (also the body's click). Returns the
+/// notification's id, for the button.
 #[cfg(target_os = "linux")]
-fn show_notification(
-    _app: &AppHandle,
-    icon: Option<&std::path::Path>,
-    message: &str,
-) -> Result<Option<u32>, String> {
+fn show_notification(icon: Option<&std::path::Path>, message: &str) -> Result<Option<u32>, String> {
     let mut n = notify_rust::Notification::new();
     n.appname("Ferry")
         .summary("Ferry")
@@ -388,21 +389,20 @@ fn show_notification(
     n.show().map(|h| Some(h.id())).map_err(|e| e.to_string())
 }
 
-/// Elsewhere the notification plugin already shows the app's own name and icon.
+/// Elsewhere, through the system's notification centre, which shows the app's own name
+/// and icon (on Windows, an installed app's: its identifier, registered by the installer).
 #[cfg(not(target_os = "linux"))]
 fn show_notification(
-    app: &AppHandle,
     _icon: Option<&std::path::Path>,
     message: &str,
 ) -> Result<Option<u32>, String> {
-    use tauri_plugin_notification::NotificationExt as _;
-    app.notification()
-        .builder()
-        .title("Ferry")
-        .body(message)
-        .show()
-        .map(|()| None)
-        .map_err(|e| e.to_string())
+    let mut n = notify_rust::Notification::new();
+    n.summary("Ferry").body(message);
+    #[cfg(target_os = "windows")]
+    if !cfg!(debug_assertions) {
+        n.app_id(crate::desktop::IDENTIFIER);
+    }
+    n.show().map(|_| None).map_err(|e| e.to_string())
 }
 
 /// Keeps the start-at-login entry in line with the settings, whoever changed them (the
@@ -414,25 +414,25 @@ struct LoginEntry {
 }
 
 impl LoginEntry {
-    fn start(app: &AppHandle, core: &AppCore) -> LoginEntry {
+    fn start(core: &AppCore) -> LoginEntry {
         let on = core.settings().start_at_login;
         if on {
-            apply_login(app, on);
+            apply_login(on);
         }
         LoginEntry { on }
     }
 
-    fn follow(&mut self, app: &AppHandle, core: &AppCore) {
+    fn follow(&mut self, core: &AppCore) {
         let on = core.settings().start_at_login;
         if on != self.on {
             self.on = on;
-            apply_login(app, on);
+            apply_login(on);
         }
     }
 }
 
-fn apply_login(app: &AppHandle, on: bool) {
-    if let Err(e) = crate::login::set(app, on) {
+fn apply_login(on: bool) {
+    if let Err(e) = crate::login::set(on) {
         tracing::warn!(error = %e.message, "start at login not changed");
     }
 }

@@ -1,17 +1,17 @@
 //! The IPC commands (docs/app-ipc.md), run in the long-lived process for the window's
-//! process, which forwards every command of its page here (see [`crate::window`]): each
+//! process, which forwards every command of its page here but the updater's (see
+//! [`crate::window`]): each
 //! one reads its arguments (named as the page sends them, camelCase), validates its input
 //! through the core and maps errors to `{code, message, field}`. Nothing else happens here.
 
 use std::sync::Arc;
 
+use crate::app::AppCore;
+use crate::desktop::Desktop;
+use crate::error::{AppError, ErrorCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tauri::{AppHandle, Emitter, Manager};
-
-use crate::app::AppCore;
-use crate::error::{AppError, ErrorCode};
 
 type Result<T> = std::result::Result<T, AppError>;
 
@@ -58,8 +58,9 @@ pub const COMMANDS: &[&str] = &[
     "install_update",
 ];
 
-/// The commands that need the desktop (the login entry, a browser, quitting, events,
-/// updates), run by [`call`]; every other one is [`call_core`]'s.
+/// The commands that need the desktop (the login entry, a browser, quitting, events),
+/// run by [`call`], and the updater's, which the window's process runs itself
+/// ([`UPDATE_COMMANDS`]); every other one is [`call_core`]'s.
 pub const DESKTOP_COMMANDS: &[&str] = &[
     "save_settings",
     "open_url",
@@ -69,6 +70,9 @@ pub const DESKTOP_COMMANDS: &[&str] = &[
     "offered_update",
     "install_update",
 ];
+
+/// The updater's commands: run in the window's process, which has Tauri's updater.
+pub const UPDATE_COMMANDS: &[&str] = &["check_update", "offered_update", "install_update"];
 
 /// The arguments of one call, as the page sent them.
 pub struct Args(serde_json::Map<String, Value>);
@@ -116,7 +120,7 @@ fn snake_case(name: &str) -> String {
     out
 }
 
-fn answer<T: Serialize>(value: Result<T>) -> Result<Value> {
+pub(crate) fn answer<T: Serialize>(value: Result<T>) -> Result<Value> {
     let value = value?;
     serde_json::to_value(value).map_err(|e| {
         AppError::new(
@@ -127,12 +131,10 @@ fn answer<T: Serialize>(value: Result<T>) -> Result<Value> {
 }
 
 /// Runs the command `cmd` with `args` (named as the page sends them); its answer as JSON.
-pub async fn call(app: &AppHandle, cmd: &str, args: Value) -> Result<Value> {
-    let Some(core) = app.try_state::<Arc<AppCore>>().map(|c| c.inner().clone()) else {
-        return Err(AppError::new(ErrorCode::Engine, "Ferry is not running"));
-    };
+pub async fn call(desktop: &Arc<Desktop>, cmd: &str, args: Value) -> Result<Value> {
+    let core = desktop.core();
     if !DESKTOP_COMMANDS.contains(&cmd) {
-        return call_core(&core, cmd, args).await;
+        return call_core(core, cmd, args).await;
     }
     let mut a = Args::new(args)?;
     match cmd {
@@ -143,22 +145,22 @@ pub async fn call(app: &AppHandle, cmd: &str, args: Value) -> Result<Value> {
             let start_at_login = settings.start_at_login;
             let login_changed = core.settings().start_at_login != start_at_login;
             if login_changed {
-                crate::login::set(app, start_at_login)?;
+                crate::login::set(start_at_login)?;
             }
             let saved = core.save_settings(settings).await;
             if saved.is_err() && login_changed {
-                let _ = crate::login::set(app, !start_at_login);
+                let _ = crate::login::set(!start_at_login);
             }
             answer(saved)
         }
         "open_url" => {
             let url: String = a.get("url")?;
-            answer(open_url(app, url))
+            answer(open_url(url))
         }
         // The window's Quit and Ctrl+Q: quits also when there is no tray to quit from.
         // Every forward is stopped as the app exits.
         "quit" => {
-            app.exit(0);
+            desktop.exit();
             answer(Ok(()))
         }
         // What `inspect_exchanges` answers, and every later exchange of the forward as
@@ -166,37 +168,19 @@ pub async fn call(app: &AppHandle, cmd: &str, args: Value) -> Result<Value> {
         // follower of any other forward.
         "follow_exchanges" => {
             let forward: String = a.get("forward")?;
-            let to = app.clone();
+            let to = Arc::downgrade(desktop);
             let sink: crate::inspect::Sink = Arc::new(move |batch| {
-                let _ = to.emit(crate::inspect::EXCHANGE_EVENT, batch);
+                if let Some(desktop) = to.upgrade() {
+                    desktop.emit(crate::inspect::EXCHANGE_EVENT, &batch);
+                }
             });
             answer(core.follow_exchanges(&forward, sink).await)
         }
-        // === updates ===
-        // Asks the update server for a newer release now (no download): offered, current,
-        // or unreachable (no error: the schedule tries again later). An offer is also sent
-        // as `ferry://update`.
-        "check_update" => {
-            let updates = updates(app)?;
-            let checked = updates.check(app).await?;
-            if let crate::update::Checked::Offered(info) = &checked {
-                let _ = app.emit(crate::update::UPDATE_EVENT, info);
-            }
-            answer(Ok(checked))
-        }
-        // The release on offer from the last check, if any (no request).
-        "offered_update" => answer(Ok(updates(app)?.offered())),
-        // Downloads, verifies and installs the release on offer, then restarts Ferry.
-        // Refused while forwards are up unless `confirmCut`.
-        "install_update" => {
-            let confirm_cut: bool = a.get("confirmCut")?;
-            let updates = updates(app)?;
-            let active = core.listening_forwards().await;
-            updates.install(&active, confirm_cut).await?;
-            updates.stop();
-            core.shutdown().await;
-            app.restart()
-        }
+        // The window's process runs the updater's commands; one sent here is refused.
+        cmd if UPDATE_COMMANDS.contains(&cmd) => Err(AppError::new(
+            ErrorCode::Engine,
+            format!("`{cmd}` is run by the window's process"),
+        )),
         other => Err(AppError::new(
             ErrorCode::Invalid,
             format!("Ferry has no command `{other}`"),
@@ -364,22 +348,14 @@ pub async fn call_core(core: &AppCore, cmd: &str, args: Value) -> Result<Value> 
     }
 }
 
-fn updates(app: &AppHandle) -> Result<Arc<crate::update::Updates>> {
-    app.try_state::<Arc<crate::update::Updates>>()
-        .map(|u| u.inner().clone())
-        .ok_or_else(|| AppError::new(ErrorCode::Engine, "updates are not set up"))
-}
-
-fn open_url(app: &AppHandle, url: String) -> Result<()> {
+fn open_url(url: String) -> Result<()> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(AppError::invalid(
             "url",
             "only http and https addresses are opened",
         ));
     }
-    use tauri_plugin_opener::OpenerExt as _;
-    app.opener()
-        .open_url(url, None::<&str>)
+    open::that_detached(&url)
         .map_err(|e| AppError::new(ErrorCode::Invalid, format!("could not open a browser: {e}")))
 }
 

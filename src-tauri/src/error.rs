@@ -4,10 +4,10 @@
 use ferry_core::EngineError;
 use ferry_core::config::{ConfigError, ProblemKind};
 use ferry_core::store::StoreError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What kind of failure, for the UI to branch on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -37,12 +37,12 @@ impl ErrorCode {
 }
 
 /// A failed command, worded for the user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, ts_rs::TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error, ts_rs::TS)]
 #[error("{message}")]
 pub struct AppError {
     pub code: ErrorCode,
     pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional = nullable)]
     pub field: Option<String>,
 }

@@ -1,18 +1,19 @@
-//! Ferry's desktop app: a thin Tauri 2 shell over `ferry-core`.
+//! Ferry's desktop app: two processes over `ferry-core`.
 //!
-//! - [`app`]: the core (store, engine, demo cluster, every command's logic), Tauri-free;
-//! - [`commands`]: the IPC commands, mapping errors to `{code, message, field}`;
+//! - [`desktop`]: Ferry's long-lived process (`ferry-tray`): the engine, the tray,
+//!   notifications, start at login, with neither a web view nor Tauri's runtime linked in;
+//!   `ferry-app` hands over to it;
+//! - [`window`]: the window, in a process of its own (`ferry-app --window`, Tauri) started
+//!   by "Open Ferry" and gone when it closes; its page's commands go to Ferry's process;
+//! - [`app`]: the core (store, engine, demo cluster, every command's logic);
+//! - [`commands`]: the page's commands, mapping errors to `{code, message, field}`;
 //! - [`bridge`]: engine events to the window, the tray and notifications;
 //! - [`discover`]: forwards the cluster declares, offered to add, and the badge's count;
 //! - [`inspect`]: the HTTP tab: recorded exchanges, their follower, replay, curl, HAR;
 //! - [`tray`]: the tray icon and menu;
-//! - [`update`]: signed updates, looked for at start and daily, installed when asked;
+//! - [`update`]: signed updates, looked for by the window's process, installed when asked;
 //! - [`settings`], [`prefs`], [`logs`], [`error`]: the settings the store keeps beside the
 //!   forwards, the app's own preferences (`prefs.json`), per-forward log lines, errors.
-//!
-//! - [`window`]: the window, in a process of its own (`ferry-app --window`) started by
-//!   "Open Ferry" and gone when it closes, so Ferry in the tray holds no web view and none
-//!   of WebKit's state; its page's commands come here through it.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ pub mod app;
 pub mod bridge;
 pub mod commands;
 pub mod contract;
+pub mod desktop;
 pub mod discover;
 pub mod error;
 pub mod inspect;
@@ -36,11 +38,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tauri::{Manager, RunEvent};
-
-use crate::app::{AppCore, AppOptions};
-
-const USAGE: &str = "\
+pub(crate) const USAGE: &str = "\
 usage: ferry-app [--demo] [--hidden] [--store FILE]
 
   --demo        start the built-in demo cluster and add its forwards (no cluster needed)
@@ -50,15 +48,15 @@ usage: ferry-app [--demo] [--hidden] [--store FILE]
 ";
 
 #[derive(Debug, Default)]
-struct Args {
-    demo: bool,
-    hidden: bool,
+pub(crate) struct Args {
+    pub(crate) demo: bool,
+    pub(crate) hidden: bool,
     /// The window's own process, started by Ferry's (not by hand).
-    window: bool,
-    store: Option<PathBuf>,
+    pub(crate) window: bool,
+    pub(crate) store: Option<PathBuf>,
 }
 
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut out = Args::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -79,12 +77,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     Ok(out)
 }
 
-/// Runs the app until it quits.
+/// `ferry-app`: the window (`--window`, started by Ferry's process), or else the launcher,
+/// which hands over to Ferry's process ([`desktop`]) with the same arguments.
 pub fn run() -> ExitCode {
-    #[cfg(target_os = "linux")]
-    without_gdk_gl();
-    ferry_core::ports::raise_open_files_limit();
-    let args = match parse_args(std::env::args().skip(1)) {
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let args = match parse_args(raw.iter().map(|a| a.to_string_lossy().into_owned())) {
         Ok(a) => a,
         Err(e) if e.is_empty() => {
             print!("{USAGE}");
@@ -98,119 +95,72 @@ pub fn run() -> ExitCode {
     if args.window {
         // Its lines reach Ferry's log through stderr, which it shares with Ferry.
         tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ferry=info")),
-            )
+            .with_env_filter(log_filter())
             .with_writer(std::io::stderr)
             .init();
         return window::run_window();
     }
-    // Logs go to stderr and, once the data directory is known, to a daily file there.
-    let log_file = LogFile::default();
-    {
-        use tracing_subscriber::layer::SubscriberExt as _;
-        use tracing_subscriber::util::SubscriberInitExt as _;
-        tracing_subscriber::registry()
-            .with(
-                tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ferry=info")),
-            )
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(false)
-                    .with_writer(log_file.clone()),
-            )
-            .init();
-    }
-    #[cfg(target_os = "linux")]
-    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
-        eprintln!(
-            "ferry-app: no display (neither DISPLAY nor WAYLAND_DISPLAY is set). Run it in a desktop session, or use the `ferry` command (`ferry up`) where there is none."
-        );
-        return ExitCode::from(1);
-    }
-    let hidden = args.hidden;
-    let result = tauri::Builder::default()
-        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
-            window::show(app);
-        }))
-        .plugin(tauri_plugin_autostart::init(
-            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
-            Some(login::ARGS.to_vec()),
-        ))
-        .plugin(tauri_plugin_notification::init())
-        .plugin(tauri_plugin_opener::init())
-        .plugin(tauri_plugin_updater::Builder::new().build())
-        .setup(move |app| {
-            // Ferry's own process lives in the menu bar; the window's process is the one
-            // with a Dock icon, while it is open.
-            #[cfg(target_os = "macos")]
-            app.set_activation_policy(tauri::ActivationPolicy::Accessory);
-            let data_dir = app
-                .path()
-                .app_data_dir()
-                .unwrap_or_else(|_| std::env::temp_dir().join("ferry-app"));
-            log_file.open(app, &data_dir.join("logs"));
-            let config_dir = app
-                .path()
-                .app_config_dir()
-                .unwrap_or_else(|_| data_dir.join("config"));
-            let options = AppOptions {
-                store: args.store.clone(),
-                data_dir,
-                config_dir,
-                demo: args.demo,
-                kubeconfig: None,
-            };
-            let core = tauri::async_runtime::block_on(AppCore::start(options))
-                .map_err(|e| format!("Ferry could not start: {e}"))?;
-            app.manage(core.clone());
-            window::WindowHost::install(app.handle());
-            let tray = tray::Tray::new(app.handle())?;
-            app.manage(tray);
-            core.set_tray_available(tray_host::available());
-            bridge::start(app.handle().clone(), &core);
-            core.watch_declared();
-            let updates = Arc::new(update::Updates::new());
-            let prefs = Arc::downgrade(&core);
-            updates.schedule(app.handle().clone(), update::FIRST_CHECK_AFTER, move || {
-                prefs
-                    .upgrade()
-                    .is_some_and(|core| core.prefs().check_updates)
-            });
-            app.manage(updates);
-            if !hidden {
-                window::show(app.handle());
-            }
-            Ok(())
-        })
-        .build(context());
-    let app = match result {
-        Ok(app) => app,
+    hand_over(&raw)
+}
+
+/// Starts Ferry's process (`ferry-tray`, beside this binary) with `args`: in place of this
+/// one on Unix (the same process id), as a new one elsewhere.
+fn hand_over(args: &[std::ffi::OsString]) -> ExitCode {
+    let keeper = match desktop::sibling(desktop::KEEPER) {
+        Ok(keeper) if keeper.exists() => keeper,
+        Ok(keeper) => {
+            eprintln!(
+                "ferry-app: {} is missing: Ferry is not installed whole (reinstall it)",
+                keeper.display()
+            );
+            return ExitCode::from(1);
+        }
         Err(e) => {
-            eprintln!("ferry-app: {e}");
+            eprintln!("ferry-app: Ferry's own binary cannot be found: {e}");
             return ExitCode::from(1);
         }
     };
-    // Ferry's process builds no window, so nothing but a quit ends it: the window's
-    // process tells it when the window closes (see `window`).
-    app.run(|app, event| {
-        if let RunEvent::Exit = event {
-            if let Some(host) = app.try_state::<Arc<window::WindowHost>>() {
-                host.stop();
-            }
-            if let Some(updates) = app.try_state::<Arc<update::Updates>>() {
-                updates.stop();
-            }
-            if let Some(core) = app.try_state::<Arc<AppCore>>() {
-                let core = core.inner().clone();
-                tauri::async_runtime::block_on(core.shutdown());
-            }
+    let mut keep = std::process::Command::new(&keeper);
+    keep.args(args);
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("GDK_GL").is_none() {
+        keep.env("GDK_GL", "disable");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt as _;
+        let e = keep.exec();
+        eprintln!("ferry-app: {} could not start: {e}", keeper.display());
+        ExitCode::from(1)
+    }
+    #[cfg(not(unix))]
+    match keep.spawn() {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry-app: {} could not start: {e}", keeper.display());
+            ExitCode::from(1)
         }
-    });
-    ExitCode::SUCCESS
+    }
+}
+
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ferry=info"))
+}
+
+/// Logs go to stderr and, once the data directory is known, to a daily file there.
+pub(crate) fn log_to(file: LogFile) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    tracing_subscriber::registry()
+        .with(log_filter())
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(file),
+        )
+        .init();
 }
 
 /// The app's configuration and its page (one copy in the binary, for both processes).
@@ -221,18 +171,16 @@ pub(crate) fn context() -> tauri::Context {
 /// The app's log file, written through a background thread once opened (before that,
 /// lines go to stderr only). Kept: the last 7 days, one file a day.
 #[derive(Clone, Default)]
-struct LogFile(Arc<std::sync::OnceLock<tracing_appender::non_blocking::NonBlocking>>);
-
-/// Flushes the log file when the app ends.
-struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+pub(crate) struct LogFile(Arc<std::sync::OnceLock<tracing_appender::non_blocking::NonBlocking>>);
 
 impl LogFile {
-    fn open(&self, app: &tauri::App, dir: &std::path::Path) {
+    /// Opens the file in `dir`; the guard flushes it when dropped (as the process ends).
+    pub(crate) fn open(&self, dir: &Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
         use tracing_appender::rolling::{RollingFileAppender, Rotation};
         // The appender looks for old files to prune at once: the directory must exist.
         if let Err(e) = std::fs::create_dir_all(dir) {
             tracing::warn!(dir = %dir.display(), error = %e, "no log file");
-            return;
+            return None;
         }
         let appender = RollingFileAppender::builder()
             .rotation(Rotation::DAILY)
@@ -244,9 +192,12 @@ impl LogFile {
             Ok(appender) => {
                 let (writer, guard) = tracing_appender::non_blocking(appender);
                 let _ = self.0.set(writer);
-                app.manage(LogGuard(guard));
+                Some(guard)
             }
-            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "no log file"),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "no log file");
+                None
+            }
         }
     }
 }
@@ -269,6 +220,7 @@ pub(crate) fn save_download(
     webview: tauri::Webview,
     event: tauri::webview::DownloadEvent<'_>,
 ) -> bool {
+    use tauri::Manager as _;
     use tauri::webview::DownloadEvent;
     match event {
         DownloadEvent::Requested { url, destination } => {
@@ -330,7 +282,7 @@ pub(crate) fn window_background(dark: bool) -> tauri::window::Color {
 /// once, before anything else runs (the same process id, arguments and environment
 /// otherwise). `GDK_GL` set to anything keeps the user's choice.
 #[cfg(target_os = "linux")]
-fn without_gdk_gl() {
+pub(crate) fn without_gdk_gl() {
     use std::os::unix::process::CommandExt as _;
     if std::env::var_os("GDK_GL").is_some() {
         return;
@@ -345,7 +297,9 @@ fn without_gdk_gl() {
     }
     // Only returns if the new image could not be started: go on as we are.
     let e = again.args(args).env("GDK_GL", "disable").exec();
-    eprintln!("ferry-app: could not restart with GDK_GL=disable ({e}); going on with GTK's OpenGL");
+    eprintln!(
+        "ferry-tray: could not restart with GDK_GL=disable ({e}); going on with GTK's OpenGL"
+    );
 }
 
 #[cfg(test)]

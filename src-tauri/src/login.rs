@@ -1,25 +1,37 @@
-//! Starting at login: the autostart plugin's entry (a LaunchAgent on macOS, a registry
-//! value on Windows, `~/.config/autostart/Ferry.desktop` on Linux), which starts Ferry
-//! with `--hidden`.
+//! Starting at login: an entry (a LaunchAgent on macOS, a registry value on Windows,
+//! `~/.config/autostart/Ferry.desktop` on Linux, written by the `auto-launch` crate) that
+//! starts Ferry's launcher (`ferry-app`, or the AppImage it came in) with `--hidden`.
 
-use tauri::AppHandle;
+use std::path::PathBuf;
 
 use crate::error::{AppError, ErrorCode};
 
 /// The argument the entry starts Ferry with.
 pub const ARGS: &[&str] = &["--hidden"];
 
+/// The entry's name: the product's.
+const NAME: &str = "Ferry";
+
+/// What the entry starts: the AppImage Ferry runs from, else `ferry-app` beside this binary.
+fn launcher() -> std::io::Result<PathBuf> {
+    #[cfg(target_os = "linux")]
+    if let Some(appimage) = std::env::var_os("APPIMAGE") {
+        return Ok(PathBuf::from(appimage));
+    }
+    crate::desktop::sibling(crate::desktop::LAUNCHER)
+}
+
 /// Turns starting at login on or off.
-pub fn set(app: &AppHandle, on: bool) -> Result<(), AppError> {
-    use tauri_plugin_autostart::ManagerExt as _;
+pub fn set(on: bool) -> Result<(), AppError> {
     let failed = |e: &dyn std::fmt::Display| {
         AppError::new(
             ErrorCode::Store,
             format!("start at login could not be changed: {e}"),
         )
     };
+    let exe = launcher().map_err(|e| failed(&e))?;
     #[cfg(target_os = "linux")]
-    let entry = linux::entry(app);
+    let entry = linux::entry();
     // The launcher creates `~/.config/autostart` but not its parents (a fresh home may
     // have no `~/.config` yet).
     #[cfg(target_os = "linux")]
@@ -29,16 +41,26 @@ pub fn set(app: &AppHandle, on: bool) -> Result<(), AppError> {
     {
         return Err(failed(&format!("{}: {e}", dir.display())));
     }
-    let launcher = app.autolaunch();
+    let mut builder = auto_launch::AutoLaunchBuilder::new();
+    builder
+        .set_app_name(NAME)
+        .set_app_path(&exe.to_string_lossy())
+        .set_args(ARGS);
+    #[cfg(target_os = "macos")]
+    builder.set_use_launch_agent(true);
+    let entries = builder.build().map_err(|e| failed(&e))?;
     let result = if on {
-        launcher.enable()
+        entries.enable()
+    } else if entries.is_enabled().unwrap_or(true) {
+        entries.disable()
     } else {
-        launcher.disable()
+        Ok(())
     };
     result.map_err(|e| failed(&e))?;
     #[cfg(target_os = "linux")]
     if on && let Some(entry) = entry {
-        linux::quote_exec(app, &entry).map_err(|e| failed(&format!("{}: {e}", entry.display())))?;
+        linux::quote_exec(&exe, &entry)
+            .map_err(|e| failed(&format!("{}: {e}", entry.display())))?;
     }
     Ok(())
 }
@@ -47,26 +69,19 @@ pub fn set(app: &AppHandle, on: bool) -> Result<(), AppError> {
 mod linux {
     use std::path::{Path, PathBuf};
 
-    use tauri::{AppHandle, Manager as _};
-
-    /// Where the launcher writes the entry: `~/.config/autostart/<product name>.desktop`.
-    pub(super) fn entry(app: &AppHandle) -> Option<PathBuf> {
-        let home = app.path().home_dir().ok()?;
-        let name = &app.package_info().name;
+    /// Where the entry is written: `~/.config/autostart/Ferry.desktop`.
+    pub(super) fn entry() -> Option<PathBuf> {
+        let home = dirs::home_dir()?;
         Some(
             home.join(".config/autostart")
-                .join(format!("{name}.desktop")),
+                .join(format!("{}.desktop", super::NAME)),
         )
     }
 
     /// The launcher writes `Exec=<path> <args>` unquoted, which breaks on a path with a
     /// space (an AppImage under "My Apps", say): the line is rewritten with the path
     /// quoted as the Desktop Entry specification says.
-    pub(super) fn quote_exec(app: &AppHandle, entry: &Path) -> std::io::Result<()> {
-        let exe = match app.env().appimage {
-            Some(path) => PathBuf::from(path),
-            None => std::env::current_exe()?,
-        };
+    pub(super) fn quote_exec(exe: &Path, entry: &Path) -> std::io::Result<()> {
         let exe = exe.to_string_lossy();
         let want = format!(
             "Exec={}",

@@ -1,20 +1,23 @@
 //! The tray icon and its menu. The icon shows the aggregate state; the menu lists the
-//! starred forwards first, then the profiles and the other forwards, as check items. The menu is rebuilt only when the list of
-//! profiles or forwards changes; otherwise its items are updated in place (no flicker).
+//! starred forwards first, then the profiles and the other forwards, as check items. The
+//! menu is rebuilt only when the list of profiles or forwards changes; otherwise its items
+//! are updated in place (no flicker).
+//!
+//! The tray belongs to the thread that runs the desktop's event loop (GTK's on Linux, the
+//! main thread on macOS and Windows), and only that thread touches it: the bridge works
+//! out a [`View`] wherever it runs and sends it there ([`crate::desktop::Desktop::tray`]);
+//! a click comes back as the item's id and is acted on by [`act`] on the runtime.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use ferry_core::config::Config;
 use ferry_core::events::{ForwardState, Snapshot};
-use parking_lot::Mutex;
-use tauri::image::Image;
-use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
-use tauri::tray::{TrayIcon, TrayIconBuilder};
-use tauri::{AppHandle, Manager, Wry};
+use tray_icon::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
+use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
 use crate::app::AppCore;
+use crate::desktop::Desktop;
 
 /// The aggregate state the icon shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,16 +55,38 @@ pub fn aggregate(config: &Config, snapshot: &Snapshot) -> Aggregate {
     }
 }
 
-fn icon(state: Aggregate) -> Image<'static> {
+/// An icon's pixels: (RGBA, width, height).
+type Pixels = (Vec<u8>, u32, u32);
+
+fn pixels(state: Aggregate) -> Option<Pixels> {
     let bytes: &'static [u8] = match state {
         Aggregate::Idle => include_bytes!("../../icons/tray-idle.png"),
         Aggregate::Up => include_bytes!("../../icons/tray-up.png"),
         Aggregate::Degraded => include_bytes!("../../icons/tray-degraded.png"),
         Aggregate::Error => include_bytes!("../../icons/tray-error.png"),
     };
-    // The icons are part of the binary and decoded by a test; a failure would be a build
-    // defect, so fall back to an empty image rather than panic.
-    Image::from_bytes(bytes).unwrap_or_else(|_| Image::new_owned(vec![0; 4], 1, 1))
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().ok()?;
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut buf).ok()?;
+    buf.truncate(frame.buffer_size());
+    let rgba = match frame.color_type {
+        png::ColorType::Rgba => buf,
+        png::ColorType::Rgb => buf
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 0xff])
+            .collect(),
+        _ => return None,
+    };
+    Some((rgba, frame.width, frame.height))
+}
+
+/// The icons are part of the binary and decoded by a test; a failure would be a build
+/// defect, so it shows as no icon rather than a panic.
+fn icon(state: Aggregate) -> Option<Icon> {
+    let (rgba, width, height) = pixels(state)?;
+    Icon::from_rgba(rgba, width, height).ok()
 }
 
 /// What the menu shows, item by item.
@@ -154,21 +179,31 @@ impl MenuModel {
 /// others.
 type Shape<'a> = (Vec<(&'a str, &'a [String])>, Vec<&'a str>, Vec<&'a str>);
 
-/// The live tray: the icon, the model it shows and the items to update in place.
-pub struct Tray {
-    icon: TrayIcon,
-    inner: Mutex<Shown>,
-    /// Set by a menu click: the next `show` rebuilds everything. An atomic, not `inner`:
-    /// clicks arrive on the main thread, while `show` may hold `inner` waiting for it.
-    stale: AtomicBool,
+/// What the tray shows for a config and a snapshot: worked out off the event loop's
+/// thread and sent to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub model: MenuModel,
+    pub aggregate: Aggregate,
 }
 
-#[derive(Default)]
-struct Shown {
+impl View {
+    pub fn new(config: &Config, favourites: &[String], snapshot: &Snapshot) -> View {
+        View {
+            model: MenuModel::new(config, favourites, snapshot),
+            aggregate: aggregate(config, snapshot),
+        }
+    }
+}
+
+/// The live tray: the icon, the view it shows and the items to update in place. Owned by
+/// the event loop's thread.
+pub struct Tray {
+    icon: TrayIcon,
     model: Option<MenuModel>,
     aggregate: Option<Aggregate>,
-    header: Option<MenuItem<Wry>>,
-    items: HashMap<String, CheckMenuItem<Wry>>,
+    header: Option<MenuItem>,
+    items: HashMap<String, CheckMenuItem>,
 }
 
 pub const FORWARD_PREFIX: &str = "forward:";
@@ -185,204 +220,189 @@ fn forward_of(id: &str) -> Option<&str> {
     })
 }
 
+fn tooltip(state: Aggregate) -> &'static str {
+    match state {
+        Aggregate::Idle => "Ferry: idle",
+        Aggregate::Up => "Ferry: all forwards up",
+        Aggregate::Degraded => "Ferry: some forwards are not up",
+        Aggregate::Error => "Ferry: a forward needs attention",
+    }
+}
+
 impl Tray {
-    pub fn new(app: &AppHandle) -> tauri::Result<Arc<Tray>> {
-        let icon = TrayIconBuilder::with_id("ferry")
-            .icon(icon(Aggregate::Idle))
-            .tooltip("Ferry")
-            .show_menu_on_left_click(true)
-            .on_menu_event(|app, event| on_menu(app, event.id().as_ref()))
-            .build(app)?;
-        Ok(Arc::new(Tray {
-            icon,
-            inner: Mutex::new(Shown::default()),
-            stale: AtomicBool::new(false),
-        }))
+    /// The icon, idle and with no menu yet. On the event loop's thread, once it runs.
+    pub fn new() -> Result<Tray, tray_icon::Error> {
+        let mut builder = TrayIconBuilder::new()
+            .with_id("ferry")
+            .with_tooltip("Ferry")
+            .with_menu_on_left_click(true);
+        if let Some(icon) = icon(Aggregate::Idle) {
+            builder = builder.with_icon(icon);
+        }
+        Ok(Tray {
+            icon: builder.build()?,
+            model: None,
+            aggregate: None,
+            header: None,
+            items: HashMap::new(),
+        })
     }
 
-    /// Shows `config` and `snapshot`: a new menu when forwards or profiles came or went,
-    /// else in-place updates of what changed.
-    pub fn show(
-        &self,
-        app: &AppHandle,
-        config: &Config,
-        favourites: &[String],
-        snapshot: &Snapshot,
-    ) -> tauri::Result<()> {
-        let model = MenuModel::new(config, favourites, snapshot);
-        let agg = aggregate(config, snapshot);
-        let mut shown = self.inner.lock();
-        if self.stale.swap(false, Ordering::SeqCst) {
-            shown.model = None;
+    /// Shows `view`: a new menu when forwards or profiles came or went, else in-place
+    /// updates of what changed.
+    pub fn show(&mut self, view: View) -> Result<(), Box<dyn std::error::Error>> {
+        let View { model, aggregate } = view;
+        if self.aggregate != Some(aggregate) {
+            self.icon.set_icon(icon(aggregate))?;
+            self.icon.set_tooltip(Some(tooltip(aggregate)))?;
+            self.aggregate = Some(aggregate);
         }
-        if shown.aggregate != Some(agg) {
-            self.icon.set_icon(Some(icon(agg)))?;
-            let tip = match agg {
-                Aggregate::Idle => "Ferry: idle",
-                Aggregate::Up => "Ferry: all forwards up",
-                Aggregate::Degraded => "Ferry: some forwards are not up",
-                Aggregate::Error => "Ferry: a forward needs attention",
-            };
-            self.icon.set_tooltip(Some(tip))?;
-            shown.aggregate = Some(agg);
-        }
-        if shown.model.as_ref() == Some(&model) {
+        if self.model.as_ref() == Some(&model) {
             return Ok(());
         }
-        let same_shape = shown
+        let same_shape = self
             .model
             .as_ref()
             .is_some_and(|m| m.shape() == model.shape());
         if same_shape {
-            if let Some(header) = &shown.header {
-                header.set_text(&model.header)?;
+            if let Some(header) = &self.header {
+                header.set_text(&model.header);
             }
             for (name, on, _) in &model.profiles {
-                if let Some(item) = shown.items.get(&format!("{PROFILE_PREFIX}{name}")) {
-                    item.set_checked(*on)?;
+                if let Some(item) = self.items.get(&format!("{PROFILE_PREFIX}{name}")) {
+                    item.set_checked(*on);
                 }
             }
-            for (id, item) in &shown.items {
+            for (id, item) in &self.items {
                 if let Some((label, on)) = forward_of(id).and_then(|f| model.forward(f)) {
-                    item.set_text(label)?;
-                    item.set_checked(on)?;
+                    item.set_text(label);
+                    item.set_checked(on);
                 }
             }
         } else {
-            let menu = Menu::new(app)?;
-            let header = MenuItem::with_id(app, "header", &model.header, false, None::<&str>)?;
-            menu.append(&header)?;
-            let mut items = HashMap::new();
-            if !model.favourites.is_empty() {
-                menu.append(&PredefinedMenuItem::separator(app)?)?;
-                for (name, label, on) in &model.favourites {
-                    let id = format!("{FORWARD_PREFIX}{name}");
-                    let item = CheckMenuItem::with_id(app, &id, label, true, *on, None::<&str>)?;
-                    menu.append(&item)?;
-                    items.insert(id, item);
-                }
-            }
-            if !model.profiles.is_empty() {
-                menu.append(&PredefinedMenuItem::separator(app)?)?;
-                for (name, on, members) in &model.profiles {
-                    let submenu = Submenu::new(app, format!("Profile {name}"), true)?;
-                    let id = format!("{PROFILE_PREFIX}{name}");
-                    let item =
-                        CheckMenuItem::with_id(app, &id, "All of it", true, *on, None::<&str>)?;
-                    submenu.append(&item)?;
-                    items.insert(id, item);
-                    if !members.is_empty() {
-                        submenu.append(&PredefinedMenuItem::separator(app)?)?;
-                    }
-                    for forward in members {
-                        let Some((label, on)) = model.forward(forward) else {
-                            continue;
-                        };
-                        let id = format!("{PROFILE_FORWARD_PREFIX}{name}:{forward}");
-                        let item = CheckMenuItem::with_id(app, &id, label, true, on, None::<&str>)?;
-                        submenu.append(&item)?;
-                        items.insert(id, item);
-                    }
-                    menu.append(&submenu)?;
-                }
-            }
-            if !model.forwards.is_empty() {
-                menu.append(&PredefinedMenuItem::separator(app)?)?;
-                for (name, label, on) in &model.forwards {
-                    let id = format!("{FORWARD_PREFIX}{name}");
-                    let item = CheckMenuItem::with_id(app, &id, label, true, *on, None::<&str>)?;
-                    menu.append(&item)?;
-                    items.insert(id, item);
-                }
-            }
-            menu.append(&PredefinedMenuItem::separator(app)?)?;
-            menu.append(&MenuItem::with_id(
-                app,
-                "start-all",
-                "Start all",
-                true,
-                None::<&str>,
-            )?)?;
-            menu.append(&MenuItem::with_id(
-                app,
-                "stop-all",
-                "Stop all",
-                true,
-                None::<&str>,
-            )?)?;
-            menu.append(&MenuItem::with_id(
-                app,
-                "open",
-                "Open Ferry",
-                true,
-                None::<&str>,
-            )?)?;
-            menu.append(&MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?)?;
-            self.icon.set_menu(Some(menu))?;
-            shown.header = Some(header);
-            shown.items = items;
+            self.rebuild(&model)?;
         }
-        shown.model = Some(model);
+        self.model = Some(model);
+        Ok(())
+    }
+
+    fn rebuild(&mut self, model: &MenuModel) -> Result<(), Box<dyn std::error::Error>> {
+        let menu = Menu::new();
+        let header = MenuItem::with_id("header", &model.header, false, None);
+        menu.append(&header)?;
+        let mut items = HashMap::new();
+        let check = |items: &mut HashMap<String, CheckMenuItem>, id: String, label: &str, on| {
+            let item = CheckMenuItem::with_id(id.as_str(), label, true, on, None);
+            items.insert(id, item.clone());
+            item
+        };
+        if !model.favourites.is_empty() {
+            menu.append(&PredefinedMenuItem::separator())?;
+            for (name, label, on) in &model.favourites {
+                menu.append(&check(
+                    &mut items,
+                    format!("{FORWARD_PREFIX}{name}"),
+                    label,
+                    *on,
+                ))?;
+            }
+        }
+        if !model.profiles.is_empty() {
+            menu.append(&PredefinedMenuItem::separator())?;
+            for (name, on, members) in &model.profiles {
+                let submenu = Submenu::new(format!("Profile {name}"), true);
+                submenu.append(&check(
+                    &mut items,
+                    format!("{PROFILE_PREFIX}{name}"),
+                    "All of it",
+                    *on,
+                ))?;
+                if !members.is_empty() {
+                    submenu.append(&PredefinedMenuItem::separator())?;
+                }
+                for forward in members {
+                    let Some((label, on)) = model.forward(forward) else {
+                        continue;
+                    };
+                    let id = format!("{PROFILE_FORWARD_PREFIX}{name}:{forward}");
+                    submenu.append(&check(&mut items, id, label, on))?;
+                }
+                menu.append(&submenu)?;
+            }
+        }
+        if !model.forwards.is_empty() {
+            menu.append(&PredefinedMenuItem::separator())?;
+            for (name, label, on) in &model.forwards {
+                menu.append(&check(
+                    &mut items,
+                    format!("{FORWARD_PREFIX}{name}"),
+                    label,
+                    *on,
+                ))?;
+            }
+        }
+        menu.append(&PredefinedMenuItem::separator())?;
+        for (id, text) in [
+            ("start-all", "Start all"),
+            ("stop-all", "Stop all"),
+            ("open", "Open Ferry"),
+            ("quit", "Quit"),
+        ] {
+            menu.append(&MenuItem::with_id(id, text, true, None))?;
+        }
+        self.icon.set_menu(Some(Box::new(menu)));
+        self.header = Some(header);
+        self.items = items;
         Ok(())
     }
 
     /// Forgets what is shown, so the next [`Tray::show`] puts every check mark right again
     /// (a click toggles a check item's mark before Ferry has acted on it).
-    pub fn invalidate(&self) {
-        self.stale.store(true, Ordering::SeqCst);
+    pub fn invalidate(&mut self) {
+        self.model = None;
     }
 }
 
-fn on_menu(app: &AppHandle, id: &str) {
-    let Some(core) = app.try_state::<Arc<AppCore>>().map(|s| s.inner().clone()) else {
-        return;
-    };
-    if let Some(tray) = app.try_state::<Arc<Tray>>() {
-        tray.invalidate();
-    }
-    let app = app.clone();
-    let id = id.to_string();
-    tauri::async_runtime::spawn(async move {
-        let result = if let Some(name) = forward_of(&id) {
-            let on = core
-                .config()
-                .forwards
-                .iter()
-                .any(|f| f.name == name && f.enabled);
-            core.set_enabled(name, !on).await
-        } else if let Some(name) = id.strip_prefix(PROFILE_PREFIX) {
-            let on = MenuModel::new(&core.config(), &[], &Snapshot::default())
-                .profiles
-                .iter()
-                .any(|(p, on, _)| p == name && *on);
-            core.set_profile_active(name, !on).await
-        } else {
-            match id.as_str() {
-                "start-all" | "stop-all" => {
-                    let names: Vec<String> = core
-                        .config()
-                        .forwards
-                        .iter()
-                        .map(|f| f.name.clone())
-                        .collect();
-                    core.set_all_enabled(&names, id == "start-all").await
-                }
-                "open" => {
-                    crate::window::show(&app);
-                    Ok(())
-                }
-                "quit" => {
-                    core.shutdown().await;
-                    app.exit(0);
-                    Ok(())
-                }
-                _ => Ok(()),
+/// Does what the menu item `id` says (on the runtime: it may wait for the engine).
+pub async fn act(desktop: Arc<Desktop>, core: Arc<AppCore>, id: String) {
+    let result = if let Some(name) = forward_of(&id) {
+        let on = core
+            .config()
+            .forwards
+            .iter()
+            .any(|f| f.name == name && f.enabled);
+        core.set_enabled(name, !on).await
+    } else if let Some(name) = id.strip_prefix(PROFILE_PREFIX) {
+        let on = MenuModel::new(&core.config(), &[], &Snapshot::default())
+            .profiles
+            .iter()
+            .any(|(p, on, _)| p == name && *on);
+        core.set_profile_active(name, !on).await
+    } else {
+        match id.as_str() {
+            "start-all" | "stop-all" => {
+                let names: Vec<String> = core
+                    .config()
+                    .forwards
+                    .iter()
+                    .map(|f| f.name.clone())
+                    .collect();
+                core.set_all_enabled(&names, id == "start-all").await
             }
-        };
-        if let Err(e) = result {
-            tracing::warn!(menu.item = %id, error = %e, "tray action failed");
+            "open" => {
+                crate::window::show(&desktop);
+                Ok(())
+            }
+            "quit" => {
+                desktop.exit();
+                Ok(())
+            }
+            _ => Ok(()),
         }
-    });
+    };
+    if let Err(e) = result {
+        tracing::warn!(menu.item = %id, error = %e, "tray action failed");
+    }
 }
 
 #[cfg(test)]
@@ -497,7 +517,9 @@ mod tests {
             Aggregate::Degraded,
             Aggregate::Error,
         ] {
-            assert!(icon(a).width() > 1, "{a:?}");
+            let (rgba, width, height) = pixels(a).expect("decoded");
+            assert!(width > 1 && height > 1, "{a:?}");
+            assert_eq!(rgba.len(), (width * height * 4) as usize, "{a:?}");
         }
     }
 }

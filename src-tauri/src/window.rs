@@ -1,19 +1,22 @@
 //! The window lives in a process of its own.
 //!
-//! Ferry's long-lived process (the engine, the tray, notifications, updates) never builds
-//! a web view: WebKit's state, once set up in a process, stays there (its GL set-up, its
-//! network process) long after the window closes. "Open Ferry" starts `ferry-app --window`
-//! instead, and closing the window ends that process, so Ferry in the tray is back to what
-//! it was before the window opened.
+//! Ferry's long-lived process ([`crate::desktop`]: the engine, the tray, notifications)
+//! never builds a web view and does not link one: WebKit's state, once set up in a
+//! process, stays there (its GL set-up, its network process) long after the window
+//! closes. "Open Ferry" starts `ferry-app --window` instead, and closing the window ends
+//! that process, so Ferry in the tray is back to what it was before the window opened.
 //!
 //! The two talk over the window process's standard input and output, one JSON object a
 //! line (nothing else can reach a pipe only the parent holds):
 //!
-//! - to the window: `{"setup": {theme, geometry}}` first, then `{"reply": id, "ok": value}`
+//! - to the window: `{"setup": {theme, geometry, check_updates}}` first, then
+//!   `{"reply": id, "ok": value}`
 //!   or `{"reply": id, "err": {code, message, field}}`, `{"event": name, "payload": …}`
 //!   (the events the page listens to) and `{"show": true}` (bring it to the front);
 //! - from the window: `{"call": id, "cmd": name, "args": {…}}` (every command its page
-//!   invokes, run by [`crate::commands::call`]) and `{"geometry": {…}, "closing": bool}`.
+//!   invokes, run by [`crate::commands::call`], but the updater's, which the window's
+//!   process runs itself: it has Tauri's updater), `{"geometry": {…}, "closing": bool}`
+//!   and `{"restart": true}` (an update was installed: Ferry starts again).
 //!
 //! The window process ends when its window closes or its input does (Ferry quit); Ferry
 //! hears it end when the window's output does, and then does what closing the last window
@@ -27,21 +30,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tauri::{
-    AppHandle, Emitter as _, Listener as _, Manager as _, WebviewUrl, WebviewWindowBuilder,
-};
+use tauri::{AppHandle, Emitter as _, Manager as _, WebviewUrl, WebviewWindowBuilder};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
-use crate::app::AppCore;
+use crate::desktop::Desktop;
 use crate::prefs::{self, WindowGeometry};
 
-/// The events the page listens to, sent on to the window's process.
-const EVENTS: &[&str] = &[
-    crate::bridge::STATE_EVENT,
-    crate::bridge::SNAPSHOT_EVENT,
-    crate::inspect::EXCHANGE_EVENT,
-    crate::update::UPDATE_EVENT,
-];
+/// What the window's process asks of Ferry's for itself (not a command of the page): the
+/// forwards an update's restart would cut.
+const LISTENING: &str = "ferry:listening_forwards";
 
 /// Lines waiting for the window's process; a window that falls this far behind misses
 /// events (a later state replaces them), never replies.
@@ -52,6 +49,9 @@ const QUEUE: usize = 1024;
 struct Setup {
     theme: prefs::Theme,
     geometry: Option<WindowGeometry>,
+    /// Look for a newer Ferry while the window is open (the `check_updates` preference).
+    #[serde(default)]
+    check_updates: bool,
 }
 
 /// A line to the window's process.
@@ -93,6 +93,8 @@ enum FromWindow {
         #[serde(default)]
         closing: bool,
     },
+    /// An update was installed: Ferry stops and starts again.
+    Restart { restart: bool },
 }
 
 fn line<T: Serialize>(message: &T) -> Option<String> {
@@ -118,12 +120,12 @@ fn event_line(name: &str, payload: &str) -> String {
 // === Ferry's side ===
 
 /// The window's process, when one runs: the way to it and the task that owns it. Kept by
-/// the long-lived process (`app.manage`).
+/// the long-lived process ([`Desktop::window`]).
 #[derive(Default)]
 pub struct WindowHost {
     link: Mutex<Option<Link>>,
     /// The tasks of windows closing while another opened (each ends with its process).
-    retired: Mutex<Vec<tauri::async_runtime::JoinHandle<()>>>,
+    retired: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     generation: AtomicU64,
 }
 
@@ -132,28 +134,18 @@ struct Link {
     /// Its window is closing: "Open Ferry" now starts another.
     closing: bool,
     to_window: tokio::sync::mpsc::Sender<String>,
-    task: tauri::async_runtime::JoinHandle<()>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl WindowHost {
-    /// Sends the page's events on to the window's process while one runs.
-    pub fn install(app: &AppHandle) -> Arc<WindowHost> {
-        let host = Arc::new(WindowHost::default());
-        for &name in EVENTS {
-            let to = host.clone();
-            app.listen_any(name, move |event| to.forward(name, event.payload()));
-        }
-        app.manage(host.clone());
-        host
-    }
-
     /// Whether a window is open (its process runs).
     pub fn is_open(&self) -> bool {
         self.link.lock().is_some()
     }
 
-    /// `payload` is the event's JSON as emitted: it goes into the line as it is.
-    fn forward(&self, name: &str, payload: &str) {
+    /// Sends the page the event `name`; `payload` is its JSON, which goes into the line as
+    /// it is.
+    pub(crate) fn forward(&self, name: &str, payload: &str) {
         let Some(to_window) = self.link.lock().as_ref().map(|l| l.to_window.clone()) else {
             return;
         };
@@ -174,19 +166,14 @@ impl WindowHost {
 }
 
 /// Shows the window: brings the running one to the front, or starts its process.
-pub fn show(app: &AppHandle) {
-    let Some(host) = app
-        .try_state::<Arc<WindowHost>>()
-        .map(|h| h.inner().clone())
-    else {
-        return;
-    };
-    let Some(core) = app.try_state::<Arc<AppCore>>().map(|c| c.inner().clone()) else {
-        return;
-    };
+pub fn show(desktop: &Arc<Desktop>) {
+    let core = desktop.core();
+    let host = desktop.window();
+    let prefs = core.prefs();
     let setup = Setup {
-        theme: core.prefs().theme,
+        theme: prefs.theme,
         geometry: core.window(),
+        check_updates: prefs.check_updates,
     };
     let mut link = host.link.lock();
     if let Some(running) = link.as_ref().filter(|l| !l.closing) {
@@ -197,10 +184,8 @@ pub fn show(app: &AppHandle) {
     }
     let generation = host.generation.fetch_add(1, Ordering::Relaxed) + 1;
     let (to_window, queue) = tokio::sync::mpsc::channel(QUEUE);
-    let task = tauri::async_runtime::spawn(run(
-        app.clone(),
-        core,
-        host.clone(),
+    let task = tokio::spawn(run(
+        desktop.clone(),
         generation,
         setup,
         to_window.clone(),
@@ -215,7 +200,7 @@ pub fn show(app: &AppHandle) {
     drop(link);
     if let Some(closing) = before {
         let mut retired = host.retired.lock();
-        retired.retain(|t| !t.inner().is_finished());
+        retired.retain(|t| !t.is_finished());
         retired.push(closing.task);
     }
 }
@@ -223,15 +208,13 @@ pub fn show(app: &AppHandle) {
 /// Runs the window's process until it ends, answering its calls; then does what closing
 /// the last window does.
 async fn run(
-    app: AppHandle,
-    core: Arc<AppCore>,
-    host: Arc<WindowHost>,
+    desktop: Arc<Desktop>,
     generation: u64,
     setup: Setup,
     to_window: tokio::sync::mpsc::Sender<String>,
     queue: tokio::sync::mpsc::Receiver<String>,
 ) {
-    let started = std::env::current_exe().and_then(|exe| {
+    let started = crate::desktop::sibling(crate::desktop::LAUNCHER).and_then(|exe| {
         tokio::process::Command::new(exe)
             .arg("--window")
             .stdin(std::process::Stdio::piped())
@@ -253,7 +236,7 @@ async fn run(
                         output,
                         errors,
                     };
-                    talk(&app, &core, &host, generation, pipes, to_window, queue).await;
+                    talk(&desktop, generation, pipes, to_window, queue).await;
                 }
                 _ => tracing::error!("the window's process has no pipes"),
             }
@@ -271,8 +254,9 @@ async fn run(
         }
         Err(e) => tracing::error!(error = %e, "the window could not be opened"),
     }
+    let core = desktop.core();
     let last = {
-        let mut link = host.link.lock();
+        let mut link = desktop.window().link.lock();
         let ours = link.as_ref().is_some_and(|l| l.generation == generation);
         if ours {
             *link = None;
@@ -298,7 +282,7 @@ async fn run(
         tracing::info!("the window closed and the desktop shows no tray: quitting");
     }
     if !(close_to_tray && tray) {
-        app.exit(0);
+        desktop.exit();
     }
 }
 
@@ -312,9 +296,7 @@ struct Pipes {
 /// Sends the window its lines and answers its calls until its output ends (or its input
 /// cannot be written).
 async fn talk(
-    app: &AppHandle,
-    core: &Arc<AppCore>,
-    host: &WindowHost,
+    desktop: &Arc<Desktop>,
     generation: u64,
     pipes: Pipes,
     to_window: tokio::sync::mpsc::Sender<String>,
@@ -332,7 +314,7 @@ async fn talk(
             }
         }
     };
-    let answer = answer_calls(app, core, host, generation, output, to_window);
+    let answer = answer_calls(desktop, generation, output, to_window);
     // What the window's process (and WebKit in it) prints goes to Ferry's log.
     let log = async {
         let mut lines = tokio::io::BufReader::new(errors).lines();
@@ -352,9 +334,7 @@ async fn talk(
 /// Reads the window's lines until its output ends, running each call on a task of its
 /// own (owned here: they end with the window) and sending the answer back.
 async fn answer_calls(
-    app: &AppHandle,
-    core: &Arc<AppCore>,
-    host: &WindowHost,
+    desktop: &Arc<Desktop>,
     generation: u64,
     output: tokio::process::ChildStdout,
     to_window: tokio::sync::mpsc::Sender<String>,
@@ -376,10 +356,15 @@ async fn answer_calls(
         };
         match serde_json::from_str::<FromWindow>(&text) {
             Ok(FromWindow::Call { call, cmd, args }) => {
-                let app = app.clone();
+                let desktop = desktop.clone();
                 let to_window = to_window.clone();
                 calls.spawn(async move {
-                    let reply = match crate::commands::call(&app, &cmd, args).await {
+                    let answer = if cmd == LISTENING {
+                        Ok(Value::from(desktop.core().listening_forwards().await))
+                    } else {
+                        crate::commands::call(&desktop, &cmd, args).await
+                    };
+                    let reply = match answer {
                         Ok(ok) => ToWindow::Reply {
                             reply: call,
                             ok: Some(ok),
@@ -400,19 +385,25 @@ async fn answer_calls(
                 });
             }
             Ok(FromWindow::Geometry { geometry, closing }) => {
+                let core = desktop.core();
                 if let Some(geometry) = geometry {
                     core.window_moved(geometry);
                 }
                 if closing {
                     core.flush_window();
                     core.unfollow_exchanges();
-                    if let Some(link) = host.link.lock().as_mut()
+                    if let Some(link) = desktop.window().link.lock().as_mut()
                         && link.generation == generation
                     {
                         link.closing = true;
                     }
                 }
             }
+            Ok(FromWindow::Restart { restart: true }) => {
+                tracing::info!("an update was installed: Ferry starts again");
+                desktop.restart();
+            }
+            Ok(FromWindow::Restart { restart: false }) => {}
             // Anything else the window's process printed goes to the log.
             Err(_) => tracing::info!(target: "ferry::window", "{text}"),
         }
@@ -421,17 +412,119 @@ async fn answer_calls(
 
 // === the window's side ===
 
+/// A call waiting for Ferry's answer: the page's, or the window process's own.
+enum Waiting {
+    Page(Box<tauri::ipc::InvokeResolver<tauri::Wry>>),
+    Window(tokio::sync::oneshot::Sender<Result<Value, Value>>),
+}
+
 /// The calls waiting for their answers, and the way to Ferry's process.
 struct Parent {
-    pending: Mutex<std::collections::HashMap<u64, tauri::ipc::InvokeResolver<tauri::Wry>>>,
+    pending: Mutex<std::collections::HashMap<u64, Waiting>>,
     next: AtomicU64,
     out: std::sync::mpsc::SyncSender<String>,
+    /// The `check_updates` preference, as the last state Ferry sent says.
+    check_updates: std::sync::atomic::AtomicBool,
+}
+
+/// Ferry's process does not take the window's lines (it stopped reading, or fell far
+/// behind).
+fn not_answering() -> crate::error::AppError {
+    crate::error::AppError::new(
+        crate::error::ErrorCode::Engine,
+        "Ferry is not answering the window",
+    )
 }
 
 impl Parent {
     /// Queues a line for Ferry; false when it could not be (Ferry has stopped reading).
     fn send<T: Serialize>(&self, message: &T) -> bool {
         line(message).is_some_and(|line| self.out.try_send(line).is_ok())
+    }
+
+    /// Sends Ferry the call `cmd` with `args`; `waiting` gets the answer.
+    fn call(&self, cmd: String, args: Value, waiting: Waiting) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.pending.lock().insert(id, waiting);
+        if !self.send(&FromWindow::Call {
+            call: id,
+            cmd,
+            args,
+        }) && let Some(waiting) = self.pending.lock().remove(&id)
+        {
+            answered(
+                waiting,
+                Err(serde_json::to_value(not_answering()).unwrap_or_default()),
+            );
+        }
+    }
+
+    /// Asks Ferry `cmd` for the window process itself.
+    async fn ask(&self, cmd: &str) -> Result<Value, crate::error::AppError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.call(cmd.to_string(), Value::Null, Waiting::Window(tx));
+        match rx.await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(serde_json::from_value(e).unwrap_or_else(|_| not_answering())),
+            Err(_) => Err(not_answering()),
+        }
+    }
+}
+
+fn answered(waiting: Waiting, answer: Result<Value, Value>) {
+    match (waiting, answer) {
+        (Waiting::Page(resolver), Ok(ok)) => resolver.resolve(ok),
+        (Waiting::Page(resolver), Err(err)) => resolver.reject(err),
+        (Waiting::Window(tx), answer) => {
+            let _ = tx.send(answer);
+        }
+    }
+}
+
+/// Runs one of the updater's commands (here: the updater is Tauri's plugin, in this
+/// process). Installing asks Ferry which forwards the restart would cut, and then asks it
+/// to start again.
+async fn update_command(
+    app: AppHandle,
+    parent: Arc<Parent>,
+    cmd: String,
+    args: Value,
+) -> Result<Value, crate::error::AppError> {
+    use crate::commands::answer;
+    use crate::update::{Checked, UPDATE_EVENT, Updates};
+    let updates = app.state::<Arc<Updates>>().inner().clone();
+    match cmd.as_str() {
+        // Asks the update server for a newer release now (no download): offered, current,
+        // or unreachable (no error: the schedule tries again later). An offer is also sent
+        // as `ferry://update`.
+        "check_update" => {
+            let checked = updates.check(&app).await?;
+            if let Checked::Offered(info) = &checked {
+                let _ = app.emit(UPDATE_EVENT, info);
+            }
+            answer(Ok(checked))
+        }
+        // The release on offer from the last check, if any (no request).
+        "offered_update" => answer(Ok(updates.offered())),
+        // Downloads, verifies and installs the release on offer, then restarts Ferry.
+        // Refused while forwards are up unless `confirmCut`.
+        "install_update" => {
+            let confirm_cut: bool = crate::commands::Args::new(args)?.get("confirmCut")?;
+            let active: Vec<String> = serde_json::from_value(parent.ask(LISTENING).await?)
+                .map_err(|e| {
+                    crate::error::AppError::new(crate::error::ErrorCode::Engine, e.to_string())
+                })?;
+            updates.install(&active, confirm_cut).await?;
+            updates.stop();
+            if !parent.send(&FromWindow::Restart { restart: true }) {
+                return Err(not_answering());
+            }
+            answer(Ok(()))
+        }
+        other => Err(crate::error::AppError::new(
+            crate::error::ErrorCode::Invalid,
+            format!("Ferry has no command `{other}`"),
+        )),
     }
 }
 
@@ -463,34 +556,45 @@ pub fn run_window() -> ExitCode {
         pending: Mutex::default(),
         next: AtomicU64::new(1),
         out,
+        check_updates: std::sync::atomic::AtomicBool::new(setup.check_updates),
     });
     let calls = parent.clone();
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(tauri_plugin_updater::Builder::new().build())
         .invoke_handler(move |invoke| {
-            let id = calls.next.fetch_add(1, Ordering::Relaxed);
             let cmd = invoke.message.command().to_string();
             let args = match invoke.message.payload() {
                 tauri::ipc::InvokeBody::Json(v) => v.clone(),
                 tauri::ipc::InvokeBody::Raw(_) => Value::Null,
             };
-            calls.pending.lock().insert(id, invoke.resolver);
-            let sent = calls.send(&FromWindow::Call {
-                call: id,
-                cmd,
-                args,
-            });
-            if !sent && let Some(resolver) = calls.pending.lock().remove(&id) {
-                let busy = crate::error::AppError::new(
-                    crate::error::ErrorCode::Engine,
-                    "Ferry is not answering the window",
-                );
-                resolver.reject(busy);
+            if crate::commands::UPDATE_COMMANDS.contains(&cmd.as_str()) {
+                let app = invoke.message.webview().app_handle().clone();
+                let parent = calls.clone();
+                let resolver = invoke.resolver;
+                tauri::async_runtime::spawn(async move {
+                    match update_command(app, parent, cmd, args).await {
+                        Ok(ok) => resolver.resolve(ok),
+                        Err(e) => resolver.reject(e),
+                    }
+                });
+            } else {
+                calls.call(cmd, args, Waiting::Page(Box::new(invoke.resolver)));
             }
             true
         })
         .setup(move |app| {
             build(app.handle(), &setup, parent.clone());
+            // Updates are looked for while the window is open (a check soon after it
+            // opens, then daily), as long as the preference says so.
+            let updates = Arc::new(crate::update::Updates::new());
+            let wanted = parent.clone();
+            updates.schedule(
+                app.handle().clone(),
+                crate::update::FIRST_CHECK_AFTER,
+                move || wanted.check_updates.load(Ordering::Relaxed),
+            );
+            app.manage(updates);
             let handle = app.handle().clone();
             // Ferry's lines, read on a thread of their own until Ferry goes away.
             std::thread::spawn(move || {
@@ -498,15 +602,21 @@ pub fn run_window() -> ExitCode {
                     let Ok(text) = text else { break };
                     match serde_json::from_str::<ToWindow>(&text) {
                         Ok(ToWindow::Reply { reply, ok, err }) => {
-                            let resolver = parent.pending.lock().remove(&reply);
-                            if let Some(resolver) = resolver {
-                                match err {
-                                    Some(err) => resolver.reject(err),
-                                    None => resolver.resolve(ok.unwrap_or(Value::Null)),
-                                }
+                            let waiting = parent.pending.lock().remove(&reply);
+                            if let Some(waiting) = waiting {
+                                let answer = match err {
+                                    Some(err) => Err(err),
+                                    None => Ok(ok.unwrap_or(Value::Null)),
+                                };
+                                answered(waiting, answer);
                             }
                         }
                         Ok(ToWindow::Event { event, payload }) => {
+                            if event == crate::bridge::STATE_EVENT
+                                && let Some(on) = payload["prefs"]["check_updates"].as_bool()
+                            {
+                                parent.check_updates.store(on, Ordering::Relaxed);
+                            }
                             let _ = handle.emit(&event, payload);
                         }
                         Ok(ToWindow::Show { .. }) => {
@@ -527,7 +637,13 @@ pub fn run_window() -> ExitCode {
         .build(crate::context());
     match result {
         Ok(app) => {
-            app.run(|_, _| {});
+            app.run(|app, event| {
+                if let tauri::RunEvent::Exit = event
+                    && let Some(updates) = app.try_state::<Arc<crate::update::Updates>>()
+                {
+                    updates.stop();
+                }
+            });
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -136,6 +136,8 @@ fn the_linux_packages_hold_the_app_and_the_cli_and_the_app_runs_from_them() {
     let debug = scratch.join("target/debug");
     std::fs::create_dir_all(&debug).unwrap();
     std::fs::copy(APP, debug.join("ferry-app")).unwrap();
+    let keeper = debug.join("ferry-tray");
+    std::fs::copy(env!("CARGO_BIN_EXE_ferry-tray"), &keeper).unwrap();
     let cli_copy = debug.join("ferry");
     std::fs::copy(&cli, &cli_copy).unwrap();
     // The manual pages and completion scripts, made by the CLI as scripts/package does.
@@ -145,6 +147,7 @@ fn the_linux_packages_hold_the_app_and_the_cli_and_the_app_runs_from_them() {
     let mut files: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&cli_files).expect("scripts/cli-files prints a JSON map");
     files.insert("/usr/bin/ferry".into(), serde_json::json!(cli_copy));
+    files.insert("/usr/bin/ferry-tray".into(), serde_json::json!(keeper));
     let overrides = serde_json::json!({"bundle": {"linux": {
         "deb": {"files": files},
         "rpm": {"files": files, "compression": {"type": "none"}},
@@ -201,6 +204,10 @@ fn the_linux_packages_hold_the_app_and_the_cli_and_the_app_runs_from_them() {
     let ferry = root.join("usr/bin/ferry");
     assert!(is_executable(&app), "no executable /usr/bin/ferry-app");
     assert!(is_executable(&ferry), "no executable /usr/bin/ferry");
+    assert!(
+        is_executable(&root.join("usr/bin/ferry-tray")),
+        "no executable /usr/bin/ferry-tray (Ferry's own process, which ferry-app starts)"
+    );
     let version = run(Command::new(&ferry).arg("--version"));
     assert_eq!(version.trim(), format!("ferry {VERSION}"));
 

@@ -26,6 +26,8 @@ use common::{Desktop, Group, free_port};
 use ferry_core::store::{Store, StoreError};
 
 const APP: &str = env!("CARGO_BIN_EXE_ferry-app");
+/// Ferry's own process, which `ferry-app` hands over to (installed beside it).
+const KEEPER: &str = env!("CARGO_BIN_EXE_ferry-tray");
 
 /// A session bus of our own.
 struct Bus {
@@ -149,8 +151,10 @@ fn installed(dir: &Path) -> PathBuf {
 fn install(dir: &Path) {
     let to = installed(dir);
     std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-    if std::fs::hard_link(APP, &to).is_err() {
-        std::fs::copy(APP, &to).unwrap();
+    for (from, to) in [(APP, to.clone()), (KEEPER, to.with_file_name("ferry-tray"))] {
+        if std::fs::hard_link(from, &to).is_err() {
+            std::fs::copy(from, &to).unwrap();
+        }
     }
 }
 

@@ -15,7 +15,9 @@
 //!   snapshot, then every [`Event`] as `{"event": …}` lines until the client hangs up),
 //!   `inspect` with `"forward": NAME` (the HTTP exchanges kept for an inspected forward as
 //!   [`Inspected`], then each new one as `{"exchange": …}` until the client hangs up; a
-//!   follower that fell behind gets `{"missed": N}`).
+//!   follower that fell behind gets `{"missed": N}`), `show` (the app brings its window
+//!   up: how a second launch of the app hands over to the running one; other processes
+//!   answer that they have no window).
 //!
 //! On Windows the endpoint is a named pipe, `\\.\pipe\ferry-control-…` (one per user and
 //! config): remote clients are refused, and a second process cannot create the same pipe
@@ -222,6 +224,8 @@ mod served {
     pub struct ControlServer {
         path: PathBuf,
         token: CancellationToken,
+        /// What `show` does, once the process has a window to show.
+        show: Arc<std::sync::OnceLock<ShowWindow>>,
         /// The accept loop, which owns the connections' tasks.
         task: tokio::task::JoinHandle<()>,
     }
@@ -266,31 +270,51 @@ mod served {
             }
             let listener = transport::listen(&path)?;
             let token = CancellationToken::new();
-            let serving = serve(
-                listener,
-                Arc::new(runner),
-                Arc::new(subscribe),
+            let show = Arc::new(std::sync::OnceLock::new());
+            let handlers = Handlers {
+                runner,
+                subscribe: Box::new(subscribe),
                 inspection,
-                token.clone(),
-            );
+                show: show.clone(),
+            };
+            let serving = serve(listener, Arc::new(handlers), token.clone());
             let task = tokio::spawn(
                 serving.instrument(tracing::debug_span!("control", path = %path.display())),
             );
-            Ok(ControlServer { path, token, task })
+            Ok(ControlServer {
+                path,
+                token,
+                show,
+                task,
+            })
         }
 
         pub fn path(&self) -> &Path {
             &self.path
         }
+
+        /// Answers `show` with `show` from now on (the first one given stays).
+        pub fn answer_show(&self, show: impl Fn() + Send + Sync + 'static) {
+            let _ = self.show.set(Arc::new(show));
+        }
+    }
+
+    /// What `show` runs: brings the process's window up.
+    type ShowWindow = Arc<dyn Fn() + Send + Sync>;
+
+    /// What the endpoint answers with.
+    struct Handlers {
+        runner: Runner,
+        subscribe: Box<dyn Fn() -> Subscription + Send + Sync>,
+        inspection: InspectionOf,
+        show: Arc<std::sync::OnceLock<ShowWindow>>,
     }
 
     /// Accepts until cancelled; the connections live in a JoinSet owned here, so they end
     /// with it.
     async fn serve(
         mut listener: transport::Listener,
-        runner: Arc<Runner>,
-        subscribe: Arc<dyn Fn() -> Subscription + Send + Sync>,
-        inspection: InspectionOf,
+        handlers: Arc<Handlers>,
         token: CancellationToken,
     ) {
         let mut connections = JoinSet::new();
@@ -300,10 +324,9 @@ mod served {
                 Some(_) = connections.join_next() => {}
                 accepted = listener.accept() => match accepted {
                     Ok((r, w)) => {
-                        let (runner, subscribe) = (runner.clone(), subscribe.clone());
-                        let inspection = inspection.clone();
+                        let handlers = handlers.clone();
                         connections.spawn(async move {
-                            if let Err(e) = answer(r, w, &runner, &*subscribe, &inspection).await {
+                            if let Err(e) = answer(r, w, &handlers).await {
                                 debug!(error = %e, "control connection ended");
                             }
                         }.in_current_span());
@@ -334,13 +357,13 @@ mod served {
 
     /// Reads request lines and answers them; `subscribe` turns the connection into a
     /// stream of events until the client hangs up.
-    async fn answer(
-        r: BoxRead,
-        mut w: BoxWrite,
-        runner: &Runner,
-        subscribe: &(dyn Fn() -> Subscription + Send + Sync),
-        inspection: &InspectionOf,
-    ) -> std::io::Result<()> {
+    async fn answer(r: BoxRead, mut w: BoxWrite, handlers: &Handlers) -> std::io::Result<()> {
+        let Handlers {
+            runner,
+            subscribe,
+            inspection,
+            show,
+        } = handlers;
         let mut lines = BufReader::new(r);
         let mut line = String::new();
         loop {
@@ -390,10 +413,20 @@ mod served {
                         Err(e) => send(&mut w, &failure(id, e)).await?,
                     }
                 }
+                "show" => match show.get() {
+                    Some(show) => {
+                        show();
+                        send(&mut w, &result(id, true)).await?;
+                    }
+                    None => {
+                        let message = format!("{runner} has no window to show");
+                        send(&mut w, &failure(id, message)).await?;
+                    }
+                },
                 other => {
                     let error = ErrorBody {
                         message: format!(
-                            "unknown method `{other}`: hello, status, subscribe and inspect are served"
+                            "unknown method `{other}`: hello, status, subscribe, inspect and show are served"
                         ),
                     };
                     let answer = Answer {
@@ -569,6 +602,11 @@ mod served {
         pub async fn hello(mut self) -> Result<Runner, ControlError> {
             let v = self.call("hello").await?;
             serde_json::from_value(v).map_err(|e| ControlError::Protocol(e.to_string()))
+        }
+
+        /// Asks the process to bring its window up (the app; others refuse: they have none).
+        pub async fn show(mut self) -> Result<(), ControlError> {
+            self.call("show").await.map(drop)
         }
 
         /// Who runs the forwards and their state now.
@@ -879,6 +917,25 @@ mod tests {
         let (runner, snapshot) = client.status().await.expect("status");
         assert_eq!(runner.kind, "first");
         assert!(snapshot.forwards.is_empty());
+        // `show` is refused until the process has a window, then runs what it was given.
+        let connect = || async {
+            ControlClient::connect(&path)
+                .await
+                .expect("connects")
+                .expect("found")
+        };
+        let refused = connect().await.show().await.expect_err("no window yet");
+        assert!(
+            refused.to_string().contains("has no window to show"),
+            "{refused}"
+        );
+        let shown = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = shown.clone();
+        first.answer_show(move || {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        connect().await.show().await.expect("shown");
+        assert_eq!(shown.load(std::sync::atomic::Ordering::SeqCst), 1);
         let second = serve("second").await;
         match second {
             Err(ControlError::AlreadyRunning(r)) => assert_eq!(r.kind, "first"),
