@@ -184,13 +184,11 @@ pub fn show(desktop: &Arc<Desktop>) {
     }
     let generation = host.generation.fetch_add(1, Ordering::Relaxed) + 1;
     let (to_window, queue) = tokio::sync::mpsc::channel(QUEUE);
-    let task = tokio::spawn(run(
-        desktop.clone(),
-        generation,
-        setup,
-        to_window.clone(),
-        queue,
-    ));
+    // The set-up line first: events may be queued as soon as the link is in place.
+    if let Some(first) = line(&ToWindow::Setup { setup }) {
+        let _ = to_window.try_send(first);
+    }
+    let task = tokio::spawn(run(desktop.clone(), generation, to_window.clone(), queue));
     let before = link.replace(Link {
         generation,
         closing: false,
@@ -210,7 +208,6 @@ pub fn show(desktop: &Arc<Desktop>) {
 async fn run(
     desktop: Arc<Desktop>,
     generation: u64,
-    setup: Setup,
     to_window: tokio::sync::mpsc::Sender<String>,
     queue: tokio::sync::mpsc::Receiver<String>,
 ) {
@@ -228,9 +225,6 @@ async fn run(
             match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
                 (Some(input), Some(output), Some(errors)) => {
                     tracing::debug!(pid = child.id(), "the window's process started");
-                    if let Some(first) = line(&ToWindow::Setup { setup }) {
-                        let _ = to_window.try_send(first);
-                    }
                     let pipes = Pipes {
                         input,
                         output,
