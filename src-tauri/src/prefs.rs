@@ -9,7 +9,7 @@
 //! - `favourites`: the starred forwards, by name, in the order they were starred;
 //! - `dismissed_banners`: banners the user closed, not shown again;
 //! - `window`: the window's last size and position;
-//! - `check_updates`: whether Ferry looks for a newer release at start and daily
+//! - `check_updates`: whether Ferry looks for a newer release when its window opens and daily
 //!   (`update.rs`), on unless turned off.
 //!
 //! Every key is read on its own: one that cannot be read takes its default and the others
@@ -94,7 +94,8 @@ pub struct Prefs {
     pub group_by: GroupBy,
     /// The list's last sort and filters.
     pub view: View,
-    /// Look for a newer release at start and once a day. Default: on.
+    /// Look for a newer release when the window opens and once a day while it is open.
+    /// Default: on.
     pub check_updates: bool,
 }
 

@@ -87,14 +87,15 @@ enum FromWindow {
         #[serde(default)]
         args: Value,
     },
+    /// An update was installed: Ferry stops and starts again. (Before `Geometry`, whose
+    /// fields may all be absent.)
+    Restart { restart: bool },
     Geometry {
         /// `None` while it is minimized or hidden.
         geometry: Option<WindowGeometry>,
         #[serde(default)]
         closing: bool,
     },
-    /// An update was installed: Ferry stops and starts again.
-    Restart { restart: bool },
 }
 
 fn line<T: Serialize>(message: &T) -> Option<String> {
@@ -847,6 +848,13 @@ mod tests {
                 geometry: None,
                 closing: true
             }
+        ));
+        let restart: FromWindow = serde_json::from_str(r#"{"restart": true}"#).unwrap();
+        assert!(matches!(restart, FromWindow::Restart { restart: true }));
+        let sent = line(&FromWindow::Restart { restart: true }).unwrap();
+        assert!(matches!(
+            serde_json::from_str::<FromWindow>(&sent).unwrap(),
+            FromWindow::Restart { restart: true }
         ));
         // A stray line printed by a library is neither.
         assert!(serde_json::from_str::<FromWindow>("Gtk-WARNING: something").is_err());

@@ -437,6 +437,21 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
         .filter(|path| path.contains("_dri.so") || path.contains("libLLVM"))
         .collect();
     assert!(gl.is_empty(), "hidden, yet GL is loaded: {gl:?}");
+    // ferry-app handed over to Ferry's own process (the same process id), which links no
+    // web view at all: neither WebKitGTK nor JavaScriptCore is mapped.
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{}/comm", first.0.id()))
+            .unwrap()
+            .trim(),
+        "ferry-tray",
+        "ferry-app did not hand over to ferry-tray"
+    );
+    let web: Vec<&str> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|path| path.contains("webkit2gtk") || path.contains("javascriptcoregtk"))
+        .collect();
+    assert!(web.is_empty(), "hidden, yet a web view's libraries are mapped: {web:?}");
     let environ = std::fs::read(format!("/proc/{}/environ", first.0.id())).unwrap();
     assert!(
         environ.split(|b| *b == 0).any(|kv| kv == b"GDK_GL=disable"),

@@ -15,7 +15,7 @@ export class AppStore {
   starPending = $state<Record<string, boolean>>({});
   notices = $state<Notice[]>([]);
   dismissedBanner = $state<string | null>(null);
-  /** A newer Ferry on offer (from the shell's checks at start and daily, or Check now). */
+  /** A newer Ferry on offer (from the checks the window makes as it opens and daily, or Check now). */
   update = $state<UpdateInfo | null>(null);
   /** The version whose offer the user put off ("Later"): not shown again until a newer one. */
   updateLater = $state<string | null>(null);

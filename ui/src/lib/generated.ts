@@ -339,7 +339,8 @@ group_by: GroupBy,
  */
 view: View, 
 /**
- * Look for a newer release at start and once a day. Default: on.
+ * Look for a newer release when the window opens and once a day while it is open.
+ * Default: on.
  */
 check_updates: boolean, };
 
