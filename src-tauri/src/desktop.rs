@@ -155,7 +155,8 @@ pub fn run() -> ExitCode {
     let data_dir = dirs::data_dir()
         .map(|d| d.join(IDENTIFIER))
         .unwrap_or_else(|| std::env::temp_dir().join(LAUNCHER));
-    let _log_guard = log_file.open(&data_dir.join("logs"));
+    // Dropped as the loop ends, so the last lines reach the file.
+    let mut log_guard = log_file.open(&data_dir.join("logs"));
     let config_dir = dirs::config_dir()
         .map(|d| d.join(IDENTIFIER))
         .unwrap_or_else(|| data_dir.join("config"));
@@ -198,6 +199,16 @@ pub fn run() -> ExitCode {
     tray_icon::menu::MenuEvent::set_event_handler(Some(move |e: tray_icon::menu::MenuEvent| {
         let _ = to_loop.lock().send_event(UserEvent::Menu(e.id.0));
     }));
+    // The icon's own clicks and hovers mean nothing here (its menu does it all): without a
+    // handler they would pile up in the crate's channel.
+    tray_icon::TrayIconEvent::set_event_handler(Some(|_: tray_icon::TrayIconEvent| {}));
+    // Notifications come from the app (its name and icon), not from the Finder.
+    #[cfg(target_os = "macos")]
+    if !cfg!(debug_assertions)
+        && let Err(e) = notify_rust::set_application(IDENTIFIER)
+    {
+        tracing::debug!(error = %e, "notifications will not name Ferry");
+    }
     // A second launch of the app asks this one to show its window.
     let weak = Arc::downgrade(&desktop);
     core.answer_show(move || {
@@ -239,6 +250,8 @@ pub fn run() -> ExitCode {
                 core.spawn(crate::tray::act(desktop.clone(), core.clone(), id));
             }
             Event::UserEvent(UserEvent::Exit) => *flow = ControlFlow::Exit,
+            // macOS: Ferry opened again (its icon in the Finder or the Dock) while it runs.
+            Event::Reopen { .. } => crate::window::show(&desktop),
             Event::LoopDestroyed => {
                 desktop.window().stop();
                 if let Some(runtime) = runtime.take() {
@@ -246,7 +259,12 @@ pub fn run() -> ExitCode {
                     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
                 }
                 tray.take();
-                if desktop.restart.load(Ordering::SeqCst) {
+                let restart = desktop.restart.load(Ordering::SeqCst);
+                if restart {
+                    tracing::info!("Ferry starts again");
+                }
+                log_guard.take();
+                if restart {
                     relaunch(&raw);
                 }
             }
@@ -259,12 +277,14 @@ pub fn run() -> ExitCode {
 /// (unless `hidden`) and says so. False when none runs (or `ferry up` does: then this one
 /// starts and says in its window who holds the forwards).
 async fn hand_over(store: &std::path::Path, hidden: bool) -> bool {
+    // A running Ferry answers at once; one that does not within this is not waited for.
+    const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
     let path = endpoint_path(&source_name(Some(store)));
     let Ok(Some(client)) = ControlClient::connect(&path).await else {
         return false;
     };
-    let runner = match client.hello().await {
-        Ok(runner) if runner.kind == APP_KIND => runner,
+    let runner = match tokio::time::timeout(ANSWER_WITHIN, client.hello()).await {
+        Ok(Ok(runner)) if runner.kind == APP_KIND => runner,
         _ => return false,
     };
     if hidden {
@@ -272,9 +292,12 @@ async fn hand_over(store: &std::path::Path, hidden: bool) -> bool {
         return true;
     }
     let shown = match ControlClient::connect(&path).await {
-        Ok(Some(client)) => client.show().await,
+        Ok(Some(client)) => match tokio::time::timeout(ANSWER_WITHIN, client.show()).await {
+            Ok(shown) => shown.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {ANSWER_WITHIN:?}")),
+        },
         Ok(None) => return false,
-        Err(e) => Err(e),
+        Err(e) => Err(e.to_string()),
     };
     if let Err(e) = shown {
         eprintln!("ferry-app: Ferry already runs ({runner}) but did not show its window: {e}");
@@ -282,9 +305,14 @@ async fn hand_over(store: &std::path::Path, hidden: bool) -> bool {
     true
 }
 
-/// Starts Ferry again through its launcher, with the arguments it was started with.
+/// Starts Ferry again through its launcher (the AppImage it runs from, which the update
+/// replaced), with the arguments it was started with.
 fn relaunch(args: &[OsString]) {
-    let exe = match sibling(LAUNCHER) {
+    #[cfg(target_os = "linux")]
+    let appimage = std::env::var_os("APPIMAGE").map(PathBuf::from);
+    #[cfg(not(target_os = "linux"))]
+    let appimage: Option<PathBuf> = None;
+    let exe = match appimage.map_or_else(|| sibling(LAUNCHER), Ok) {
         Ok(exe) => exe,
         Err(e) => {
             tracing::error!(error = %e, "Ferry could not start again");

@@ -487,7 +487,12 @@ async fn update_command(
 ) -> Result<Value, crate::error::AppError> {
     use crate::commands::answer;
     use crate::update::{Checked, UPDATE_EVENT, Updates};
-    let updates = app.state::<Arc<Updates>>().inner().clone();
+    let Some(updates) = app.try_state::<Arc<Updates>>().map(|u| u.inner().clone()) else {
+        return Err(crate::error::AppError::new(
+            crate::error::ErrorCode::Engine,
+            "updates are not set up",
+        ));
+    };
     match cmd.as_str() {
         // Asks the update server for a newer release now (no download): offered, current,
         // or unreachable (no error: the schedule tries again later). An offer is also sent

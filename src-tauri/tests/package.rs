@@ -136,8 +136,8 @@ fn the_linux_packages_hold_the_app_and_the_cli_and_the_app_runs_from_them() {
     let debug = scratch.join("target/debug");
     std::fs::create_dir_all(&debug).unwrap();
     std::fs::copy(APP, debug.join("ferry-app")).unwrap();
-    let keeper = debug.join("ferry-tray");
-    std::fs::copy(env!("CARGO_BIN_EXE_ferry-tray"), &keeper).unwrap();
+    // Ferry's own process: the bundler packs every binary of the package beside the app.
+    std::fs::copy(env!("CARGO_BIN_EXE_ferry-tray"), debug.join("ferry-tray")).unwrap();
     let cli_copy = debug.join("ferry");
     std::fs::copy(&cli, &cli_copy).unwrap();
     // The manual pages and completion scripts, made by the CLI as scripts/package does.
@@ -147,7 +147,6 @@ fn the_linux_packages_hold_the_app_and_the_cli_and_the_app_runs_from_them() {
     let mut files: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&cli_files).expect("scripts/cli-files prints a JSON map");
     files.insert("/usr/bin/ferry".into(), serde_json::json!(cli_copy));
-    files.insert("/usr/bin/ferry-tray".into(), serde_json::json!(keeper));
     let overrides = serde_json::json!({"bundle": {"linux": {
         "deb": {"files": files},
         "rpm": {"files": files, "compression": {"type": "none"}},

@@ -451,7 +451,10 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
         .filter_map(|l| l.split_whitespace().nth(5))
         .filter(|path| path.contains("webkit2gtk") || path.contains("javascriptcoregtk"))
         .collect();
-    assert!(web.is_empty(), "hidden, yet a web view's libraries are mapped: {web:?}");
+    assert!(
+        web.is_empty(),
+        "hidden, yet a web view's libraries are mapped: {web:?}"
+    );
     let environ = std::fs::read(format!("/proc/{}/environ", first.0.id())).unwrap();
     assert!(
         environ.split(|b| *b == 0).any(|kv| kv == b"GDK_GL=disable"),
