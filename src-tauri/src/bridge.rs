@@ -29,8 +29,26 @@ const NOTIFY_AFTER: Duration = Duration::from_secs(3);
 /// At most one "down" notification per forward in this long.
 const NOTIFY_EVERY: Duration = Duration::from_secs(30);
 
-/// The ids of the latest notifications shown, for their "Open Ferry" button.
-type Shown = Arc<parking_lot::Mutex<std::collections::VecDeque<u32>>>;
+/// The latest notifications shown, for their buttons: each one's id and the forwards its
+/// "Retry" checks again.
+type Shown = Arc<parking_lot::Mutex<std::collections::VecDeque<(u32, Vec<String>)>>>;
+
+/// A notification's text, and the forwards it says are down (its "Retry" button checks
+/// them again at once; none for a recovery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Notice {
+    text: String,
+    down: Vec<String>,
+}
+
+impl From<String> for Notice {
+    fn from(text: String) -> Notice {
+        Notice {
+            text,
+            down: Vec::new(),
+        }
+    }
+}
 
 /// How many notifications' buttons are listened for (the latest ones).
 const BUTTONS_KEPT: usize = 32;
@@ -44,7 +62,8 @@ pub fn start(desktop: Arc<Desktop>, core: &Arc<AppCore>) {
 }
 
 /// Opens the window when the user presses a notification's "Open Ferry" button (or clicks
-/// its body): the notification service says so with an `ActionInvoked` signal.
+/// its body), and checks the forwards it named again at once on "Retry": the notification
+/// service says so with an `ActionInvoked` signal.
 #[cfg(target_os = "linux")]
 async fn follow_buttons(desktop: std::sync::Weak<Desktop>, shown: Shown) {
     use futures::StreamExt as _;
@@ -62,11 +81,32 @@ async fn follow_buttons(desktop: std::sync::Weak<Desktop>, shown: Shown) {
             let Ok((id, action)) = signal.body().deserialize::<(u32, String)>() else {
                 continue;
             };
-            if matches!(action.as_str(), "open" | "default")
-                && shown.lock().contains(&id)
-                && let Some(desktop) = desktop.upgrade()
-            {
-                crate::window::show(&desktop);
+            let Some(down) = shown
+                .lock()
+                .iter()
+                .find(|(shown, _)| *shown == id)
+                .map(|(_, down)| down.clone())
+            else {
+                continue;
+            };
+            let Some(desktop) = desktop.upgrade() else {
+                break;
+            };
+            match action.as_str() {
+                "open" | "default" => crate::window::show(&desktop),
+                "retry" => {
+                    for forward in down {
+                        match desktop.core().retry_forward(&forward).await {
+                            Ok(()) => {
+                                tracing::info!(forward = %forward, "checked again from a notification")
+                            }
+                            Err(e) => {
+                                tracing::warn!(forward = %forward, error = %e, "retry from a notification failed")
+                            }
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         zbus::Result::Ok(())
@@ -272,7 +312,7 @@ impl Notifier {
 
     /// The announcement due by `now` for forwards still down: one for all of them (see
     /// [`grouped`]).
-    fn due(&mut self, now: Instant) -> Vec<String> {
+    fn due(&mut self, now: Instant) -> Vec<Notice> {
         let mut out = Vec::new();
         for (name, w) in &mut self.forwards {
             let Some(since) = w.down_since else { continue };
@@ -289,7 +329,11 @@ impl Notifier {
             w.last_down_sent = Some(now);
             out.push((name.clone(), state, w.error.clone()));
         }
-        grouped(out).into_iter().collect()
+        let down = out.iter().map(|(name, _, _)| name.clone()).collect();
+        grouped(out)
+            .map(|text| Notice { text, down })
+            .into_iter()
+            .collect()
     }
 }
 
@@ -330,24 +374,24 @@ fn grouped(mut down: Vec<(String, ForwardState, Option<String>)>) -> Option<Stri
 }
 
 /// Queues a desktop notification, unless the user turned them off.
-fn notify(desktop: &std::sync::mpsc::Sender<String>, core: &AppCore, message: String) {
+fn notify(desktop: &std::sync::mpsc::Sender<Notice>, core: &AppCore, message: impl Into<Notice>) {
     if core.settings().notifications {
-        let _ = desktop.send(message);
+        let _ = desktop.send(message.into());
     }
 }
 
 /// Shows notifications one after another, in order, on a blocking thread (the D-Bus call
 /// waits for the notification service, up to its timeout when none answers). Ends when
 /// the sender is dropped. Each says it comes from Ferry, with Ferry's icon.
-fn desktop_notifier(data_dir: &std::path::Path, shown: Shown) -> std::sync::mpsc::Sender<String> {
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
+fn desktop_notifier(data_dir: &std::path::Path, shown: Shown) -> std::sync::mpsc::Sender<Notice> {
+    let (tx, rx) = std::sync::mpsc::channel::<Notice>();
     let icon = notification_icon(data_dir);
     tokio::task::spawn_blocking(move || {
-        for message in rx {
-            match show_notification(icon.as_deref(), &message) {
+        for notice in rx {
+            match show_notification(icon.as_deref(), &notice) {
                 Ok(Some(id)) => {
                     let mut shown = shown.lock();
-                    shown.push_back(id);
+                    shown.push_back((id, notice.down));
                     while shown.len() > BUTTONS_KEPT {
                         shown.pop_front();
                     }
@@ -373,16 +417,22 @@ fn notification_icon(data_dir: &std::path::Path) -> Option<std::path::PathBuf> {
 }
 
 /// On Linux, through the notification service, naming the application "Ferry" with
-/// Ferry's icon and an "Open Ferry" button (also the body's click). Returns the
-/// notification's id, for the button.
+/// Ferry's icon, an "Open Ferry" button (also the body's click) and, when forwards are
+/// down, "Retry". Returns the notification's id, for the buttons.
 #[cfg(target_os = "linux")]
-fn show_notification(icon: Option<&std::path::Path>, message: &str) -> Result<Option<u32>, String> {
+fn show_notification(
+    icon: Option<&std::path::Path>,
+    notice: &Notice,
+) -> Result<Option<u32>, String> {
     let mut n = notify_rust::Notification::new();
     n.appname("Ferry")
         .summary("Ferry")
-        .body(message)
+        .body(&notice.text)
         .action("default", "Open Ferry")
         .action("open", "Open Ferry");
+    if !notice.down.is_empty() {
+        n.action("retry", "Retry");
+    }
     if let Some(icon) = icon {
         n.icon(&icon.display().to_string());
     }
@@ -394,10 +444,10 @@ fn show_notification(icon: Option<&std::path::Path>, message: &str) -> Result<Op
 #[cfg(not(target_os = "linux"))]
 fn show_notification(
     _icon: Option<&std::path::Path>,
-    message: &str,
+    notice: &Notice,
 ) -> Result<Option<u32>, String> {
     let mut n = notify_rust::Notification::new();
-    n.summary("Ferry").body(message);
+    n.summary("Ferry").body(&notice.text);
     #[cfg(target_os = "windows")]
     if !cfg!(debug_assertions) {
         n.app_id(crate::desktop::IDENTIFIER);
@@ -443,6 +493,10 @@ mod tests {
 
     const DOWN: ForwardState = ForwardState::Reconnecting;
 
+    fn texts(notices: Vec<Notice>) -> Vec<String> {
+        notices.into_iter().map(|n| n.text).collect()
+    }
+
     #[test]
     fn quick_healing_is_quiet() {
         let mut n = Notifier::default();
@@ -475,7 +529,7 @@ mod tests {
             Some("probe failed"),
         );
         assert_eq!(
-            n.due(t0 + NOTIFY_AFTER),
+            texts(n.due(t0 + NOTIFY_AFTER)),
             vec!["db is degraded: probe failed".to_string()]
         );
         assert!(n.due(t0 + NOTIFY_AFTER * 2).is_empty(), "announced once");
@@ -497,7 +551,7 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         n.state(at(0), "web", ForwardState::Active, None);
         n.state(at(0), "web", DOWN, None);
-        assert_eq!(n.due(at(5)), vec!["web is reconnecting".to_string()]);
+        assert_eq!(texts(n.due(at(5))), vec!["web is reconnecting".to_string()]);
         assert!(n.state(at(6), "web", ForwardState::Active, None).is_some());
         // Down again 10 s later, for long: not announced within 30 s of the last one.
         n.state(at(10), "web", DOWN, None);
@@ -528,7 +582,7 @@ mod tests {
             Some("connection refused"),
         );
         assert_eq!(
-            n.due(t0 + NOTIFY_AFTER),
+            texts(n.due(t0 + NOTIFY_AFTER)),
             vec!["solo is degraded: connection refused".to_string()]
         );
     }
@@ -541,9 +595,23 @@ mod tests {
             n.state(t0, name, ForwardState::Active, None);
             n.state(t0, name, DOWN, Some("cluster unreachable"));
         }
+        let due = n.due(t0 + NOTIFY_AFTER);
         assert_eq!(
-            n.due(t0 + NOTIFY_AFTER),
+            texts(due.clone()),
             vec!["3 forwards are down: cluster unreachable (db, echo, web)".to_string()]
+        );
+        // Its "Retry" checks the three of them again.
+        let mut down = due[0].down.clone();
+        down.sort();
+        assert_eq!(down, ["db", "echo", "web"]);
+        // A recovery names none: it has no "Retry".
+        assert_eq!(
+            n.state(t0, "db", ForwardState::Active, None)
+                .map(Notice::from),
+            Some(Notice {
+                text: "db is back up".into(),
+                down: vec![]
+            })
         );
         for name in ["a", "b"] {
             n.state(t0, name, ForwardState::Active, None);
@@ -551,7 +619,7 @@ mod tests {
         n.state(t0, "a", ForwardState::Degraded, Some("connection refused"));
         n.state(t0, "b", DOWN, Some("no ready pod"));
         assert_eq!(
-            n.due(t0 + NOTIFY_AFTER),
+            texts(n.due(t0 + NOTIFY_AFTER)),
             vec![
                 "2 forwards are down. a is degraded: connection refused; b is reconnecting: no ready pod"
                     .to_string()

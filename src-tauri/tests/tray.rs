@@ -476,11 +476,33 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
         ],
     );
     // From "Ferry" (not the binary's name), with Ferry's icon, saying why.
-    expect_notification(
+    let (down, buttons) = expect_notification(
         &shown,
         "[Ferry, png] Ferry: solo is degraded: ",
         Duration::from_secs(20),
     );
+    // Its "Retry" checks solo again at once (pressed again while Ferry has not heard it:
+    // the notification's id may reach Ferry a moment after its text reached this test).
+    assert!(
+        buttons.iter().any(|k| k == "retry"),
+        "no Retry button: {buttons:?}"
+    );
+    let mut pressed = Instant::now() - Duration::from_secs(1);
+    wait_until("Retry checks solo again", Duration::from_secs(20), || {
+        if pressed.elapsed() >= Duration::from_secs(1) {
+            service
+                .emit_signal(
+                    None::<()>,
+                    "/org/freedesktop/Notifications",
+                    "org.freedesktop.Notifications",
+                    "ActionInvoked",
+                    &(down, "retry"),
+                )
+                .expect("the signal is sent");
+            pressed = Instant::now();
+        }
+        logged(dir, "forward=solo", "checked again from a notification")
+    });
     kubectl(
         &kubeconfig,
         &[
