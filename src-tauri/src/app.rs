@@ -387,6 +387,12 @@ impl AppCore {
         &self.stop
     }
 
+    /// Whether this process serves the store's control endpoint (false: another process
+    /// held it as this one started).
+    pub fn serves_control(&self) -> bool {
+        self.control.lock().is_some()
+    }
+
     /// Answers the control endpoint's `show` (a second launch of the app) with `show`.
     /// False when the endpoint is not served (another process holds it).
     pub fn answer_show(&self, show: impl Fn() + Send + Sync + 'static) -> bool {

@@ -161,8 +161,8 @@ pub fn run() -> ExitCode {
         .map(|d| d.join(IDENTIFIER))
         .unwrap_or_else(|| data_dir.join("config"));
 
-    let store = args.store.clone().unwrap_or_else(Store::default_path);
-    if runtime.block_on(hand_over(Store::new(store).path(), args.hidden)) {
+    let store = Store::new(args.store.clone().unwrap_or_else(Store::default_path));
+    if runtime.block_on(hand_over(store.path(), args.hidden)) {
         return ExitCode::SUCCESS;
     }
     let options = AppOptions {
@@ -179,6 +179,11 @@ pub fn run() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Two launches at once: the other one took the endpoint first. Hand over to it.
+    if !core.serves_control() && runtime.block_on(hand_over(store.path(), args.hidden)) {
+        runtime.block_on(core.shutdown());
+        return ExitCode::SUCCESS;
+    }
 
     #[allow(unused_mut)]
     let mut event_loop = EventLoopBuilder::<UserEvent>::with_user_event().build();

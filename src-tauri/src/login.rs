@@ -41,10 +41,16 @@ pub fn set(on: bool) -> Result<(), AppError> {
     {
         return Err(failed(&format!("{}: {e}", dir.display())));
     }
+    // Windows runs the registry value as a command line: a path with a space (a user
+    // name) must be quoted there.
+    #[cfg(windows)]
+    let path = format!("\"{}\"", exe.display());
+    #[cfg(not(windows))]
+    let path = exe.to_string_lossy().into_owned();
     let mut builder = auto_launch::AutoLaunchBuilder::new();
     builder
         .set_app_name(NAME)
-        .set_app_path(&exe.to_string_lossy())
+        .set_app_path(&path)
         .set_args(ARGS);
     #[cfg(target_os = "macos")]
     builder.set_use_launch_agent(true);
