@@ -420,6 +420,8 @@ struct Parent {
     out: std::sync::mpsc::SyncSender<String>,
     /// The `check_updates` preference, as the last state Ferry sent says.
     check_updates: std::sync::atomic::AtomicBool,
+    /// The updater's commands running here; ended as the window's process exits.
+    updating: Mutex<Vec<tauri::async_runtime::JoinHandle<()>>>,
 }
 
 /// Ferry's process does not take the window's lines (it stopped reading, or fell far
@@ -557,8 +559,10 @@ pub fn run_window() -> ExitCode {
         next: AtomicU64::new(1),
         out,
         check_updates: std::sync::atomic::AtomicBool::new(setup.check_updates),
+        updating: Mutex::default(),
     });
     let calls = parent.clone();
+    let ending = parent.clone();
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_updater::Builder::new().build())
@@ -572,12 +576,15 @@ pub fn run_window() -> ExitCode {
                 let app = invoke.message.webview().app_handle().clone();
                 let parent = calls.clone();
                 let resolver = invoke.resolver;
-                tauri::async_runtime::spawn(async move {
+                let task = tauri::async_runtime::spawn(async move {
                     match update_command(app, parent, cmd, args).await {
                         Ok(ok) => resolver.resolve(ok),
                         Err(e) => resolver.reject(e),
                     }
                 });
+                let mut updating = calls.updating.lock();
+                updating.retain(|t| !t.inner().is_finished());
+                updating.push(task);
             } else {
                 calls.call(cmd, args, Waiting::Page(Box::new(invoke.resolver)));
             }
@@ -637,11 +644,14 @@ pub fn run_window() -> ExitCode {
         .build(crate::context());
     match result {
         Ok(app) => {
-            app.run(|app, event| {
-                if let tauri::RunEvent::Exit = event
-                    && let Some(updates) = app.try_state::<Arc<crate::update::Updates>>()
-                {
-                    updates.stop();
+            app.run(move |app, event| {
+                if let tauri::RunEvent::Exit = event {
+                    if let Some(updates) = app.try_state::<Arc<crate::update::Updates>>() {
+                        updates.stop();
+                    }
+                    for task in ending.updating.lock().drain(..) {
+                        task.abort();
+                    }
                 }
             });
             ExitCode::SUCCESS
