@@ -43,6 +43,27 @@ pub fn sibling(name: &str) -> std::io::Result<PathBuf> {
     Ok(exe.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX)))
 }
 
+/// What starts Ferry: the AppImage it runs from, else `ferry-app` beside this binary.
+pub(crate) fn launcher() -> std::io::Result<PathBuf> {
+    #[cfg(target_os = "linux")]
+    if let Some(appimage) = std::env::var_os("APPIMAGE") {
+        return Ok(PathBuf::from(appimage));
+    }
+    sibling(LAUNCHER)
+}
+
+/// Runs `command` instead of this process: in its place on Unix (the same process id;
+/// returns only when it could not), as a new process elsewhere (the caller then ends).
+pub(crate) fn start_instead(mut command: std::process::Command) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt as _;
+        Err(command.exec())
+    }
+    #[cfg(not(unix))]
+    command.spawn().map(drop)
+}
+
 /// What other threads ask of the event loop's.
 #[derive(Debug)]
 pub enum UserEvent {
@@ -313,27 +334,12 @@ async fn hand_over(store: &std::path::Path, hidden: bool) -> bool {
 /// Starts Ferry again through its launcher (the AppImage it runs from, which the update
 /// replaced), with the arguments it was started with.
 fn relaunch(args: &[OsString]) {
-    #[cfg(target_os = "linux")]
-    let appimage = std::env::var_os("APPIMAGE").map(PathBuf::from);
-    #[cfg(not(target_os = "linux"))]
-    let appimage: Option<PathBuf> = None;
-    let exe = match appimage.map_or_else(|| sibling(LAUNCHER), Ok) {
-        Ok(exe) => exe,
-        Err(e) => {
-            tracing::error!(error = %e, "Ferry could not start again");
-            return;
-        }
-    };
-    let mut again = std::process::Command::new(&exe);
-    again.args(args);
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt as _;
-        let e = again.exec();
-        tracing::error!(exe = %exe.display(), error = %e, "Ferry could not start again");
-    }
-    #[cfg(not(unix))]
-    if let Err(e) = again.spawn() {
-        tracing::error!(exe = %exe.display(), error = %e, "Ferry could not start again");
+    let started = launcher().and_then(|exe| {
+        let mut again = std::process::Command::new(exe);
+        again.args(args);
+        start_instead(again)
+    });
+    if let Err(e) = started {
+        tracing::error!(error = %e, "Ferry could not start again");
     }
 }

@@ -126,16 +126,8 @@ fn hand_over(args: &[std::ffi::OsString]) -> ExitCode {
     if std::env::var_os("GDK_GL").is_none() {
         keep.env("GDK_GL", "disable");
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt as _;
-        let e = keep.exec();
-        eprintln!("ferry-app: {} could not start: {e}", keeper.display());
-        ExitCode::from(1)
-    }
-    #[cfg(not(unix))]
-    match keep.spawn() {
-        Ok(_) => ExitCode::SUCCESS,
+    match desktop::start_instead(keep) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ferry-app: {} could not start: {e}", keeper.display());
             ExitCode::from(1)

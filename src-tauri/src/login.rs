@@ -2,8 +2,6 @@
 //! `~/.config/autostart/Ferry.desktop` on Linux, written by the `auto-launch` crate) that
 //! starts Ferry's launcher (`ferry-app`, or the AppImage it came in) with `--hidden`.
 
-use std::path::PathBuf;
-
 use crate::error::{AppError, ErrorCode};
 
 /// The argument the entry starts Ferry with.
@@ -11,15 +9,6 @@ pub const ARGS: &[&str] = &["--hidden"];
 
 /// The entry's name: the product's.
 const NAME: &str = "Ferry";
-
-/// What the entry starts: the AppImage Ferry runs from, else `ferry-app` beside this binary.
-fn launcher() -> std::io::Result<PathBuf> {
-    #[cfg(target_os = "linux")]
-    if let Some(appimage) = std::env::var_os("APPIMAGE") {
-        return Ok(PathBuf::from(appimage));
-    }
-    crate::desktop::sibling(crate::desktop::LAUNCHER)
-}
 
 /// Turns starting at login on or off.
 pub fn set(on: bool) -> Result<(), AppError> {
@@ -29,7 +18,7 @@ pub fn set(on: bool) -> Result<(), AppError> {
             format!("start at login could not be changed: {e}"),
         )
     };
-    let exe = launcher().map_err(|e| failed(&e))?;
+    let exe = crate::desktop::launcher().map_err(|e| failed(&e))?;
     #[cfg(target_os = "linux")]
     let entry = linux::entry();
     // The launcher creates `~/.config/autostart` but not its parents (a fresh home may

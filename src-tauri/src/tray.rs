@@ -296,17 +296,18 @@ impl Tray {
             items.insert(id, item.clone());
             item
         };
-        if !model.favourites.is_empty() {
-            menu.append(&PredefinedMenuItem::separator())?;
-            for (name, label, on) in &model.favourites {
-                menu.append(&check(
-                    &mut items,
-                    format!("{FORWARD_PREFIX}{name}"),
-                    label,
-                    *on,
-                ))?;
+        // A list of forwards (the starred ones, the others) after a separator.
+        let list = |items: &mut HashMap<String, CheckMenuItem>,
+                    forwards: &[(String, String, bool)]| {
+            if !forwards.is_empty() {
+                menu.append(&PredefinedMenuItem::separator())?;
             }
-        }
+            for (name, label, on) in forwards {
+                menu.append(&check(items, format!("{FORWARD_PREFIX}{name}"), label, *on))?;
+            }
+            Ok::<_, tray_icon::menu::Error>(())
+        };
+        list(&mut items, &model.favourites)?;
         if !model.profiles.is_empty() {
             menu.append(&PredefinedMenuItem::separator())?;
             for (name, on, members) in &model.profiles {
@@ -330,17 +331,7 @@ impl Tray {
                 menu.append(&submenu)?;
             }
         }
-        if !model.forwards.is_empty() {
-            menu.append(&PredefinedMenuItem::separator())?;
-            for (name, label, on) in &model.forwards {
-                menu.append(&check(
-                    &mut items,
-                    format!("{FORWARD_PREFIX}{name}"),
-                    label,
-                    *on,
-                ))?;
-            }
-        }
+        list(&mut items, &model.forwards)?;
         menu.append(&PredefinedMenuItem::separator())?;
         for (id, text) in [
             ("start-all", "Start all"),

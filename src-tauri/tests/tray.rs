@@ -250,6 +250,32 @@ fn launch_again(dir: &Path, desktop: &Desktop, bus: &Bus) {
     );
 }
 
+/// Presses a notification's button (the service says it was pressed: `ActionInvoked`
+/// with the notification's id and the button's key) every second until `done`.
+fn press_until(
+    service: &zbus::blocking::Connection,
+    button: (u32, &str),
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) {
+    let mut pressed = Instant::now() - Duration::from_secs(1);
+    wait_until(what, Duration::from_secs(20), || {
+        if pressed.elapsed() >= Duration::from_secs(1) {
+            service
+                .emit_signal(
+                    None::<()>,
+                    "/org/freedesktop/Notifications",
+                    "org.freedesktop.Notifications",
+                    "ActionInvoked",
+                    &button,
+                )
+                .expect("the signal is sent");
+            pressed = Instant::now();
+        }
+        done()
+    });
+}
+
 /// Asks the window to close as a window manager does (`WM_DELETE_WINDOW`), through
 /// python-xlib (`scripts/setup` installs it).
 fn close_window(desktop: &Desktop) {
@@ -487,20 +513,7 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
         buttons.iter().any(|k| k == "retry"),
         "no Retry button: {buttons:?}"
     );
-    let mut pressed = Instant::now() - Duration::from_secs(1);
-    wait_until("Retry checks solo again", Duration::from_secs(20), || {
-        if pressed.elapsed() >= Duration::from_secs(1) {
-            service
-                .emit_signal(
-                    None::<()>,
-                    "/org/freedesktop/Notifications",
-                    "org.freedesktop.Notifications",
-                    "ActionInvoked",
-                    &(down, "retry"),
-                )
-                .expect("the signal is sent");
-            pressed = Instant::now();
-        }
+    press_until(&service, (down, "retry"), "Retry checks solo again", || {
         logged(dir, "forward=solo", "checked again from a notification")
     });
     kubectl(
@@ -528,28 +541,11 @@ fn the_app_in_the_tray_starts_at_login_notifies_and_stays_single() {
     // Pressed as a person would, after the notification shows: the service's answer
     // (its id) reaches Ferry a moment after the text reached this test, so a press in that
     // instant is not Ferry's yet; press again while no window has opened.
-    let press = || {
-        service
-            .emit_signal(
-                None::<()>,
-                "/org/freedesktop/Notifications",
-                "org.freedesktop.Notifications",
-                "ActionInvoked",
-                &(back_up, "open"),
-            )
-            .expect("the signal is sent");
-    };
-    let mut pressed = Instant::now() - Duration::from_secs(1);
-    wait_until(
+    press_until(
+        &service,
+        (back_up, "open"),
         "the window opens from the notification",
-        Duration::from_secs(20),
-        || {
-            if pressed.elapsed() >= Duration::from_secs(1) {
-                press();
-                pressed = Instant::now();
-            }
-            visible_windows(&desktop) == 1
-        },
+        || visible_windows(&desktop) == 1,
     );
     close_window(&desktop);
     wait_until("the window closes", Duration::from_secs(15), || {
